@@ -1,0 +1,55 @@
+//! matou-core: Miou's structured concurrency for Rust, knowing no operating
+//! system.
+//!
+//! Three promises:
+//! 1. **Tasks are resources.** Every task is a child of the task that spawned
+//!    it and must be awaited or cancelled before its parent returns; a task that
+//!    returns with live children aborts the run ([`Error::StillHasChildren`]).
+//!    Background work goes through [`Orphans`].
+//! 2. **Placement is explicit.** [`spawn`] runs a task on the current worker,
+//!    [`call`] on another one, [`parallel`] one per item over the others; dom0
+//!    (the thread that called [`run`]) never receives parallel work. Tasks
+//!    never migrate.
+//! 3. **The scheduler knows no operating system.** Each worker owns one
+//!    [`EventSource`]; tasks park on a [`Syscall`] and are resumed by the
+//!    [`Signal`]s its `select` returns.
+//!
+//! ```
+//! let (a, b) = matou_core::run(async {
+//!     let a = matou_core::spawn(async { 1 + 1 });
+//!     let b = matou_core::spawn(async { "two" });
+//!     matou_core::both(a, b).await
+//! });
+//! assert_eq!((a.unwrap(), b.unwrap()), (2, "two"));
+//! ```
+//!
+//! A forgotten child is caught by the compiler's `must_use` lint first:
+//!
+//! ```compile_fail
+//! #![deny(unused_must_use)]
+//! matou_core::run(async { matou_core::spawn(async {}); });
+//! ```
+
+#![warn(missing_docs)]
+
+mod combinators;
+mod error;
+mod loom;
+mod orphans;
+mod promise;
+mod runtime;
+mod seam;
+mod spawn;
+pub mod sync;
+mod syscall;
+mod task;
+
+pub use combinators::{await_all, await_first, await_one, both};
+pub use error::{Error, PanicPayload};
+pub use orphans::{Care, Orphans};
+pub use promise::{Cancel, Promise};
+pub use runtime::{current_worker, live_tasks, run, worker_count, Builder, WorkerId};
+pub use seam::{EventSource, Interrupt, ParkingEventSource, Signal, Uid};
+pub use spawn::{call, parallel, spawn, yield_now, YieldNow};
+pub use syscall::{suspend, syscall, Suspend, Syscall};
+pub use task::TaskId;

@@ -1,0 +1,227 @@
+//! Running: the [`Builder`], [`run`], the workers' threads, and shutdown.
+//!
+//! `run` turns the calling thread into dom0 (worker 0), starts the extra
+//! workers, runs the main future as the root task on dom0, and returns its
+//! value. Invariants:
+//! - every worker has installed its event source (and so its interrupter)
+//!   before the main future is first polled, so a remote message can always
+//!   interrupt its target;
+//! - `run` returns only after every worker thread has been joined; nothing of
+//!   the run outlives it;
+//! - a run aborted by `StillHasChildren` drops every remaining task, on its own
+//!   worker, before `run` reports the error.
+
+pub(crate) mod context;
+pub(crate) mod inbox;
+pub(crate) mod shared;
+pub(crate) mod worker;
+
+pub(crate) use shared::{enqueue, Shared};
+
+use crate::error::Error;
+use crate::seam::{EventSource, ParkingEventSource};
+use crate::task::cell::{ResultSlot, Runnable, TaskCell};
+use crate::task::header::Header;
+use std::future::Future;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe, Location};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Barrier};
+use worker::Worker;
+
+type Factory = Arc<dyn Fn(WorkerId) -> Box<dyn EventSource> + Send + Sync>;
+
+/// Which worker a task runs on. Worker 0 is dom0, the thread that called `run`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct WorkerId(usize);
+
+impl WorkerId {
+    /// 0 for dom0, then 1, 2, ... for the extra workers.
+    pub fn index(self) -> usize {
+        self.0
+    }
+
+    /// Whether this is dom0, which never receives parallel work from others.
+    pub fn is_dom0(self) -> bool {
+        self.0 == 0
+    }
+}
+
+/// Configures a run: how many extra workers, and each worker's event source.
+pub struct Builder {
+    extra_workers: Option<usize>,
+    factory: Option<Factory>,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for Builder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Builder").field("extra_workers", &self.extra_workers).finish_non_exhaustive()
+    }
+}
+
+impl Builder {
+    /// Defaults: one extra worker per available core beyond the first, and the
+    /// [`ParkingEventSource`] (no syscalls, sleeps until interrupted).
+    pub fn new() -> Self {
+        Builder { extra_workers: None, factory: None }
+    }
+
+    /// Workers besides dom0 (0 is allowed: everything then runs on dom0 and
+    /// `call` reports [`Error::NoDomainAvailable`]).
+    pub fn extra_workers(mut self, n: usize) -> Self {
+        self.extra_workers = Some(n);
+        self
+    }
+
+    /// The event source of each worker, built by `factory` on that worker's
+    /// own thread when the run starts.
+    pub fn event_source<E>(mut self, factory: E) -> Self
+    where
+        E: Fn(WorkerId) -> Box<dyn EventSource> + Send + Sync + 'static,
+    {
+        self.factory = Some(Arc::new(factory));
+        self
+    }
+
+    /// Runs `future` to completion on this thread with the configured workers
+    /// and returns its value.
+    ///
+    /// # Panics
+    /// Re-raises the main future's panic; panics with the error when the run
+    /// aborts (e.g. [`Error::StillHasChildren`]).
+    #[track_caller]
+    pub fn run<F: Future + 'static>(self, future: F) -> F::Output {
+        match self.try_run(future) {
+            Ok(v) => v,
+            Err(Error::Panicked(p)) => resume_unwind(p.into_inner()),
+            Err(e) => panic!("matou: run aborted: {e}"),
+        }
+    }
+
+    /// Like [`Builder::run`], with the failure as a value.
+    ///
+    /// # Errors
+    /// [`Error::Panicked`] when the main future panicked,
+    /// [`Error::StillHasChildren`] when some task forgot a child.
+    #[track_caller]
+    pub fn try_run<F: Future + 'static>(self, future: F) -> Result<F::Output, Error> {
+        let at = Location::caller();
+        assert!(!context::is_installed(), "matou::run called from inside a matou worker");
+        let extra = self.extra_workers.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, |n| n.get()).saturating_sub(1)
+        });
+        let factory: Factory = self
+            .factory
+            .unwrap_or_else(|| Arc::new(|_| Box::new(ParkingEventSource::new()) as Box<dyn EventSource>));
+        let shared = Arc::new(Shared::new(extra + 1));
+        let ready = Arc::new(Barrier::new(extra + 1));
+
+        let threads: Vec<_> = (1..=extra)
+            .map(|index| {
+                let (shared, factory, ready) = (shared.clone(), factory.clone(), ready.clone());
+                std::thread::Builder::new()
+                    .name(format!("matou-worker-{index}"))
+                    .spawn(move || worker_thread(shared, index, factory, ready))
+                    .expect("matou: could not start a worker thread")
+            })
+            .collect();
+
+        let result = Arc::new(ResultSlot::new());
+        let events = catch_unwind(AssertUnwindSafe(|| factory(WorkerId(0))));
+        let dom0 = events.map(|events| Rc::new(Worker::new(shared.clone(), 0, events)));
+        ready.wait();
+        if let Ok(dom0) = &dom0 {
+            context::install(dom0.clone());
+            if !shared.is_shutdown() {
+                let root = Arc::new(Header::new(shared.clone(), 0, None, at, None));
+                let body: Pin<Box<dyn Runnable>> = Box::pin(TaskCell::new(future, result.clone()));
+                shared.live.fetch_add(1, Ordering::AcqRel);
+                dom0.insert_task(root.clone(), body);
+                dom0.run(Some(&root));
+            }
+        }
+        shared.begin_shutdown();
+        if let Ok(dom0) = &dom0 {
+            dom0.clean_up();
+            dom0.finalize();
+            context::uninstall();
+        }
+        let mut worker_panic = None;
+        for t in threads {
+            if let Err(p) = t.join() {
+                worker_panic.get_or_insert(p);
+            }
+        }
+        if let Err(p) = dom0 {
+            resume_unwind(p);
+        }
+        if let Some(p) = worker_panic {
+            resume_unwind(p);
+        }
+        debug_assert_eq!(shared.live.load(Ordering::Acquire), 0, "tasks outlived their run");
+        if let Some(err) = shared.take_abort() {
+            return Err(err);
+        }
+        result.take().unwrap_or(Err(Error::Cancelled))
+    }
+}
+
+fn worker_thread(shared: Arc<Shared>, index: usize, factory: Factory, ready: Arc<Barrier>) {
+    let events = catch_unwind(AssertUnwindSafe(|| factory(WorkerId(index))));
+    let worker = match events {
+        Ok(events) => Rc::new(Worker::new(shared.clone(), index, events)),
+        Err(p) => {
+            shared.abort(Error::Panicked(crate::error::PanicPayload::new(p)));
+            ready.wait();
+            return;
+        }
+    };
+    ready.wait();
+    context::install(worker.clone());
+    worker.run(None);
+    worker.clean_up();
+    worker.finalize();
+    context::uninstall();
+}
+
+/// Runs `future` with the default [`Builder`] and returns its value.
+///
+/// # Panics
+/// See [`Builder::run`].
+#[track_caller]
+pub fn run<F: Future + 'static>(future: F) -> F::Output {
+    Builder::new().run(future)
+}
+
+/// The worker the calling task runs on.
+///
+/// # Panics
+/// Outside a matou worker.
+pub fn current_worker() -> WorkerId {
+    context::with_worker(|w| WorkerId(w.index)).expect("matou::current_worker called outside a matou worker")
+}
+
+/// How many workers this run has, dom0 included.
+///
+/// # Panics
+/// Outside a matou worker.
+pub fn worker_count() -> usize {
+    context::with_worker(|w| w.shared.workers.len()).expect("matou::worker_count called outside a matou worker")
+}
+
+/// How many tasks of this run are alive (spawned and not yet terminated),
+/// the main task included.
+///
+/// # Panics
+/// Outside a matou worker.
+pub fn live_tasks() -> usize {
+    context::with_worker(|w| w.shared.live.load(Ordering::Acquire))
+        .expect("matou::live_tasks called outside a matou worker")
+}

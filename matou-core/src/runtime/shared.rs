@@ -1,0 +1,141 @@
+//! What all the workers of one run share: their inboxes and interrupters, the
+//! run's shutdown and abort flags, the live-task count, and the placement
+//! counter for `call`.
+//!
+//! Invariants:
+//! - `workers[0]` is dom0; [`Shared::pick_worker`] never returns 0, nor the
+//!   caller's own index.
+//! - `live` counts tasks from their spawn to their termination (or their drop
+//!   during an aborted run's clean-up); it is back to 0 when `run` returns.
+//! - The first abort error wins; an abort also begins the shutdown.
+
+use super::inbox::{Inbox, Pushed};
+use crate::error::Error;
+use crate::loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use crate::loom::sync::{Arc, Mutex};
+use crate::seam::Interrupt;
+use crate::task::cell::Runnable;
+use crate::task::header::Header;
+use std::pin::Pin;
+use std::sync::OnceLock;
+
+/// A message for a worker from another thread.
+pub(crate) enum Remote {
+    /// Run this new task here; the closure builds its body on this thread.
+    Spawn(Arc<Header>, Box<dyn FnOnce() -> Pin<Box<dyn Runnable>> + Send>),
+    /// This task of yours was woken (its `NOTIFIED` bit is already set).
+    Wake(Arc<Header>),
+}
+
+pub(crate) struct WorkerHandle {
+    pub(crate) inbox: Inbox<Remote>,
+    pub(crate) interrupter: OnceLock<Arc<dyn Interrupt>>,
+}
+
+pub(crate) struct Shared {
+    pub(crate) workers: Box<[WorkerHandle]>,
+    shutdown: AtomicBool,
+    abort: Mutex<Option<Error>>,
+    pub(crate) live: AtomicUsize,
+    next_call: AtomicUsize,
+}
+
+impl Shared {
+    pub(crate) fn new(workers: usize) -> Shared {
+        Shared {
+            workers: (0..workers)
+                .map(|_| WorkerHandle { inbox: Inbox::new(), interrupter: OnceLock::new() })
+                .collect(),
+            shutdown: AtomicBool::new(false),
+            abort: Mutex::new(None),
+            live: AtomicUsize::new(0),
+            next_call: AtomicUsize::new(0),
+        }
+    }
+
+    pub(crate) fn is_shutdown(&self) -> bool {
+        self.shutdown.load(Ordering::Acquire)
+    }
+
+    /// Stops every worker: they leave their loops at the next iteration, and
+    /// the ones blocked in `select` are interrupted.
+    pub(crate) fn begin_shutdown(&self) {
+        self.shutdown.store(true, Ordering::SeqCst);
+        for w in self.workers.iter() {
+            if let Some(i) = w.interrupter.get() {
+                i.interrupt();
+            }
+        }
+    }
+
+    /// Aborts the run with `err` (the first error wins).
+    pub(crate) fn abort(&self, err: Error) {
+        {
+            let mut slot = self.abort.lock().unwrap_or_else(|e| e.into_inner());
+            if slot.is_none() {
+                *slot = Some(err);
+            }
+        }
+        self.begin_shutdown();
+    }
+
+    pub(crate) fn take_abort(&self) -> Option<Error> {
+        self.abort.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
+    /// Hands `msg` to worker `index`, interrupting it if it may be asleep.
+    pub(crate) fn push_remote(&self, index: usize, msg: Remote) {
+        let handle = &self.workers[index];
+        match handle.inbox.push(msg) {
+            Pushed::Queued => {}
+            Pushed::QueuedInterrupt => {
+                if let Some(i) = handle.interrupter.get() {
+                    i.interrupt();
+                }
+            }
+            Pushed::Closed(msg) => self.discard(msg),
+        }
+    }
+
+    /// Drops a message that no worker will ever process.
+    pub(crate) fn discard(&self, msg: Remote) {
+        if let Remote::Spawn(header, _) = &msg {
+            header.state.terminate();
+            self.live.fetch_sub(1, Ordering::AcqRel);
+        }
+        drop(msg);
+    }
+
+    /// The workers that may receive parallel work from worker `caller`:
+    /// neither dom0 nor the caller itself.
+    pub(crate) fn eligible(&self, caller: usize) -> Vec<usize> {
+        (1..self.workers.len()).filter(|&i| i != caller).collect()
+    }
+
+    /// Round-robin choice among [`Shared::eligible`] workers.
+    pub(crate) fn pick_worker(&self, caller: usize) -> Result<usize, Error> {
+        let n = self.workers.len();
+        let count = (1..n).filter(|&i| i != caller).count();
+        if count == 0 {
+            return Err(Error::NoDomainAvailable);
+        }
+        let k = self.next_call.fetch_add(1, Ordering::Relaxed) % count;
+        // The k-th index in 1..n, skipping `caller`.
+        let mut index = 1 + k;
+        if caller >= 1 && index >= caller {
+            index += 1;
+        }
+        Ok(index)
+    }
+}
+
+/// Puts a woken task on its worker's queue: the local queue when the caller is
+/// that worker's thread, else the worker's inbox.
+pub(crate) fn enqueue(header: Arc<Header>) {
+    let mut header = Some(header);
+    super::context::with_worker(|w| w.enqueue_if_local(&mut header));
+    let Some(header) = header else { return };
+    let shared = header.shared.clone();
+    let index = header.worker;
+    shared.push_remote(index, Remote::Wake(header));
+}

@@ -1,0 +1,387 @@
+//! One worker: its run queue, its table of task slots, its parked syscalls, its
+//! event source, and the loop that drives them.
+//!
+//! Everything here is touched by the worker's own thread only (hence `RefCell`
+//! and `Cell`); other threads reach a worker through its inbox
+//! ([`super::inbox`]). No `RefCell` borrow is ever held across a call into
+//! user code (polling a future, dropping one, `select`), because user code
+//! re-enters the worker (spawn, wake, syscall).
+//!
+//! The life of a task on its worker:
+//!
+//! ```text
+//!  dequeued ─┬─ CANCEL bit or already cancelling ─> advance_cancel:
+//!            │      first time: request cancel of every live child;
+//!            │      once every child has TERMINATED: drop the body, terminate
+//!            └─ else poll the body (panics caught):
+//!                 Pending  -> body back in its slot
+//!                 Ready    -> no live child: terminate
+//!                             live children: abort the run (StillHasChildren)
+//!                 panicked -> no live child: terminate with Panicked
+//!                             live children: set CANCEL on itself, cancel them,
+//!                             and terminate once they all have (still Panicked)
+//! ```
+//!
+//! `terminate` removes the slot, sets `TERMINATED`, wakes whoever awaits the
+//! promise, wakes the parent if the parent is cancelling (it is waiting for its
+//! children), and runs the exit hook (orphans).
+
+use super::shared::{Remote, Shared};
+use crate::error::Error;
+use crate::loom::sync::atomic::Ordering;
+use crate::loom::sync::Arc;
+use crate::seam::{EventSource, Signal, Uid};
+use crate::syscall::Syscalls;
+use crate::task::cell::Runnable;
+use crate::task::header::Header;
+use crate::task::TaskId;
+use slab::Slab;
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+
+/// How many tasks a busy worker runs between two non-blocking `select`s, so
+/// I/O is never starved by runnable tasks (tokio uses the same number).
+const EVENT_INTERVAL: u32 = 61;
+
+/// The task a worker is polling right now.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Current {
+    pub(crate) key: usize,
+    pub(crate) id: TaskId,
+}
+
+/// A task as its worker keeps it.
+pub(crate) struct Slot {
+    pub(crate) header: Arc<Header>,
+    /// `None` while being polled, and once the future has returned.
+    body: Option<Pin<Box<dyn Runnable>>>,
+    waker: Waker,
+    /// Children neither awaited nor cancelled yet.
+    pub(crate) children: Slab<Arc<Header>>,
+    cancelling: bool,
+}
+
+pub(crate) struct Worker {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) index: usize,
+    run_queue: RefCell<VecDeque<Arc<Header>>>,
+    pub(crate) tasks: RefCell<Slab<Slot>>,
+    current: Cell<Option<Current>>,
+    pub(crate) syscalls: RefCell<Syscalls>,
+    events: RefCell<Box<dyn EventSource>>,
+    signals: RefCell<Vec<Signal>>,
+    cancelled: RefCell<Vec<Uid>>,
+    remote: RefCell<Vec<Remote>>,
+}
+
+impl Worker {
+    pub(crate) fn new(shared: Arc<Shared>, index: usize, events: Box<dyn EventSource>) -> Worker {
+        let interrupter = events.interrupter();
+        // A worker is created once per index per run.
+        let _ = shared.workers[index].interrupter.set(interrupter);
+        Worker {
+            shared,
+            index,
+            run_queue: RefCell::new(VecDeque::with_capacity(256)),
+            tasks: RefCell::new(Slab::with_capacity(256)),
+            current: Cell::new(None),
+            syscalls: RefCell::new(Syscalls::default()),
+            events: RefCell::new(events),
+            signals: RefCell::new(Vec::new()),
+            cancelled: RefCell::new(Vec::new()),
+            remote: RefCell::new(Vec::new()),
+        }
+    }
+
+    pub(crate) fn current(&self) -> Option<Current> {
+        self.current.get()
+    }
+
+    /// Pushes `header` on the local queue if this worker owns it.
+    pub(crate) fn enqueue_if_local(&self, header: &mut Option<Arc<Header>>) {
+        if let Some(h) = header {
+            if h.worker == self.index && Arc::ptr_eq(&h.shared, &self.shared) {
+                self.run_queue.borrow_mut().push_back(header.take().expect("checked"));
+            }
+        }
+    }
+
+    /// Inserts a task body in the table and queues it. The header must be
+    /// fresh (born `NOTIFIED`) and owned by this worker.
+    pub(crate) fn insert_task(&self, header: Arc<Header>, body: Pin<Box<dyn Runnable>>) {
+        let waker = Waker::from(header.clone());
+        let key = self.tasks.borrow_mut().insert(Slot {
+            header: header.clone(),
+            body: Some(body),
+            waker,
+            children: Slab::new(),
+            cancelling: false,
+        });
+        header.slot.store(key, Ordering::Relaxed);
+        self.run_queue.borrow_mut().push_back(header);
+    }
+
+    /// Records `child` in the current task's children table; returns its key.
+    pub(crate) fn add_child(&self, parent: Current, child: Arc<Header>) -> usize {
+        self.tasks.borrow_mut()[parent.key].children.insert(child)
+    }
+
+    /// Forgets a child of the current task (it was awaited or cancelled).
+    pub(crate) fn remove_child(&self, parent: Current, child_key: usize) {
+        if let Some(slot) = self.tasks.borrow_mut().get_mut(parent.key) {
+            slot.children.try_remove(child_key);
+        }
+    }
+
+    pub(crate) fn header_of(&self, task: Current) -> Arc<Header> {
+        self.tasks.borrow()[task.key].header.clone()
+    }
+
+    pub(crate) fn waker_of(&self, task: Current) -> Waker {
+        self.tasks.borrow()[task.key].waker.clone()
+    }
+
+    /// The worker loop. dom0 passes the root task and leaves when it has
+    /// terminated; the other workers leave at shutdown.
+    pub(crate) fn run(&self, root: Option<&Arc<Header>>) {
+        let mut ticks = 0u32;
+        loop {
+            if self.shared.is_shutdown() {
+                return;
+            }
+            if root.is_some_and(|r| r.state.is_terminated()) {
+                return;
+            }
+            self.drain_inbox();
+            let next = self.run_queue.borrow_mut().pop_front();
+            match next {
+                Some(header) => {
+                    self.run_task(header);
+                    ticks += 1;
+                    if ticks >= EVENT_INTERVAL {
+                        ticks = 0;
+                        if self.has_syscalls() {
+                            self.select(false);
+                        }
+                    }
+                }
+                None => {
+                    ticks = 0;
+                    self.idle();
+                }
+            }
+        }
+    }
+
+    fn has_syscalls(&self) -> bool {
+        !self.syscalls.borrow().is_empty() || !self.cancelled.borrow().is_empty()
+    }
+
+    fn drain_inbox(&self) {
+        let inbox = &self.shared.workers[self.index].inbox;
+        if !inbox.has_pending() {
+            return;
+        }
+        let mut batch = std::mem::take(&mut *self.remote.borrow_mut());
+        inbox.drain(&mut batch);
+        for msg in batch.drain(..) {
+            match msg {
+                Remote::Wake(header) => self.run_queue.borrow_mut().push_back(header),
+                Remote::Spawn(header, make) => {
+                    // Building the body runs user code (the `call` closure is
+                    // only run at the first poll, inside the task), so this
+                    // cannot panic on the user's behalf.
+                    let body = make();
+                    self.insert_task(header, body);
+                }
+            }
+        }
+        *self.remote.borrow_mut() = batch;
+    }
+
+    /// Nothing to run: sleep in the event source until an event or an interrupt.
+    fn idle(&self) {
+        let inbox = &self.shared.workers[self.index].inbox;
+        if !inbox.prepare_sleep() {
+            return;
+        }
+        if !self.shared.is_shutdown() {
+            self.select(true);
+        }
+        inbox.finish_sleep();
+    }
+
+    fn select(&self, block: bool) {
+        let cancelled = std::mem::take(&mut *self.cancelled.borrow_mut());
+        let mut signals = std::mem::take(&mut *self.signals.borrow_mut());
+        self.events.borrow_mut().select(block, &cancelled, &mut signals);
+        for signal in signals.drain(..) {
+            let waker = self.syscalls.borrow_mut().signal(signal.uid());
+            if let Some(w) = waker {
+                w.wake();
+            }
+        }
+        *self.signals.borrow_mut() = signals;
+        let mut cancelled = cancelled;
+        cancelled.clear();
+        let mut slot = self.cancelled.borrow_mut();
+        if slot.is_empty() {
+            *slot = cancelled;
+        }
+    }
+
+    /// A syscall of this worker will never be resumed: tell the event source.
+    pub(crate) fn syscall_cancelled(&self, uid: Uid) {
+        self.cancelled.borrow_mut().push(uid);
+    }
+
+    fn run_task(&self, header: Arc<Header>) {
+        let snapshot = header.state.take_notified();
+        let key = header.slot();
+        let (mut body, waker) = {
+            let mut tasks = self.tasks.borrow_mut();
+            let Some(slot) = tasks.get_mut(key) else { return };
+            if !Arc::ptr_eq(&slot.header, &header) {
+                return;
+            }
+            if snapshot.cancel_requested() || slot.cancelling {
+                drop(tasks);
+                self.advance_cancel(key);
+                return;
+            }
+            let Some(body) = slot.body.take() else { return };
+            (body, slot.waker.clone())
+        };
+        let previous = self.current.replace(Some(Current { key, id: header.id }));
+        let mut cx = Context::from_waker(&waker);
+        let result = catch_unwind(AssertUnwindSafe(|| body.as_mut().poll(&mut cx)));
+        self.current.set(previous);
+        match result {
+            Ok(Poll::Pending) => {
+                self.tasks.borrow_mut()[key].body = Some(body);
+            }
+            Ok(Poll::Ready(())) => {
+                drop_quietly(body);
+                self.finished(key, false);
+            }
+            Err(payload) => {
+                body.store_panic(payload);
+                drop_quietly(body);
+                self.finished(key, true);
+            }
+        }
+    }
+
+    /// The task's future has returned (or panicked); see the module docs.
+    fn finished(&self, key: usize, panicked: bool) {
+        let mut tasks = self.tasks.borrow_mut();
+        let slot = &mut tasks[key];
+        if slot.children.is_empty() {
+            drop(tasks);
+            self.terminate(key);
+            return;
+        }
+        if !panicked {
+            let first_child = slot.children.iter().next().map(|(_, c)| c.spawned_at);
+            let err = Error::StillHasChildren {
+                task: slot.header.spawned_at,
+                children: slot.children.len(),
+                first_child: first_child.expect("children is not empty"),
+            };
+            drop(tasks);
+            self.shared.abort(err);
+            return;
+        }
+        // A failed task cancels its children; that is no violation.
+        slot.header.state.set_cancel();
+        drop(tasks);
+        self.advance_cancel(key);
+    }
+
+    /// Moves a cancelled task forward: cancel its children once, then, when
+    /// they have all terminated, drop its future and terminate it.
+    fn advance_cancel(&self, key: usize) {
+        let to_cancel: Vec<Arc<Header>> = {
+            let mut tasks = self.tasks.borrow_mut();
+            let slot = &mut tasks[key];
+            if slot.cancelling {
+                Vec::new()
+            } else {
+                slot.cancelling = true;
+                slot.children.iter().map(|(_, c)| c.clone()).collect()
+            }
+        };
+        for child in to_cancel {
+            child.request_cancel();
+        }
+        let body = {
+            let mut tasks = self.tasks.borrow_mut();
+            let slot = &mut tasks[key];
+            if !slot.children.iter().all(|(_, c)| c.state.is_terminated()) {
+                return;
+            }
+            slot.body.take()
+        };
+        if let Some(body) = body {
+            drop_quietly(body);
+        }
+        self.terminate(key);
+    }
+
+    fn terminate(&self, key: usize) {
+        let slot = self.tasks.borrow_mut().remove(key);
+        let Slot { header, children, waker, .. } = slot;
+        drop(children);
+        drop(waker);
+        self.shared.live.fetch_sub(1, Ordering::AcqRel);
+        header.state.terminate();
+        header.waiter.wake();
+        if let Some(parent) = &header.parent {
+            if parent.state.cancel_requested() {
+                parent.schedule();
+            }
+        }
+        if let Some((hook, k)) = &header.exit_hook {
+            hook.task_exited(*k, header.id);
+        }
+    }
+
+    /// Drops every task still here (an aborted run) and closes the inbox.
+    pub(crate) fn clean_up(&self) {
+        self.run_queue.borrow_mut().clear();
+        loop {
+            let slots: Vec<Slot> = self.tasks.borrow_mut().drain().collect();
+            if slots.is_empty() {
+                break;
+            }
+            for slot in slots {
+                if let Some(body) = slot.body {
+                    drop_quietly(body);
+                }
+                self.shared.live.fetch_sub(1, Ordering::AcqRel);
+                slot.header.state.terminate();
+            }
+        }
+        let mut pending = std::mem::take(&mut *self.remote.borrow_mut());
+        self.shared.workers[self.index].inbox.drain(&mut pending);
+        pending.extend(self.shared.workers[self.index].inbox.close());
+        for msg in pending {
+            self.shared.discard(msg);
+        }
+        self.run_queue.borrow_mut().clear();
+        self.syscalls.borrow_mut().clear();
+    }
+
+    pub(crate) fn finalize(&self) {
+        self.events.borrow_mut().finalize();
+    }
+}
+
+/// Drops a task body, keeping a panicking destructor from unwinding into the
+/// worker loop.
+fn drop_quietly(body: Pin<Box<dyn Runnable>>) {
+    let _ = catch_unwind(AssertUnwindSafe(move || drop(body)));
+}

@@ -1,0 +1,1 @@
+//! Synchronisation primitives that suspend tasks, not workers (placeholder: being written).

@@ -1,0 +1,159 @@
+//! Syscalls: how a task parks until its worker's event source says it may go on
+//! (Miou's `syscall`, `uid`, `suspend`, `signal`).
+//!
+//! A [`Syscall`] is created inside a task and belongs to that task on that
+//! worker (it is `!Send`). It is registered with the worker from creation, so a
+//! signal that arrives before the task reaches [`suspend`] is not lost.
+//! Invariants:
+//! - a registered uid is in exactly one worker's table, until it is signalled
+//!   and consumed by `suspend`, or dropped;
+//! - a syscall dropped unsignalled (the task was cancelled, or the `suspend`
+//!   future was dropped by a timeout) has its uid passed to the next `select`
+//!   of its worker in `cancelled`, so the event source can forget it;
+//! - a signal for an unknown uid is ignored.
+
+use crate::runtime::context;
+use crate::seam::Uid;
+use std::collections::HashMap;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll, Waker};
+
+struct Parked {
+    waker: Waker,
+    signalled: bool,
+}
+
+/// A worker's table of registered syscalls.
+#[derive(Default)]
+pub(crate) struct Syscalls {
+    parked: HashMap<u64, Parked>,
+}
+
+impl Syscalls {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.parked.is_empty()
+    }
+
+    /// Marks `uid` signalled; returns the waker to call (outside any borrow).
+    pub(crate) fn signal(&mut self, uid: Uid) -> Option<Waker> {
+        let parked = self.parked.get_mut(&uid.0)?;
+        if parked.signalled {
+            return None;
+        }
+        parked.signalled = true;
+        Some(parked.waker.clone())
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.parked.clear();
+    }
+}
+
+/// A pending interaction with the system, owned by the task that created it.
+///
+/// Hand its [`uid`](Syscall::uid) to your event source, then [`suspend`] on it.
+#[must_use = "a syscall does nothing until it is suspended on"]
+pub struct Syscall {
+    uid: Uid,
+    armed: bool,
+    // A syscall belongs to one task on one worker.
+    _not_send: PhantomData<*const ()>,
+}
+
+impl std::fmt::Debug for Syscall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Syscall").field("uid", &self.uid).finish()
+    }
+}
+
+/// Creates a syscall for the current task.
+///
+/// # Panics
+/// Outside a matou task.
+#[track_caller]
+pub fn syscall() -> Syscall {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let uid = Uid(NEXT.fetch_add(1, Ordering::Relaxed));
+    context::with_current("matou::syscall", |w, cur| {
+        let waker = w.waker_of(cur);
+        w.syscalls.borrow_mut().parked.insert(uid.0, Parked { waker, signalled: false });
+    });
+    Syscall { uid, armed: true, _not_send: PhantomData }
+}
+
+impl Syscall {
+    /// The uid that the event source must return in a [`Signal`](crate::Signal).
+    pub fn uid(&self) -> Uid {
+        self.uid
+    }
+}
+
+impl Drop for Syscall {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let uid = self.uid;
+        context::with_worker(|w| {
+            let removed = w.syscalls.borrow_mut().parked.remove(&uid.0);
+            if let Some(p) = removed {
+                if !p.signalled {
+                    w.syscall_cancelled(uid);
+                }
+            }
+        });
+    }
+}
+
+/// Parks the current task until its worker's event source returns a signal for
+/// `syscall`.
+///
+/// Dropping the returned future before it completes (cancellation, timeout)
+/// cancels the syscall: its uid reaches the next `select` in `cancelled`.
+pub fn suspend(syscall: Syscall) -> Suspend {
+    Suspend { syscall }
+}
+
+/// The future returned by [`suspend`].
+#[must_use = "futures do nothing unless awaited"]
+#[derive(Debug)]
+pub struct Suspend {
+    syscall: Syscall,
+}
+
+impl Future for Suspend {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if !self.syscall.armed {
+            return Poll::Ready(());
+        }
+        let uid = self.syscall.uid.0;
+        let ready = context::with_worker(|w| {
+            let mut syscalls = w.syscalls.borrow_mut();
+            match syscalls.parked.get_mut(&uid) {
+                Some(p) if p.signalled => {
+                    syscalls.parked.remove(&uid);
+                    true
+                }
+                Some(p) => {
+                    if !p.waker.will_wake(cx.waker()) {
+                        p.waker = cx.waker().clone();
+                    }
+                    false
+                }
+                None => true,
+            }
+        })
+        .unwrap_or(true);
+        if ready {
+            self.syscall.armed = false;
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+}

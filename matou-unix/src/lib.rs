@@ -1,0 +1,78 @@
+//! matou's Unix layer (Miou's `Miou_unix`), built on matou-core's public seam
+//! only.
+//!
+//! - [`run`] / [`builder`]: a matou run whose every worker owns an epoll
+//!   [`EpollSource`] (a per-worker reactor: epoll, an eventfd interrupter,
+//!   timers). Tasks park on it with `syscall` + `suspend`; its `select` turns
+//!   readiness and expired timers into `Signal`s.
+//! - [`time`]: `sleep`, `sleep_until`, `timeout`, `interval`.
+//! - [`net`]: TCP, UDP and Unix-domain sockets, IPv4 and IPv6, with
+//!   `futures-io` `AsyncRead`/`AsyncWrite` on the streams.
+//! - [`signal`]: SIGINT and SIGTERM as awaitables.
+//! - [`echo`]: the echo server of seed 002, reusable in-process.
+//!
+//! Layout: `sys` is the only module that calls the OS (through `rustix`);
+//! `reactor` owns the per-worker state; the public modules are thin over both.
+//!
+//! ```
+//! use matou_unix::net::{TcpListener, TcpStream};
+//!
+//! let echoed = matou_unix::builder().extra_workers(0).run(async {
+//!     let listener = TcpListener::bind(([127, 0, 0, 1], 0)).unwrap();
+//!     let addr = listener.local_addr().unwrap();
+//!     let server = matou_core::spawn(async move {
+//!         let (s, _) = listener.accept().await.unwrap();
+//!         let mut buf = [0; 5];
+//!         s.read_exact(&mut buf).await.unwrap();
+//!         s.write_all(&buf).await.unwrap();
+//!     });
+//!     let c = TcpStream::connect(addr).await.unwrap();
+//!     c.write_all(b"hello").await.unwrap();
+//!     let mut buf = [0; 5];
+//!     c.read_exact(&mut buf).await.unwrap();
+//!     server.await.unwrap();
+//!     buf
+//! });
+//! assert_eq!(&echoed, b"hello");
+//! ```
+
+#![warn(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+pub mod echo;
+pub mod net;
+mod reactor;
+pub mod signal;
+mod sys;
+pub mod time;
+
+pub use reactor::{reactor_stats, EpollSource, ReactorStats};
+
+use std::future::Future;
+
+/// A [`matou_core::Builder`] whose every worker gets an [`EpollSource`];
+/// configure the rest (e.g. `extra_workers`) as usual.
+///
+/// # Panics
+/// The run panics at start if a worker cannot create its epoll instance (e.g.
+/// out of file descriptors).
+pub fn builder() -> matou_core::Builder {
+    matou_core::Builder::new().event_source(|worker| {
+        let source = EpollSource::new().unwrap_or_else(|e| {
+            panic!(
+                "matou-unix: worker {}: cannot create the epoll event source: {e}",
+                worker.index()
+            )
+        });
+        Box::new(source)
+    })
+}
+
+/// Runs `future` with [`builder`]'s defaults and returns its value.
+///
+/// # Panics
+/// See [`matou_core::Builder::run`].
+#[track_caller]
+pub fn run<F: Future + 'static>(future: F) -> F::Output {
+    builder().run(future)
+}

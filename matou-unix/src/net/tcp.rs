@@ -1,0 +1,328 @@
+//! TCP: [`TcpListener`] (with [`TcpListenOptions`] for `SO_REUSEPORT` and the
+//! backlog) and [`TcpStream`].
+//!
+//! `accept` survives descriptor exhaustion: on `EMFILE`/`ENFILE` (and
+//! `ENOBUFS`/`ENOMEM`) it sleeps with a capped exponential back-off and tries
+//! again, leaving the connection in the kernel's backlog, so a server neither
+//! spins nor fails while descriptors are short and recovers when they free up.
+//! `connect` never hangs on a failure: errors (`ECONNREFUSED`, ...) come back
+//! from `SO_ERROR` once the socket reports writable or in error, and the
+//! future can be dropped (cancelled, timed out) at any point, which closes the
+//! half-open socket.
+
+use super::{impl_as_fd, impl_async_io};
+use crate::reactor::io::IoSource;
+use crate::reactor::Dir;
+use crate::sys;
+use std::io;
+use std::net::{Shutdown, SocketAddr};
+use std::os::fd::AsFd;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+/// The first back-off of `accept` when descriptors are exhausted.
+pub(super) const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
+/// The longest back-off: how late, at worst, a server notices that
+/// descriptors are available again.
+pub(super) const ACCEPT_BACKOFF_MAX: Duration = Duration::from_millis(100);
+
+/// Options for a listening socket: `TcpListener::options().reuse_port(true).bind(addr)`.
+#[derive(Clone, Copy, Debug)]
+pub struct TcpListenOptions {
+    cfg: sys::ListenConfig,
+}
+
+impl Default for TcpListenOptions {
+    fn default() -> Self {
+        TcpListenOptions {
+            cfg: sys::ListenConfig {
+                reuse_addr: true,
+                reuse_port: false,
+                only_v6: None,
+                backlog: 1024,
+            },
+        }
+    }
+}
+
+impl TcpListenOptions {
+    /// `SO_REUSEADDR` (default on: a restarted server can bind at once).
+    pub fn reuse_addr(mut self, on: bool) -> Self {
+        self.cfg.reuse_addr = on;
+        self
+    }
+
+    /// `SO_REUSEPORT` (default off): several listeners, e.g. one per worker,
+    /// on one port; the kernel spreads the connections among them.
+    pub fn reuse_port(mut self, on: bool) -> Self {
+        self.cfg.reuse_port = on;
+        self
+    }
+
+    /// `IPV6_V6ONLY` for an IPv6 address (default: the system's).
+    pub fn only_v6(mut self, on: bool) -> Self {
+        self.cfg.only_v6 = Some(on);
+        self
+    }
+
+    /// The `listen` backlog (default 1024; the kernel caps it at `somaxconn`).
+    pub fn backlog(mut self, n: u32) -> Self {
+        self.cfg.backlog = i32::try_from(n).unwrap_or(i32::MAX);
+        self
+    }
+
+    /// Creates the socket, applies the options, binds and listens.
+    ///
+    /// # Errors
+    /// The OS's: `EADDRINUSE`, `EACCES`, ...
+    pub fn bind(self, addr: impl Into<SocketAddr>) -> io::Result<TcpListener> {
+        let l = sys::tcp_listen(addr.into(), self.cfg)?;
+        Ok(TcpListener {
+            inner: IoSource::new(l),
+        })
+    }
+}
+
+/// A TCP socket listening for connections.
+#[derive(Debug)]
+pub struct TcpListener {
+    inner: IoSource<std::net::TcpListener>,
+}
+
+impl_as_fd!(TcpListener);
+
+impl TcpListener {
+    /// Binds and listens with the default options (`SO_REUSEADDR`, backlog
+    /// 1024). Port 0 picks a free port: see [`TcpListener::local_addr`].
+    ///
+    /// # Errors
+    /// The OS's: `EADDRINUSE`, `EACCES`, ...
+    pub fn bind(addr: impl Into<SocketAddr>) -> io::Result<TcpListener> {
+        TcpListenOptions::default().bind(addr)
+    }
+
+    /// Options for [`TcpListenOptions::bind`].
+    pub fn options() -> TcpListenOptions {
+        TcpListenOptions::default()
+    }
+
+    /// Adopts a std listener (switching it to non-blocking mode).
+    ///
+    /// # Errors
+    /// When the mode cannot be changed.
+    pub fn from_std(listener: std::net::TcpListener) -> io::Result<TcpListener> {
+        listener.set_nonblocking(true)?;
+        Ok(TcpListener {
+            inner: IoSource::new(listener),
+        })
+    }
+
+    /// The address it listens on.
+    ///
+    /// # Errors
+    /// The OS's.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.get_ref().local_addr()
+    }
+
+    /// Waits for a connection.
+    ///
+    /// Connections that failed before being accepted are skipped; when
+    /// descriptors run out the call backs off (10 ms doubling up to 100 ms)
+    /// and retries instead of failing. Cancel-safe: dropping the future loses
+    /// no connection (it stays in the backlog).
+    ///
+    /// # Errors
+    /// The OS's other errors (e.g. `EINVAL` on a socket that is not
+    /// listening).
+    pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        let mut backoff = ACCEPT_BACKOFF_MIN;
+        loop {
+            match self
+                .inner
+                .io(Dir::Read, |l| sys::tcp_accept(l.as_fd()))
+                .await
+            {
+                Ok((s, addr)) => return Ok((TcpStream::from_nonblocking(s), addr)),
+                Err(e) if sys::accept_error_is_transient(&e) => {}
+                Err(e) if sys::accept_error_is_exhaustion(&e) => {
+                    crate::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The poll form of [`TcpListener::accept`]. It skips failed connections
+    /// but reports descriptor exhaustion (`EMFILE`, ...) to the caller, which
+    /// has no timer here to back off with.
+    ///
+    /// # Errors
+    /// The OS's.
+    pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(TcpStream, SocketAddr)>> {
+        loop {
+            match self
+                .inner
+                .poll_io(Dir::Read, cx, |l| sys::tcp_accept(l.as_fd()))
+            {
+                Poll::Ready(Ok((s, addr))) => {
+                    return Poll::Ready(Ok((TcpStream::from_nonblocking(s), addr)))
+                }
+                Poll::Ready(Err(e)) if sys::accept_error_is_transient(&e) => {}
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
+
+/// A TCP connection. Implements `futures_io::AsyncRead` and `AsyncWrite`
+/// (also on `&TcpStream`).
+///
+/// As with any poll-based socket, one waker per direction is remembered: two
+/// tasks polling reads of one stream at once would steal each other's wake-ups
+/// (the `async fn`s have no such limit).
+#[derive(Debug)]
+pub struct TcpStream {
+    inner: IoSource<std::net::TcpStream>,
+}
+
+impl_as_fd!(TcpStream);
+impl_async_io!(TcpStream);
+
+impl TcpStream {
+    fn from_nonblocking(s: std::net::TcpStream) -> TcpStream {
+        TcpStream {
+            inner: IoSource::new(s),
+        }
+    }
+
+    /// Adopts a connected std stream (switching it to non-blocking mode).
+    ///
+    /// # Errors
+    /// When the mode cannot be changed.
+    pub fn from_std(stream: std::net::TcpStream) -> io::Result<TcpStream> {
+        stream.set_nonblocking(true)?;
+        Ok(TcpStream::from_nonblocking(stream))
+    }
+
+    /// Connects to `addr`.
+    ///
+    /// # Errors
+    /// The OS's, e.g. `ECONNREFUSED`, `ENETUNREACH`, `ETIMEDOUT` (after the
+    /// kernel's own SYN retries; wrap in [`crate::time::timeout`] for a
+    /// shorter bound). Dropping the future closes the socket.
+    pub async fn connect(addr: impl Into<SocketAddr>) -> io::Result<TcpStream> {
+        let (s, done) = sys::tcp_connect(addr.into())?;
+        let stream = TcpStream::from_nonblocking(s);
+        if !done {
+            stream.finish_connect().await?;
+        }
+        Ok(stream)
+    }
+
+    async fn finish_connect(&self) -> io::Result<()> {
+        loop {
+            self.inner.ready(Dir::Write).await?;
+            if let Some(e) = sys::take_socket_error(self.inner.get_ref())? {
+                return Err(e);
+            }
+            // Writable without an error means connected, unless the wake-up
+            // was spurious.
+            if sys::is_connected(self.inner.get_ref())? {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Reads some bytes; `Ok(0)` is the end of the stream.
+    ///
+    /// # Errors
+    /// The OS's, e.g. `ECONNRESET`.
+    pub async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        super::read(&self.inner, buf).await
+    }
+
+    /// Writes some bytes; returns how many.
+    ///
+    /// # Errors
+    /// The OS's, e.g. `EPIPE`, `ECONNRESET`.
+    pub async fn write(&self, buf: &[u8]) -> io::Result<usize> {
+        super::write(&self.inner, buf).await
+    }
+
+    /// Fills `buf` entirely (Miou's `really_read`).
+    ///
+    /// # Errors
+    /// `UnexpectedEof` when the stream ends first (what was read is in `buf`),
+    /// or the OS's.
+    pub async fn read_exact(&self, buf: &mut [u8]) -> io::Result<()> {
+        super::read_exact(&self.inner, buf).await
+    }
+
+    /// Writes all of `buf`.
+    ///
+    /// # Errors
+    /// The OS's; some prefix of `buf` may have been sent.
+    pub async fn write_all(&self, buf: &[u8]) -> io::Result<()> {
+        super::write_all(&self.inner, buf).await
+    }
+
+    /// Shuts down the read half, the write half (the peer then reads the
+    /// end of the stream), or both.
+    ///
+    /// # Errors
+    /// The OS's, e.g. `ENOTCONN`.
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        self.inner.get_ref().shutdown(how)
+    }
+
+    /// The peer's address.
+    ///
+    /// # Errors
+    /// The OS's, e.g. `ENOTCONN`.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.get_ref().peer_addr()
+    }
+
+    /// This end's address.
+    ///
+    /// # Errors
+    /// The OS's.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.get_ref().local_addr()
+    }
+
+    /// `TCP_NODELAY`: send small writes at once instead of coalescing them.
+    ///
+    /// # Errors
+    /// The OS's.
+    pub fn set_nodelay(&self, on: bool) -> io::Result<()> {
+        self.inner.get_ref().set_nodelay(on)
+    }
+
+    /// Whether `TCP_NODELAY` is set.
+    ///
+    /// # Errors
+    /// The OS's.
+    pub fn nodelay(&self) -> io::Result<bool> {
+        self.inner.get_ref().nodelay()
+    }
+
+    /// Waits until the stream may be readable (spurious wake-ups possible).
+    ///
+    /// # Errors
+    /// When the descriptor cannot be registered.
+    pub async fn readable(&self) -> io::Result<()> {
+        self.inner.ready(Dir::Read).await
+    }
+
+    /// Waits until the stream may be writable (spurious wake-ups possible).
+    ///
+    /// # Errors
+    /// When the descriptor cannot be registered.
+    pub async fn writable(&self) -> io::Result<()> {
+        self.inner.ready(Dir::Write).await
+    }
+}

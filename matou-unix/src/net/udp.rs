@@ -1,0 +1,110 @@
+//! UDP: [`UdpSocket`], datagrams over IPv4 or IPv6.
+//!
+//! std's `UdpSocket` in non-blocking mode does the syscalls (`sendto` with
+//! `MSG_NOSIGNAL`, `recvfrom`); this type adds the waiting.
+
+use super::impl_as_fd;
+use crate::reactor::io::IoSource;
+use crate::reactor::Dir;
+use crate::sys;
+use std::io;
+use std::net::SocketAddr;
+
+/// A UDP socket.
+#[derive(Debug)]
+pub struct UdpSocket {
+    inner: IoSource<std::net::UdpSocket>,
+}
+
+impl_as_fd!(UdpSocket);
+
+impl UdpSocket {
+    /// Binds a socket to `addr` (port 0 picks a free port).
+    ///
+    /// # Errors
+    /// The OS's, e.g. `EADDRINUSE`.
+    pub fn bind(addr: impl Into<SocketAddr>) -> io::Result<UdpSocket> {
+        Ok(UdpSocket {
+            inner: IoSource::new(sys::udp_bind(addr.into())?),
+        })
+    }
+
+    /// Adopts a std socket (switching it to non-blocking mode).
+    ///
+    /// # Errors
+    /// When the mode cannot be changed.
+    pub fn from_std(socket: std::net::UdpSocket) -> io::Result<UdpSocket> {
+        socket.set_nonblocking(true)?;
+        Ok(UdpSocket {
+            inner: IoSource::new(socket),
+        })
+    }
+
+    /// Sets the default peer for [`UdpSocket::send`] and filters what
+    /// [`UdpSocket::recv`] receives. Never blocks.
+    ///
+    /// # Errors
+    /// The OS's.
+    pub fn connect(&self, addr: impl Into<SocketAddr>) -> io::Result<()> {
+        self.inner.get_ref().connect(addr.into())
+    }
+
+    /// Sends one datagram to `addr`; returns its length.
+    ///
+    /// # Errors
+    /// The OS's, e.g. `EMSGSIZE`.
+    pub async fn send_to(&self, buf: &[u8], addr: impl Into<SocketAddr>) -> io::Result<usize> {
+        let addr = addr.into();
+        self.inner.io(Dir::Write, |s| s.send_to(buf, addr)).await
+    }
+
+    /// Receives one datagram; returns its length (truncated to `buf`) and
+    /// sender.
+    ///
+    /// # Errors
+    /// The OS's.
+    pub async fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        self.inner.io(Dir::Read, |s| s.recv_from(buf)).await
+    }
+
+    /// Sends one datagram to the connected peer.
+    ///
+    /// # Errors
+    /// The OS's, e.g. `EDESTADDRREQ` when not connected, `ECONNREFUSED` after
+    /// the peer's port reported unreachable.
+    pub async fn send(&self, buf: &[u8]) -> io::Result<usize> {
+        self.inner.io(Dir::Write, |s| s.send(buf)).await
+    }
+
+    /// Receives one datagram from the connected peer.
+    ///
+    /// # Errors
+    /// The OS's.
+    pub async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.io(Dir::Read, |s| s.recv(buf)).await
+    }
+
+    /// This socket's address.
+    ///
+    /// # Errors
+    /// The OS's.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.get_ref().local_addr()
+    }
+
+    /// The connected peer's address.
+    ///
+    /// # Errors
+    /// `ENOTCONN` when not connected.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.get_ref().peer_addr()
+    }
+
+    /// `SO_BROADCAST`.
+    ///
+    /// # Errors
+    /// The OS's.
+    pub fn set_broadcast(&self, on: bool) -> io::Result<()> {
+        self.inner.get_ref().set_broadcast(on)
+    }
+}

@@ -1,0 +1,153 @@
+//! [`IoSource`]: a non-blocking descriptor plus its registration with the
+//! reactor of the worker that uses it.
+//!
+//! Every socket type of the crate is a thin wrapper over an `IoSource`. An
+//! operation tries its syscall first and waits only on `EAGAIN`, so a
+//! descriptor that never blocks is never registered (registration is lazy).
+//!
+//! Moving between workers: a socket is `Send` and may be handed to a task on
+//! another worker. Its registration remembers which reactor it belongs to; when
+//! it must wait on a different one, it first releases the old registration
+//! (`EPOLL_CTL_DEL` on the old epoll, from this thread, while the descriptor is
+//! open, and the token queued on the old reactor's forget list, freed at its
+//! next `select`), then registers with the current one. Dropping a socket
+//! off its reactor's thread (e.g. after the run) takes the same path.
+//!
+//! Invariants:
+//! - the descriptor is registered with at most one epoll at a time;
+//! - the registration is released before the descriptor is closed (the
+//!   `Drop` of `IoSource` runs before its field's), so a reused descriptor
+//!   number never inherits stale interest;
+//! - `IoSource` is `Send` (when `T` is) but not `Sync`: one thread at a time
+//!   drives it, which is what keeps the registration consistent.
+
+use super::{current, try_current, Dir, Remote};
+use matou_core::{suspend, syscall};
+use std::cell::RefCell;
+use std::io;
+use std::os::fd::AsFd;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+struct Registration {
+    remote: Arc<Remote>,
+    token: u64,
+}
+
+/// A non-blocking descriptor driven by the current worker's reactor.
+pub(crate) struct IoSource<T: AsFd> {
+    io: T,
+    reg: RefCell<Option<Registration>>,
+}
+
+impl<T: AsFd + std::fmt::Debug> std::fmt::Debug for IoSource<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.io.fmt(f)
+    }
+}
+
+impl<T: AsFd> IoSource<T> {
+    /// Wraps `io`, which must already be in non-blocking mode.
+    pub(crate) fn new(io: T) -> Self {
+        IoSource {
+            io,
+            reg: RefCell::new(None),
+        }
+    }
+
+    pub(crate) fn get_ref(&self) -> &T {
+        &self.io
+    }
+
+    /// The token of this descriptor on `reactor`, registering it (and
+    /// releasing a registration on another reactor) if needed.
+    fn token_on(&self, reactor: &super::Reactor) -> io::Result<u64> {
+        let mut reg = self.reg.borrow_mut();
+        if let Some(r) = reg.as_ref() {
+            if Arc::ptr_eq(&r.remote, reactor.remote()) {
+                return Ok(r.token);
+            }
+        }
+        if let Some(old) = reg.take() {
+            old.remote.release(old.token, self.io.as_fd());
+        }
+        let token = reactor.register(self.io.as_fd())?;
+        *reg = Some(Registration {
+            remote: reactor.remote().clone(),
+            token,
+        });
+        Ok(token)
+    }
+
+    /// Waits until `dir` may be ready (possibly spuriously: retry the
+    /// syscall). Cancel-safe: dropping the future forgets the wait.
+    pub(crate) async fn ready(&self, dir: Dir) -> io::Result<()> {
+        let call = {
+            let reactor = current("matou-unix I/O");
+            let token = self.token_on(&reactor)?;
+            let call = syscall();
+            reactor.add_io_waiter(token, dir, call.uid());
+            call
+        };
+        suspend(call).await;
+        Ok(())
+    }
+
+    /// The poll form of [`IoSource::ready`], for `AsyncRead`-style callers:
+    /// wakes `cx` when `dir` may be ready.
+    pub(crate) fn poll_ready(&self, dir: Dir, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let reactor = current("matou-unix I/O");
+        let token = self.token_on(&reactor)?;
+        reactor.poll_io(token, dir, cx).map(Ok)
+    }
+
+    /// Runs the non-blocking `op` until it does not report `WouldBlock`,
+    /// waiting for `dir` in between; `EINTR` is retried.
+    pub(crate) async fn io<R>(
+        &self,
+        dir: Dir,
+        mut op: impl FnMut(&T) -> io::Result<R>,
+    ) -> io::Result<R> {
+        loop {
+            match op(&self.io) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.ready(dir).await?,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                r => return r,
+            }
+        }
+    }
+
+    /// The poll form of [`IoSource::io`].
+    pub(crate) fn poll_io<R>(
+        &self,
+        dir: Dir,
+        cx: &mut Context<'_>,
+        mut op: impl FnMut(&T) -> io::Result<R>,
+    ) -> Poll<io::Result<R>> {
+        loop {
+            match op(&self.io) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => match self.poll_ready(dir, cx) {
+                    Poll::Ready(Ok(())) => {}
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Pending => return Poll::Pending,
+                },
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                r => return Poll::Ready(r),
+            }
+        }
+    }
+}
+
+impl<T: AsFd> Drop for IoSource<T> {
+    fn drop(&mut self) {
+        let Some(reg) = self.reg.get_mut().take() else {
+            return;
+        };
+        match try_current() {
+            Some(r) if Arc::ptr_eq(r.remote(), &reg.remote) => {
+                r.deregister(reg.token, self.io.as_fd())
+            }
+            _ => reg.remote.release(reg.token, self.io.as_fd()),
+        }
+    }
+}

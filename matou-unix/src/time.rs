@@ -1,0 +1,208 @@
+//! Timers: [`sleep`], [`sleep_until`], [`timeout`] and [`interval`].
+//!
+//! A timer is one entry in its worker's timer heap (see the reactor), keyed by
+//! the uid of the `syscall` its task parks on: no thread, no descriptor per
+//! timer. Dropping a pending [`Sleep`] drops its syscall; the core reports the
+//! uid to the next `select`, which forgets the timer.
+//!
+//! Deadlines are honoured to the millisecond, never early: epoll's timeout is
+//! rounded up.
+
+use crate::reactor;
+use matou_core::{suspend, syscall, Suspend};
+use std::fmt;
+use std::future::Future;
+use std::pin::{pin, Pin};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+/// Waits until `duration` has passed.
+///
+/// # Panics
+/// When polled on a worker without matou-unix's event source.
+pub fn sleep(duration: Duration) -> Sleep {
+    // A duration too long for `Instant` sleeps for a very long time instead.
+    let now = Instant::now();
+    sleep_until(now.checked_add(duration).unwrap_or_else(|| far_future(now)))
+}
+
+/// Waits until `deadline`.
+///
+/// # Panics
+/// When polled on a worker without matou-unix's event source.
+pub fn sleep_until(deadline: Instant) -> Sleep {
+    Sleep {
+        deadline,
+        parked: None,
+    }
+}
+
+fn far_future(now: Instant) -> Instant {
+    now + Duration::from_secs(86_400 * 365 * 30)
+}
+
+/// The future of [`sleep`] and [`sleep_until`]. It is `!Send`, like every
+/// future parked on a worker: it belongs to the task that polls it.
+#[must_use = "futures do nothing unless awaited"]
+pub struct Sleep {
+    deadline: Instant,
+    /// The parked syscall, once the timer is filed.
+    parked: Option<Suspend>,
+}
+
+impl fmt::Debug for Sleep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sleep")
+            .field("deadline", &self.deadline)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sleep {
+    /// When this sleep ends.
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// Whether the deadline has passed.
+    pub fn is_elapsed(&self) -> bool {
+        Instant::now() >= self.deadline
+    }
+}
+
+impl Future for Sleep {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        if this.parked.is_none() {
+            if Instant::now() >= this.deadline {
+                return Poll::Ready(());
+            }
+            let call = syscall();
+            reactor::current("matou_unix::time::sleep").add_timer(this.deadline, call.uid());
+            this.parked = Some(suspend(call));
+        }
+        let parked = this.parked.as_mut().expect("filed above");
+        match Pin::new(parked).poll(cx) {
+            Poll::Ready(()) => {
+                this.parked = None;
+                // Signals only come from an expired timer; the check keeps a
+                // (hypothetical) early signal from ending a sleep early.
+                if Instant::now() >= this.deadline {
+                    Poll::Ready(())
+                } else {
+                    cx.waker().wake_by_ref();
+                    Poll::Pending
+                }
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+/// The error of [`timeout`]: the time ran out first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Elapsed(());
+
+impl fmt::Display for Elapsed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("deadline has elapsed")
+    }
+}
+
+impl std::error::Error for Elapsed {}
+
+impl From<Elapsed> for std::io::Error {
+    fn from(e: Elapsed) -> std::io::Error {
+        std::io::Error::new(std::io::ErrorKind::TimedOut, e)
+    }
+}
+
+/// Runs `future` for at most `duration`.
+///
+/// The race happens inside the calling task: `future` is polled first, so one
+/// that is ready at once wins even with a zero duration. When the time runs out
+/// `future` is dropped, so its destructors run (and the I/O or timers it was
+/// parked on are forgotten) before `timeout` returns `Err(Elapsed)`.
+pub async fn timeout<F: Future>(duration: Duration, future: F) -> Result<F::Output, Elapsed> {
+    timeout_at(
+        Instant::now()
+            .checked_add(duration)
+            .unwrap_or_else(|| far_future(Instant::now())),
+        future,
+    )
+    .await
+}
+
+/// Like [`timeout`], with an absolute deadline.
+pub async fn timeout_at<F: Future>(deadline: Instant, future: F) -> Result<F::Output, Elapsed> {
+    let mut future = pin!(future);
+    let mut timer = sleep_until(deadline);
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(v) = future.as_mut().poll(cx) {
+            return Poll::Ready(Ok(v));
+        }
+        match Pin::new(&mut timer).poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(Elapsed(()))),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await
+    // `future` is dropped here, before the result reaches the caller.
+}
+
+/// A clock that ticks every `period`; the first tick completes at once.
+///
+/// # Panics
+/// When `period` is zero.
+pub fn interval(period: Duration) -> Interval {
+    interval_at(Instant::now(), period)
+}
+
+/// Like [`interval`], with the first tick at `start`.
+///
+/// # Panics
+/// When `period` is zero.
+pub fn interval_at(start: Instant, period: Duration) -> Interval {
+    assert!(
+        period > Duration::ZERO,
+        "matou_unix::time::interval: the period must be positive"
+    );
+    Interval {
+        next: start,
+        period,
+    }
+}
+
+/// See [`interval`]. Ticks stay on the grid `start + k * period`; when a tick
+/// is late by more than a period, the missed ones are skipped rather than
+/// delivered in a burst.
+#[derive(Debug)]
+pub struct Interval {
+    next: Instant,
+    period: Duration,
+}
+
+impl Interval {
+    /// Waits for the next tick and returns its scheduled instant.
+    pub async fn tick(&mut self) -> Instant {
+        let at = self.next;
+        sleep_until(at).await;
+        let now = Instant::now();
+        let mut next = at + self.period;
+        if next <= now {
+            // Skip the ticks that were missed, staying on the grid.
+            let behind = now.duration_since(at).as_nanos() / self.period.as_nanos();
+            let periods = u32::try_from(behind + 1).unwrap_or(u32::MAX);
+            next = at + self.period.saturating_mul(periods);
+        }
+        self.next = next;
+        at
+    }
+
+    /// The period.
+    pub fn period(&self) -> Duration {
+        self.period
+    }
+}
