@@ -5,9 +5,11 @@
 //! for anything that another thread may touch.
 
 #[cfg(loom)]
+#[allow(unused_imports)]
 pub(crate) use loom::{cell, thread};
 
 #[cfg(loom)]
+#[allow(unused_imports)]
 pub(crate) mod sync {
     pub(crate) use loom::sync::{atomic, Condvar, Mutex, MutexGuard};
     // Task headers become `std::task::Waker`s, which need std's `Arc`.

@@ -16,7 +16,16 @@
 //! - `select` is only ever called from the thread of the worker that created it.
 //! - A uid passed in `cancelled` is never resumed afterwards; the source should
 //!   forget it (a signal for it would be ignored anyway).
-//! - `finalize` is called once, on the worker's thread, when the run ends.
+//! - `finalize` is called once, on the worker's thread, when the run ends, while
+//!   the worker is still installed (it may drop syscalls).
+//! - The worker holds no borrow of its own state across `select` or `finalize`,
+//!   so both may drop [`Syscall`](crate::Syscall)s or
+//!   [`Suspend`](crate::Suspend) futures, which call back into the worker.
+//! - Interrupts must be sticky: an `interrupt` that arrives while the worker is
+//!   not inside `select` makes the next `select(block = true)` return at once.
+//!   The wake-up protocol of `runtime::inbox` relies on it.
+//! - When a task is cancelled, the uids of its syscalls reach a `select` before
+//!   its canceller is released.
 
 use std::fmt;
 use std::sync::{Arc, Condvar, Mutex};

@@ -3,29 +3,38 @@
 //! Other threads hand a worker messages (spawn this task here, wake this task)
 //! through its inbox, then interrupt the worker's event source if, and only if,
 //! the worker may be asleep in `select(block = true)`. The protocol (checked by
-//! the loom model in `tests/loom_core.rs`):
+//! the loom models below):
 //!
 //! ```text
 //!   pusher                                  worker
 //!   ------                                  ------
-//!   lock; push; pending = true (SeqCst)     sleeping = true (SeqCst)
-//!   unlock                                  if pending (SeqCst): sleeping = false, drain
-//!   if sleeping (SeqCst): interrupt()       else select(block) ... sleeping = false
+//!   lock                                    lock
+//!   push; pending = true                    if queue empty: sleeping = true
+//!   must_interrupt = sleeping               unlock
+//!   unlock                                  if it set sleeping: select(block)
+//!   if must_interrupt: interrupt()          lock; sleeping = false; unlock
 //! ```
 //!
-//! With sequentially consistent accesses to both flags, either the worker sees
-//! `pending` before it sleeps, or the pusher sees `sleeping` and interrupts;
-//! interrupts are sticky in every event source (an interrupt that arrives
+//! Both decisions are taken under the queue's lock, so either the worker sees
+//! the message before it sleeps, or the pusher sees `sleeping` and interrupts.
+//! Interrupts are sticky in every event source (an interrupt that arrives
 //! before `select` makes it return at once), so no message is ever stranded.
+//! The lock is only taken by pushers and by a worker about to sleep; the
+//! worker's per-iteration check is the `pending` atomic.
 //! Once [`Inbox::close`]d, pushes are refused and the message is handed back.
 
 use crate::loom::sync::atomic::{AtomicBool, Ordering};
 use crate::loom::sync::Mutex;
 
+struct Queue<M> {
+    messages: Vec<M>,
+    sleeping: bool,
+    closed: bool,
+}
+
 pub(crate) struct Inbox<M> {
-    queue: Mutex<(Vec<M>, bool)>,
+    queue: Mutex<Queue<M>>,
     pending: AtomicBool,
-    sleeping: AtomicBool,
 }
 
 /// What [`Inbox::push`] decided.
@@ -42,22 +51,23 @@ pub(crate) enum Pushed<M> {
 impl<M> Inbox<M> {
     pub(crate) fn new() -> Self {
         Inbox {
-            queue: Mutex::new((Vec::new(), false)),
+            queue: Mutex::new(Queue { messages: Vec::new(), sleeping: false, closed: false }),
             pending: AtomicBool::new(false),
-            sleeping: AtomicBool::new(false),
         }
     }
 
+    fn lock(&self) -> crate::loom::sync::MutexGuard<'_, Queue<M>> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     pub(crate) fn push(&self, msg: M) -> Pushed<M> {
-        {
-            let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-            if queue.1 {
-                return Pushed::Closed(msg);
-            }
-            queue.0.push(msg);
-            self.pending.store(true, Ordering::SeqCst);
+        let mut queue = self.lock();
+        if queue.closed {
+            return Pushed::Closed(msg);
         }
-        if self.sleeping.load(Ordering::SeqCst) {
+        queue.messages.push(msg);
+        self.pending.store(true, Ordering::Release);
+        if queue.sleeping {
             Pushed::QueuedInterrupt
         } else {
             Pushed::Queued
@@ -71,33 +81,170 @@ impl<M> Inbox<M> {
 
     /// Moves every queued message into `into` (keeping their order).
     pub(crate) fn drain(&self, into: &mut Vec<M>) {
-        if !self.pending.swap(false, Ordering::SeqCst) {
-            return;
-        }
-        let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-        into.append(&mut queue.0);
+        let mut queue = self.lock();
+        self.pending.store(false, Ordering::Relaxed);
+        into.append(&mut queue.messages);
     }
 
     /// The worker is about to block. Returns false when messages arrived (do
     /// not block; drain instead).
     pub(crate) fn prepare_sleep(&self) -> bool {
-        self.sleeping.store(true, Ordering::SeqCst);
-        if self.pending.load(Ordering::SeqCst) {
-            self.sleeping.store(false, Ordering::SeqCst);
+        let mut queue = self.lock();
+        if !queue.messages.is_empty() {
             return false;
         }
+        queue.sleeping = true;
         true
     }
 
     pub(crate) fn finish_sleep(&self) {
-        self.sleeping.store(false, Ordering::SeqCst);
+        self.lock().sleeping = false;
     }
 
     /// Refuses further messages and returns those still queued.
     pub(crate) fn close(&self) -> Vec<M> {
-        let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-        queue.1 = true;
-        self.pending.store(false, Ordering::SeqCst);
-        std::mem::take(&mut queue.0)
+        let mut queue = self.lock();
+        queue.closed = true;
+        self.pending.store(false, Ordering::Relaxed);
+        std::mem::take(&mut queue.messages)
+    }
+}
+
+/// loom models of the remote protocols: `RUSTFLAGS="--cfg loom" cargo test -p matou-core --lib loom`.
+#[cfg(all(test, loom))]
+mod loom_models {
+    use super::{Inbox, Pushed};
+    use crate::loom::sync::atomic::{AtomicBool, Ordering};
+    use crate::loom::sync::{Arc, Condvar, Mutex};
+    use crate::loom::thread;
+
+    /// A sticky interrupt, as every event source must provide.
+    #[derive(Default)]
+    struct Sticky(Mutex<bool>, Condvar);
+    impl Sticky {
+        fn interrupt(&self) {
+            *self.0.lock().unwrap() = true;
+            self.1.notify_one();
+        }
+        fn block(&self) {
+            let mut g = self.0.lock().unwrap();
+            while !*g {
+                g = self.1.wait(g).unwrap();
+            }
+            *g = false;
+        }
+    }
+
+    fn push(inbox: &Inbox<u32>, ev: &Sticky, m: u32) {
+        match inbox.push(m) {
+            Pushed::Queued => {}
+            Pushed::QueuedInterrupt => ev.interrupt(),
+            Pushed::Closed(_) => panic!("closed"),
+        }
+    }
+
+    /// Remote spawn / remote wake: a message pushed while the worker goes to
+    /// sleep is always received (the worker never sleeps on a pending message).
+    #[test]
+    fn remote_message_is_never_stranded() {
+        loom::model(|| {
+            let inbox = Arc::new(Inbox::new());
+            let ev = Arc::new(Sticky::default());
+            let (i2, e2) = (inbox.clone(), ev.clone());
+            let pusher = thread::spawn(move || push(&i2, &e2, 7));
+            let mut got = Vec::new();
+            while got.is_empty() {
+                inbox.drain(&mut got);
+                if got.is_empty() && inbox.prepare_sleep() {
+                    ev.block();
+                    inbox.finish_sleep();
+                }
+            }
+            assert_eq!(got, [7]);
+            pusher.join().unwrap();
+        });
+    }
+
+    /// Two pushers (e.g. a remote wake and a remote cancel) both get through.
+    #[test]
+    fn two_pushers_both_arrive() {
+        loom::model(|| {
+            let inbox = Arc::new(Inbox::new());
+            let ev = Arc::new(Sticky::default());
+            let threads: Vec<_> = [1u32, 2]
+                .into_iter()
+                .map(|m| {
+                    let (i, e) = (inbox.clone(), ev.clone());
+                    thread::spawn(move || push(&i, &e, m))
+                })
+                .collect();
+            let mut got = Vec::new();
+            while got.len() < 2 {
+                inbox.drain(&mut got);
+                if got.len() < 2 && inbox.prepare_sleep() {
+                    ev.block();
+                    inbox.finish_sleep();
+                }
+            }
+            got.sort();
+            assert_eq!(got, [1, 2]);
+            for t in threads {
+                t.join().unwrap();
+            }
+        });
+    }
+
+    /// Remote cancel racing a remote wake: the task is enqueued exactly once,
+    /// and the worker sees the CANCEL bit when it runs it.
+    #[test]
+    fn cancel_and_wake_enqueue_once() {
+        use crate::task::state::{Notify, State};
+        loom::model(|| {
+            let state = Arc::new(State::new_scheduled());
+            let _ = state.take_notified(); // the task ran once and is idle
+            let enqueued = Arc::new(AtomicBool::new(false));
+            let (s1, e1) = (state.clone(), enqueued.clone());
+            let canceller = thread::spawn(move || {
+                if s1.request_cancel() == Notify::Enqueue {
+                    assert!(!e1.swap(true, Ordering::SeqCst), "enqueued twice");
+                }
+            });
+            if state.notify() == Notify::Enqueue {
+                assert!(!enqueued.swap(true, Ordering::SeqCst), "enqueued twice");
+            }
+            canceller.join().unwrap();
+            assert!(enqueued.load(Ordering::SeqCst));
+            assert!(state.take_notified().cancel_requested());
+        });
+    }
+
+    /// Termination vs a parent registering its waker: the parent is never
+    /// left waiting (waiter slot handshake).
+    #[test]
+    fn termination_is_never_missed() {
+        use crate::task::state::State;
+        use crate::task::waiter::WaiterSlot;
+        use std::task::{Wake, Waker};
+        struct Flag(std::sync::atomic::AtomicBool);
+        impl Wake for Flag {
+            fn wake(self: std::sync::Arc<Self>) {
+                self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        loom::model(|| {
+            let state = Arc::new(State::new_scheduled());
+            let waiter = Arc::new(WaiterSlot::new());
+            let (s2, w2) = (state.clone(), waiter.clone());
+            let worker = thread::spawn(move || {
+                s2.terminate();
+                w2.wake();
+            });
+            let flag = std::sync::Arc::new(Flag(std::sync::atomic::AtomicBool::new(false)));
+            let waker = Waker::from(flag.clone());
+            waiter.register(&waker);
+            let saw_it = state.is_terminated();
+            worker.join().unwrap();
+            assert!(saw_it || flag.0.load(std::sync::atomic::Ordering::SeqCst));
+        });
     }
 }

@@ -328,6 +328,12 @@ impl Worker {
         if let Some(body) = body {
             drop_quietly(body);
         }
+        // The syscalls the body held are now cancelled: tell the event source
+        // before the canceller is released, so that when `cancel` returns the
+        // system side has forgotten them too (registrations, timers).
+        if !self.cancelled.borrow().is_empty() {
+            self.select(false);
+        }
         self.terminate(key);
     }
 
@@ -376,6 +382,9 @@ impl Worker {
     }
 
     pub(crate) fn finalize(&self) {
+        if !self.cancelled.borrow().is_empty() {
+            self.select(false);
+        }
         self.events.borrow_mut().finalize();
     }
 }
