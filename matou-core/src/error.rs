@@ -70,7 +70,10 @@ impl PanicPayload {
         } else {
             "Box<dyn Any>".to_owned()
         };
-        PanicPayload { message, payload: Mutex::new(Some(payload)) }
+        PanicPayload {
+            message,
+            payload: Mutex::new(Some(payload)),
+        }
     }
 
     /// The panic message when it was a string, else a placeholder.

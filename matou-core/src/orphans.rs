@@ -73,18 +73,26 @@ impl<T> Default for Orphans<T> {
 
 impl<T> std::fmt::Debug for Orphans<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Orphans").field("len", &self.tasks.borrow().len()).finish()
+        f.debug_struct("Orphans")
+            .field("len", &self.tasks.borrow().len())
+            .finish()
     }
 }
 
 impl<T> Orphans<T> {
     /// An empty set, not owned yet.
     pub fn new() -> Self {
-        Orphans { owner: Cell::new(None), tasks: RefCell::new(Slab::new()), finished: Arc::default() }
+        Orphans {
+            owner: Cell::new(None),
+            tasks: RefCell::new(Slab::new()),
+            finished: Arc::default(),
+        }
     }
 
     fn check_owner(&self) -> Result<(), Error> {
-        let Some(cur) = context::current() else { return Err(Error::NotOwner) };
+        let Some(cur) = context::current() else {
+            return Err(Error::NotOwner);
+        };
         match self.owner.get() {
             None => {
                 self.owner.set(Some(cur.id));
@@ -113,7 +121,9 @@ impl<T> Orphans<T> {
         let at = Location::caller();
         self.check_owner()?;
         let hook = self.hook();
-        let p = context::with_current("Orphans::spawn", |w, cur| spawn_local(w, cur, future, at, Some(hook)));
+        let p = context::with_current("Orphans::spawn", |w, cur| {
+            spawn_local(w, cur, future, at, Some(hook))
+        });
         self.tasks.borrow_mut().insert(p);
         Ok(())
     }
@@ -148,14 +158,24 @@ impl<T> Orphans<T> {
         self.check_owner()?;
         let mut tasks = self.tasks.borrow_mut();
         loop {
-            let next = self.finished.0.lock().unwrap_or_else(|e| e.into_inner()).keys.pop_front();
+            let next = self
+                .finished
+                .0
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .keys
+                .pop_front();
             let Some((key, id)) = next else { break };
             // A key whose task was `take`n out meanwhile may name another task now.
             if tasks.get(key).is_some_and(|p| p.id() == id) {
                 return Ok(Care::Ready(tasks.remove(key)));
             }
         }
-        Ok(if tasks.is_empty() { Care::Empty } else { Care::Pending })
+        Ok(if tasks.is_empty() {
+            Care::Empty
+        } else {
+            Care::Pending
+        })
     }
 
     /// Waits for the next task to finish and hands it back; `None` when the set

@@ -65,7 +65,13 @@ impl<T> Promise<T> {
         parent: TaskId,
         child_key: usize,
     ) -> Self {
-        Promise { header, result, parent, child_key, handle: Cell::new(Handle::Live) }
+        Promise {
+            header,
+            result,
+            parent,
+            child_key,
+            handle: Cell::new(Handle::Live),
+        }
     }
 
     /// The child task's id.
@@ -109,7 +115,10 @@ impl<T> Promise<T> {
     /// [`Error::NotAChild`] when the caller is not the task that spawned the
     /// child (nothing is cancelled then).
     pub fn cancel(&self) -> Cancel<'_, T> {
-        Cancel { promise: self, started: false }
+        Cancel {
+            promise: self,
+            started: false,
+        }
     }
 }
 

@@ -131,10 +131,16 @@ impl Default for ParkingEventSource {
 impl EventSource for ParkingEventSource {
     fn select(&mut self, block: bool, _cancelled: &[Uid], _signals: &mut Vec<Signal>) {
         let interrupter = &self.interrupter;
-        let mut pending = interrupter.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let mut pending = interrupter
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         if block {
             while !*pending {
-                pending = interrupter.wake.wait(pending).unwrap_or_else(|e| e.into_inner());
+                pending = interrupter
+                    .wake
+                    .wait(pending)
+                    .unwrap_or_else(|e| e.into_inner());
             }
         }
         *pending = false;

@@ -35,7 +35,9 @@ where
     F: Future + 'static,
 {
     let at = Location::caller();
-    context::with_current("matou::spawn", |w, cur| spawn_local(w, cur, future, at, None))
+    context::with_current("matou::spawn", |w, cur| {
+        spawn_local(w, cur, future, at, None)
+    })
 }
 
 /// Runs the future that `make` builds as a new child task on another worker,
@@ -93,7 +95,14 @@ where
                 .enumerate()
                 .map(|(i, item)| {
                     let f = f.clone();
-                    spawn_remote(w, cur, targets[i % targets.len()], move || f(item), at, None)
+                    spawn_remote(
+                        w,
+                        cur,
+                        targets[i % targets.len()],
+                        move || f(item),
+                        at,
+                        None,
+                    )
                 })
                 .collect::<Vec<_>>())
         })?;
@@ -112,7 +121,13 @@ where
     F: Future + 'static,
 {
     let parent = w.header_of(cur);
-    let header = Arc::new(Header::new(w.shared.clone(), w.index, Some(parent), at, exit_hook));
+    let header = Arc::new(Header::new(
+        w.shared.clone(),
+        w.index,
+        Some(parent),
+        at,
+        exit_hook,
+    ));
     let result = Arc::new(ResultSlot::new());
     let body: Pin<Box<dyn Runnable>> = Box::pin(TaskCell::new(future, result.clone()));
     w.shared.live.fetch_add(1, Ordering::AcqRel);
@@ -135,13 +150,20 @@ where
     F::Output: Send + 'static,
 {
     let parent = w.header_of(cur);
-    let header = Arc::new(Header::new(w.shared.clone(), target, Some(parent), at, exit_hook));
+    let header = Arc::new(Header::new(
+        w.shared.clone(),
+        target,
+        Some(parent),
+        at,
+        exit_hook,
+    ));
     let result = Arc::new(ResultSlot::new());
     let slot = result.clone();
     let build = move || -> Pin<Box<dyn Runnable>> { Box::pin(LazyCell::Start(Some(make), slot)) };
     w.shared.live.fetch_add(1, Ordering::AcqRel);
     let child_key = w.add_child(cur, header.clone());
-    w.shared.push_remote(target, Remote::Spawn(header.clone(), Box::new(build)));
+    w.shared
+        .push_remote(target, Remote::Spawn(header.clone(), Box::new(build)));
     Promise::new(header, result, cur.id, child_key)
 }
 

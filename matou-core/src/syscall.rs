@@ -79,9 +79,19 @@ pub fn syscall() -> Syscall {
     let uid = Uid(NEXT.fetch_add(1, Ordering::Relaxed));
     context::with_current("matou::syscall", |w, cur| {
         let waker = w.waker_of(cur);
-        w.syscalls.borrow_mut().parked.insert(uid.0, Parked { waker, signalled: false });
+        w.syscalls.borrow_mut().parked.insert(
+            uid.0,
+            Parked {
+                waker,
+                signalled: false,
+            },
+        );
     });
-    Syscall { uid, armed: true, _not_send: PhantomData }
+    Syscall {
+        uid,
+        armed: true,
+        _not_send: PhantomData,
+    }
 }
 
 impl Syscall {

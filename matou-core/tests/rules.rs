@@ -18,7 +18,9 @@ impl Drop for DropFlag {
 #[test]
 fn run_returns_the_value_and_joins_workers() {
     for extra in SHAPES {
-        let n = Builder::new().extra_workers(extra).run(async { worker_count() });
+        let n = Builder::new()
+            .extra_workers(extra)
+            .run(async { worker_count() });
         assert_eq!(n, extra + 1);
     }
 }
@@ -27,11 +29,15 @@ fn run_returns_the_value_and_joins_workers() {
 fn call_without_another_worker_is_no_domain_available() {
     Builder::new().extra_workers(0).run(async {
         assert!(matches!(call(|| async {}), Err(Error::NoDomainAvailable)));
-        assert!(matches!(parallel(|x: u8| async move { x }, [1]).await, Err(Error::NoDomainAvailable)));
+        assert!(matches!(
+            parallel(|x: u8| async move { x }, [1]).await,
+            Err(Error::NoDomainAvailable)
+        ));
     });
     // One extra worker, called from it: neither dom0 nor itself remains.
     Builder::new().extra_workers(1).run(async {
-        let p = call(|| async { matches!(call(|| async {}), Err(Error::NoDomainAvailable)) }).unwrap();
+        let p =
+            call(|| async { matches!(call(|| async {}), Err(Error::NoDomainAvailable)) }).unwrap();
         assert!(p.await.unwrap());
     });
 }
@@ -75,7 +81,9 @@ fn panics_become_errors_and_the_runtime_goes_on() {
             }
             if extra > 0 {
                 let p = call(|| async { panic!("far boom") }).unwrap();
-                assert!(matches!(p.await, Err(Error::Panicked(ref pl)) if pl.message() == "far boom"));
+                assert!(
+                    matches!(p.await, Err(Error::Panicked(ref pl)) if pl.message() == "far boom")
+                );
             }
             assert_eq!(spawn(async { 3 }).await.unwrap(), 3);
         });
@@ -135,7 +143,9 @@ fn still_has_children_on_another_worker_names_the_task() {
         })
         .unwrap_err();
     match err {
-        Error::StillHasChildren { task, children: 1, .. } => {
+        Error::StillHasChildren {
+            task, children: 1, ..
+        } => {
             assert!(task.file().ends_with("rules.rs"));
         }
         other => panic!("expected StillHasChildren, got {other:?}"),
@@ -153,7 +163,10 @@ fn still_has_children_for_the_main_future_names_run() {
             }
         })
         .unwrap_err();
-    assert!(matches!(err, Error::StillHasChildren { task, .. } if task.line() == line), "{err}");
+    assert!(
+        matches!(err, Error::StillHasChildren { task, .. } if task.line() == line),
+        "{err}"
+    );
 }
 
 #[test]
@@ -281,11 +294,17 @@ fn both_gives_both_results() {
 fn orphans_belong_to_their_first_user() {
     Builder::new().extra_workers(0).run(async {
         let orphans = Arc::new(Mutex::new(Orphans::<()>::new()));
-        assert!(matches!(orphans.lock().unwrap().care().unwrap(), Care::Empty));
+        assert!(matches!(
+            orphans.lock().unwrap().care().unwrap(),
+            Care::Empty
+        ));
         let o = orphans.clone();
         let other = spawn(async move {
             let o = o.lock().unwrap();
-            (o.spawn(async {}).err().map(|e| e.to_string()), matches!(o.care(), Err(Error::NotOwner)))
+            (
+                o.spawn(async {}).err().map(|e| e.to_string()),
+                matches!(o.care(), Err(Error::NotOwner)),
+            )
         });
         let (spawn_err, care_err) = other.await.unwrap();
         assert!(spawn_err.unwrap().contains("another task"));
@@ -299,7 +318,9 @@ fn forgotten_orphans_abort_the_run() {
         .extra_workers(0)
         .try_run(async {
             let orphans = Orphans::new();
-            orphans.spawn(async { std::future::pending::<()>().await }).unwrap();
+            orphans
+                .spawn(async { std::future::pending::<()>().await })
+                .unwrap();
             std::mem::forget(orphans);
         })
         .unwrap_err();
@@ -328,11 +349,14 @@ fn yield_now_goes_to_the_back_of_the_fifo() {
     assert_eq!(order, ["a0", "b0", "a1", "b1", "a2", "b2"]);
 }
 
+/// Every select call: (block, cancelled uids).
+type SelectLog = Arc<Mutex<Vec<(bool, Vec<Uid>)>>>;
+
 /// An event source that records what the scheduler tells it and signals every
 /// syscall registered through `PENDING` on the next select.
 struct Recorder {
     interrupt: Arc<Flag>,
-    log: Arc<Mutex<Vec<(bool, Vec<Uid>)>>>,
+    log: SelectLog,
     ready: Arc<Mutex<Vec<Uid>>>,
 }
 #[derive(Default)]
@@ -371,7 +395,11 @@ fn cancel_interrupts_a_blocked_worker_and_reports_the_uid() {
     Builder::new()
         .extra_workers(1)
         .event_source(move |_| {
-            Box::new(Recorder { interrupt: Arc::default(), log: l.clone(), ready: Arc::default() })
+            Box::new(Recorder {
+                interrupt: Arc::default(),
+                log: l.clone(),
+                ready: Arc::default(),
+            })
         })
         .run(async move {
             let p = call(move || async move {
@@ -402,7 +430,13 @@ fn a_busy_worker_still_asks_for_events() {
     let l = log.clone();
     Builder::new()
         .extra_workers(0)
-        .event_source(move |_| Box::new(Recorder { interrupt: Arc::default(), log: l.clone(), ready: r.clone() }))
+        .event_source(move |_| {
+            Box::new(Recorder {
+                interrupt: Arc::default(),
+                log: l.clone(),
+                ready: r.clone(),
+            })
+        })
         .run(async move {
             let done = std::rc::Rc::new(std::cell::Cell::new(false));
             let d = done.clone();
@@ -417,7 +451,10 @@ fn a_busy_worker_still_asks_for_events() {
             done.set(true);
             busy.await.unwrap();
         });
-    assert!(log.lock().unwrap().iter().any(|(block, _)| !block), "a non-blocking select happened while busy");
+    assert!(
+        log.lock().unwrap().iter().any(|(block, _)| !block),
+        "a non-blocking select happened while busy"
+    );
 }
 
 #[test]
@@ -427,7 +464,11 @@ fn a_signal_before_suspend_is_not_lost() {
     Builder::new()
         .extra_workers(0)
         .event_source(move |_| {
-            Box::new(Recorder { interrupt: Arc::default(), log: Arc::default(), ready: r.clone() })
+            Box::new(Recorder {
+                interrupt: Arc::default(),
+                log: Arc::default(),
+                ready: r.clone(),
+            })
         })
         .run(async move {
             let sc = syscall();
@@ -444,7 +485,9 @@ fn live_tasks_counts_and_returns_to_one() {
     for extra in SHAPES {
         Builder::new().extra_workers(extra).run(async {
             assert_eq!(live_tasks(), 1);
-            let ps: Vec<_> = (0..5).map(|_| spawn(std::future::pending::<()>())).collect();
+            let ps: Vec<_> = (0..5)
+                .map(|_| spawn(std::future::pending::<()>()))
+                .collect();
             assert_eq!(live_tasks(), 6);
             for p in &ps {
                 p.cancel().await.unwrap();
@@ -475,7 +518,10 @@ fn main_panic_is_reported_by_try_run() {
         })
         .unwrap_err();
     assert!(matches!(err, Error::Panicked(ref p) if p.message() == "main fails"));
-    assert!(flag.load(Ordering::SeqCst), "the child was cancelled and dropped");
+    assert!(
+        flag.load(Ordering::SeqCst),
+        "the child was cancelled and dropped"
+    );
 }
 
 struct DropFlagBool(Arc<AtomicBool>);

@@ -22,7 +22,11 @@ fn forgotten_child_aborts_the_run() {
             })
             .unwrap_err();
         match err {
-            Error::StillHasChildren { task, children, first_child } => {
+            Error::StillHasChildren {
+                task,
+                children,
+                first_child,
+            } => {
                 assert_eq!(children, 1);
                 assert!(task.file().ends_with("seeds.rs"), "{task}");
                 assert!(first_child.file().ends_with("seeds.rs"));
@@ -109,7 +113,11 @@ fn dom0_joins_through_spawn() {
     let domains = with_workers(3).run(async {
         let prm = spawn(async { current_worker().index() });
         let mut all = vec![prm.await];
-        all.extend(parallel(|()| async { current_worker().index() }, vec![(); 3]).await.unwrap());
+        all.extend(
+            parallel(|()| async { current_worker().index() }, vec![(); 3])
+                .await
+                .unwrap(),
+        );
         all.into_iter().map(Result::unwrap).collect::<Vec<_>>()
     });
     assert_eq!(domains, vec![0, 1, 2, 3]);
@@ -139,7 +147,11 @@ fn cancellation_lets_other_tasks_run() {
 fn cancelling_a_resolved_promise_loses_its_result() {
     for extra in [0, 2] {
         with_workers(extra).run(async move {
-            let mut prm = if extra == 0 { spawn(async { 1 + 1 }) } else { call(|| async { 1 + 1 }).unwrap() };
+            let mut prm = if extra == 0 {
+                spawn(async { 1 + 1 })
+            } else {
+                call(|| async { 1 + 1 }).unwrap()
+            };
             assert_eq!((&mut prm).await.unwrap(), 2);
             prm.cancel().await.unwrap();
             assert!(matches!(prm.await, Err(Error::Cancelled)));
@@ -158,7 +170,11 @@ fn cancellation_reaches_an_infinite_grandchild() {
     for extra in [0, 2] {
         with_workers(extra).run(async move {
             let p = spawn(async move {
-                let q = if extra == 0 { spawn(infinite()) } else { call(|| infinite()).unwrap() };
+                let q = if extra == 0 {
+                    spawn(infinite())
+                } else {
+                    call(infinite).unwrap()
+                };
                 q.await.unwrap()
             });
             yield_now().await;
@@ -192,10 +208,20 @@ fn await_first_cancels_the_loser() {
                 #[allow(unreachable_code)]
                 Err::<&str, &str>("timeout")
             };
-            let sleep = if extra == 0 { spawn(timeout()) } else { call(timeout).unwrap() };
+            let sleep = if extra == 0 {
+                spawn(timeout())
+            } else {
+                call(timeout).unwrap()
+            };
             let prm = spawn(async { Ok::<_, &str>("connected") });
-            assert_eq!(await_first(vec![sleep, prm]).await.unwrap(), Ok("connected"));
-            assert!(dropped.load(Ordering::SeqCst), "the loser's destructor ran before await_first returned");
+            assert_eq!(
+                await_first(vec![sleep, prm]).await.unwrap(),
+                Ok("connected")
+            );
+            assert!(
+                dropped.load(Ordering::SeqCst),
+                "the loser's destructor ran before await_first returned"
+            );
             assert_eq!(live_tasks(), 1);
         });
     }

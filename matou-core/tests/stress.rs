@@ -34,7 +34,11 @@ fn next(seed: &mut u64) -> u64 {
     seed.wrapping_mul(0x2545_F491_4F6C_DD1D)
 }
 
-fn node(depth: u32, mut seed: u64, c: Counters) -> std::pin::Pin<Box<dyn std::future::Future<Output = u64>>> {
+fn node(
+    depth: u32,
+    mut seed: u64,
+    c: Counters,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = u64>>> {
     Box::pin(async move {
         let _t = Tracked::new(&c);
         let children = if depth == 0 { 0 } else { next(&mut seed) % 4 };
@@ -81,7 +85,10 @@ fn random_trees_leak_nothing() {
     let mut runs = 0;
     while Instant::now() < deadline || runs < 3 {
         let extra = (runs % 4) as usize;
-        let c = Counters { created: Arc::default(), dropped: Arc::default() };
+        let c = Counters {
+            created: Arc::default(),
+            dropped: Arc::default(),
+        };
         let root_seed = next(&mut seed);
         let c2 = c.clone();
         let live_after = Builder::new().extra_workers(extra).run(async move {

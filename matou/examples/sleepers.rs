@@ -15,13 +15,16 @@ use std::time::{Duration, Instant};
 
 thread_local! {
     /// This worker's sleepers: (deadline, uid), earliest first.
-    static SLEEPERS: RefCell<BinaryHeap<Reverse<(Instant, Uid)>>> = RefCell::new(BinaryHeap::new());
+    static SLEEPERS: RefCell<BinaryHeap<Reverse<(Instant, Uid)>>> = const { RefCell::new(BinaryHeap::new()) };
 }
 
 /// Sleeps for `delay` (Miou tutorial's `Chat.sleep`).
 pub async fn sleep(delay: Duration) {
     let syscall = matou_core::syscall();
-    SLEEPERS.with(|s| s.borrow_mut().push(Reverse((Instant::now() + delay, syscall.uid()))));
+    SLEEPERS.with(|s| {
+        s.borrow_mut()
+            .push(Reverse((Instant::now() + delay, syscall.uid())))
+    });
     matou_core::suspend(syscall).await;
 }
 
@@ -89,7 +92,12 @@ impl EventSource for Sleepers {
 pub fn run<F: Future + 'static>(extra_workers: usize, fut: F) -> F::Output {
     Builder::new()
         .extra_workers(extra_workers)
-        .event_source(|_| Box::new(Sleepers { wakeup: Arc::default(), cancelled: HashSet::new() }))
+        .event_source(|_| {
+            Box::new(Sleepers {
+                wakeup: Arc::default(),
+                cancelled: HashSet::new(),
+            })
+        })
         .run(fut)
 }
 
@@ -119,7 +127,10 @@ fn program_cancel() -> Duration {
 
 fn main() {
     println!("1 s + 2 s sleepers took {:?}", program_concurrent());
-    println!("a cancelled 10 s parallel sleeper took {:?}", program_cancel());
+    println!(
+        "a cancelled 10 s parallel sleeper took {:?}",
+        program_cancel()
+    );
 }
 
 #[cfg(test)]
@@ -144,11 +155,15 @@ mod tests {
         let took = {
             let t0 = Instant::now();
             run(2, async {
-                let r = matou_core::parallel(|ms| sleep(Duration::from_millis(ms)), [300u64, 300]).await;
+                let r = matou_core::parallel(|ms| sleep(Duration::from_millis(ms)), [300u64, 300])
+                    .await;
                 assert!(r.unwrap().into_iter().all(|r| r.is_ok()));
             });
             t0.elapsed()
         };
-        assert!(took >= Duration::from_millis(300) && took < Duration::from_millis(550), "{took:?}");
+        assert!(
+            took >= Duration::from_millis(300) && took < Duration::from_millis(550),
+            "{took:?}"
+        );
     }
 }

@@ -51,7 +51,11 @@ pub(crate) enum Pushed<M> {
 impl<M> Inbox<M> {
     pub(crate) fn new() -> Self {
         Inbox {
-            queue: Mutex::new(Queue { messages: Vec::new(), sleeping: false, closed: false }),
+            queue: Mutex::new(Queue {
+                messages: Vec::new(),
+                sleeping: false,
+                closed: false,
+            }),
             pending: AtomicBool::new(false),
         }
     }

@@ -62,7 +62,9 @@ impl Default for Builder {
 
 impl std::fmt::Debug for Builder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Builder").field("extra_workers", &self.extra_workers).finish_non_exhaustive()
+        f.debug_struct("Builder")
+            .field("extra_workers", &self.extra_workers)
+            .finish_non_exhaustive()
     }
 }
 
@@ -70,7 +72,10 @@ impl Builder {
     /// Defaults: one extra worker per available core beyond the first, and the
     /// [`ParkingEventSource`] (no syscalls, sleeps until interrupted).
     pub fn new() -> Self {
-        Builder { extra_workers: None, factory: None }
+        Builder {
+            extra_workers: None,
+            factory: None,
+        }
     }
 
     /// Workers besides dom0 (0 is allowed: everything then runs on dom0 and
@@ -113,13 +118,18 @@ impl Builder {
     #[track_caller]
     pub fn try_run<F: Future + 'static>(self, future: F) -> Result<F::Output, Error> {
         let at = Location::caller();
-        assert!(!context::is_installed(), "matou::run called from inside a matou worker");
+        assert!(
+            !context::is_installed(),
+            "matou::run called from inside a matou worker"
+        );
         let extra = self.extra_workers.unwrap_or_else(|| {
-            std::thread::available_parallelism().map_or(1, |n| n.get()).saturating_sub(1)
+            std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .saturating_sub(1)
         });
-        let factory: Factory = self
-            .factory
-            .unwrap_or_else(|| Arc::new(|_| Box::new(ParkingEventSource::new()) as Box<dyn EventSource>));
+        let factory: Factory = self.factory.unwrap_or_else(|| {
+            Arc::new(|_| Box::new(ParkingEventSource::new()) as Box<dyn EventSource>)
+        });
         let shared = Arc::new(Shared::new(extra + 1));
         let ready = Arc::new(Barrier::new(extra + 1));
 
@@ -165,7 +175,11 @@ impl Builder {
         if let Some(p) = worker_panic {
             resume_unwind(p);
         }
-        debug_assert_eq!(shared.live.load(Ordering::Acquire), 0, "tasks outlived their run");
+        debug_assert_eq!(
+            shared.live.load(Ordering::Acquire),
+            0,
+            "tasks outlived their run"
+        );
         if let Some(err) = shared.take_abort() {
             return Err(err);
         }
@@ -205,7 +219,8 @@ pub fn run<F: Future + 'static>(future: F) -> F::Output {
 /// # Panics
 /// Outside a matou worker.
 pub fn current_worker() -> WorkerId {
-    context::with_worker(|w| WorkerId(w.index)).expect("matou::current_worker called outside a matou worker")
+    context::with_worker(|w| WorkerId(w.index))
+        .expect("matou::current_worker called outside a matou worker")
 }
 
 /// How many workers this run has, dom0 included.
@@ -213,7 +228,8 @@ pub fn current_worker() -> WorkerId {
 /// # Panics
 /// Outside a matou worker.
 pub fn worker_count() -> usize {
-    context::with_worker(|w| w.shared.workers.len()).expect("matou::worker_count called outside a matou worker")
+    context::with_worker(|w| w.shared.workers.len())
+        .expect("matou::worker_count called outside a matou worker")
 }
 
 /// How many tasks of this run are alive (spawned and not yet terminated),

@@ -22,7 +22,10 @@ use std::sync::OnceLock;
 /// A message for a worker from another thread.
 pub(crate) enum Remote {
     /// Run this new task here; the closure builds its body on this thread.
-    Spawn(Arc<Header>, Box<dyn FnOnce() -> Pin<Box<dyn Runnable>> + Send>),
+    Spawn(
+        Arc<Header>,
+        Box<dyn FnOnce() -> Pin<Box<dyn Runnable>> + Send>,
+    ),
     /// This task of yours was woken (its `NOTIFIED` bit is already set).
     Wake(Arc<Header>),
 }
@@ -44,7 +47,10 @@ impl Shared {
     pub(crate) fn new(workers: usize) -> Shared {
         Shared {
             workers: (0..workers)
-                .map(|_| WorkerHandle { inbox: Inbox::new(), interrupter: OnceLock::new() })
+                .map(|_| WorkerHandle {
+                    inbox: Inbox::new(),
+                    interrupter: OnceLock::new(),
+                })
                 .collect(),
             shutdown: AtomicBool::new(false),
             abort: Mutex::new(None),

@@ -104,7 +104,9 @@ impl Worker {
     pub(crate) fn enqueue_if_local(&self, header: &mut Option<Arc<Header>>) {
         if let Some(h) = header {
             if h.worker == self.index && Arc::ptr_eq(&h.shared, &self.shared) {
-                self.run_queue.borrow_mut().push_back(header.take().expect("checked"));
+                self.run_queue
+                    .borrow_mut()
+                    .push_back(header.take().expect("checked"));
             }
         }
     }
@@ -217,7 +219,9 @@ impl Worker {
     fn select(&self, block: bool) {
         let cancelled = std::mem::take(&mut *self.cancelled.borrow_mut());
         let mut signals = std::mem::take(&mut *self.signals.borrow_mut());
-        self.events.borrow_mut().select(block, &cancelled, &mut signals);
+        self.events
+            .borrow_mut()
+            .select(block, &cancelled, &mut signals);
         for signal in signals.drain(..) {
             let waker = self.syscalls.borrow_mut().signal(signal.uid());
             if let Some(w) = waker {
@@ -243,7 +247,9 @@ impl Worker {
         let key = header.slot();
         let (mut body, waker) = {
             let mut tasks = self.tasks.borrow_mut();
-            let Some(slot) = tasks.get_mut(key) else { return };
+            let Some(slot) = tasks.get_mut(key) else {
+                return;
+            };
             if !Arc::ptr_eq(&slot.header, &header) {
                 return;
             }
@@ -339,7 +345,12 @@ impl Worker {
 
     fn terminate(&self, key: usize) {
         let slot = self.tasks.borrow_mut().remove(key);
-        let Slot { header, children, waker, .. } = slot;
+        let Slot {
+            header,
+            children,
+            waker,
+            ..
+        } = slot;
         drop(children);
         drop(waker);
         self.shared.live.fetch_sub(1, Ordering::AcqRel);

@@ -68,7 +68,8 @@ impl<F: Future> Runnable for TaskCell<F> {
     }
 
     fn store_panic(&self, payload: Box<dyn Any + Send>) {
-        self.slot.put(Err(Error::Panicked(PanicPayload::new(payload))));
+        self.slot
+            .put(Err(Error::Panicked(PanicPayload::new(payload))));
     }
 }
 

@@ -116,7 +116,11 @@ impl fmt::Debug for State {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let bits = self.0.load(Ordering::Relaxed);
         let mut flags = f.debug_set();
-        for (bit, name) in [(NOTIFIED, "NOTIFIED"), (CANCEL, "CANCEL"), (TERMINATED, "TERMINATED")] {
+        for (bit, name) in [
+            (NOTIFIED, "NOTIFIED"),
+            (CANCEL, "CANCEL"),
+            (TERMINATED, "TERMINATED"),
+        ] {
             if bits & bit != 0 {
                 flags.entry(&format_args!("{name}"));
             }
