@@ -19,7 +19,6 @@ use crate::task::header::{ExitHook, Header};
 use std::future::Future;
 use std::panic::Location;
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -130,7 +129,7 @@ where
     ));
     let result = Arc::new(ResultSlot::new());
     let body: Pin<Box<dyn Runnable>> = Box::pin(TaskCell::new(future, result.clone()));
-    w.shared.live.fetch_add(1, Ordering::AcqRel);
+    w.shared.task_born(w.index);
     let child_key = w.add_child(cur, header.clone());
     w.insert_task(header.clone(), body);
     Promise::new(header, result, cur.id, child_key)
@@ -160,7 +159,7 @@ where
     let result = Arc::new(ResultSlot::new());
     let slot = result.clone();
     let build = move || -> Pin<Box<dyn Runnable>> { Box::pin(LazyCell::Start(Some(make), slot)) };
-    w.shared.live.fetch_add(1, Ordering::AcqRel);
+    w.shared.task_born(w.index);
     let child_key = w.add_child(cur, header.clone());
     w.shared
         .push_remote(target, Remote::Spawn(header.clone(), Box::new(build)));

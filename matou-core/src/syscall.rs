@@ -18,7 +18,6 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, Waker};
 
 struct Parked {
@@ -75,8 +74,7 @@ impl std::fmt::Debug for Syscall {
 /// Outside a matou task.
 #[track_caller]
 pub fn syscall() -> Syscall {
-    static NEXT: AtomicU64 = AtomicU64::new(1);
-    let uid = Uid(NEXT.fetch_add(1, Ordering::Relaxed));
+    let uid = Uid(crate::task::next_unique());
     context::with_current("matou::syscall", |w, cur| {
         let waker = w.waker_of(cur);
         w.syscalls.borrow_mut().parked.insert(

@@ -26,7 +26,6 @@ use std::future::Future;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe, Location};
 use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Barrier};
 use worker::Worker;
 
@@ -152,7 +151,7 @@ impl Builder {
             if !shared.is_shutdown() {
                 let root = Arc::new(Header::new(shared.clone(), 0, None, at, None));
                 let body: Pin<Box<dyn Runnable>> = Box::pin(TaskCell::new(future, result.clone()));
-                shared.live.fetch_add(1, Ordering::AcqRel);
+                shared.task_born(0);
                 dom0.insert_task(root.clone(), body);
                 dom0.run(Some(&root));
             }
@@ -175,11 +174,7 @@ impl Builder {
         if let Some(p) = worker_panic {
             resume_unwind(p);
         }
-        debug_assert_eq!(
-            shared.live.load(Ordering::Acquire),
-            0,
-            "tasks outlived their run"
-        );
+        debug_assert_eq!(shared.live_count(), 0, "tasks outlived their run");
         if let Some(err) = shared.take_abort() {
             return Err(err);
         }
@@ -238,6 +233,6 @@ pub fn worker_count() -> usize {
 /// # Panics
 /// Outside a matou worker.
 pub fn live_tasks() -> usize {
-    context::with_worker(|w| w.shared.live.load(Ordering::Acquire))
+    context::with_worker(|w| w.shared.live_count())
         .expect("matou::live_tasks called outside a matou worker")
 }

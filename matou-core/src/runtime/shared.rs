@@ -35,11 +35,20 @@ pub(crate) struct WorkerHandle {
     pub(crate) interrupter: OnceLock<Arc<dyn Interrupt>>,
 }
 
+/// Keeps a value alone on its cache line (128 bytes covers adjacent-line
+/// prefetching on x86).
+#[repr(align(128))]
+struct Padded<T>(T);
+
 pub(crate) struct Shared {
     pub(crate) workers: Box<[WorkerHandle]>,
     shutdown: AtomicBool,
     abort: Mutex<Option<Error>>,
-    pub(crate) live: AtomicUsize,
+    /// Per-worker counts, each on its own cache line so spawning and
+    /// terminating never bounce a shared line between workers. A count may
+    /// wrap below zero (a task born on one worker may end on another); only the
+    /// wrapping sum is meaningful.
+    live: Box<[Padded<AtomicUsize>]>,
     next_call: AtomicUsize,
 }
 
@@ -54,9 +63,26 @@ impl Shared {
                 .collect(),
             shutdown: AtomicBool::new(false),
             abort: Mutex::new(None),
-            live: AtomicUsize::new(0),
+            live: (0..workers).map(|_| Padded(AtomicUsize::new(0))).collect(),
             next_call: AtomicUsize::new(0),
         }
+    }
+
+    /// A task was spawned by worker `index`.
+    pub(crate) fn task_born(&self, index: usize) {
+        self.live[index].0.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A task ended on worker `index`.
+    pub(crate) fn task_gone(&self, index: usize) {
+        self.live[index].0.fetch_sub(1, Ordering::Release);
+    }
+
+    /// Tasks spawned and not yet ended, across all workers.
+    pub(crate) fn live_count(&self) -> usize {
+        self.live.iter().fold(0usize, |sum, c| {
+            sum.wrapping_add(c.0.load(Ordering::Acquire))
+        })
     }
 
     pub(crate) fn is_shutdown(&self) -> bool {
@@ -107,7 +133,7 @@ impl Shared {
     pub(crate) fn discard(&self, msg: Remote) {
         if let Remote::Spawn(header, _) = &msg {
             header.state.terminate();
-            self.live.fetch_sub(1, Ordering::AcqRel);
+            self.task_gone(0);
         }
         drop(msg);
     }

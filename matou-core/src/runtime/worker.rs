@@ -353,7 +353,7 @@ impl Worker {
         } = slot;
         drop(children);
         drop(waker);
-        self.shared.live.fetch_sub(1, Ordering::AcqRel);
+        self.shared.task_gone(self.index);
         header.state.terminate();
         header.waiter.wake();
         if let Some(parent) = &header.parent {
@@ -378,7 +378,7 @@ impl Worker {
                 if let Some(body) = slot.body {
                     drop_quietly(body);
                 }
-                self.shared.live.fetch_sub(1, Ordering::AcqRel);
+                self.shared.task_gone(self.index);
                 slot.header.state.terminate();
             }
         }

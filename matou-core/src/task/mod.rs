@@ -15,7 +15,30 @@ pub(crate) mod header;
 pub(crate) mod state;
 pub(crate) mod waiter;
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A process-wide unique number. Each thread takes a block of numbers from a
+/// global counter at a time, so workers do not contend on one cache line for
+/// every task or syscall they create.
+pub(crate) fn next_unique() -> u64 {
+    const BLOCK: u64 = 1024;
+    static NEXT_BLOCK: AtomicU64 = AtomicU64::new(1);
+    thread_local! {
+        static RANGE: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+    }
+    RANGE
+        .try_with(|r| {
+            let (mut next, mut end) = r.get();
+            if next == end {
+                next = NEXT_BLOCK.fetch_add(BLOCK, Ordering::Relaxed);
+                end = next + BLOCK;
+            }
+            r.set((next + 1, end));
+            next
+        })
+        .unwrap_or_else(|_| NEXT_BLOCK.fetch_add(1, Ordering::Relaxed))
+}
 
 /// A task's identity, unique within the process.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -23,8 +46,7 @@ pub struct TaskId(u64);
 
 impl TaskId {
     pub(crate) fn next() -> TaskId {
-        static NEXT: AtomicU64 = AtomicU64::new(1);
-        TaskId(NEXT.fetch_add(1, Ordering::Relaxed))
+        TaskId(next_unique())
     }
 
     /// The raw number, for logs.
