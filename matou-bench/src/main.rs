@@ -1,1 +1,94 @@
-fn main() {}
+//! matou-bench: matou against tokio, side by side in one process.
+//!
+//! ```text
+//! cargo run --release -p matou-bench -- [--json FILE] [--quick] [--list] [SUITE...]
+//! ```
+//!
+//! Suites: `core` (the scheduler workloads of tokio's
+//! `benches/rt_multi_threaded.rs`), `sync` (mutex, channels, oneshot; skipped
+//! while `matou::sync` is not written), `unix` (TCP echo, timer churn). No
+//! suite runs them all. Each benchmark alternates one matou sample and one
+//! tokio sample for K rounds and reports the medians (see [`harness`]); the
+//! table goes to stdout and, with `--json FILE`, one JSON object per line
+//! `{"suite", "name", "baseline", "matou_ns", "tokio_ns", "ratio"}` goes to
+//! `FILE`. `--quick` runs few iterations (`--quick core` is the CI smoke run).
+
+mod harness;
+mod suites;
+
+use harness::{Config, Report};
+use std::process::ExitCode;
+
+const SUITES: &[(&str, &str)] = &[
+    (
+        "core",
+        "scheduler: spawn many local/remote, yield many, ping-pong, chained spawn",
+    ),
+    (
+        "sync",
+        "matou::sync vs tokio::sync: mutex, mpsc 1/4/16 producers, oneshot",
+    ),
+    (
+        "unix",
+        "TCP echo 1 KiB at 1/64/512 connections (time/msg, p99), timer churn",
+    ),
+];
+
+fn usage() -> &'static str {
+    "usage: matou-bench [--json FILE] [--quick] [--list] [SUITE...]"
+}
+
+fn main() -> ExitCode {
+    let mut json = None;
+    let mut quick = false;
+    let mut selected: Vec<String> = Vec::new();
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--json" => match args.next() {
+                Some(f) => json = Some(f),
+                None => {
+                    eprintln!("--json needs a file\n{}", usage());
+                    return ExitCode::FAILURE;
+                }
+            },
+            "--quick" => quick = true,
+            "--list" => {
+                for (name, what) in SUITES {
+                    println!("{name:<6} {what}");
+                }
+                return ExitCode::SUCCESS;
+            }
+            "-h" | "--help" => {
+                println!("{}", usage());
+                return ExitCode::SUCCESS;
+            }
+            s if SUITES.iter().any(|(n, _)| *n == s) => selected.push(arg),
+            other => {
+                eprintln!("unknown argument or suite {other:?}\n{}", usage());
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    if selected.is_empty() {
+        selected = SUITES.iter().map(|(n, _)| n.to_string()).collect();
+    }
+
+    let cfg = Config::new(quick);
+    let mut report = Report::default();
+    for suite in &selected {
+        match suite.as_str() {
+            "core" => suites::core::run(&cfg, &mut report),
+            "sync" => suites::sync::run(&cfg, &mut report),
+            "unix" => suites::unix::run(&cfg, &mut report),
+            _ => unreachable!("checked above"),
+        }
+    }
+    if let Some(path) = json {
+        if let Err(e) = report.write_json(&path) {
+            eprintln!("cannot write {path}: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    ExitCode::SUCCESS
+}

@@ -33,7 +33,7 @@ use crate::loom::sync::Arc;
 use crate::seam::{EventSource, Signal, Uid};
 use crate::syscall::Syscalls;
 use crate::task::cell::Runnable;
-use crate::task::header::Header;
+use crate::task::header::{with_waker_ref, Header};
 use crate::task::TaskId;
 use slab::Slab;
 use std::cell::{Cell, RefCell};
@@ -58,7 +58,6 @@ pub(crate) struct Slot {
     pub(crate) header: Arc<Header>,
     /// `None` while being polled, and once the future has returned.
     body: Option<Pin<Box<dyn Runnable>>>,
-    waker: Waker,
     /// Children neither awaited nor cancelled yet.
     pub(crate) children: Slab<Arc<Header>>,
     cancelling: bool,
@@ -114,11 +113,9 @@ impl Worker {
     /// Inserts a task body in the table and queues it. The header must be
     /// fresh (born `NOTIFIED`) and owned by this worker.
     pub(crate) fn insert_task(&self, header: Arc<Header>, body: Pin<Box<dyn Runnable>>) {
-        let waker = Waker::from(header.clone());
         let key = self.tasks.borrow_mut().insert(Slot {
             header: header.clone(),
             body: Some(body),
-            waker,
             children: Slab::new(),
             cancelling: false,
         });
@@ -143,7 +140,7 @@ impl Worker {
     }
 
     pub(crate) fn waker_of(&self, task: Current) -> Waker {
-        self.tasks.borrow()[task.key].waker.clone()
+        Waker::from(self.tasks.borrow()[task.key].header.clone())
     }
 
     /// The worker loop. dom0 passes the root task and leaves when it has
@@ -245,7 +242,7 @@ impl Worker {
     fn run_task(&self, header: Arc<Header>) {
         let snapshot = header.state.take_notified();
         let key = header.slot();
-        let (mut body, waker) = {
+        let mut body = {
             let mut tasks = self.tasks.borrow_mut();
             let Some(slot) = tasks.get_mut(key) else {
                 return;
@@ -259,11 +256,13 @@ impl Worker {
                 return;
             }
             let Some(body) = slot.body.take() else { return };
-            (body, slot.waker.clone())
+            body
         };
         let previous = self.current.replace(Some(Current { key, id: header.id }));
-        let mut cx = Context::from_waker(&waker);
-        let result = catch_unwind(AssertUnwindSafe(|| body.as_mut().poll(&mut cx)));
+        let result = with_waker_ref(&header, |waker| {
+            let mut cx = Context::from_waker(waker);
+            catch_unwind(AssertUnwindSafe(|| body.as_mut().poll(&mut cx)))
+        });
         self.current.set(previous);
         match result {
             Ok(Poll::Pending) => {
@@ -346,13 +345,9 @@ impl Worker {
     fn terminate(&self, key: usize) {
         let slot = self.tasks.borrow_mut().remove(key);
         let Slot {
-            header,
-            children,
-            waker,
-            ..
+            header, children, ..
         } = slot;
         drop(children);
-        drop(waker);
         self.shared.task_gone(self.index);
         header.state.terminate();
         header.waiter.wake();

@@ -14,8 +14,9 @@ use super::TaskId;
 use crate::loom::sync::atomic::{AtomicUsize, Ordering};
 use crate::loom::sync::Arc;
 use crate::runtime::Shared;
+use std::mem::ManuallyDrop;
 use std::panic::Location;
-use std::task::Wake;
+use std::task::{Wake, Waker};
 
 /// Called when a task terminates, on its worker's thread (used by `Orphans`).
 pub(crate) trait ExitHook: Send + Sync {
@@ -90,4 +91,16 @@ impl Wake for Header {
     fn wake_by_ref(self: &Arc<Self>) {
         self.schedule();
     }
+}
+
+/// Calls `f` with a `Waker` for `header` that borrows the caller's reference
+/// instead of taking one, so polling a task costs no reference-count traffic.
+pub(crate) fn with_waker_ref<R>(header: &Arc<Header>, f: impl FnOnce(&Waker) -> R) -> R {
+    // SAFETY: `Arc::from_raw` on the pointer of the live `header` re-creates
+    // that same `Arc` without changing its count; `Waker::from` stores exactly
+    // that pointer, and `ManuallyDrop` keeps the waker's drop (a decrement)
+    // from running, so the count stays balanced. `header` outlives the call, so
+    // the pointer stays valid; a clone made inside `f` increments normally.
+    let waker = ManuallyDrop::new(Waker::from(unsafe { Arc::from_raw(Arc::as_ptr(header)) }));
+    f(&waker)
 }

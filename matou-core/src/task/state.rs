@@ -78,7 +78,16 @@ impl State {
 
     /// Called by the owning worker when it takes the task off a queue.
     pub(crate) fn take_notified(&self) -> Snapshot {
-        Snapshot(self.0.fetch_and(!NOTIFIED, Ordering::AcqRel))
+        // Common case first: only NOTIFIED is set, and one compare-exchange
+        // clears it (a bare `fetch_and` whose result is used compiles to a
+        // compare-exchange loop anyway).
+        match self
+            .0
+            .compare_exchange(NOTIFIED, 0, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(prev) => Snapshot(prev),
+            Err(_) => Snapshot(self.0.fetch_and(!NOTIFIED, Ordering::AcqRel)),
+        }
     }
 
     /// Requests cancellation. Returns whether the task still needs to be

@@ -1,0 +1,366 @@
+//! Suite `core`: the scheduler workloads of tokio's
+//! `benches/rt_multi_threaded.rs`, with its constants.
+//!
+//! Each workload runs in two pairings: matou `extra_workers(1)` against tokio
+//! `multi_thread(2)` (same worker count), and matou `extra_workers(0)` against
+//! tokio `current_thread`. The figure is nanoseconds per workload.
+//!
+//! matou requires every child to be awaited (or cancelled), so the tokio side
+//! awaits all its `JoinHandle`s too, and both sides do the same work; in
+//! particular chained spawn awaits each link (a chain of 1 000 live tasks)
+//! and ping-pong awaits the pong task and every ping task.
+//!
+//! Where things run:
+//! - matou's timing loop is the root task, on dom0; tokio's is a task spawned
+//!   from `block_on`, so it runs on a worker too (with `multi_thread`, its
+//!   spawns go to that worker's local queue and may be stolen; matou's `spawn`
+//!   stays on dom0, it never migrates).
+//! - *spawn many remote*: tokio spawns from a non-runtime thread through the
+//!   runtime handle (its inject queue); matou's mapping is `call` from the
+//!   main task onto the other worker (its remote inbox). With no extra worker
+//!   matou has no remote placement (`call` fails with `NoDomainAvailable`),
+//!   so that row exists only for the two-worker pairing.
+//! - *yield many*: tokio spreads the 200 tasks by work stealing; matou, which
+//!   does not steal, places them round-robin over its workers (`spawn` for
+//!   dom0, `call` for the others).
+//! - *ping-pong* uses `tokio::sync::oneshot` on both sides (it works with any
+//!   waker), so the channel is the same and only the scheduler differs.
+//!
+//! Runtime construction is outside the timed region; each sample is the mean
+//! of `inner` iterations after one warm-up inside one runtime.
+
+use crate::harness::{alternate, ns, Config, Report, Row};
+use std::future::Future;
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+
+const NUM_SPAWN: usize = 10_000;
+const NUM_YIELD: usize = 1_000;
+const YIELD_TASKS: usize = 200;
+const NUM_PINGS: usize = 1_000;
+const ITER: usize = 1_000;
+
+/// One pairing: matou with `extra` extra workers against a tokio runtime.
+#[derive(Clone, Copy)]
+struct Pairing {
+    extra: usize,
+    /// tokio worker threads; `None` for `current_thread`.
+    tokio_workers: Option<usize>,
+}
+
+impl Pairing {
+    fn baseline(self) -> String {
+        match self.tokio_workers {
+            Some(n) => format!("multi_thread({n})"),
+            None => "current_thread".to_string(),
+        }
+    }
+
+    fn tokio_rt(self) -> tokio::runtime::Runtime {
+        match self.tokio_workers {
+            Some(n) => tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(n)
+                .enable_all()
+                .build(),
+            None => tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build(),
+        }
+        .expect("tokio runtime")
+    }
+}
+
+const PAIRINGS: [Pairing; 2] = [
+    Pairing {
+        extra: 1,
+        tokio_workers: Some(2),
+    },
+    Pairing {
+        extra: 0,
+        tokio_workers: None,
+    },
+];
+
+/// Runs the suite.
+pub fn run(cfg: &Config, report: &mut Report) {
+    let inner = cfg.inner;
+    for p in PAIRINGS {
+        let workers = p.extra + 1;
+        bench(
+            cfg,
+            report,
+            p,
+            "spawn many local",
+            || matou_sample(p.extra, inner, matou_spawn_many),
+            || tokio_sample(p, inner, tokio_spawn_many),
+        );
+        if p.extra > 0 {
+            bench(
+                cfg,
+                report,
+                p,
+                "spawn many remote",
+                || matou_sample(p.extra, inner, matou_spawn_many_remote),
+                || tokio_remote_sample(p, inner),
+            );
+        }
+        bench(
+            cfg,
+            report,
+            p,
+            "yield many",
+            || matou_sample(p.extra, inner, move || matou_yield_many(workers)),
+            || tokio_sample(p, inner, tokio_yield_many),
+        );
+        bench(
+            cfg,
+            report,
+            p,
+            "ping-pong",
+            || matou_sample(p.extra, inner, matou_ping_pong),
+            || tokio_sample(p, inner, tokio_ping_pong),
+        );
+        bench(
+            cfg,
+            report,
+            p,
+            "chained spawn",
+            || matou_sample(p.extra, inner, || matou_chain(ITER)),
+            || tokio_sample(p, inner, || tokio_chain(ITER)),
+        );
+    }
+}
+
+/// Alternates one matou sample and one tokio sample for `cfg.rounds` rounds
+/// and pushes the medians.
+fn bench(
+    cfg: &Config,
+    report: &mut Report,
+    p: Pairing,
+    name: &str,
+    matou: impl Fn() -> f64,
+    tokio: impl Fn() -> f64,
+) {
+    let (m, t) = alternate(cfg.rounds, || vec![matou()], || vec![tokio()]);
+    report.push(Row {
+        suite: "core",
+        name: name.to_string(),
+        baseline: p.baseline(),
+        matou_ns: m[0],
+        tokio_ns: t[0],
+    });
+}
+
+/// Builds a matou run with `extra` extra workers and returns the mean
+/// nanoseconds of `inner` timed iterations of `work` (after one warm-up),
+/// measured in the root task.
+fn matou_sample<W, Fut>(extra: usize, inner: usize, work: W) -> f64
+where
+    W: Fn() -> Fut + 'static,
+    Fut: Future<Output = ()> + 'static,
+{
+    matou::Builder::new().extra_workers(extra).run(async move {
+        work().await;
+        let mut total = 0.0;
+        for _ in 0..inner {
+            let t = Instant::now();
+            work().await;
+            total += ns(t.elapsed());
+        }
+        total / inner.max(1) as f64
+    })
+}
+
+/// The tokio counterpart of [`matou_sample`]: the timing loop runs in a task
+/// spawned from `block_on`, i.e. on a runtime worker.
+fn tokio_sample<W, Fut>(p: Pairing, inner: usize, work: W) -> f64
+where
+    W: Fn() -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let rt = p.tokio_rt();
+    let r = rt.block_on(async move {
+        tokio::spawn(async move {
+            work().await;
+            let mut total = 0.0;
+            for _ in 0..inner {
+                let t = Instant::now();
+                work().await;
+                total += ns(t.elapsed());
+            }
+            total / inner.max(1) as f64
+        })
+        .await
+        .expect("tokio timing task")
+    });
+    rt.shutdown_timeout(Duration::from_secs(1));
+    r
+}
+
+async fn matou_spawn_many() {
+    let ps: Vec<_> = (0..NUM_SPAWN)
+        .map(|i| {
+            matou::spawn(async move {
+                std::hint::black_box(i);
+            })
+        })
+        .collect();
+    for p in ps {
+        p.await.expect("child");
+    }
+}
+
+async fn tokio_spawn_many() {
+    let hs: Vec<_> = (0..NUM_SPAWN)
+        .map(|i| {
+            tokio::spawn(async move {
+                std::hint::black_box(i);
+            })
+        })
+        .collect();
+    for h in hs {
+        h.await.expect("child");
+    }
+}
+
+async fn matou_spawn_many_remote() {
+    let ps: Vec<_> = (0..NUM_SPAWN)
+        .map(|i| {
+            matou::call(move || async move {
+                std::hint::black_box(i);
+            })
+            .expect("an extra worker")
+        })
+        .collect();
+    for p in ps {
+        p.await.expect("child");
+    }
+}
+
+/// tokio's remote spawn, as in its bench: from this (non-runtime) thread
+/// through the runtime handle; the handles are then awaited in `block_on`.
+fn tokio_remote_sample(p: Pairing, inner: usize) -> f64 {
+    let rt = p.tokio_rt();
+    let once = |rt: &tokio::runtime::Runtime| {
+        let t = Instant::now();
+        let hs: Vec<_> = (0..NUM_SPAWN)
+            .map(|i| {
+                rt.spawn(async move {
+                    std::hint::black_box(i);
+                })
+            })
+            .collect();
+        rt.block_on(async {
+            for h in hs {
+                h.await.expect("child");
+            }
+        });
+        ns(t.elapsed())
+    };
+    once(&rt);
+    let total: f64 = (0..inner).map(|_| once(&rt)).sum();
+    rt.shutdown_timeout(Duration::from_secs(1));
+    total / inner.max(1) as f64
+}
+
+async fn yielder_matou() {
+    for _ in 0..NUM_YIELD {
+        matou::yield_now().await;
+    }
+}
+
+async fn matou_yield_many(workers: usize) {
+    let ps: Vec<_> = (0..YIELD_TASKS)
+        .map(|i| {
+            if i % workers == 0 {
+                matou::spawn(yielder_matou())
+            } else {
+                matou::call(yielder_matou).expect("an extra worker")
+            }
+        })
+        .collect();
+    for p in ps {
+        p.await.expect("child");
+    }
+}
+
+async fn tokio_yield_many() {
+    let hs: Vec<_> = (0..YIELD_TASKS)
+        .map(|_| {
+            tokio::spawn(async {
+                for _ in 0..NUM_YIELD {
+                    tokio::task::yield_now().await;
+                }
+            })
+        })
+        .collect();
+    for h in hs {
+        h.await.expect("child");
+    }
+}
+
+async fn matou_ping_pong() {
+    let outer = matou::spawn(async {
+        let pings: Vec<_> = (0..NUM_PINGS)
+            .map(|_| {
+                matou::spawn(async {
+                    let (tx1, rx1) = oneshot::channel::<()>();
+                    let (tx2, rx2) = oneshot::channel::<()>();
+                    let pong = matou::spawn(async move {
+                        rx1.await.expect("ping");
+                        tx2.send(()).expect("pong");
+                    });
+                    tx1.send(()).expect("ping");
+                    rx2.await.expect("pong");
+                    pong.await.expect("pong task");
+                })
+            })
+            .collect();
+        for p in pings {
+            p.await.expect("ping task");
+        }
+    });
+    outer.await.expect("outer task");
+}
+
+async fn tokio_ping_pong() {
+    let outer = tokio::spawn(async {
+        let pings: Vec<_> = (0..NUM_PINGS)
+            .map(|_| {
+                tokio::spawn(async {
+                    let (tx1, rx1) = oneshot::channel::<()>();
+                    let (tx2, rx2) = oneshot::channel::<()>();
+                    let pong = tokio::spawn(async move {
+                        rx1.await.expect("ping");
+                        tx2.send(()).expect("pong");
+                    });
+                    tx1.send(()).expect("ping");
+                    rx2.await.expect("pong");
+                    pong.await.expect("pong task");
+                })
+            })
+            .collect();
+        for p in pings {
+            p.await.expect("ping task");
+        }
+    });
+    outer.await.expect("outer task");
+}
+
+/// Each link spawns the next and awaits it (matou's rule), down to `n == 0`.
+fn matou_chain(n: usize) -> Pin<Box<dyn Future<Output = ()>>> {
+    Box::pin(async move {
+        if n > 0 {
+            matou::spawn(matou_chain(n - 1)).await.expect("link");
+        }
+    })
+}
+
+fn tokio_chain(n: usize) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+    Box::pin(async move {
+        if n > 0 {
+            tokio::spawn(tokio_chain(n - 1)).await.expect("link");
+        }
+    })
+}

@@ -1,0 +1,5 @@
+//! The suites; each `run` pushes its rows onto the report.
+
+pub mod core;
+pub mod sync;
+pub mod unix;
