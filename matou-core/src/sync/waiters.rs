@@ -28,8 +28,10 @@ use std::task::Waker;
 const NIL: usize = usize::MAX;
 
 /// Locks a primitive's state, ignoring poisoning: no code of ours panics while
-/// holding one of these locks with an invariant half-updated (user code never
-/// runs under them: values are dropped and wakers woken after unlocking).
+/// holding one of these locks with an invariant half-updated. User code does
+/// not run under them (values are dropped and wakers woken after unlocking);
+/// only the executor's waker `clone` and `drop` do, as in every waker-based
+/// primitive.
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }

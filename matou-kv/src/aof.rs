@@ -1,0 +1,539 @@
+//! The append-only log `DIR/appendonly.mlog`: what makes matou-kv durable.
+//!
+//! Format: frames of `u32 LE length`, `u32 LE CRC-32`, payload (one
+//! [`LogRecord`]); see [`frame`]. No header: an empty file is an empty store.
+//!
+//! One owner (the server's storage task) holds the [`Aof`] and is its only
+//! writer. Invariants:
+//! - **Whole records only.** [`Aof::open`] replays the valid prefix and
+//!   truncates the file to it (then fsyncs), reporting on stderr what it cut
+//!   ([`Cut`]): a record is never half-applied and later appends never
+//!   follow garbage. A failed write is cut back the same way before the
+//!   error is returned.
+//! - **Group commit.** [`Aof::append`] only buffers; [`Aof::commit`] writes
+//!   everything buffered with one `write` and, under [`Fsync::Always`], one
+//!   `fsync`. The owner executes a batch of commands, appends their records,
+//!   commits once, and only then replies to any of them: a reply never
+//!   reveals a write that is not durable under the policy.
+//! - **Failures are sticky.** After a failed write or fsync the log refuses
+//!   every later commit: the store already holds writes the log may not,
+//!   and a retried fsync can report success for pages the kernel dropped.
+//!   The owner should stop the server (Redis exits too under
+//!   `appendfsync always`).
+//! - **Rewrite without stopping service.** A rewrite replaces the log by a
+//!   compact snapshot in three steps, so that only the cheap ones run on the
+//!   owner:
+//!   1. owner: [`Aof::begin_rewrite`] with `store.snapshot()` (pointer
+//!      copies), taken with no append in between, returns a [`RewriteJob`]
+//!      and starts copying every later appended record into a side buffer;
+//!   2. anywhere (another thread): [`RewriteJob::run`] writes the snapshot
+//!      to a temporary file and fsyncs it, while the owner keeps serving and
+//!      appending to the old log;
+//!   3. owner: [`Aof::finish_rewrite`] commits what is pending to the old
+//!      log, appends the side buffer to the new file, fsyncs it, renames it
+//!      over the log and fsyncs the directory, then appends to the new file.
+//!
+//!   A crash at any moment leaves the old log or the new one, each complete.
+//!   If step 2 fails, [`Aof::abort_rewrite`] drops the side buffer and the
+//!   old log goes on as if nothing happened.
+
+mod frame;
+
+pub use frame::{
+    frame, frame_set, read_log, Cut, Damage, LogReader, Replayed, CHUNK, HEADER, MAX_PAYLOAD,
+};
+
+use crate::record::LogRecord;
+use crate::store::{Snapshot, Store};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// The log's file name inside the data directory.
+pub const FILE_NAME: &str = "appendonly.mlog";
+/// Prefix of a rewrite's temporary file (`appendonly.mlog.rewrite-N`).
+pub const REWRITE_PREFIX: &str = "appendonly.mlog.rewrite-";
+/// No rewrite below this size: small logs replay fast anyway.
+pub const MIN_REWRITE_SIZE: u64 = 1024 * 1024;
+
+/// When the log is fsynced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fsync {
+    /// At every commit, before any reply: an acknowledged write survives a
+    /// crash of the machine.
+    Always,
+    /// At most a second apart ([`Aof::tick`]): a machine crash may lose
+    /// about a second of acknowledged writes (a process crash loses none).
+    EverySec,
+    /// Left to the kernel.
+    No,
+}
+
+impl Fsync {
+    /// The name used by `--fsync` and `CONFIG GET appendfsync`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Fsync::Always => "always",
+            Fsync::EverySec => "everysec",
+            Fsync::No => "no",
+        }
+    }
+
+    /// Parses a name given by [`Fsync::name`].
+    pub fn parse(s: &str) -> Option<Fsync> {
+        [Fsync::Always, Fsync::EverySec, Fsync::No]
+            .into_iter()
+            .find(|f| f.name() == s)
+    }
+}
+
+/// Fsyncs a directory, so that a creation or rename inside it is durable.
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Replays the log at `path` into `store`, record by record, and truncates
+/// the file to its valid prefix (fsynced) if it had a damaged tail. A
+/// missing file is an empty log. Reports nothing: see [`Replayed::cut`].
+///
+/// # Errors
+/// Reading, truncating or syncing the file.
+pub fn replay(path: &Path, store: &mut Store) -> io::Result<Replayed> {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Replayed::default()),
+        Err(e) => return Err(e),
+    };
+    let mut reader = LogReader::new(file);
+    while let Some(record) = reader.next_record()? {
+        record.apply(store);
+    }
+    let outcome = reader.outcome();
+    if let Some(cut) = outcome.cut {
+        let f = OpenOptions::new().write(true).open(path)?;
+        f.set_len(cut.offset)?;
+        f.sync_all()?;
+    }
+    Ok(outcome)
+}
+
+/// Writes `snapshot` as `Set` frames to `out`, in pieces of about
+/// [`CHUNK`] bytes; the bytes written.
+///
+/// # Errors
+/// The writer's, or `InvalidData` for an entry too large for a frame.
+pub fn write_snapshot(snapshot: &Snapshot, out: &mut impl Write) -> io::Result<u64> {
+    let mut buf = Vec::with_capacity(2 * CHUNK);
+    let mut total = 0u64;
+    for e in snapshot.iter() {
+        if !frame_set(&mut buf, e.key, e.value, e.expire_at) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "an entry is too large for a log frame",
+            ));
+        }
+        if buf.len() >= CHUNK {
+            out.write_all(&buf)?;
+            total += buf.len() as u64;
+            buf.clear();
+        }
+    }
+    out.write_all(&buf)?;
+    Ok(total + buf.len() as u64)
+}
+
+/// The heavy half of a rewrite, to run on any thread (see the module docs).
+#[derive(Debug)]
+pub struct RewriteJob {
+    id: u64,
+    tmp: PathBuf,
+    snapshot: Snapshot,
+}
+
+/// A written and fsynced snapshot, to hand back to [`Aof::finish_rewrite`].
+#[derive(Debug)]
+pub struct RewriteOutput {
+    id: u64,
+    tmp: PathBuf,
+    file: File,
+    size: u64,
+}
+
+impl RewriteJob {
+    /// Writes the snapshot to the temporary file and fsyncs it. Touches
+    /// nothing the owner uses.
+    ///
+    /// # Errors
+    /// Creating, writing or syncing the temporary file (which is removed).
+    pub fn run(self) -> io::Result<RewriteOutput> {
+        let result = (|| {
+            let mut file = File::create(&self.tmp)?;
+            // write_snapshot writes in ~64 KiB pieces: no BufWriter needed.
+            let size = write_snapshot(&self.snapshot, &mut file)?;
+            file.sync_all()?;
+            Ok((file, size))
+        })();
+        match result {
+            Ok((file, size)) => Ok(RewriteOutput {
+                id: self.id,
+                tmp: self.tmp,
+                file,
+                size,
+            }),
+            Err(e) => {
+                let _ = fs::remove_file(&self.tmp);
+                Err(e)
+            }
+        }
+    }
+
+    /// Keys in the snapshot.
+    pub fn len(&self) -> usize {
+        self.snapshot.len()
+    }
+
+    /// Whether the snapshot is empty.
+    pub fn is_empty(&self) -> bool {
+        self.snapshot.is_empty()
+    }
+}
+
+/// A rewrite in progress: its id and the frames appended since it began.
+#[derive(Debug)]
+struct Rewriting {
+    id: u64,
+    side: Vec<u8>,
+}
+
+/// The open log (see the module docs).
+#[derive(Debug)]
+pub struct Aof {
+    dir: PathBuf,
+    path: PathBuf,
+    file: File,
+    policy: Fsync,
+    /// Frames appended since the last commit.
+    pending: Vec<u8>,
+    /// Bytes in the file.
+    size: u64,
+    /// Size after the last rewrite (or at open).
+    base_size: u64,
+    /// Written but not fsynced.
+    unsynced: bool,
+    last_fsync: Instant,
+    rewrites: u64,
+    rewriting: Option<Rewriting>,
+    next_rewrite_id: u64,
+    last_rewrite_failed: bool,
+    /// Set by the first failed write or fsync; every later commit fails.
+    broken: Option<String>,
+}
+
+impl Aof {
+    /// Creates `dir` if needed, removes a rewrite's leftovers, replays the
+    /// log into `store`, cuts a damaged tail (reporting it on stderr), and
+    /// opens the log for appending.
+    ///
+    /// # Errors
+    /// Creating the directory, replaying, truncating or opening the file.
+    pub fn open(dir: &Path, policy: Fsync, store: &mut Store) -> io::Result<(Aof, Replayed)> {
+        fs::create_dir_all(dir)?;
+        for entry in fs::read_dir(dir)? {
+            let entry = entry?;
+            if entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with(REWRITE_PREFIX)
+            {
+                // A rewrite interrupted by a crash: the log itself is whole.
+                fs::remove_file(entry.path())?;
+            }
+        }
+        let path = dir.join(FILE_NAME);
+        let replayed = replay(&path, store)?;
+        if let Some(cut) = &replayed.cut {
+            eprintln!(
+                "matou-kv: {}: {cut}; the log was truncated to its valid prefix of {} records \
+                 ({} bytes)",
+                path.display(),
+                replayed.records,
+                replayed.valid_len
+            );
+        }
+        let file = OpenOptions::new().create(true).append(true).open(&path)?;
+        // The file may have just been created: make its name durable.
+        sync_dir(dir)?;
+        let size = file.metadata()?.len();
+        Ok((
+            Aof {
+                dir: dir.to_path_buf(),
+                path,
+                file,
+                policy,
+                pending: Vec::new(),
+                size,
+                base_size: size,
+                unsynced: false,
+                last_fsync: Instant::now(),
+                rewrites: 0,
+                rewriting: None,
+                next_rewrite_id: 0,
+                last_rewrite_failed: false,
+                broken: None,
+            },
+            replayed,
+        ))
+    }
+
+    fn broken_error(&self) -> Option<io::Error> {
+        self.broken.as_ref().map(|why| {
+            io::Error::other(format!("the log failed earlier and refuses writes: {why}"))
+        })
+    }
+
+    /// Buffers `record`; nothing reaches the file before
+    /// [`commit`](Self::commit). During a rewrite the frame is also kept
+    /// for the new log.
+    pub fn append(&mut self, record: &LogRecord) {
+        let start = self.pending.len();
+        if !frame(record, &mut self.pending) {
+            // Larger than a frame can say (4 GiB): the command layer
+            // refuses such requests; should one get here, fail loudly at
+            // the next commit rather than lose it silently.
+            self.broken
+                .get_or_insert_with(|| "a record too large for a frame".into());
+            return;
+        }
+        if let Some(r) = &mut self.rewriting {
+            r.side.extend_from_slice(&self.pending[start..]);
+        }
+    }
+
+    /// Whether records wait for a commit.
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// Writes every buffered record with one `write` and, under
+    /// [`Fsync::Always`], makes them durable with one `fsync`: the group
+    /// commit. Reply to the writes of the batch only after it returns.
+    ///
+    /// # Errors
+    /// The write's or the fsync's, or an earlier one's: the log is then
+    /// unusable, the owner must stop.
+    pub fn commit(&mut self) -> io::Result<()> {
+        if let Some(e) = self.broken_error() {
+            return Err(e);
+        }
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        if let Err(e) = self.file.write_all(&self.pending) {
+            // Cut a partial frame off, so the file stays a valid prefix.
+            let _ = self.file.set_len(self.size);
+            self.broken = Some(format!("write: {e}"));
+            return Err(e);
+        }
+        self.size += self.pending.len() as u64;
+        self.pending.clear();
+        self.unsynced = true;
+        if self.policy == Fsync::Always {
+            self.fsync()?;
+        }
+        Ok(())
+    }
+
+    fn fsync(&mut self) -> io::Result<()> {
+        // fdatasync: the size change is metadata it covers too.
+        if let Err(e) = self.file.sync_data() {
+            self.broken = Some(format!("fsync: {e}"));
+            return Err(e);
+        }
+        self.unsynced = false;
+        self.last_fsync = Instant::now();
+        Ok(())
+    }
+
+    /// The periodic duty (call it every ~100 ms): under
+    /// [`Fsync::EverySec`], fsyncs what was written if the last fsync is a
+    /// second old.
+    ///
+    /// # Errors
+    /// The fsync's (the log is then unusable).
+    pub fn tick(&mut self) -> io::Result<()> {
+        if self.policy == Fsync::EverySec
+            && self.unsynced
+            && self.last_fsync.elapsed() >= Duration::from_secs(1)
+        {
+            self.fsync()?;
+        }
+        Ok(())
+    }
+
+    /// Commits and fsyncs whatever the policy (at shutdown).
+    ///
+    /// # Errors
+    /// The write's or the fsync's.
+    pub fn sync(&mut self) -> io::Result<()> {
+        self.commit()?;
+        if self.unsynced {
+            self.fsync()?;
+        }
+        Ok(())
+    }
+
+    /// Whether a rewrite is due: the log is past [`MIN_REWRITE_SIZE`], has
+    /// doubled since the last rewrite, and no rewrite runs.
+    pub fn needs_rewrite(&self) -> bool {
+        self.rewriting.is_none() && self.size > MIN_REWRITE_SIZE && self.size > 2 * self.base_size
+    }
+
+    /// Whether a rewrite is in progress.
+    pub fn rewrite_in_progress(&self) -> bool {
+        self.rewriting.is_some()
+    }
+
+    /// Starts a rewrite from `snapshot`, which must be the store's state
+    /// right now (no append between taking it and this call). Every record
+    /// appended from now on is also kept for the new log.
+    ///
+    /// # Errors
+    /// `AlreadyExists` if a rewrite is in progress.
+    pub fn begin_rewrite(&mut self, snapshot: Snapshot) -> io::Result<RewriteJob> {
+        if self.rewriting.is_some() {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                "a log rewrite is already in progress",
+            ));
+        }
+        let id = self.next_rewrite_id;
+        self.next_rewrite_id += 1;
+        self.rewriting = Some(Rewriting {
+            id,
+            side: Vec::new(),
+        });
+        Ok(RewriteJob {
+            id,
+            tmp: self.dir.join(format!("{REWRITE_PREFIX}{id}")),
+            snapshot,
+        })
+    }
+
+    /// Gives up the rewrite in progress (its job failed or was dropped):
+    /// the old log goes on unchanged.
+    pub fn abort_rewrite(&mut self) {
+        if let Some(r) = self.rewriting.take() {
+            let _ = fs::remove_file(self.dir.join(format!("{REWRITE_PREFIX}{}", r.id)));
+            self.last_rewrite_failed = true;
+        }
+    }
+
+    /// Completes a rewrite with its job's output (see the module docs).
+    ///
+    /// # Errors
+    /// An output that is not the current rewrite's, or a file operation:
+    /// before the rename the rewrite is aborted and the old log stays in
+    /// use; a failure after it (syncing the directory, reopening) makes the
+    /// log unusable, since which file survives a crash is then unknown.
+    pub fn finish_rewrite(&mut self, out: RewriteOutput) -> io::Result<()> {
+        if self.rewriting.as_ref().map(|r| r.id) != Some(out.id) {
+            let _ = fs::remove_file(&out.tmp);
+            return Err(io::Error::other("stale log rewrite output"));
+        }
+        // The old log first gets everything, so that it is complete too.
+        if let Err(e) = self.commit() {
+            self.abort_rewrite();
+            return Err(e);
+        }
+        let RewriteOutput {
+            tmp,
+            mut file,
+            size,
+            ..
+        } = out;
+        let side = self.rewriting.as_ref().map_or(&[][..], |r| &r.side[..]);
+        let side_len = side.len() as u64;
+        let before_rename = file
+            .write_all(side)
+            .and_then(|()| file.sync_all())
+            .and_then(|()| fs::rename(&tmp, &self.path));
+        if let Err(e) = before_rename {
+            self.abort_rewrite();
+            return Err(e);
+        }
+        self.rewriting = None;
+        let after =
+            sync_dir(&self.dir).and_then(|()| OpenOptions::new().append(true).open(&self.path));
+        match after {
+            Ok(f) => {
+                self.file = f;
+                self.size = size + side_len;
+                self.base_size = self.size;
+                self.unsynced = false;
+                self.rewrites += 1;
+                self.last_rewrite_failed = false;
+                Ok(())
+            }
+            Err(e) => {
+                self.broken = Some(format!("after the rewrite's rename: {e}"));
+                Err(e)
+            }
+        }
+    }
+
+    /// A whole rewrite inline on the caller (begin, run, finish): simple,
+    /// but the owner is busy for the time it takes to write the snapshot.
+    ///
+    /// # Errors
+    /// As [`RewriteJob::run`] and [`Aof::finish_rewrite`]; the old log
+    /// stays in use after a failure before the rename.
+    pub fn rewrite(&mut self, store: &Store) -> io::Result<()> {
+        let job = self.begin_rewrite(store.snapshot())?;
+        match job.run() {
+            Ok(out) => self.finish_rewrite(out),
+            Err(e) => {
+                self.abort_rewrite();
+                Err(e)
+            }
+        }
+    }
+
+    /// Bytes in the file (pending records excluded).
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Size after the last rewrite (or at open).
+    pub fn base_size(&self) -> u64 {
+        self.base_size
+    }
+
+    /// Rewrites completed since open.
+    pub fn rewrites(&self) -> u64 {
+        self.rewrites
+    }
+
+    /// Whether the last rewrite failed.
+    pub fn last_rewrite_failed(&self) -> bool {
+        self.last_rewrite_failed
+    }
+
+    /// The fsync policy.
+    pub fn policy(&self) -> Fsync {
+        self.policy
+    }
+
+    /// The log's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Whether an earlier failure made the log refuse writes.
+    pub fn is_broken(&self) -> bool {
+        self.broken.is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,271 @@
+//! The log on real files: replay after reopen, damaged tails cut, group
+//! commit, and rewrites (inline, on another thread, aborted, stale).
+
+use super::*;
+use crate::command::execute;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// A fresh directory (not created) under the system temp dir.
+fn dir(name: &str) -> PathBuf {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let d = std::env::temp_dir().join(format!(
+        "matou-kv-aof-{name}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    ));
+    let _ = fs::remove_dir_all(&d);
+    d
+}
+
+fn set(k: &str, v: &str) -> LogRecord {
+    LogRecord::Set {
+        key: k.as_bytes().to_vec(),
+        value: v.as_bytes().to_vec(),
+        expire_at_ms: None,
+    }
+}
+
+/// Runs `cmd` on `store` and appends its record, as the owner does.
+fn run(store: &mut Store, aof: &mut Aof, cmd: &[&str]) {
+    let args: Vec<Vec<u8>> = cmd.iter().map(|s| s.as_bytes().to_vec()).collect();
+    if let (_, Some(rec)) = execute(store, &args, 1_000) {
+        aof.append(&rec);
+    }
+}
+
+fn reopen(d: &Path) -> (Store, Aof, Replayed) {
+    let mut store = Store::new();
+    let (aof, replayed) = Aof::open(d, Fsync::Always, &mut store).unwrap();
+    (store, aof, replayed)
+}
+
+#[test]
+fn fsync_names_round_trip() {
+    for f in [Fsync::Always, Fsync::EverySec, Fsync::No] {
+        assert_eq!(Fsync::parse(f.name()), Some(f));
+    }
+    assert_eq!(Fsync::parse("sometimes"), None);
+}
+
+#[test]
+fn open_creates_the_directory_and_replays_what_was_committed() {
+    let d = dir("replay");
+    let (mut store, mut aof, replayed) = reopen(&d);
+    assert_eq!(replayed, Replayed::default());
+    assert!(d.join(FILE_NAME).exists());
+    run(&mut store, &mut aof, &["SET", "a", "1"]);
+    run(&mut store, &mut aof, &["INCR", "a"]);
+    run(&mut store, &mut aof, &["SET", "b", "x", "PXAT", "99999"]);
+    run(&mut store, &mut aof, &["APPEND", "b", "y"]);
+    assert!(aof.has_pending());
+    assert_eq!(aof.size(), 0, "nothing is written before the commit");
+    aof.commit().unwrap();
+    assert!(!aof.has_pending());
+    assert_eq!(aof.size(), fs::metadata(d.join(FILE_NAME)).unwrap().len());
+    drop(aof);
+    let (again, _, replayed) = reopen(&d);
+    assert_eq!(replayed.records, 4);
+    assert_eq!(replayed.cut, None);
+    assert!(again == store);
+    fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn uncommitted_records_are_not_in_the_file() {
+    let d = dir("pending");
+    let (_, mut aof, _) = reopen(&d);
+    aof.append(&set("a", "1"));
+    aof.commit().unwrap();
+    aof.append(&set("b", "2"));
+    drop(aof);
+    let (store, _, replayed) = reopen(&d);
+    assert_eq!((replayed.records, store.len()), (1, 1));
+    fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn a_torn_tail_is_cut_and_appends_resume_after_the_valid_prefix() {
+    let d = dir("torn");
+    let (_, mut aof, _) = reopen(&d);
+    for i in 0..10 {
+        aof.append(&set(&format!("k{i}"), "v"));
+    }
+    aof.commit().unwrap();
+    let full = aof.size();
+    drop(aof);
+    let path = d.join(FILE_NAME);
+    let f = OpenOptions::new().write(true).open(&path).unwrap();
+    f.set_len(full - 3).unwrap();
+    drop(f);
+    let (store, mut aof, replayed) = reopen(&d);
+    assert_eq!(replayed.records, 9);
+    let cut = replayed.cut.unwrap();
+    assert_eq!(cut.damage, Damage::TornTail);
+    assert_eq!(cut.offset + cut.dropped, full - 3);
+    assert_eq!(
+        fs::metadata(&path).unwrap().len(),
+        cut.offset,
+        "file truncated"
+    );
+    assert!(store.raw(b"k9").is_none() && store.raw(b"k8").is_some());
+    aof.append(&set("after", "1"));
+    aof.commit().unwrap();
+    drop(aof);
+    let (store, _, replayed) = reopen(&d);
+    assert_eq!((replayed.records, replayed.cut), (10, None));
+    assert!(store.raw(b"after").is_some());
+    fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn a_flipped_byte_cuts_everything_from_its_record() {
+    let d = dir("flip");
+    let (_, mut aof, _) = reopen(&d);
+    let mut starts = Vec::new();
+    for i in 0..10 {
+        starts.push(aof.size() + aof.pending.len() as u64);
+        aof.append(&set(&format!("k{i}"), "value"));
+    }
+    aof.commit().unwrap();
+    drop(aof);
+    let path = d.join(FILE_NAME);
+    let mut bytes = fs::read(&path).unwrap();
+    bytes[starts[6] as usize + HEADER + 2] ^= 1;
+    fs::write(&path, &bytes).unwrap();
+    let (store, _, replayed) = reopen(&d);
+    assert_eq!(replayed.records, 6);
+    assert_eq!(
+        replayed.cut.map(|c| (c.offset, c.damage)),
+        Some((starts[6], Damage::BadChecksum))
+    );
+    assert_eq!(store.len(), 6);
+    assert_eq!(fs::metadata(&path).unwrap().len(), starts[6]);
+    fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn inline_rewrite_compacts_and_preserves_the_store() {
+    let d = dir("rewrite");
+    let (mut store, mut aof, _) = reopen(&d);
+    for i in 0..200 {
+        run(&mut store, &mut aof, &["SET", "counter", &i.to_string()]);
+        run(
+            &mut store,
+            &mut aof,
+            &["SET", &format!("k{}", i % 7), "v", "PX", "5000"],
+        );
+    }
+    run(&mut store, &mut aof, &["DEL", "k3"]);
+    aof.commit().unwrap();
+    let before = aof.size();
+    aof.rewrite(&store).unwrap();
+    assert!(aof.size() < before / 10, "{} -> {}", before, aof.size());
+    assert_eq!((aof.rewrites(), aof.base_size()), (1, aof.size()));
+    run(&mut store, &mut aof, &["SET", "after", "1"]);
+    aof.commit().unwrap();
+    drop(aof);
+    let (again, _, replayed) = reopen(&d);
+    assert_eq!(replayed.cut, None);
+    assert!(again == store, "expiry times survive the rewrite too");
+    fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn rewrite_on_another_thread_while_the_owner_keeps_writing() {
+    let d = dir("threaded");
+    let (mut store, mut aof, _) = reopen(&d);
+    for i in 0..1000 {
+        run(
+            &mut store,
+            &mut aof,
+            &["SET", &format!("k{}", i % 100), &i.to_string()],
+        );
+    }
+    aof.commit().unwrap();
+    let job = aof.begin_rewrite(store.snapshot()).unwrap();
+    assert!(aof.rewrite_in_progress() && !aof.needs_rewrite());
+    assert!(
+        aof.begin_rewrite(store.snapshot()).is_err(),
+        "one at a time"
+    );
+    let worker = std::thread::spawn(move || job.run());
+    // Meanwhile the owner serves: these land in the old log and the side
+    // buffer; some are committed, the last ones are still pending.
+    for i in 0..50 {
+        run(&mut store, &mut aof, &["APPEND", &format!("k{i}"), "+"]);
+        if i % 10 == 0 {
+            aof.commit().unwrap();
+        }
+    }
+    run(&mut store, &mut aof, &["DEL", "k99"]);
+    let out = worker.join().unwrap().unwrap();
+    aof.finish_rewrite(out).unwrap();
+    assert!(!aof.has_pending(), "finish committed the pending records");
+    assert!(!aof.rewrite_in_progress());
+    run(&mut store, &mut aof, &["SET", "after", "1"]);
+    aof.commit().unwrap();
+    let leftovers: Vec<_> = fs::read_dir(&d)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n.to_string_lossy().starts_with(REWRITE_PREFIX))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    drop(aof);
+    let (again, _, replayed) = reopen(&d);
+    assert_eq!(replayed.cut, None);
+    assert!(again == store);
+    fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn an_aborted_or_stale_rewrite_leaves_the_old_log_in_use() {
+    let d = dir("abort");
+    let (mut store, mut aof, _) = reopen(&d);
+    run(&mut store, &mut aof, &["SET", "a", "1"]);
+    aof.commit().unwrap();
+    let job = aof.begin_rewrite(store.snapshot()).unwrap();
+    let out = job.run().unwrap();
+    aof.abort_rewrite();
+    assert!(aof.last_rewrite_failed());
+    run(&mut store, &mut aof, &["SET", "b", "2"]);
+    assert!(aof.finish_rewrite(out).is_err(), "stale output refused");
+    aof.commit().unwrap();
+    assert_eq!(aof.rewrites(), 0);
+    drop(aof);
+    let (again, _, _) = reopen(&d);
+    assert!(again == store);
+    fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn a_crashed_rewrites_temporary_file_is_removed_at_open() {
+    let d = dir("leftover");
+    fs::create_dir_all(&d).unwrap();
+    let tmp = d.join(format!("{REWRITE_PREFIX}3"));
+    fs::write(&tmp, b"half a snapshot").unwrap();
+    let (store, _, _) = reopen(&d);
+    assert!(store.is_empty());
+    assert!(!tmp.exists());
+    fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn sync_and_tick_under_every_policy() {
+    for policy in [Fsync::Always, Fsync::EverySec, Fsync::No] {
+        let d = dir("policy");
+        let mut store = Store::new();
+        let (mut aof, _) = Aof::open(&d, policy, &mut store).unwrap();
+        aof.append(&set("a", "1"));
+        aof.commit().unwrap();
+        assert_eq!(aof.unsynced, policy != Fsync::Always);
+        aof.tick().unwrap();
+        aof.append(&set("b", "2"));
+        aof.sync().unwrap();
+        assert!(!aof.unsynced && !aof.has_pending());
+        assert_eq!(aof.policy(), policy);
+        drop(aof);
+        let (again, _, _) = reopen(&d);
+        assert_eq!(again.len(), 2);
+        fs::remove_dir_all(&d).unwrap();
+    }
+}

@@ -1,0 +1,452 @@
+//! Connection commands: the per-connection [`Session`] (authentication,
+//! client name, id) and the reply builders for INFO, CONFIG GET and COMMAND,
+//! which take what they report as parameters so that no global state or
+//! runtime is needed here.
+
+use super::{parse, Command, CommandQuery, Conn, Spec, NOAUTH, TABLE};
+use crate::glob;
+use crate::resp::Reply;
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
+/// The version matou-kv reports as `redis_version` (INFO, HELLO): the Redis
+/// whose command semantics and error texts it follows.
+pub const REDIS_VERSION: &str = "7.0.0";
+
+/// What the configuration shows to connection commands: the password, and
+/// the parameters CONFIG GET lists (see `config::Config::view`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ConfigView {
+    /// `requirepass`, if set.
+    pub requirepass: Option<String>,
+    /// (name, value) pairs, lowercase names, as CONFIG GET lists them.
+    pub params: Vec<(&'static str, String)>,
+}
+
+/// What the connection must do after a connection command.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Send this reply and go on.
+    Reply(Reply),
+    /// Send this reply, then close the connection (QUIT).
+    Close(Reply),
+    /// Stop the server (SHUTDOWN); Redis sends no reply, the connection
+    /// just closes.
+    Shutdown,
+    /// INFO: answer with a bulk of [`info_text`] for these sections, built
+    /// from server-wide figures (the keyspace ones come from the storage).
+    Info(Vec<Vec<u8>>),
+}
+
+/// One connection's state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Session {
+    /// CLIENT ID.
+    pub id: u64,
+    /// Passed AUTH (or no password is configured).
+    pub authenticated: bool,
+    /// CLIENT SETNAME.
+    pub name: Option<Vec<u8>>,
+}
+
+/// Compares without an early exit, so that the time taken does not tell how
+/// much of a password guess was right.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    let diff = a
+        .iter()
+        .zip(b)
+        .fold(a.len() ^ b.len(), |acc, (x, y)| acc | usize::from(x ^ y));
+    diff == 0
+}
+
+const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
+
+impl Session {
+    /// A new connection's session; authenticated from the start when no
+    /// password is configured.
+    pub fn new(id: u64, requirepass: Option<&str>) -> Session {
+        Session {
+            id,
+            authenticated: requirepass.is_none(),
+            name: None,
+        }
+    }
+
+    /// [`parse`] with this session's authentication state.
+    ///
+    /// # Errors
+    /// The error reply Redis would send (NOAUTH included).
+    pub fn parse(&self, args: &[Vec<u8>]) -> Result<Command, Reply> {
+        parse(args, self.authenticated)
+    }
+
+    /// Whether `user`/`password` are the configured credentials (user
+    /// `default` is the only one).
+    fn check(&self, config: &ConfigView, user: &[u8], password: &[u8]) -> bool {
+        user == b"default"
+            && match &config.requirepass {
+                // No password: the default user is "nopass".
+                None => true,
+                Some(pw) => same_secret(pw.as_bytes(), password),
+            }
+    }
+
+    fn set_name(&mut self, name: Vec<u8>) -> Result<(), Reply> {
+        if name.iter().any(|&c| !(b'!'..=b'~').contains(&c)) {
+            return Err(Reply::err(
+                "ERR Client names cannot contain spaces, newlines or special characters.",
+            ));
+        }
+        self.name = (!name.is_empty()).then_some(name);
+        Ok(())
+    }
+
+    /// Runs a connection command.
+    pub fn execute(&mut self, cmd: Conn, config: &ConfigView) -> Action {
+        let reply = match cmd {
+            Conn::Ping(None) => Reply::Simple(Cow::Borrowed("PONG")),
+            Conn::Ping(Some(m)) | Conn::Echo(m) => Reply::Bulk(m),
+            Conn::Auth { user, password } => {
+                if user.is_none() && config.requirepass.is_none() {
+                    Reply::err(
+                        "ERR AUTH <password> called without any password configured for \
+                         the default user. Are you sure your configuration is correct?",
+                    )
+                } else if self.check(config, user.as_deref().unwrap_or(b"default"), &password) {
+                    self.authenticated = true;
+                    Reply::ok()
+                } else {
+                    Reply::err(WRONGPASS)
+                }
+            }
+            Conn::Hello {
+                proto: _,
+                auth,
+                setname,
+            } => {
+                if let Some((user, password)) = auth {
+                    if !self.check(config, &user, &password) {
+                        return Action::Reply(Reply::err(WRONGPASS));
+                    }
+                    self.authenticated = true;
+                }
+                if !self.authenticated {
+                    return Action::Reply(Reply::err(
+                        "NOAUTH HELLO must be called with the client already authenticated, \
+                         otherwise the HELLO <proto> AUTH <user> <pass> option can be used to \
+                         authenticate the client and select the RESP protocol version at the \
+                         same time",
+                    ));
+                }
+                if let Some(name) = setname {
+                    if let Err(e) = self.set_name(name) {
+                        return Action::Reply(e);
+                    }
+                }
+                let b = |s: &str| Reply::Bulk(s.as_bytes().to_vec());
+                Reply::Array(vec![
+                    b("server"),
+                    b("redis"),
+                    b("version"),
+                    b(REDIS_VERSION),
+                    b("proto"),
+                    Reply::Integer(2),
+                    b("id"),
+                    Reply::Integer(i64::try_from(self.id).unwrap_or(i64::MAX)),
+                    b("mode"),
+                    b("standalone"),
+                    b("role"),
+                    b("master"),
+                    b("modules"),
+                    Reply::Array(Vec::new()),
+                ])
+            }
+            Conn::Select(0) => Reply::ok(),
+            Conn::Select(_) => Reply::err("ERR DB index is out of range"),
+            Conn::ClientSetName(name) => match self.set_name(name) {
+                Ok(()) => Reply::ok(),
+                Err(e) => e,
+            },
+            Conn::ClientGetName => Reply::opt_bulk(self.name.clone()),
+            Conn::ClientId => Reply::Integer(i64::try_from(self.id).unwrap_or(i64::MAX)),
+            Conn::ClientSetInfo | Conn::ConfigResetStat => Reply::ok(),
+            Conn::Help(what) => help(what),
+            Conn::Info(sections) => return Action::Info(sections),
+            Conn::ConfigGet(patterns) => config_get_reply(&config.params, &patterns),
+            Conn::ConfigSet => Reply::err(
+                "ERR CONFIG SET is not supported: matou-kv's configuration is fixed at start",
+            ),
+            Conn::Command(q) => command_reply(&q),
+            Conn::Quit => return Action::Close(Reply::ok()),
+            Conn::Shutdown => return Action::Shutdown,
+        };
+        Action::Reply(reply)
+    }
+
+    /// Whether a parse error means "authenticate first" (for counters).
+    pub fn is_noauth(reply: &Reply) -> bool {
+        matches!(reply, Reply::Error(m) if m == NOAUTH)
+    }
+}
+
+fn help(what: &str) -> Reply {
+    let lines: &[&str] = match what {
+        "CLIENT" => &[
+            "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            "GETNAME",
+            "    Return the name of the current connection.",
+            "ID",
+            "    Return the ID of the current connection.",
+            "SETNAME <name>",
+            "    Assign the name <name> to the current connection.",
+            "SETINFO <LIB-NAME|LIB-VER> <value>",
+            "    Accepted and ignored.",
+        ],
+        "CONFIG" => &[
+            "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            "GET <pattern>",
+            "    Return parameters matching the glob-like <pattern> and their values.",
+            "RESETSTAT",
+            "    Accepted and ignored.",
+        ],
+        _ => &[
+            "COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            "(no subcommand)",
+            "    Return details about all commands.",
+            "COUNT",
+            "    Return the total number of commands.",
+            "DOCS",
+            "    Return an empty array (no documentation is served).",
+            "INFO <command-name> [<command-name> ...]",
+            "    Return details about the given commands.",
+            "LIST",
+            "    Return the names of all commands.",
+        ],
+    };
+    Reply::Array(
+        lines
+            .iter()
+            .map(|l| Reply::Simple(Cow::Borrowed(*l)))
+            .collect(),
+    )
+}
+
+/// CONFIG GET: every `(name, value)` whose name matches one of `patterns`
+/// (glob, case-insensitive), each parameter once, as a flat array.
+pub fn config_get_reply(params: &[(&'static str, String)], patterns: &[Vec<u8>]) -> Reply {
+    let mut out = Vec::new();
+    for (name, value) in params {
+        if patterns
+            .iter()
+            .any(|p| glob::matches_nocase(p, name.as_bytes()))
+        {
+            out.push(Reply::Bulk(name.as_bytes().to_vec()));
+            out.push(Reply::Bulk(value.as_bytes().to_vec()));
+        }
+    }
+    Reply::Array(out)
+}
+
+fn spec_info(s: &Spec) -> Reply {
+    let (first, last, step) = s.keys;
+    Reply::Array(vec![
+        Reply::Bulk(s.name.as_bytes().to_vec()),
+        Reply::Integer(i64::from(s.arity)),
+        Reply::Array(
+            s.flags
+                .iter()
+                .map(|f| Reply::Simple(Cow::Borrowed(*f)))
+                .collect(),
+        ),
+        Reply::Integer(i64::from(first)),
+        Reply::Integer(i64::from(last)),
+        Reply::Integer(i64::from(step)),
+        // ACL categories, tips, key specifications: none served.
+        Reply::Array(Vec::new()),
+        Reply::Array(Vec::new()),
+        Reply::Array(Vec::new()),
+        Reply::Array(s.subcommands.iter().map(spec_info).collect()),
+    ])
+}
+
+fn all_specs() -> impl Iterator<Item = &'static Spec> {
+    TABLE
+        .iter()
+        .flat_map(|s| std::iter::once(s).chain(s.subcommands.iter()))
+}
+
+/// COMMAND and its subcommands, from the command table (Redis 7's
+/// ten-field entries). `COMMAND DOCS` is an empty array, which `redis-cli`
+/// accepts (it then has no hints).
+pub fn command_reply(q: &CommandQuery) -> Reply {
+    match q {
+        CommandQuery::All => Reply::Array(TABLE.iter().map(spec_info).collect()),
+        CommandQuery::Count => Reply::Integer(TABLE.len() as i64),
+        CommandQuery::Docs => Reply::Array(Vec::new()),
+        CommandQuery::Info(names) => Reply::Array(
+            names
+                .iter()
+                .map(|n| {
+                    all_specs()
+                        .find(|s| s.name.as_bytes().eq_ignore_ascii_case(n))
+                        .map_or(Reply::Nil, spec_info)
+                })
+                .collect(),
+        ),
+        CommandQuery::List => Reply::Array(
+            all_specs()
+                .map(|s| Reply::Bulk(s.name.as_bytes().to_vec()))
+                .collect(),
+        ),
+    }
+}
+
+/// The figures INFO reports; the server fills what it has (the keyspace and
+/// persistence ones come from the storage task).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct InfoData {
+    /// TCP port served.
+    pub port: u16,
+    /// Seconds since start.
+    pub uptime_secs: u64,
+    /// Worker threads.
+    pub workers: usize,
+    /// Clients connected now.
+    pub connected_clients: usize,
+    /// `maxclients`.
+    pub maxclients: usize,
+    /// Connections accepted since start.
+    pub total_connections: u64,
+    /// Commands processed since start.
+    pub total_commands: u64,
+    /// Connections refused (maxclients).
+    pub rejected_connections: u64,
+    /// Keys removed by expiry since start.
+    pub expired_keys: u64,
+    /// Bytes of keys and values (`Store::data_bytes`).
+    pub used_memory: usize,
+    /// Keys held (`Store::len`).
+    pub keys: usize,
+    /// Keys with an expiry (`Store::expires_len`).
+    pub expires: usize,
+    /// The log's fsync policy name.
+    pub aof_fsync: String,
+    /// The log's size in bytes.
+    pub aof_current_size: u64,
+    /// Its size after the last rewrite (or at start).
+    pub aof_base_size: u64,
+    /// A rewrite is running.
+    pub aof_rewrite_in_progress: bool,
+    /// Rewrites done since start.
+    pub aof_rewrites: u64,
+    /// The last rewrite failed.
+    pub aof_last_rewrite_failed: bool,
+}
+
+const SECTIONS: &[&str] = &[
+    "server",
+    "clients",
+    "memory",
+    "persistence",
+    "stats",
+    "replication",
+    "keyspace",
+];
+
+/// The INFO text for `sections` (none, `default`, `all` or `everything`:
+/// every section), in Redis's format: `# Section` headers, `field:value`
+/// lines, CRLF line ends, a blank line between sections.
+pub fn info_text(d: &InfoData, sections: &[Vec<u8>]) -> String {
+    let every = sections.is_empty()
+        || sections.iter().any(|s| {
+            ["default", "all", "everything"]
+                .iter()
+                .any(|w| s.eq_ignore_ascii_case(w.as_bytes()))
+        });
+    let mut out = String::new();
+    for name in SECTIONS {
+        if !every
+            && !sections
+                .iter()
+                .any(|s| s.eq_ignore_ascii_case(name.as_bytes()))
+        {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str("\r\n");
+        }
+        let title = format!("{}{}", name[..1].to_ascii_uppercase(), &name[1..]);
+        let _ = write!(out, "# {title}\r\n");
+        let mut kv = |k: &str, v: &dyn std::fmt::Display| {
+            let _ = write!(out, "{k}:{v}\r\n");
+        };
+        match *name {
+            "server" => {
+                kv("redis_version", &REDIS_VERSION);
+                kv("matou_kv_version", &env!("CARGO_PKG_VERSION"));
+                kv("redis_mode", &"standalone");
+                kv("os", &std::env::consts::OS);
+                kv("arch_bits", &(usize::BITS));
+                kv("process_id", &std::process::id());
+                kv("tcp_port", &d.port);
+                kv("uptime_in_seconds", &d.uptime_secs);
+                kv("uptime_in_days", &(d.uptime_secs / 86_400));
+                kv("executor", &"matou");
+                kv("workers", &d.workers);
+            }
+            "clients" => {
+                kv("connected_clients", &d.connected_clients);
+                kv("maxclients", &d.maxclients);
+                kv("blocked_clients", &0);
+            }
+            "memory" => {
+                kv("used_memory", &d.used_memory);
+                kv("maxmemory", &0);
+                kv("maxmemory_policy", &"noeviction");
+            }
+            "persistence" => {
+                kv("loading", &0);
+                kv("rdb_changes_since_last_save", &0);
+                kv("rdb_bgsave_in_progress", &0);
+                kv("aof_enabled", &1);
+                kv("aof_fsync", &d.aof_fsync);
+                kv(
+                    "aof_rewrite_in_progress",
+                    &u8::from(d.aof_rewrite_in_progress),
+                );
+                kv("aof_rewrites", &d.aof_rewrites);
+                kv(
+                    "aof_last_bgrewrite_status",
+                    &if d.aof_last_rewrite_failed {
+                        "err"
+                    } else {
+                        "ok"
+                    },
+                );
+                kv("aof_last_write_status", &"ok");
+                kv("aof_current_size", &d.aof_current_size);
+                kv("aof_base_size", &d.aof_base_size);
+            }
+            "stats" => {
+                kv("total_connections_received", &d.total_connections);
+                kv("total_commands_processed", &d.total_commands);
+                kv("rejected_connections", &d.rejected_connections);
+                kv("expired_keys", &d.expired_keys);
+            }
+            "replication" => {
+                kv("role", &"master");
+                kv("connected_slaves", &0);
+            }
+            _ => {
+                if d.keys > 0 {
+                    let _ = write!(
+                        out,
+                        "db0:keys={},expires={},avg_ttl=0\r\n",
+                        d.keys, d.expires
+                    );
+                }
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,356 @@
+//! Execution of data commands: reads on `&Store`, writes on `&mut Store`
+//! returning the one [`LogRecord`] that replays them (see the parent
+//! module's docs for the rules that make the record clock-free).
+
+use super::{
+    invalid_expire, parse, Command, Cond, Conn, ExpireCond, Expiry, Read, SetReply, Write,
+    MAX_STRING, NOT_INTEGER, OVERFLOW, TOO_BIG, TOO_LARGE_FOR_LOG,
+};
+use crate::aof::MAX_PAYLOAD;
+use crate::record::LogRecord;
+use crate::resp::{parse_i64, push_int, Reply};
+use crate::store::Store;
+use std::borrow::Cow;
+
+fn now_i64(now: u64) -> i64 {
+    i64::try_from(now).unwrap_or(i64::MAX)
+}
+
+/// Runs a read-only command. Expired keys are absent; nothing changes.
+pub fn execute_read(cmd: &Read, store: &Store, now: u64) -> Reply {
+    match cmd {
+        Read::Get(k) => Reply::opt_bulk(store.get(k, now)),
+        Read::Strlen(k) => Reply::Integer(store.get(k, now).map_or(0, |v| v.len() as i64)),
+        Read::MGet(keys) => Reply::Array(
+            keys.iter()
+                .map(|k| Reply::opt_bulk(store.get(k, now)))
+                .collect(),
+        ),
+        Read::Exists(keys) => {
+            Reply::Integer(keys.iter().filter(|k| store.contains(k, now)).count() as i64)
+        }
+        Read::Ttl { key, ms } => Reply::Integer(match store.entry(key, now) {
+            None => -2,
+            Some(e) => match e.expire_at {
+                None => -1,
+                Some(t) => {
+                    let left = t.saturating_sub(now);
+                    let left = i64::try_from(left).unwrap_or(i64::MAX);
+                    // TTL rounds to the nearest second, as Redis does.
+                    if *ms {
+                        left
+                    } else {
+                        left.saturating_add(500) / 1000
+                    }
+                }
+            },
+        }),
+        Read::Type(k) => Reply::Simple(Cow::Borrowed(if store.contains(k, now) {
+            "string"
+        } else {
+            "none"
+        })),
+        Read::Keys(pattern) => Reply::Array(
+            store
+                .keys(pattern, now)
+                .into_iter()
+                .map(Reply::Bulk)
+                .collect(),
+        ),
+        Read::Scan {
+            cursor,
+            pattern,
+            count,
+            any_type,
+        } => {
+            let (next, keys) = store.scan(*cursor, pattern.as_deref(), *count, now);
+            let keys = if *any_type { keys } else { Vec::new() };
+            Reply::Array(vec![
+                Reply::Bulk(next.to_string().into_bytes()),
+                Reply::Array(keys.into_iter().map(Reply::Bulk).collect()),
+            ])
+        }
+        Read::DbSize => Reply::Integer(store.len() as i64),
+    }
+}
+
+/// The state of one write: the store, the time, and the expired keys it
+/// removed on its way (logged as a DEL if nothing else is logged).
+struct Tx<'a> {
+    store: &'a mut Store,
+    now: u64,
+    purged: Vec<Vec<u8>>,
+}
+
+impl Tx<'_> {
+    /// Lazy expiry of `key` (Redis's `lookupKeyWrite`): removes it if it
+    /// expired, then returns its live entry's (value, expiry).
+    fn live(&mut self, key: &[u8]) -> Option<(&[u8], Option<u64>)> {
+        if self.store.purge_expired(key, self.now) {
+            self.purged.push(key.to_vec());
+        }
+        self.store.raw(key).map(|e| (e.value, e.expire_at))
+    }
+
+    fn has_expiry(&mut self, key: &[u8]) -> Option<Option<u64>> {
+        self.live(key).map(|(_, e)| e)
+    }
+
+    /// The outcome when the command itself logged nothing.
+    fn done(self, reply: Reply) -> (Reply, Option<LogRecord>) {
+        let rec = (!self.purged.is_empty()).then_some(LogRecord::Del { keys: self.purged });
+        (reply, rec)
+    }
+}
+
+fn int_bytes(n: i64) -> Vec<u8> {
+    let mut v = Vec::with_capacity(20);
+    push_int(&mut v, n);
+    v
+}
+
+/// Runs a write command: the reply and, if the store changed, the record
+/// that replays the change on the store as it was before the command.
+pub fn execute_write(cmd: Write, store: &mut Store, now: u64) -> (Reply, Option<LogRecord>) {
+    // A record must fit a log frame (4 GiB); refuse before changing
+    // anything rather than hold a change the log cannot keep.
+    if cmd.record_bound() > MAX_PAYLOAD {
+        return (Reply::err(TOO_LARGE_FOR_LOG), None);
+    }
+    let mut tx = Tx {
+        store,
+        now,
+        purged: Vec::new(),
+    };
+    match cmd {
+        Write::Set {
+            key,
+            value,
+            cond,
+            expiry,
+            reply,
+            name,
+        } => {
+            // Redis computes the expiry (and fails on overflow) before it
+            // looks the key up.
+            let at = match expiry {
+                Expiry::In(ms) => match now_i64(now).checked_add(ms) {
+                    Some(t) => Some(Some(t as u64)),
+                    None => return (invalid_expire(name), None),
+                },
+                Expiry::At(t) => Some(Some(t as u64)),
+                Expiry::Clear => Some(None),
+                Expiry::Keep => None,
+            };
+            let old = tx.live(&key).map(|(v, e)| {
+                // Copy the old value only if the reply shows it.
+                ((reply == SetReply::Old).then(|| v.to_vec()), e)
+            });
+            let blocked = match cond {
+                Some(Cond::Nx) => old.is_some(),
+                Some(Cond::Xx) => old.is_none(),
+                None => false,
+            };
+            let old_value = || old.as_ref().and_then(|(v, _)| v.clone());
+            if blocked {
+                let r = match reply {
+                    SetReply::Ok => Reply::Nil,
+                    SetReply::Old => Reply::opt_bulk(old_value()),
+                    SetReply::Flag => Reply::Integer(0),
+                };
+                return tx.done(r);
+            }
+            let expire_at = at.unwrap_or_else(|| old.as_ref().and_then(|(_, e)| *e));
+            let r = match reply {
+                SetReply::Ok => Reply::ok(),
+                SetReply::Old => Reply::opt_bulk(old_value()),
+                SetReply::Flag => Reply::Integer(1),
+            };
+            tx.store.set(&key, value.clone(), expire_at);
+            (
+                r,
+                Some(LogRecord::Set {
+                    key,
+                    value,
+                    expire_at_ms: expire_at,
+                }),
+            )
+        }
+        Write::GetDel(key) => match tx.live(&key).map(|(v, _)| v.to_vec()) {
+            Some(v) => {
+                tx.store.remove(&key);
+                (Reply::Bulk(v), Some(LogRecord::Del { keys: vec![key] }))
+            }
+            None => tx.done(Reply::Nil),
+        },
+        Write::Del(keys) => {
+            let mut removed = Vec::new();
+            let mut live = 0;
+            for k in keys {
+                let was_live = tx.store.contains(&k, now);
+                if tx.store.remove(&k) {
+                    live += i64::from(was_live);
+                    removed.push(k);
+                }
+            }
+            let rec = (!removed.is_empty()).then_some(LogRecord::Del { keys: removed });
+            (Reply::Integer(live), rec)
+        }
+        Write::IncrBy { key, by } => {
+            let (cur, expire_at) = match tx.live(&key) {
+                None => (0, None),
+                Some((v, e)) => match parse_i64(v) {
+                    Some(n) => (n, e),
+                    None => return tx.done(Reply::err(NOT_INTEGER)),
+                },
+            };
+            let Some(new) = cur.checked_add(by) else {
+                return tx.done(Reply::err(OVERFLOW));
+            };
+            let value = int_bytes(new);
+            // INCR keeps the expiry, as Redis's dbReplaceValue does.
+            tx.store.set(&key, value.clone(), expire_at);
+            (
+                Reply::Integer(new),
+                Some(LogRecord::Set {
+                    key,
+                    value,
+                    expire_at_ms: expire_at,
+                }),
+            )
+        }
+        Write::Append { key, suffix } => match tx.live(&key).map(|(v, _)| v.len()) {
+            Some(len) => {
+                if len.saturating_add(suffix.len()) > MAX_STRING {
+                    return tx.done(Reply::err(TOO_BIG));
+                }
+                let n = tx.store.append(&key, &suffix);
+                (
+                    Reply::Integer(n as i64),
+                    Some(LogRecord::Append { key, suffix }),
+                )
+            }
+            None => {
+                // Logged as a SET: if the key had expired, the replaying
+                // store may still hold its old value, and an Append record
+                // would append to it.
+                let n = suffix.len();
+                tx.store.set(&key, suffix.clone(), None);
+                (
+                    Reply::Integer(n as i64),
+                    Some(LogRecord::Set {
+                        key,
+                        value: suffix,
+                        expire_at_ms: None,
+                    }),
+                )
+            }
+        },
+        Write::MSet { pairs, nx } => {
+            if nx {
+                let mut any = false;
+                for (k, _) in &pairs {
+                    any |= tx.live(k).is_some();
+                }
+                if any {
+                    return tx.done(Reply::Integer(0));
+                }
+            }
+            for (k, v) in &pairs {
+                tx.store.set(k, v.clone(), None);
+            }
+            let r = if nx { Reply::Integer(1) } else { Reply::ok() };
+            (r, Some(LogRecord::MSet { pairs }))
+        }
+        Write::Expire {
+            key,
+            when,
+            seconds,
+            absolute,
+            cond,
+            name,
+        } => expire(tx, key, when, seconds, absolute, cond, name),
+        Write::Persist(key) => match tx.has_expiry(&key) {
+            Some(Some(_)) => {
+                tx.store.set_expire(&key, None);
+                (Reply::Integer(1), Some(LogRecord::Persist { key }))
+            }
+            _ => tx.done(Reply::Integer(0)),
+        },
+        Write::Flush => {
+            if tx.store.is_empty() {
+                (Reply::ok(), None)
+            } else {
+                tx.store.clear();
+                (Reply::ok(), Some(LogRecord::FlushAll))
+            }
+        }
+    }
+}
+
+/// Redis 7's `expireGenericCommand`.
+fn expire(
+    mut tx: Tx<'_>,
+    key: Vec<u8>,
+    when: i64,
+    seconds: bool,
+    absolute: bool,
+    cond: ExpireCond,
+    name: &'static str,
+) -> (Reply, Option<LogRecord>) {
+    let base = if absolute { 0 } else { now_i64(tx.now) };
+    let ms = if seconds {
+        match when.checked_mul(1000) {
+            Some(ms) => ms,
+            None => return (invalid_expire(name), None),
+        }
+    } else {
+        when
+    };
+    // Redis refuses only an overflow past the top; a very negative time is
+    // just "in the past".
+    if ms > i64::MAX - base {
+        return (invalid_expire(name), None);
+    }
+    let at = ms + base;
+    let Some(current) = tx.has_expiry(&key) else {
+        return tx.done(Reply::Integer(0));
+    };
+    let cur = current.map(now_i64);
+    let refused = (cond.nx && cur.is_some())
+        || (cond.xx && cur.is_none())
+        || (cond.gt && cur.is_none_or(|c| at <= c))
+        || (cond.lt && cur.is_some_and(|c| at >= c));
+    if refused {
+        return tx.done(Reply::Integer(0));
+    }
+    if at <= now_i64(tx.now) {
+        // Already in the past: Redis deletes the key (and logs a DEL).
+        tx.store.remove(&key);
+        return (Reply::Integer(1), Some(LogRecord::Del { keys: vec![key] }));
+    }
+    let at = at as u64;
+    tx.store.set_expire(&key, Some(at));
+    (
+        Reply::Integer(1),
+        Some(LogRecord::PExpireAt { key, at_ms: at }),
+    )
+}
+
+/// Parses and runs one data command for an authenticated client: the
+/// storage task's entry point when it receives raw argument vectors.
+/// Connection commands other than PING and ECHO are refused: they belong
+/// to the connection (see [`super::Session`]).
+pub fn execute(store: &mut Store, args: &[Vec<u8>], now: u64) -> (Reply, Option<LogRecord>) {
+    match parse(args, true) {
+        Err(e) => (e, None),
+        Ok(Command::Read(r)) => (execute_read(&r, store, now), None),
+        Ok(Command::Write(w)) => execute_write(w, store, now),
+        Ok(Command::Conn(Conn::Ping(None))) => (Reply::Simple(Cow::Borrowed("PONG")), None),
+        Ok(Command::Conn(Conn::Ping(Some(m)) | Conn::Echo(m))) => (Reply::Bulk(m), None),
+        Ok(Command::Conn(_)) => (
+            Reply::err("ERR this command must be handled by the connection"),
+            None,
+        ),
+    }
+}

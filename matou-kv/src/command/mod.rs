@@ -1,0 +1,578 @@
+//! Commands: from an argument vector to a typed [`Command`], with Redis's
+//! exact errors, and their execution against the [`Store`](crate::store::Store).
+//!
+//! The pipeline, in Redis 7's order (so that clients see the same error
+//! Redis would give them for the same bytes):
+//! 1. [`lookup`]: the command table (case-insensitive, subcommands of
+//!    CLIENT / CONFIG / COMMAND), `ERR unknown command ...`, `ERR unknown
+//!    subcommand ...` and the arity check (`ERR wrong number of arguments
+//!    for 'get' command`).
+//! 2. The authentication gate (`NOAUTH Authentication required.`), passed
+//!    by the commands flagged `no_auth` (AUTH, HELLO, QUIT) only.
+//! 3. The typed parse of options and integers (`ERR syntax error`, `ERR
+//!    value is not an integer or out of range`...).
+//!
+//! [`parse`] does all three. The result is routed by its group:
+//! - [`Command::Read`]: runs on `&Store` ([`execute_read`]), changes nothing,
+//!   logs nothing (expired keys are merely treated as absent).
+//! - [`Command::Write`]: runs on `&mut Store` ([`execute_write`]) and returns
+//!   the reply and, if the store changed, exactly one [`LogRecord`] that
+//!   replays the change without reading the clock: relative times become
+//!   absolute (`SET EX` logs the expiry instant, EXPIRE logs PEXPIREAT),
+//!   INCR logs the resulting SET, an EXPIRE in the past logs a DEL, and an
+//!   expired key that a write removed on its way (lazy expiry) is logged as
+//!   a DEL. A command that changed nothing logs nothing. Invariant (the
+//!   property test below checks it): applying the record to a copy of the
+//!   store taken before the command gives the store after it.
+//! - [`Command::Conn`]: connection state and server introspection (AUTH,
+//!   SELECT, CLIENT, HELLO, PING, ECHO, INFO, CONFIG, COMMAND, QUIT,
+//!   SHUTDOWN), answered by the connection with [`Session`] and the reply
+//!   builders ([`info_text`], [`config_get_reply`], [`command_reply`]), which take what they report as parameters.
+//!
+//! `now` is always the caller's, in Unix milliseconds; it should not go
+//! backwards between commands (the storage task can keep the maximum it has
+//! seen), which is what makes "expired" stay expired.
+
+mod conn;
+mod exec;
+mod kind;
+mod parse;
+#[cfg(test)]
+mod tests;
+
+pub use crate::record::LogRecord;
+pub use conn::{command_reply, config_get_reply, info_text, Action, ConfigView, InfoData, Session};
+pub use exec::{execute, execute_read, execute_write};
+pub use kind::{kind, Kind};
+use parse::invalid_expire;
+pub use parse::parse;
+
+use crate::resp::Reply;
+use std::borrow::Cow;
+
+/// Redis's `proto-max-bulk-len`: the longest value APPEND may build.
+pub const MAX_STRING: usize = 512 * 1024 * 1024;
+
+/// `ERR syntax error`.
+pub const SYNTAX: &str = "ERR syntax error";
+/// `ERR value is not an integer or out of range`.
+pub const NOT_INTEGER: &str = "ERR value is not an integer or out of range";
+/// `ERR increment or decrement would overflow`.
+pub const OVERFLOW: &str = "ERR increment or decrement would overflow";
+/// `NOAUTH Authentication required.`
+pub const NOAUTH: &str = "NOAUTH Authentication required.";
+/// `WRONGTYPE ...`: never produced while every value is a string, kept for
+/// the day another type appears.
+pub const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
+/// APPEND past [`MAX_STRING`].
+pub const TOO_BIG: &str = "ERR string exceeds maximum allowed size (proto-max-bulk-len)";
+
+/// A write whose record could not fit a log frame (over 4 GiB).
+pub const TOO_LARGE_FOR_LOG: &str = "ERR request too large for the append-only log (over 4 GiB)";
+
+/// Which executor a command goes to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Group {
+    /// Reads the store.
+    Read,
+    /// Changes the store (and is logged).
+    Write,
+    /// Connection / server commands: no store involved.
+    Conn,
+}
+
+/// One row of the command table (what COMMAND reports, too).
+#[derive(Debug)]
+pub struct Spec {
+    /// Lowercase full name: `get`, `client|setname`.
+    pub name: &'static str,
+    /// Redis arity: `n` exactly n arguments (name included), `-n` at least n.
+    pub arity: i32,
+    /// Redis command flags (`write`, `readonly`, `fast`, `no_auth`...).
+    pub flags: &'static [&'static str],
+    /// First key argument (0: none), last (-1: the last argument), step.
+    pub keys: (i32, i32, i32),
+    /// Where it runs.
+    pub group: Group,
+    /// Subcommands, for CLIENT, CONFIG and COMMAND.
+    pub subcommands: &'static [Spec],
+}
+
+impl Spec {
+    /// Whether it may run before AUTH.
+    pub fn no_auth(&self) -> bool {
+        self.flags.contains(&"no_auth")
+    }
+
+    fn arity_ok(&self, argc: usize) -> bool {
+        let argc = i64::try_from(argc).unwrap_or(i64::MAX);
+        let a = i64::from(self.arity);
+        if a >= 0 {
+            argc == a
+        } else {
+            argc >= -a
+        }
+    }
+}
+
+const fn spec(
+    name: &'static str,
+    arity: i32,
+    flags: &'static [&'static str],
+    keys: (i32, i32, i32),
+    group: Group,
+) -> Spec {
+    Spec {
+        name,
+        arity,
+        flags,
+        keys,
+        group,
+        subcommands: &[],
+    }
+}
+
+use Group::{Conn as C, Read as R, Write as W};
+
+const RO: &[&str] = &["readonly", "fast"];
+const RO_SLOW: &[&str] = &["readonly"];
+const WR: &[&str] = &["write", "denyoom"];
+const WR_FAST: &[&str] = &["write", "denyoom", "fast"];
+const WR_DEL: &[&str] = &["write", "fast"];
+const CONN: &[&str] = &["loading", "stale", "fast"];
+const NO_AUTH: &[&str] = &["noscript", "loading", "stale", "fast", "no_auth"];
+const ONE: (i32, i32, i32) = (1, 1, 1);
+const ALL: (i32, i32, i32) = (1, -1, 1);
+const NONE: (i32, i32, i32) = (0, 0, 0);
+
+const CLIENT_SUBS: &[Spec] = &[
+    spec("client|setname", 3, CONN, NONE, C),
+    spec("client|getname", 2, CONN, NONE, C),
+    spec("client|id", 2, CONN, NONE, C),
+    spec("client|setinfo", 4, CONN, NONE, C),
+    spec("client|help", 2, CONN, NONE, C),
+];
+
+const CONFIG_SUBS: &[Spec] = &[
+    spec(
+        "config|get",
+        -3,
+        &["admin", "noscript", "loading", "stale"],
+        NONE,
+        C,
+    ),
+    spec(
+        "config|set",
+        -4,
+        &["admin", "noscript", "loading", "stale"],
+        NONE,
+        C,
+    ),
+    spec(
+        "config|resetstat",
+        2,
+        &["admin", "noscript", "loading", "stale"],
+        NONE,
+        C,
+    ),
+    spec("config|help", 2, CONN, NONE, C),
+];
+
+const COMMAND_SUBS: &[Spec] = &[
+    spec("command|count", 2, CONN, NONE, C),
+    spec("command|docs", -2, CONN, NONE, C),
+    spec("command|info", -2, CONN, NONE, C),
+    spec("command|list", -2, CONN, NONE, C),
+    spec("command|help", 2, CONN, NONE, C),
+];
+
+/// Every command matou-kv knows.
+pub const TABLE: &[Spec] = &[
+    spec("get", 2, RO, ONE, R),
+    spec("strlen", 2, RO, ONE, R),
+    spec("mget", -2, RO, ALL, R),
+    spec("exists", -2, RO, ALL, R),
+    spec("ttl", 2, RO, ONE, R),
+    spec("pttl", 2, RO, ONE, R),
+    spec("type", 2, RO, ONE, R),
+    spec("keys", 2, RO_SLOW, NONE, R),
+    spec("scan", -2, RO_SLOW, NONE, R),
+    spec("dbsize", 1, RO, NONE, R),
+    spec("set", -3, WR, ONE, W),
+    spec("getset", 3, WR_FAST, ONE, W),
+    spec("setnx", 3, WR_FAST, ONE, W),
+    spec("setex", 4, WR, ONE, W),
+    spec("psetex", 4, WR, ONE, W),
+    spec("getdel", 2, WR_DEL, ONE, W),
+    spec("del", -2, &["write"], ALL, W),
+    spec("incr", 2, WR_FAST, ONE, W),
+    spec("decr", 2, WR_FAST, ONE, W),
+    spec("incrby", 3, WR_FAST, ONE, W),
+    spec("decrby", 3, WR_FAST, ONE, W),
+    spec("append", 3, WR_FAST, ONE, W),
+    spec("mset", -3, WR, (1, -1, 2), W),
+    spec("msetnx", -3, WR, (1, -1, 2), W),
+    spec("expire", -3, WR_DEL, ONE, W),
+    spec("pexpire", -3, WR_DEL, ONE, W),
+    spec("expireat", -3, WR_DEL, ONE, W),
+    spec("pexpireat", -3, WR_DEL, ONE, W),
+    spec("persist", 2, WR_DEL, ONE, W),
+    spec("flushdb", -1, &["write"], NONE, W),
+    spec("flushall", -1, &["write"], NONE, W),
+    spec("ping", -1, &["fast"], NONE, C),
+    spec("echo", 2, &["fast"], NONE, C),
+    spec("auth", -2, NO_AUTH, NONE, C),
+    spec("hello", -1, NO_AUTH, NONE, C),
+    spec("quit", -1, NO_AUTH, NONE, C),
+    spec("select", 2, CONN, NONE, C),
+    spec("info", -1, &["loading", "stale"], NONE, C),
+    spec(
+        "shutdown",
+        -1,
+        &["admin", "noscript", "loading", "stale"],
+        NONE,
+        C,
+    ),
+    Spec {
+        subcommands: CLIENT_SUBS,
+        ..spec("client", -2, &[], NONE, C)
+    },
+    Spec {
+        subcommands: CONFIG_SUBS,
+        ..spec("config", -2, &[], NONE, C)
+    },
+    Spec {
+        subcommands: COMMAND_SUBS,
+        ..spec("command", -1, &["loading", "stale"], NONE, C)
+    },
+];
+
+/// Lossy text of a client byte string, at most `max` bytes of it, for an
+/// error message (the encoder turns CR/LF into spaces).
+fn shown(b: &[u8], max: usize) -> Cow<'_, str> {
+    String::from_utf8_lossy(&b[..b.len().min(max)])
+}
+
+fn wrong_arity(name: &str) -> Reply {
+    Reply::err(format!(
+        "ERR wrong number of arguments for '{name}' command"
+    ))
+}
+
+fn unknown_command(args: &[Vec<u8>]) -> Reply {
+    // Redis: each argument as `'%.*s' ` while the list is under 128 bytes.
+    let mut list = String::new();
+    for a in args.iter().skip(1) {
+        if list.len() >= 128 {
+            break;
+        }
+        let room = 128 - list.len();
+        list.push('\'');
+        list.push_str(&shown(a, room));
+        list.push_str("' ");
+    }
+    let name = args.first().map(|n| shown(n, 128)).unwrap_or_default();
+    Reply::err(format!(
+        "ERR unknown command '{name}', with args beginning with: {list}"
+    ))
+}
+
+/// Finds the command (or subcommand) `args` names and checks its arity:
+/// Redis's `lookupCommand`, `commandCheckExistence`, `commandCheckArity`.
+///
+/// # Errors
+/// The error reply for an unknown command or subcommand or a wrong number
+/// of arguments.
+pub fn lookup(args: &[Vec<u8>]) -> Result<&'static Spec, Reply> {
+    let name = args.first().ok_or_else(|| unknown_command(args))?;
+    let top = TABLE
+        .iter()
+        .find(|s| s.name.as_bytes().eq_ignore_ascii_case(name))
+        .ok_or_else(|| unknown_command(args))?;
+    let spec = match (top.subcommands.is_empty(), args.get(1)) {
+        (false, Some(sub)) => {
+            let full = top.name.len() + 1;
+            top.subcommands
+                .iter()
+                .find(|s| s.name.as_bytes()[full..].eq_ignore_ascii_case(sub))
+                .ok_or_else(|| {
+                    Reply::err(format!(
+                        "ERR unknown subcommand '{}'. Try {} HELP.",
+                        shown(sub, 128),
+                        top.name.to_ascii_uppercase()
+                    ))
+                })?
+        }
+        _ => top,
+    };
+    if spec.arity_ok(args.len()) {
+        Ok(spec)
+    } else {
+        Err(wrong_arity(spec.name))
+    }
+}
+
+/// A parsed command, by group.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// Runs on `&Store`.
+    Read(Read),
+    /// Runs on `&mut Store`, logged.
+    Write(Write),
+    /// Connection / server command.
+    Conn(Conn),
+}
+
+impl Command {
+    /// The group (which executor it goes to).
+    pub fn group(&self) -> Group {
+        match self {
+            Command::Read(_) => Group::Read,
+            Command::Write(_) => Group::Write,
+            Command::Conn(_) => Group::Conn,
+        }
+    }
+
+    /// Whether it changes the store.
+    pub fn is_write(&self) -> bool {
+        matches!(self, Command::Write(_))
+    }
+}
+
+/// Read-only data commands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Read {
+    /// GET key.
+    Get(Vec<u8>),
+    /// STRLEN key.
+    Strlen(Vec<u8>),
+    /// MGET key...
+    MGet(Vec<Vec<u8>>),
+    /// EXISTS key... (duplicates count twice, as in Redis).
+    Exists(Vec<Vec<u8>>),
+    /// TTL key (`ms: false`) or PTTL key.
+    Ttl {
+        /// The key.
+        key: Vec<u8>,
+        /// PTTL.
+        ms: bool,
+    },
+    /// TYPE key.
+    Type(Vec<u8>),
+    /// KEYS pattern.
+    Keys(Vec<u8>),
+    /// SCAN cursor [MATCH p] [COUNT n] [TYPE t].
+    Scan {
+        /// Where to resume (0 to start).
+        cursor: u64,
+        /// MATCH pattern (`None` for `*`).
+        pattern: Option<Vec<u8>>,
+        /// COUNT (default 10).
+        count: usize,
+        /// TYPE filter: `false` if it names a type no key has.
+        any_type: bool,
+    },
+    /// DBSIZE.
+    DbSize,
+}
+
+/// How SET-like commands treat the expiry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expiry {
+    /// Remove any expiry (plain SET, GETSET, MSET).
+    Clear,
+    /// KEEPTTL.
+    Keep,
+    /// EX / PX / SETEX / PSETEX: this many ms from now (> 0).
+    In(i64),
+    /// EXAT / PXAT: this Unix time in ms (> 0).
+    At(i64),
+}
+
+/// NX / XX.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cond {
+    /// Only if absent.
+    Nx,
+    /// Only if present.
+    Xx,
+}
+
+/// What a SET-like command answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SetReply {
+    /// `+OK`, or nil when NX/XX prevented it (SET, SETEX, PSETEX).
+    Ok,
+    /// The old value or nil (SET ... GET, GETSET).
+    Old,
+    /// `:1` if set, `:0` if not (SETNX).
+    Flag,
+}
+
+/// EXPIRE's NX / XX / GT / LT, each checked in turn as Redis does (XX LT
+/// needs an expiry and a sooner one; GT already implies an expiry, since
+/// "no expiry" counts as infinite).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExpireCond {
+    /// Only if the key has no expiry.
+    pub nx: bool,
+    /// Only if it has one.
+    pub xx: bool,
+    /// Only if the new one is later.
+    pub gt: bool,
+    /// Only if the new one is sooner (or the key has none).
+    pub lt: bool,
+}
+
+/// Data commands that change the store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Write {
+    /// SET, GETSET, SETNX, SETEX, PSETEX.
+    Set {
+        /// The key.
+        key: Vec<u8>,
+        /// The value.
+        value: Vec<u8>,
+        /// NX / XX.
+        cond: Option<Cond>,
+        /// The expiry to set.
+        expiry: Expiry,
+        /// The reply's form.
+        reply: SetReply,
+        /// The command's name, for `invalid expire time in '...'`.
+        name: &'static str,
+    },
+    /// GETDEL key.
+    GetDel(Vec<u8>),
+    /// DEL key...
+    Del(Vec<Vec<u8>>),
+    /// INCR, DECR, INCRBY, DECRBY (as the increment).
+    IncrBy {
+        /// The key.
+        key: Vec<u8>,
+        /// The increment.
+        by: i64,
+    },
+    /// APPEND key suffix.
+    Append {
+        /// The key.
+        key: Vec<u8>,
+        /// What is appended.
+        suffix: Vec<u8>,
+    },
+    /// MSET (`nx: false`) or MSETNX.
+    MSet {
+        /// (key, value) pairs.
+        pairs: Vec<(Vec<u8>, Vec<u8>)>,
+        /// MSETNX.
+        nx: bool,
+    },
+    /// EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT.
+    Expire {
+        /// The key.
+        key: Vec<u8>,
+        /// The time argument as given.
+        when: i64,
+        /// The argument is in seconds (EXPIRE, EXPIREAT).
+        seconds: bool,
+        /// The argument is a Unix time (EXPIREAT, PEXPIREAT), not a delay.
+        absolute: bool,
+        /// NX / XX / GT / LT.
+        cond: ExpireCond,
+        /// The command's name, for `invalid expire time in '...'`.
+        name: &'static str,
+    },
+    /// PERSIST key.
+    Persist(Vec<u8>),
+    /// FLUSHDB, FLUSHALL.
+    Flush,
+}
+
+impl Write {
+    /// An upper bound of the size of the record this write can produce:
+    /// its byte strings plus a varint per string and a fixed part.
+    pub fn record_bound(&self) -> usize {
+        let strings = |v: &mut dyn Iterator<Item = &Vec<u8>>| {
+            v.fold(32usize, |acc, b| {
+                acc.saturating_add(b.len()).saturating_add(10)
+            })
+        };
+        match self {
+            Write::Set { key, value, .. } => strings(&mut [key, value].into_iter()),
+            Write::Append { key, suffix } => strings(&mut [key, suffix].into_iter()),
+            Write::MSet { pairs, .. } => strings(&mut pairs.iter().flat_map(|(k, v)| [k, v])),
+            Write::Del(keys) => strings(&mut keys.iter()),
+            Write::GetDel(key) | Write::Persist(key) => strings(&mut std::iter::once(key)),
+            Write::IncrBy { key, .. } | Write::Expire { key, .. } => {
+                strings(&mut std::iter::once(key)).saturating_add(32)
+            }
+            Write::Flush => 32,
+        }
+    }
+}
+
+/// Connection and server commands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Conn {
+    /// `PING [message]`.
+    Ping(Option<Vec<u8>>),
+    /// ECHO message.
+    Echo(Vec<u8>),
+    /// `AUTH [username] password`.
+    Auth {
+        /// The username (only `default` exists).
+        user: Option<Vec<u8>>,
+        /// The password.
+        password: Vec<u8>,
+    },
+    /// `HELLO [protover [AUTH username password] [SETNAME name]]`.
+    Hello {
+        /// The protocol version asked for.
+        proto: Option<i64>,
+        /// AUTH username password.
+        auth: Option<(Vec<u8>, Vec<u8>)>,
+        /// SETNAME name.
+        setname: Option<Vec<u8>>,
+    },
+    /// SELECT index.
+    Select(i64),
+    /// CLIENT SETNAME name.
+    ClientSetName(Vec<u8>),
+    /// CLIENT GETNAME.
+    ClientGetName,
+    /// CLIENT ID.
+    ClientId,
+    /// CLIENT SETINFO attribute value.
+    ClientSetInfo,
+    /// CLIENT HELP, CONFIG HELP, COMMAND HELP.
+    Help(&'static str),
+    /// `INFO [section...]`.
+    Info(Vec<Vec<u8>>),
+    /// CONFIG GET pattern...
+    ConfigGet(Vec<Vec<u8>>),
+    /// CONFIG SET ... (refused: the configuration is fixed at start).
+    ConfigSet,
+    /// CONFIG RESETSTAT.
+    ConfigResetStat,
+    /// COMMAND and its subcommands.
+    Command(CommandQuery),
+    /// QUIT.
+    Quit,
+    /// `SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE]`.
+    Shutdown,
+}
+
+/// What COMMAND is asked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CommandQuery {
+    /// COMMAND: every command's info.
+    All,
+    /// COMMAND COUNT.
+    Count,
+    /// COMMAND DOCS [name...] (answered with an empty array).
+    Docs,
+    /// COMMAND INFO name...
+    Info(Vec<Vec<u8>>),
+    /// COMMAND LIST [FILTERBY ...] (the filter is ignored).
+    List,
+}

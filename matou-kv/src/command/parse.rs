@@ -1,0 +1,359 @@
+//! The typed parse: options and integers of each command, after the
+//! lookup and the authentication gate, with Redis 7's rules on which
+//! options combine and in which order errors are reported.
+
+use super::{
+    lookup, shown, wrong_arity, Command, CommandQuery, Cond, Conn, ExpireCond, Expiry, Read,
+    SetReply, Write, NOAUTH, NOT_INTEGER, SYNTAX,
+};
+use crate::resp::{parse_i64, Reply};
+
+fn int(b: &[u8]) -> Result<i64, Reply> {
+    parse_i64(b).ok_or(Reply::err(NOT_INTEGER))
+}
+
+fn is(arg: &[u8], word: &str) -> bool {
+    arg.eq_ignore_ascii_case(word.as_bytes())
+}
+
+/// Redis's `string2ull` for SCAN cursors: decimal digits only, in range.
+fn parse_u64(b: &[u8]) -> Option<u64> {
+    if b.is_empty() || b.len() > 20 || !b.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(b).ok()?.parse().ok()
+}
+
+/// Parses `args` into a [`Command`], checking, in Redis's order, the
+/// command and its arity, then authentication (`authenticated` false lets
+/// only AUTH, HELLO and QUIT through), then the options.
+///
+/// # Errors
+/// The error reply Redis would send.
+pub fn parse(args: &[Vec<u8>], authenticated: bool) -> Result<Command, Reply> {
+    let spec = lookup(args)?;
+    if !authenticated && !spec.no_auth() {
+        return Err(Reply::err(NOAUTH));
+    }
+    let key = || args[1].clone();
+    let rest = || args[1..].to_vec();
+    let read = |r: Read| Ok(Command::Read(r));
+    let write = |w: Write| Ok(Command::Write(w));
+    let conn = |c: Conn| Ok(Command::Conn(c));
+    match spec.name {
+        "get" => read(Read::Get(key())),
+        "strlen" => read(Read::Strlen(key())),
+        "mget" => read(Read::MGet(rest())),
+        "exists" => read(Read::Exists(rest())),
+        "ttl" => read(Read::Ttl {
+            key: key(),
+            ms: false,
+        }),
+        "pttl" => read(Read::Ttl {
+            key: key(),
+            ms: true,
+        }),
+        "type" => read(Read::Type(key())),
+        "keys" => read(Read::Keys(key())),
+        "scan" => parse_scan(args).map(Command::Read),
+        "dbsize" => read(Read::DbSize),
+        "set" => parse_set(args).map(Command::Write),
+        "getset" | "setnx" => write(Write::Set {
+            key: key(),
+            value: args[2].clone(),
+            cond: (spec.name == "setnx").then_some(Cond::Nx),
+            expiry: Expiry::Clear,
+            reply: if spec.name == "setnx" {
+                SetReply::Flag
+            } else {
+                SetReply::Old
+            },
+            name: spec.name,
+        }),
+        "setex" | "psetex" => {
+            let n = int(&args[2])?;
+            let seconds = spec.name == "setex";
+            if n <= 0 || (seconds && n > i64::MAX / 1000) {
+                return Err(invalid_expire(spec.name));
+            }
+            write(Write::Set {
+                key: key(),
+                value: args[3].clone(),
+                cond: None,
+                expiry: Expiry::In(if seconds { n * 1000 } else { n }),
+                reply: SetReply::Ok,
+                name: spec.name,
+            })
+        }
+        "getdel" => write(Write::GetDel(key())),
+        "del" => write(Write::Del(rest())),
+        "incr" | "decr" => write(Write::IncrBy {
+            key: key(),
+            by: if spec.name == "incr" { 1 } else { -1 },
+        }),
+        "incrby" => write(Write::IncrBy {
+            key: key(),
+            by: int(&args[2])?,
+        }),
+        "decrby" => {
+            let by = int(&args[2])?;
+            let by = by
+                .checked_neg()
+                .ok_or(Reply::err("ERR decrement would overflow"))?;
+            write(Write::IncrBy { key: key(), by })
+        }
+        "append" => write(Write::Append {
+            key: key(),
+            suffix: args[2].clone(),
+        }),
+        "mset" | "msetnx" => {
+            if args.len() % 2 == 0 {
+                return Err(wrong_arity(spec.name));
+            }
+            let pairs = args[1..]
+                .chunks_exact(2)
+                .map(|p| (p[0].clone(), p[1].clone()))
+                .collect();
+            write(Write::MSet {
+                pairs,
+                nx: spec.name == "msetnx",
+            })
+        }
+        "expire" | "pexpire" | "expireat" | "pexpireat" => {
+            let cond = parse_expire_cond(&args[3..])?;
+            write(Write::Expire {
+                key: key(),
+                when: int(&args[2])?,
+                seconds: !spec.name.starts_with('p'),
+                absolute: spec.name.ends_with("at"),
+                cond,
+                name: spec.name,
+            })
+        }
+        "persist" => write(Write::Persist(key())),
+        "flushdb" | "flushall" => match args.get(1) {
+            None => write(Write::Flush),
+            Some(a) if args.len() == 2 && (is(a, "sync") || is(a, "async")) => write(Write::Flush),
+            Some(_) => Err(Reply::err(SYNTAX)),
+        },
+        "ping" => match args.len() {
+            1 => conn(Conn::Ping(None)),
+            2 => conn(Conn::Ping(Some(args[1].clone()))),
+            _ => Err(wrong_arity(spec.name)),
+        },
+        "echo" => conn(Conn::Echo(key())),
+        "auth" => match args.len() {
+            2 => conn(Conn::Auth {
+                user: None,
+                password: key(),
+            }),
+            3 => conn(Conn::Auth {
+                user: Some(key()),
+                password: args[2].clone(),
+            }),
+            _ => Err(Reply::err(SYNTAX)),
+        },
+        "hello" => parse_hello(args).map(Command::Conn),
+        "quit" => conn(Conn::Quit),
+        "select" => conn(Conn::Select(int(&args[1])?)),
+        "info" => conn(Conn::Info(rest())),
+        "shutdown" => {
+            let ok = args[1..]
+                .iter()
+                .all(|a| ["nosave", "save", "now", "force"].iter().any(|w| is(a, w)));
+            if ok {
+                conn(Conn::Shutdown)
+            } else {
+                Err(Reply::err(SYNTAX))
+            }
+        }
+        "client|setname" => conn(Conn::ClientSetName(args[2].clone())),
+        "client|getname" => conn(Conn::ClientGetName),
+        "client|id" => conn(Conn::ClientId),
+        "client|setinfo" => {
+            if is(&args[2], "lib-name") || is(&args[2], "lib-ver") {
+                conn(Conn::ClientSetInfo)
+            } else {
+                Err(Reply::err(format!(
+                    "ERR Unrecognized option '{}'",
+                    shown(&args[2], 128)
+                )))
+            }
+        }
+        "client|help" => conn(Conn::Help("CLIENT")),
+        "config|get" => conn(Conn::ConfigGet(args[2..].to_vec())),
+        "config|set" => conn(Conn::ConfigSet),
+        "config|resetstat" => conn(Conn::ConfigResetStat),
+        "config|help" => conn(Conn::Help("CONFIG")),
+        "command" => conn(Conn::Command(CommandQuery::All)),
+        "command|count" => conn(Conn::Command(CommandQuery::Count)),
+        "command|docs" => conn(Conn::Command(CommandQuery::Docs)),
+        "command|info" => conn(Conn::Command(CommandQuery::Info(args[2..].to_vec()))),
+        "command|list" => conn(Conn::Command(CommandQuery::List)),
+        "command|help" => conn(Conn::Help("COMMAND")),
+        other => unreachable!("command {other} is in the table but not parsed"),
+    }
+}
+
+pub(super) fn invalid_expire(name: &str) -> Reply {
+    Reply::err(format!("ERR invalid expire time in '{name}' command"))
+}
+
+/// SET key value [NX|XX] [GET] [EX s|PX ms|EXAT s|PXAT ms|KEEPTTL], with
+/// Redis 7's rules on which options combine (`parseExtendedStringArguments`)
+/// and its order of checks: options first, then the expiry's value.
+fn parse_set(args: &[Vec<u8>]) -> Result<Write, Reply> {
+    let (mut cond, mut get, mut keep) = (None, false, false);
+    // (which of ex/px/exat/pxat, its argument)
+    let mut expire: Option<(&str, &[u8])> = None;
+    let mut j = 3;
+    while j < args.len() {
+        let opt = &args[j];
+        let next = args.get(j + 1);
+        let other_expire = |name: &str| expire.is_some_and(|(n, _)| n != name);
+        if is(opt, "nx") && cond != Some(Cond::Xx) {
+            cond = Some(Cond::Nx);
+        } else if is(opt, "xx") && cond != Some(Cond::Nx) {
+            cond = Some(Cond::Xx);
+        } else if is(opt, "get") {
+            get = true;
+        } else if is(opt, "keepttl") && expire.is_none() {
+            keep = true;
+        } else if let Some(which) = ["ex", "px", "exat", "pxat"]
+            .into_iter()
+            .find(|w| is(opt, w) && !keep && !other_expire(w) && next.is_some())
+        {
+            expire = Some((which, next.map(Vec::as_slice).unwrap_or_default()));
+            j += 1;
+        } else {
+            return Err(Reply::err(SYNTAX));
+        }
+        j += 1;
+    }
+    let expiry = match expire {
+        None if keep => Expiry::Keep,
+        None => Expiry::Clear,
+        Some((which, arg)) => {
+            let n = int(arg)?;
+            let seconds = which == "ex" || which == "exat";
+            if n <= 0 || (seconds && n > i64::MAX / 1000) {
+                return Err(invalid_expire("set"));
+            }
+            let ms = if seconds { n * 1000 } else { n };
+            if which.ends_with("at") {
+                Expiry::At(ms)
+            } else {
+                Expiry::In(ms)
+            }
+        }
+    };
+    Ok(Write::Set {
+        key: args[1].clone(),
+        value: args[2].clone(),
+        cond,
+        expiry,
+        reply: if get { SetReply::Old } else { SetReply::Ok },
+        name: "set",
+    })
+}
+
+/// EXPIRE's options (Redis 7's `parseExtendedExpireArgumentsOrReply`).
+fn parse_expire_cond(opts: &[Vec<u8>]) -> Result<ExpireCond, Reply> {
+    let mut c = ExpireCond::default();
+    for o in opts {
+        if is(o, "nx") {
+            c.nx = true;
+        } else if is(o, "xx") {
+            c.xx = true;
+        } else if is(o, "gt") {
+            c.gt = true;
+        } else if is(o, "lt") {
+            c.lt = true;
+        } else {
+            return Err(Reply::err(format!(
+                "ERR Unsupported option {}",
+                shown(o, 128)
+            )));
+        }
+    }
+    if c.nx && (c.xx || c.gt || c.lt) {
+        return Err(Reply::err(
+            "ERR NX and XX, GT or LT options at the same time are not compatible",
+        ));
+    }
+    if c.gt && c.lt {
+        return Err(Reply::err(
+            "ERR GT and LT options at the same time are not compatible",
+        ));
+    }
+    Ok(c)
+}
+
+/// SCAN cursor [MATCH pattern] [COUNT count] [TYPE type].
+fn parse_scan(args: &[Vec<u8>]) -> Result<Read, Reply> {
+    let cursor = parse_u64(&args[1]).ok_or(Reply::err("ERR invalid cursor"))?;
+    let (mut pattern, mut count, mut any_type) = (None, 10usize, true);
+    let mut i = 2;
+    while i < args.len() {
+        let has_value = i + 1 < args.len();
+        if is(&args[i], "count") && has_value {
+            let n = int(&args[i + 1])?;
+            if n < 1 {
+                return Err(Reply::err(SYNTAX));
+            }
+            count = usize::try_from(n).unwrap_or(usize::MAX);
+        } else if is(&args[i], "match") && has_value {
+            let p = &args[i + 1];
+            pattern = (p.as_slice() != b"*").then(|| p.clone());
+        } else if is(&args[i], "type") && has_value {
+            any_type = is(&args[i + 1], "string");
+        } else {
+            return Err(Reply::err(SYNTAX));
+        }
+        i += 2;
+    }
+    Ok(Read::Scan {
+        cursor,
+        pattern,
+        count,
+        any_type,
+    })
+}
+
+/// HELLO [protover [AUTH username password] [SETNAME clientname]].
+fn parse_hello(args: &[Vec<u8>]) -> Result<Conn, Reply> {
+    let mut proto = None;
+    let mut j = 1;
+    if let Some(v) = args.get(1) {
+        let v = parse_i64(v).ok_or(Reply::err(
+            "ERR Protocol version is not an integer or out of range",
+        ))?;
+        // Only RESP2 is spoken: HELLO 3 is refused, and clients fall back.
+        if v != 2 {
+            return Err(Reply::err("NOPROTO unsupported protocol version"));
+        }
+        proto = Some(v);
+        j = 2;
+    }
+    let (mut auth, mut setname) = (None, None);
+    while j < args.len() {
+        let more = args.len() - 1 - j;
+        if is(&args[j], "auth") && more >= 2 {
+            auth = Some((args[j + 1].clone(), args[j + 2].clone()));
+            j += 3;
+        } else if is(&args[j], "setname") && more >= 1 {
+            setname = Some(args[j + 1].clone());
+            j += 2;
+        } else {
+            return Err(Reply::err(format!(
+                "ERR Syntax error in HELLO option '{}'",
+                shown(&args[j], 128)
+            )));
+        }
+    }
+    Ok(Conn::Hello {
+        proto,
+        auth,
+        setname,
+    })
+}

@@ -1,0 +1,450 @@
+//! The server's configuration: command-line flags, optionally on top of a
+//! redis.conf-like file.
+//!
+//! Precedence: defaults, then the lines of `--config FILE`, then every
+//! other flag, wherever `--config` appears on the command line (flags
+//! override the file). A file line is `name value...` split as Redis splits
+//! its config lines (quotes allowed, see [`crate::resp::split_inline`]);
+//! `#` starts a comment line. Names are the flag names without `--`, plus
+//! the redis.conf spellings `appendfsync` and `proto-max-bulk-len`.
+//!
+//! Parsing does no I/O besides reading that file, and prints nothing:
+//! `main` decides how to report (`--help`: exit 0; an error: exit 2).
+
+use crate::command::ConfigView;
+use crate::resp::{self, Limits};
+use std::fmt;
+use std::path::PathBuf;
+
+pub use crate::aof::Fsync;
+
+/// Everything the server needs to start.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// TCP port (0: any free port).
+    pub port: u16,
+    /// Address to bind (an IPv4 or IPv6 literal).
+    pub bind: String,
+    /// Data directory (holds the log); created if missing.
+    pub dir: PathBuf,
+    /// The log's fsync policy.
+    pub fsync: Fsync,
+    /// Worker threads besides the main one.
+    pub workers: usize,
+    /// When set, clients must AUTH before anything else.
+    pub requirepass: Option<String>,
+    /// Connections served at once; more are refused with an error.
+    pub maxclients: usize,
+    /// Longest argument (bulk string) of a request.
+    pub max_request_bytes: usize,
+    /// Most arguments in one request.
+    pub max_args: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            port: 6379,
+            bind: "127.0.0.1".into(),
+            dir: PathBuf::from("./matou-kv-data"),
+            fsync: Fsync::Always,
+            workers: std::thread::available_parallelism()
+                .map_or(1, |n| n.get().saturating_sub(1))
+                .max(1),
+            requirepass: None,
+            maxclients: 10_000,
+            max_request_bytes: resp::DEFAULT_MAX_BULK,
+            max_args: resp::DEFAULT_MAX_ARGS,
+        }
+    }
+}
+
+impl Config {
+    /// The request limits for the decoder.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_bulk: self.max_request_bytes,
+            max_args: self.max_args,
+            max_inline: resp::DEFAULT_MAX_INLINE.min(self.max_request_bytes),
+        }
+    }
+
+    /// What AUTH and CONFIG GET see; `port` is the port actually bound.
+    pub fn view(&self, port: u16) -> ConfigView {
+        ConfigView {
+            requirepass: self.requirepass.clone(),
+            params: vec![
+                // What redis-benchmark asks at start: no RDB, AOF on.
+                ("save", String::new()),
+                ("appendonly", "yes".into()),
+                ("appendfsync", self.fsync.name().into()),
+                ("port", port.to_string()),
+                ("bind", self.bind.clone()),
+                ("dir", self.dir.display().to_string()),
+                ("databases", "1".into()),
+                ("maxclients", self.maxclients.to_string()),
+                ("proto-max-bulk-len", self.max_request_bytes.to_string()),
+                ("requirepass", self.requirepass.clone().unwrap_or_default()),
+                ("timeout", "0".into()),
+                ("maxmemory", "0".into()),
+                ("maxmemory-policy", "noeviction".into()),
+            ],
+        }
+    }
+}
+
+/// What the command line asks for.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Parsed {
+    /// Run with this configuration.
+    Run(Config),
+    /// Print [`HELP`] and exit 0.
+    Help,
+}
+
+/// A bad command line or config file, with a message naming the culprit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The `--help` text.
+pub const HELP: &str = "\
+matou-kv: a durable key-value server speaking RESP2 (Redis clients work).
+
+USAGE:
+    matou-kv [FLAGS]
+
+FLAGS (each also accepts --flag=value):
+    --port N               TCP port to listen on [default: 6379]
+    --bind ADDR            IP address to listen on [default: 127.0.0.1]
+    --dir PATH             data directory, created if missing; holds the
+                           append-only log appendonly.mlog [default: ./matou-kv-data]
+    --fsync POLICY         when the log is fsynced [default: always]
+                             always:   before any write is acknowledged (one
+                                       fsync per batch of writes: group commit)
+                             everysec: once a second; a machine crash may lose
+                                       the last second of writes
+                             no:       left to the operating system
+    --workers N            worker threads besides the main one [default: CPUs - 1, at least 1]
+    --requirepass PW       clients must send AUTH PW before any other command
+    --maxclients N         connections served at once; more are refused [default: 10000]
+    --max-request-bytes N  longest argument of a request [default: 536870912]
+    --max-args N           most arguments in one request [default: 1048576]
+    --config FILE          read `name value` lines first (redis.conf style; the
+                           names are the flags' without `--`, or appendfsync and
+                           proto-max-bulk-len); the flags override the file
+    -h, --help             print this help and exit
+
+On start the log is replayed; a torn or corrupt tail is reported and cut.
+SIGINT, SIGTERM or the SHUTDOWN command stop the server gracefully.
+Exit status: 0 on a clean stop, 1 on a failure, 2 for bad flags.
+";
+
+/// Parses the arguments (without the program name).
+///
+/// # Errors
+/// A message naming the bad flag, value or config file line.
+pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Parsed, ConfigError> {
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    let mut file: Option<String> = None;
+    let mut it = args.into_iter();
+    while let Some(arg) = it.next() {
+        if arg == "-h" || arg == "--help" {
+            return Ok(Parsed::Help);
+        }
+        let Some(flag) = arg.strip_prefix("--").filter(|f| !f.is_empty()) else {
+            return Err(ConfigError(format!(
+                "unexpected argument `{arg}` (see --help)"
+            )));
+        };
+        let (name, value) = match flag.split_once('=') {
+            Some((n, v)) => (n.to_string(), v.to_string()),
+            None => {
+                let v = it
+                    .next()
+                    .ok_or_else(|| ConfigError(format!("--{flag} needs a value (see --help)")))?;
+                (flag.to_string(), v)
+            }
+        };
+        if name == "config" {
+            file = Some(value);
+        } else {
+            // Check the name now, so that a typo is reported as a flag.
+            if !FLAGS.contains(&name.as_str()) {
+                return Err(ConfigError(format!("unknown flag --{name} (see --help)")));
+            }
+            pairs.push((name, value));
+        }
+    }
+    let mut config = Config::default();
+    if let Some(path) = file {
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| ConfigError(format!("cannot read config file {path}: {e}")))?;
+        apply_file(&mut config, &text).map_err(|e| ConfigError(format!("{path}:{e}")))?;
+    }
+    for (name, value) in pairs {
+        apply(&mut config, &name, &value).map_err(|e| ConfigError(format!("--{name}: {e}")))?;
+    }
+    Ok(Parsed::Run(config))
+}
+
+/// The flag names (also the config file names).
+const FLAGS: &[&str] = &[
+    "port",
+    "bind",
+    "dir",
+    "fsync",
+    "workers",
+    "requirepass",
+    "maxclients",
+    "max-request-bytes",
+    "max-args",
+];
+
+/// Applies the lines of a config file; errors start with the line number.
+fn apply_file(config: &mut Config, text: &str) -> Result<(), String> {
+    for (n, line) in text.lines().enumerate() {
+        let n = n + 1;
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let words =
+            resp::split_inline(line.as_bytes()).ok_or_else(|| format!("{n}: unbalanced quotes"))?;
+        let words: Vec<String> = words
+            .into_iter()
+            .map(|w| String::from_utf8_lossy(&w).into_owned())
+            .collect();
+        let [name, value] = words.as_slice() else {
+            return Err(format!("{n}: expected `name value`, got `{line}`"));
+        };
+        let name = name.to_ascii_lowercase();
+        let name = match name.as_str() {
+            "appendfsync" => "fsync",
+            "proto-max-bulk-len" => "max-request-bytes",
+            other => other,
+        };
+        if !FLAGS.contains(&name) {
+            return Err(format!("{n}: unknown option `{name}`"));
+        }
+        apply(config, name, value).map_err(|e| format!("{n}: {name}: {e}"))?;
+    }
+    Ok(())
+}
+
+fn number<T: std::str::FromStr>(value: &str, what: &str) -> Result<T, String> {
+    value
+        .parse()
+        .map_err(|_| format!("invalid value `{value}`: expected {what}"))
+}
+
+fn at_least_one(value: &str) -> Result<usize, String> {
+    match number::<usize>(value, "a positive number")? {
+        0 => Err(format!("invalid value `{value}`: must be at least 1")),
+        n => Ok(n),
+    }
+}
+
+/// Sets one option; `name` is a flag name without `--`.
+fn apply(c: &mut Config, name: &str, value: &str) -> Result<(), String> {
+    match name {
+        "port" => c.port = number(value, "a port number (0-65535)")?,
+        "bind" => {
+            value
+                .parse::<std::net::IpAddr>()
+                .map_err(|_| format!("invalid value `{value}`: expected an IP address"))?;
+            c.bind = value.to_string();
+        }
+        "dir" => {
+            if value.is_empty() {
+                return Err("the data directory cannot be empty".into());
+            }
+            c.dir = PathBuf::from(value);
+        }
+        "fsync" => {
+            c.fsync = Fsync::parse(value).ok_or_else(|| {
+                format!("invalid value `{value}`: expected always, everysec or no")
+            })?;
+        }
+        "workers" => c.workers = number(value, "a number of threads")?,
+        "requirepass" => c.requirepass = (!value.is_empty()).then(|| value.to_string()),
+        "maxclients" => c.maxclients = at_least_one(value)?,
+        // A request must at least carry a command name.
+        "max-request-bytes" => c.max_request_bytes = at_least_one(value)?,
+        "max-args" => c.max_args = at_least_one(value)?,
+        _ => return Err(format!("unknown option `{name}`")),
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::command::config_get_reply;
+    use crate::resp::Reply;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    fn run(s: &str) -> Config {
+        match parse(args(s)) {
+            Ok(Parsed::Run(c)) => c,
+            other => panic!("{s}: {other:?}"),
+        }
+    }
+
+    fn error(s: &str) -> String {
+        parse(args(s)).unwrap_err().0
+    }
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let c = run("");
+        assert_eq!(c.port, 6379);
+        assert_eq!(c.bind, "127.0.0.1");
+        assert_eq!(c.dir, PathBuf::from("./matou-kv-data"));
+        assert_eq!(c.fsync, Fsync::Always);
+        assert_eq!(c.requirepass, None);
+        assert!(c.workers >= 1);
+        assert_eq!(c.limits(), Limits::default());
+    }
+
+    #[test]
+    fn every_flag_in_both_spellings() {
+        let c = run(
+            "--port 7000 --bind=::1 --dir /tmp/x --fsync=everysec --workers 3 \
+                     --requirepass pw --maxclients 5 --max-request-bytes 1000 --max-args=9",
+        );
+        assert_eq!(c.port, 7000);
+        assert_eq!(c.bind, "::1");
+        assert_eq!(c.dir, PathBuf::from("/tmp/x"));
+        assert_eq!(c.fsync, Fsync::EverySec);
+        assert_eq!(c.workers, 3);
+        assert_eq!(c.requirepass.as_deref(), Some("pw"));
+        assert_eq!(c.maxclients, 5);
+        assert_eq!(
+            c.limits(),
+            Limits {
+                max_bulk: 1000,
+                max_args: 9,
+                max_inline: 1000
+            }
+        );
+        assert_eq!(parse(args("--port 1 --help")), Ok(Parsed::Help));
+        assert_eq!(parse(args("-h")), Ok(Parsed::Help));
+    }
+
+    #[test]
+    fn bad_flags_are_named() {
+        assert_eq!(
+            error("--port x"),
+            "--port: invalid value `x`: expected a port number (0-65535)"
+        );
+        assert_eq!(
+            error("--port 70000"),
+            "--port: invalid value `70000`: expected a port number (0-65535)"
+        );
+        assert_eq!(
+            error("--fsync sometimes"),
+            "--fsync: invalid value `sometimes`: expected always, everysec or no"
+        );
+        assert_eq!(
+            error("--bind localhost"),
+            "--bind: invalid value `localhost`: expected an IP address"
+        );
+        assert_eq!(
+            error("--maxclients 0"),
+            "--maxclients: invalid value `0`: must be at least 1"
+        );
+        assert_eq!(error("--nope 1"), "unknown flag --nope (see --help)");
+        assert_eq!(error("--port"), "--port needs a value (see --help)");
+        assert_eq!(error("6379"), "unexpected argument `6379` (see --help)");
+        assert_eq!(error("--"), "unexpected argument `--` (see --help)");
+        assert!(error("--config /nonexistent/matou.conf").starts_with("cannot read config file"));
+    }
+
+    #[test]
+    fn the_file_comes_first_and_flags_override_it() {
+        let path = std::env::temp_dir().join(format!("matou-kv-conf-{}", std::process::id()));
+        std::fs::write(
+            &path,
+            "# a comment\n\nport 7001\nappendfsync everysec\nMAXCLIENTS 5\n\
+             requirepass \"two words\"\nproto-max-bulk-len 4096\n",
+        )
+        .unwrap();
+        let p = path.display().to_string();
+        let c = match parse(vec![
+            "--port".into(),
+            "7002".into(),
+            "--config".into(),
+            p.clone(),
+        ]) {
+            Ok(Parsed::Run(c)) => c,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(c.port, 7002, "the flag wins although it comes first");
+        assert_eq!(c.fsync, Fsync::EverySec);
+        assert_eq!(c.maxclients, 5);
+        assert_eq!(c.requirepass.as_deref(), Some("two words"));
+        assert_eq!(c.max_request_bytes, 4096);
+        std::fs::write(&path, "port 1\nbogus 2\n").unwrap();
+        assert_eq!(
+            parse(vec!["--config".into(), p.clone()]).unwrap_err().0,
+            format!("{p}:2: unknown option `bogus`")
+        );
+        std::fs::write(&path, "port\n").unwrap();
+        assert_eq!(
+            parse(vec!["--config".into(), p.clone()]).unwrap_err().0,
+            format!("{p}:1: expected `name value`, got `port`")
+        );
+        std::fs::write(&path, "fsync maybe\n").unwrap();
+        assert!(parse(vec!["--config".into(), p.clone()])
+            .unwrap_err()
+            .0
+            .starts_with(&format!("{p}:1: fsync: invalid value")));
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn the_view_answers_what_redis_benchmark_asks() {
+        let v = run("--fsync no").view(6380);
+        let r = config_get_reply(&v.params, &[b"save".to_vec(), b"appendonly".to_vec()]);
+        assert_eq!(
+            r,
+            Reply::Array(vec![
+                Reply::bulk("save"),
+                Reply::bulk(""),
+                Reply::bulk("appendonly"),
+                Reply::bulk("yes"),
+            ])
+        );
+        let r = config_get_reply(&v.params, &[b"port".to_vec(), b"appendfsync".to_vec()]);
+        assert_eq!(
+            r,
+            Reply::Array(vec![
+                Reply::bulk("appendfsync"),
+                Reply::bulk("no"),
+                Reply::bulk("port"),
+                Reply::bulk("6380"),
+            ])
+        );
+    }
+
+    #[test]
+    fn help_mentions_every_flag() {
+        for f in FLAGS.iter().chain(&["config", "help"]) {
+            assert!(
+                HELP.contains(&format!("--{f}")),
+                "--{f} missing from --help"
+            );
+        }
+    }
+}

@@ -1,0 +1,621 @@
+//! The keyspace: string keys to string values, each with an optional
+//! absolute expiry time in Unix milliseconds.
+//!
+//! What it owns and promises:
+//! - **Expiry is absolute and compared with a `now` the caller passes**, so
+//!   the store reads no clock and the same operations give the same state
+//!   whenever they are replayed. A key with `expire_at = t` is live while
+//!   `now <= t` and expired once `now > t` (Redis's `keyIsExpired`).
+//! - **Lazy expiry is logical on reads**: the read methods (`get`, `entry`,
+//!   `keys`, `scan`...) take `&self` and treat an expired key as absent, so
+//!   reads can run on a shared reference. Physical removal happens through
+//!   [`Store::purge_expired`] (the write path calls it on the keys it
+//!   touches, and logs the removal) and [`Store::active_expire`], which
+//!   removes the expired keys in expiry order with a bound on the work done
+//!   per call. [`Store::len`] counts physically present keys, expired or
+//!   not, as Redis's DBSIZE does.
+//! - **SCAN is stable**: a key keeps the slot it was created in until it is
+//!   removed (overwriting it does not move it), and the cursor is a slot
+//!   index. So a full iteration returns every key present for its whole
+//!   duration; a key added or removed meanwhile may or may not appear, and
+//!   may appear twice only if it was removed and added again. Freed slots
+//!   are reused, and trailing free slots are dropped (a cursor past the end
+//!   just ends the iteration).
+//! - **Snapshots are cheap and owned**: keys are `Arc<[u8]>` and values
+//!   `Arc<Vec<u8>>`, so [`Store::snapshot`] copies pointers, not bytes, and
+//!   the snapshot can be serialised on another thread while the store keeps
+//!   changing. Appending to a value a snapshot still holds copies it first
+//!   (`Arc::make_mut`); otherwise values grow in place.
+//! - Only binary-safe byte strings; the one type is "string" (TYPE).
+
+use crate::glob;
+use std::collections::{BTreeSet, HashMap};
+use std::fmt;
+use std::sync::Arc;
+
+/// Whether a key with this expiry is expired at `now` (Unix ms).
+pub fn is_expired(expire_at: Option<u64>, now: u64) -> bool {
+    expire_at.is_some_and(|t| now > t)
+}
+
+/// A key and its value, by reference.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EntryRef<'a> {
+    /// The key.
+    pub key: &'a [u8],
+    /// The value.
+    pub value: &'a [u8],
+    /// When it expires (Unix ms), if ever.
+    pub expire_at: Option<u64>,
+}
+
+#[derive(Clone)]
+struct Entry {
+    key: Arc<[u8]>,
+    value: Arc<Vec<u8>>,
+    expire_at: Option<u64>,
+}
+
+impl Entry {
+    fn as_ref(&self) -> EntryRef<'_> {
+        EntryRef {
+            key: &self.key,
+            value: &self.value,
+            expire_at: self.expire_at,
+        }
+    }
+}
+
+/// The keyspace (see the module docs).
+#[derive(Default)]
+pub struct Store {
+    /// Key -> slot.
+    index: HashMap<Arc<[u8]>, usize>,
+    /// The entries; a slot is stable while its key lives (SCAN's cursor).
+    slots: Vec<Option<Entry>>,
+    /// Free slots below `slots.len()`, to reuse (may hold stale indices,
+    /// checked when popped).
+    free: Vec<usize>,
+    /// (expire_at, slot) of every key with an expiry, soonest first.
+    expires: BTreeSet<(u64, usize)>,
+    /// Sum of key and value lengths (INFO's memory figure).
+    bytes: usize,
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store")
+            .field("keys", &self.len())
+            .field("expires", &self.expires.len())
+            .finish()
+    }
+}
+
+/// Two stores are equal when they hold the same keys with the same values
+/// and expiry times (slot layout does not matter).
+impl PartialEq for Store {
+    fn eq(&self, other: &Store) -> bool {
+        self.len() == other.len() && self.iter().all(|e| other.raw(e.key) == Some(e))
+    }
+}
+
+impl Eq for Store {}
+
+impl Store {
+    /// An empty store.
+    pub fn new() -> Store {
+        Store::default()
+    }
+
+    /// Keys physically held, expired ones not yet removed included (DBSIZE).
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    /// Whether no key is held.
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    /// Keys that have an expiry time (INFO keyspace's `expires`).
+    pub fn expires_len(&self) -> usize {
+        self.expires.len()
+    }
+
+    /// Sum of the lengths of every key and value.
+    pub fn data_bytes(&self) -> usize {
+        self.bytes
+    }
+
+    fn slot(&self, key: &[u8]) -> Option<usize> {
+        self.index.get(key).copied()
+    }
+
+    fn entry_at(&self, slot: usize) -> &Entry {
+        self.slots[slot]
+            .as_ref()
+            .expect("indexed slots are occupied")
+    }
+
+    fn entry_at_mut(&mut self, slot: usize) -> &mut Entry {
+        self.slots[slot]
+            .as_mut()
+            .expect("indexed slots are occupied")
+    }
+
+    // -- Reads: expired keys are absent. ---------------------------------
+
+    /// The live entry of `key` at `now`.
+    pub fn entry(&self, key: &[u8], now: u64) -> Option<EntryRef<'_>> {
+        self.raw(key).filter(|e| !is_expired(e.expire_at, now))
+    }
+
+    /// The live value of `key` at `now`.
+    pub fn get(&self, key: &[u8], now: u64) -> Option<&[u8]> {
+        self.entry(key, now).map(|e| e.value)
+    }
+
+    /// Whether `key` is live at `now`.
+    pub fn contains(&self, key: &[u8], now: u64) -> bool {
+        self.entry(key, now).is_some()
+    }
+
+    /// The entry of `key` whether expired or not (the physical state).
+    pub fn raw(&self, key: &[u8]) -> Option<EntryRef<'_>> {
+        self.slot(key).map(|s| self.entry_at(s).as_ref())
+    }
+
+    /// The live keys matching `pattern` (KEYS), in slot order.
+    pub fn keys(&self, pattern: &[u8], now: u64) -> Vec<Vec<u8>> {
+        if !pattern
+            .iter()
+            .any(|c| matches!(c, b'*' | b'?' | b'[' | b'\\'))
+        {
+            // No wildcard: one lookup instead of a walk over the keyspace.
+            return self
+                .entry(pattern, now)
+                .map(|e| vec![e.key.to_vec()])
+                .unwrap_or_default();
+        }
+        let all = pattern == b"*";
+        self.slots
+            .iter()
+            .flatten()
+            .filter(|e| !is_expired(e.expire_at, now))
+            .filter(|e| all || glob::matches(pattern, &e.key))
+            .map(|e| e.key.to_vec())
+            .collect()
+    }
+
+    /// One SCAN step from `cursor`: examines about `count` keys (and at
+    /// most `10 * count` slots, so that a sparse table cannot make one call
+    /// long), returns the live ones matching `pattern` and the next cursor,
+    /// 0 when the iteration is complete.
+    pub fn scan(
+        &self,
+        cursor: u64,
+        pattern: Option<&[u8]>,
+        count: usize,
+        now: u64,
+    ) -> (u64, Vec<Vec<u8>>) {
+        let count = count.max(1);
+        let budget = count.saturating_mul(10);
+        let mut i = usize::try_from(cursor).unwrap_or(usize::MAX);
+        let (mut examined, mut visited) = (0, 0);
+        let mut out = Vec::new();
+        while i < self.slots.len() && examined < count && visited < budget {
+            if let Some(e) = &self.slots[i] {
+                examined += 1;
+                if !is_expired(e.expire_at, now) && pattern.is_none_or(|p| glob::matches(p, &e.key))
+                {
+                    out.push(e.key.to_vec());
+                }
+            }
+            i += 1;
+            visited += 1;
+        }
+        let next = if i >= self.slots.len() { 0 } else { i as u64 };
+        (next, out)
+    }
+
+    /// Every entry, expired ones included, in slot order.
+    pub fn iter(&self) -> impl Iterator<Item = EntryRef<'_>> {
+        self.slots.iter().flatten().map(Entry::as_ref)
+    }
+
+    /// An owned, immutable copy of every entry (pointer copies), to
+    /// serialise elsewhere while the store keeps changing.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            entries: self.slots.iter().flatten().cloned().collect(),
+        }
+    }
+
+    // -- Writes: physical, no clock unless a `now` is passed. -------------
+
+    fn alloc_slot(&mut self, e: Entry) -> usize {
+        while let Some(i) = self.free.pop() {
+            if i < self.slots.len() && self.slots[i].is_none() {
+                self.slots[i] = Some(e);
+                return i;
+            }
+        }
+        self.slots.push(Some(e));
+        self.slots.len() - 1
+    }
+
+    fn free_slot(&mut self, i: usize) -> Entry {
+        let e = self.slots[i].take().expect("freeing an occupied slot");
+        if i + 1 == self.slots.len() {
+            while matches!(self.slots.last(), Some(None)) {
+                self.slots.pop();
+            }
+            if self.slots.capacity() > 4 * self.slots.len() + 1024 {
+                self.slots.shrink_to(2 * self.slots.len());
+            }
+        } else {
+            self.free.push(i);
+        }
+        // Stale indices (dropped trailing slots) accumulate: prune them
+        // before they outnumber the slots.
+        if self.free.len() > 2 * self.slots.len() + 64 {
+            let slots = &self.slots;
+            self.free.retain(|&j| j < slots.len() && slots[j].is_none());
+            self.free.sort_unstable();
+            self.free.dedup();
+        }
+        e
+    }
+
+    fn set_expire_at_slot(&mut self, slot: usize, expire_at: Option<u64>) {
+        let e = self.entry_at_mut(slot);
+        let old = std::mem::replace(&mut e.expire_at, expire_at);
+        if old == expire_at {
+            return;
+        }
+        if let Some(t) = old {
+            self.expires.remove(&(t, slot));
+        }
+        if let Some(t) = expire_at {
+            self.expires.insert((t, slot));
+        }
+    }
+
+    /// Sets `key` to `value` with `expire_at` (SET semantics: the previous
+    /// value and expiry are replaced). An existing key keeps its slot.
+    pub fn set(&mut self, key: &[u8], value: Vec<u8>, expire_at: Option<u64>) {
+        match self.slot(key) {
+            Some(slot) => {
+                let e = self.entry_at_mut(slot);
+                let old = std::mem::replace(&mut e.value, Arc::new(value));
+                let new_len = e.value.len();
+                self.bytes = self.bytes - old.len() + new_len;
+                self.set_expire_at_slot(slot, expire_at);
+            }
+            None => {
+                let key: Arc<[u8]> = Arc::from(key);
+                self.bytes += key.len() + value.len();
+                let slot = self.alloc_slot(Entry {
+                    key: key.clone(),
+                    value: Arc::new(value),
+                    expire_at: None,
+                });
+                self.index.insert(key, slot);
+                self.set_expire_at_slot(slot, expire_at);
+            }
+        }
+    }
+
+    /// Appends `suffix` to the value of `key` (created empty, without
+    /// expiry, if absent; an existing key keeps its expiry). Returns the
+    /// new length.
+    pub fn append(&mut self, key: &[u8], suffix: &[u8]) -> usize {
+        match self.slot(key) {
+            Some(slot) => {
+                self.bytes += suffix.len();
+                let v = Arc::make_mut(&mut self.entry_at_mut(slot).value);
+                v.extend_from_slice(suffix);
+                v.len()
+            }
+            None => {
+                self.set(key, suffix.to_vec(), None);
+                suffix.len()
+            }
+        }
+    }
+
+    /// Sets or clears the expiry of `key`; `false` if absent.
+    pub fn set_expire(&mut self, key: &[u8], expire_at: Option<u64>) -> bool {
+        match self.slot(key) {
+            Some(slot) => {
+                self.set_expire_at_slot(slot, expire_at);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Removes `key` (expired or not); `false` if absent.
+    pub fn remove(&mut self, key: &[u8]) -> bool {
+        let Some(slot) = self.index.remove(key) else {
+            return false;
+        };
+        self.set_expire_at_slot(slot, None);
+        let e = self.free_slot(slot);
+        self.bytes -= e.key.len() + e.value.len();
+        if self.index.capacity() > 4 * self.index.len() + 1024 {
+            self.index.shrink_to(2 * self.index.len());
+        }
+        true
+    }
+
+    /// Lazy expiry on a write path: removes `key` if it is present and
+    /// expired at `now`. Returns whether it did (the caller logs a DEL).
+    pub fn purge_expired(&mut self, key: &[u8], now: u64) -> bool {
+        match self.raw(key) {
+            Some(e) if is_expired(e.expire_at, now) => self.remove(key),
+            _ => false,
+        }
+    }
+
+    /// Removes every key.
+    pub fn clear(&mut self) {
+        *self = Store::new();
+    }
+
+    /// Active expiry: removes up to `max` keys expired at `now`, soonest
+    /// expiry first, and returns them (for the log's DEL). O(max log n).
+    pub fn active_expire(&mut self, now: u64, max: usize) -> Vec<Vec<u8>> {
+        let mut removed = Vec::new();
+        while removed.len() < max {
+            let Some(&(t, slot)) = self.expires.first() else {
+                break;
+            };
+            if !is_expired(Some(t), now) {
+                break;
+            }
+            let key = self.entry_at(slot).key.to_vec();
+            self.remove(&key);
+            removed.push(key);
+        }
+        removed
+    }
+}
+
+/// An immutable copy of a [`Store`]'s entries, independent of it (`Send`,
+/// `'static`): what a log rewrite serialises on another thread.
+#[derive(Clone, Default)]
+pub struct Snapshot {
+    entries: Vec<Entry>,
+}
+
+impl fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Snapshot")
+            .field("keys", &self.entries.len())
+            .finish()
+    }
+}
+
+impl Snapshot {
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether it holds no entry.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The entries, expired ones included (replay must not depend on when
+    /// it runs; the restarted server expires them).
+    pub fn iter(&self) -> impl Iterator<Item = EntryRef<'_>> {
+        self.entries.iter().map(Entry::as_ref)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    fn s(b: &[u8]) -> String {
+        String::from_utf8_lossy(b).into_owned()
+    }
+
+    #[test]
+    fn expiry_boundary_is_redis_keyisexpired() {
+        let mut st = Store::new();
+        st.set(b"k", b"v".to_vec(), Some(100));
+        assert_eq!(st.get(b"k", 99), Some(&b"v"[..]));
+        assert_eq!(st.get(b"k", 100), Some(&b"v"[..]), "live at its expiry ms");
+        assert_eq!(st.get(b"k", 101), None, "expired after it");
+        assert_eq!(st.len(), 1, "reads do not remove");
+        assert!(!st.purge_expired(b"k", 100));
+        assert!(st.purge_expired(b"k", 101));
+        assert!(st.is_empty());
+        assert_eq!(st.expires_len(), 0);
+    }
+
+    #[test]
+    fn set_replaces_value_and_expiry_in_place() {
+        let mut st = Store::new();
+        st.set(b"a", b"1".to_vec(), Some(10));
+        st.set(b"b", b"2".to_vec(), None);
+        let before: Vec<_> = st.iter().map(|e| e.key.to_vec()).collect();
+        st.set(b"a", b"11".to_vec(), None);
+        let after: Vec<_> = st.iter().map(|e| e.key.to_vec()).collect();
+        assert_eq!(before, after, "overwrite keeps the slot");
+        assert_eq!(st.raw(b"a").unwrap().expire_at, None);
+        assert_eq!(st.expires_len(), 0);
+        assert_eq!(st.data_bytes(), 2 + 1 + 1 + 1);
+    }
+
+    #[test]
+    fn append_keeps_expiry_and_copies_on_write_under_a_snapshot() {
+        let mut st = Store::new();
+        assert_eq!(st.append(b"k", b"ab"), 2);
+        st.set_expire(b"k", Some(50));
+        let snap = st.snapshot();
+        assert_eq!(st.append(b"k", b"cd"), 4);
+        assert_eq!(st.raw(b"k").unwrap().expire_at, Some(50));
+        assert_eq!(st.get(b"k", 0), Some(&b"abcd"[..]));
+        assert_eq!(
+            snap.iter().next().unwrap().value,
+            b"ab",
+            "snapshot unchanged"
+        );
+    }
+
+    #[test]
+    fn active_expire_removes_soonest_first_with_bounded_work() {
+        let mut st = Store::new();
+        for i in 0..10u64 {
+            st.set(format!("k{i}").as_bytes(), vec![], Some(100 + i));
+        }
+        st.set(b"forever", vec![], None);
+        assert_eq!(st.active_expire(100, 100), Vec::<Vec<u8>>::new());
+        let got = st.active_expire(105, 3);
+        assert_eq!(got, vec![b"k0".to_vec(), b"k1".to_vec(), b"k2".to_vec()]);
+        let got = st.active_expire(105, 100);
+        assert_eq!(got, vec![b"k3".to_vec(), b"k4".to_vec()]);
+        assert_eq!(st.len(), 6);
+        assert_eq!(st.active_expire(u64::MAX, 100).len(), 5);
+        assert_eq!(st.len(), 1);
+    }
+
+    #[test]
+    fn keys_uses_glob_and_skips_expired() {
+        let mut st = Store::new();
+        for k in ["hello", "hallo", "hxllo", "world"] {
+            st.set(k.as_bytes(), vec![], None);
+        }
+        st.set(b"hillo", vec![], Some(5));
+        let mut got: Vec<_> = st.keys(b"h[ae]llo", 10).iter().map(|k| s(k)).collect();
+        got.sort();
+        assert_eq!(got, ["hallo", "hello"]);
+        assert_eq!(st.keys(b"*", 10).len(), 4);
+        assert_eq!(st.keys(b"*", 5).len(), 5);
+        assert_eq!(st.keys(b"world", 10), vec![b"world".to_vec()]);
+        assert_eq!(st.keys(b"hillo", 10), Vec::<Vec<u8>>::new());
+    }
+
+    fn full_scan(st: &Store, count: usize) -> Vec<Vec<u8>> {
+        let mut cursor = 0;
+        let mut out = Vec::new();
+        loop {
+            let (next, keys) = st.scan(cursor, None, count, 0);
+            out.extend(keys);
+            if next == 0 {
+                return out;
+            }
+            cursor = next;
+        }
+    }
+
+    #[test]
+    fn scan_visits_every_key_and_honours_match() {
+        let mut st = Store::new();
+        for i in 0..1000 {
+            st.set(format!("key:{i}").as_bytes(), vec![], None);
+        }
+        let seen: HashSet<_> = full_scan(&st, 7).into_iter().collect();
+        assert_eq!(seen.len(), 1000);
+        let (_, first) = st.scan(0, None, 10, 0);
+        assert_eq!(first.len(), 10, "COUNT keys examined per step");
+        let mut cursor = 0;
+        let mut matched = Vec::new();
+        loop {
+            let (next, keys) = st.scan(cursor, Some(b"key:1?"), 100, 0);
+            matched.extend(keys);
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        assert_eq!(matched.len(), 10);
+        assert_eq!(st.scan(u64::MAX, None, 10, 0), (0, vec![]));
+    }
+
+    #[test]
+    fn scan_sees_keys_present_throughout_despite_churn() {
+        let mut st = Store::new();
+        for i in 0..500 {
+            st.set(format!("stable:{i}").as_bytes(), vec![], None);
+            st.set(format!("churn:{i}").as_bytes(), vec![], None);
+        }
+        let mut cursor = 0;
+        let mut seen = HashSet::new();
+        let mut round = 0;
+        loop {
+            let (next, keys) = st.scan(cursor, None, 13, 0);
+            seen.extend(keys);
+            // Between steps: delete churn keys and add as many new ones
+            // (reusing freed slots, some behind the cursor, some ahead).
+            if round < 25 {
+                for j in 0..20 {
+                    st.remove(format!("churn:{}", round * 20 + j).as_bytes());
+                    st.set(format!("new:{round}:{j}").as_bytes(), vec![], None);
+                }
+            }
+            round += 1;
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        for i in 0..500 {
+            assert!(
+                seen.contains(format!("stable:{i}").as_bytes()),
+                "stable:{i}"
+            );
+        }
+    }
+
+    #[test]
+    fn removal_reuses_slots_and_trims_the_tail() {
+        let mut st = Store::new();
+        for i in 0..100 {
+            st.set(format!("k{i}").as_bytes(), vec![1], None);
+        }
+        for i in 0..100 {
+            assert!(st.remove(format!("k{i}").as_bytes()));
+        }
+        assert!(!st.remove(b"k0"));
+        assert!(st.is_empty());
+        assert_eq!(st.slots.len(), 0, "trailing free slots are dropped");
+        assert_eq!(st.data_bytes(), 0);
+        st.set(b"x", vec![], None);
+        assert_eq!(st.slots.len(), 1);
+        assert_eq!(full_scan(&st, 1), vec![b"x".to_vec()]);
+    }
+
+    #[test]
+    fn equality_ignores_layout() {
+        let mut a = Store::new();
+        let mut b = Store::new();
+        a.set(b"x", b"1".to_vec(), None);
+        a.set(b"y", b"2".to_vec(), Some(9));
+        b.set(b"y", b"2".to_vec(), Some(9));
+        b.set(b"x", b"1".to_vec(), None);
+        assert_eq!(a, b);
+        b.set_expire(b"x", Some(1));
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn snapshot_is_independent_and_sendable() {
+        fn is_send<T: Send + 'static>(_: &T) {}
+        let mut st = Store::new();
+        st.set(b"a", b"1".to_vec(), Some(3));
+        let snap = st.snapshot();
+        is_send(&snap);
+        st.clear();
+        let v: Vec<_> = snap
+            .iter()
+            .map(|e| (e.key.to_vec(), e.value.to_vec(), e.expire_at))
+            .collect();
+        assert_eq!(v, vec![(b"a".to_vec(), b"1".to_vec(), Some(3))]);
+    }
+}
