@@ -5,8 +5,8 @@
 //! ```
 //!
 //! Suites: `core` (the scheduler workloads of tokio's
-//! `benches/rt_multi_threaded.rs`), `sync` (mutex, channels, oneshot; skipped
-//! while `matou::sync` is not written), `unix` (TCP echo, timer churn). No
+//! `benches/rt_multi_threaded.rs`), `sync` (mutex, channels, oneshot, against
+//! `tokio::sync`), `unix` (TCP echo, timer churn). No
 //! suite runs them all. Each benchmark alternates one matou sample and one
 //! tokio sample for K rounds and reports the medians (see [`harness`]); the
 //! table goes to stdout and, with `--json FILE`, one JSON object per line

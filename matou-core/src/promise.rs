@@ -20,7 +20,7 @@
 
 use crate::error::Error;
 use crate::runtime::context;
-use crate::task::cell::ResultSlot;
+use crate::task::cell::Outcome;
 use crate::task::header::Header;
 use crate::task::TaskId;
 use std::cell::Cell;
@@ -42,11 +42,18 @@ enum Handle {
 #[must_use = "a task is a resource: await or cancel its promise, or the parent's return aborts the run"]
 pub struct Promise<T> {
     header: Arc<Header>,
-    result: Arc<ResultSlot<T>>,
+    result: Arc<dyn Outcome<T>>,
     parent: TaskId,
     child_key: usize,
     handle: Cell<Handle>,
 }
+
+// SAFETY: the only field that is not `Send` by itself is the result handle:
+// a `dyn Outcome<T>` erases the task's future type, which need not be `Send`,
+// but by the task cell's protocol (`task::cell`) the future never leaves its
+// worker's thread and the last reference never finds one; what a promise
+// reaches from another thread is the output `T`, hence `T: Send`.
+unsafe impl<T: Send> Send for Promise<T> {}
 
 impl<T> fmt::Debug for Promise<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -61,7 +68,7 @@ impl<T> fmt::Debug for Promise<T> {
 impl<T> Promise<T> {
     pub(crate) fn new(
         header: Arc<Header>,
-        result: Arc<ResultSlot<T>>,
+        result: Arc<dyn Outcome<T>>,
         parent: TaskId,
         child_key: usize,
     ) -> Self {
@@ -143,7 +150,9 @@ impl<T> Future for Promise<T> {
         }
         self.release(cur);
         self.handle.set(Handle::Spent);
-        Poll::Ready(self.result.take().unwrap_or(Err(Error::Cancelled)))
+        // SAFETY: `TERMINATED` was observed just above (`Acquire`), and only
+        // the parent, which is running this, ever takes the result.
+        Poll::Ready(unsafe { self.result.take() }.unwrap_or(Err(Error::Cancelled)))
     }
 }
 
@@ -188,7 +197,8 @@ impl<T> Future for Cancel<'_, T> {
         }
         promise.release(cur);
         promise.handle.set(Handle::Cancelled);
-        drop(promise.result.take());
+        // SAFETY: as in `Promise::poll`: terminated, and we are the parent.
+        drop(unsafe { promise.result.take() });
         Poll::Ready(Ok(()))
     }
 }

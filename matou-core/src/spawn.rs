@@ -14,7 +14,7 @@ use crate::promise::Promise;
 use crate::runtime::context;
 use crate::runtime::shared::Remote;
 use crate::runtime::worker::{Current, Worker};
-use crate::task::cell::{LazyCell, ResultSlot, Runnable, TaskCell};
+use crate::task::cell::TaskCell;
 use crate::task::header::{ExitHook, Header};
 use std::future::Future;
 use std::panic::Location;
@@ -127,12 +127,11 @@ where
         at,
         exit_hook,
     ));
-    let result = Arc::new(ResultSlot::new());
-    let body: Pin<Box<dyn Runnable>> = Box::pin(TaskCell::new(future, result.clone()));
+    let cell = Arc::new(TaskCell::<fn() -> F, F>::running(future));
     w.shared.task_born(w.index);
     let child_key = w.add_child(cur, header.clone());
-    w.insert_task(header.clone(), body);
-    Promise::new(header, result, cur.id, child_key)
+    w.insert_task(header.clone(), cell.clone());
+    Promise::new(header, cell, cur.id, child_key)
 }
 
 pub(crate) fn spawn_remote<G, F>(
@@ -156,14 +155,12 @@ where
         at,
         exit_hook,
     ));
-    let result = Arc::new(ResultSlot::new());
-    let slot = result.clone();
-    let build = move || -> Pin<Box<dyn Runnable>> { Box::pin(LazyCell::Start(Some(make), slot)) };
+    let cell = Arc::new(TaskCell::lazy(make));
     w.shared.task_born(w.index);
     let child_key = w.add_child(cur, header.clone());
     w.shared
-        .push_remote(target, Remote::Spawn(header.clone(), Box::new(build)));
-    Promise::new(header, result, cur.id, child_key)
+        .push_remote(target, Remote::Spawn(header.clone(), cell.clone()));
+    Promise::new(header, cell, cur.id, child_key)
 }
 
 /// Lets the other runnable tasks of this worker run: the current task goes to

@@ -44,7 +44,7 @@ fn three_workers() -> Builder {
 
 #[test]
 fn mutex_excludes_on_one_worker_and_across_workers() {
-    const PER: usize = 200;
+    const PER: usize = if cfg!(miri) { 20 } else { 200 };
     one_worker().run(async {
         let m = Arc::new(Mutex::new(0));
         let tasks: Vec<_> = (0..4)
@@ -177,7 +177,7 @@ fn cancelled_lock_waiter_never_holds_the_lock_across_workers() {
         // The unlock races the cancellation: the waiter may get the lock and
         // finish, or be dropped before or after the hand-off; in every case
         // the lock ends up free.
-        for _ in 0..50 {
+        for _ in 0..if cfg!(miri) { 5 } else { 50 } {
             let g = m.lock().await;
             let (m2, q2) = (m.clone(), queued.clone());
             queued.store(false, SeqCst);

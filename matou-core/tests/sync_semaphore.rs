@@ -32,7 +32,7 @@ fn permits_bound_concurrency_on_one_worker_and_across_workers() {
                 .map(|_| {
                     let (sem, inside, most) = (sem.clone(), inside.clone(), most.clone());
                     let body = move || async move {
-                        for _ in 0..50 {
+                        for _ in 0..if cfg!(miri) { 5 } else { 50 } {
                             let _p = sem.acquire().await.unwrap();
                             let n = inside.fetch_add(1, SeqCst) + 1;
                             most.fetch_max(n, SeqCst);
@@ -100,7 +100,7 @@ fn cancelled_acquirer_never_keeps_permits_one_worker() {
 fn cancelled_acquirer_never_keeps_permits_across_workers() {
     Builder::new().extra_workers(2).run(async {
         let sem = Arc::new(Semaphore::new(2));
-        for round in 0..50 {
+        for round in 0..if cfg!(miri) { 5 } else { 50 } {
             let held = sem.clone().acquire_many_owned(2).await.unwrap();
             let queued = Arc::new(AtomicBool::new(false));
             let (s2, q2) = (sem.clone(), queued.clone());

@@ -1,7 +1,7 @@
 //! The append-only log `DIR/appendonly.mlog`: what makes matou-kv durable.
 //!
 //! Format: frames of `u32 LE length`, `u32 LE CRC-32`, payload (one
-//! [`LogRecord`]); see [`frame`]. No header: an empty file is an empty store.
+//! [`LogRecord`]); see [`frame()`]. No header: an empty file is an empty store.
 //!
 //! One owner (the server's storage task) holds the [`Aof`] and is its only
 //! writer. Invariants:

@@ -217,7 +217,13 @@ fn connection_commands() {
     let all: Vec<String> = q(&mut c, &["CONFIG", "GET", "*"]);
     assert!(all.len() >= 4 && all.chunks(2).all(|p| p.len() == 2));
     assert!(all.contains(&"appendfsync".to_string()));
-    assert!(q::<Vec<Value>>(&mut c, &["COMMAND"]).is_empty());
+    // COMMAND lists the command table (Redis 7's ten-field entries).
+    let table: Vec<Value> = q(&mut c, &["COMMAND"]);
+    assert!(table.len() > 30, "{}", table.len());
+    assert_eq!(
+        q::<Vec<Value>>(&mut c, &["COMMAND", "INFO", "get"])[0],
+        table[0]
+    );
     assert!(q::<Vec<Value>>(&mut c, &["COMMAND", "DOCS"]).is_empty());
     // QUIT: +OK, then the server closes.
     let mut raw = s.raw();
@@ -307,6 +313,38 @@ fn request_limits_close_only_that_connection() {
     assert!(closed);
     assert_eq!(q::<Option<String>>(&mut good, &["GET", "k"]), None);
     assert_eq!(q::<String>(&mut good, &["GET", "small"]), "v");
+}
+
+#[test]
+fn a_request_over_the_query_buffer_limit_is_refused() {
+    let s = start(
+        "querybuf",
+        &["--max-request-bytes", "4096", "--max-query-bytes", "8192"],
+    );
+    let mut good = s.client();
+    // Every argument is within --max-request-bytes, their sum is not.
+    let arg = format!("$4000\r\n{}\r\n", "v".repeat(4000));
+    let mut req = b"*9\r\n$4\r\nMSET\r\n".to_vec();
+    for _ in 0..4 {
+        req.extend_from_slice(arg.as_bytes());
+    }
+    let mut raw = s.raw();
+    let (out, closed) = send_and_read_all(&mut raw, &req);
+    let out = String::from_utf8_lossy(&out);
+    assert!(
+        out.starts_with("-ERR Protocol error: request larger"),
+        "{out}"
+    );
+    assert!(closed);
+    // Under the limit, the same shape of request is served.
+    let mut p = redis::pipe();
+    p.cmd("MSET")
+        .arg("a")
+        .arg("v".repeat(3000))
+        .arg("b")
+        .arg("w");
+    p.query::<()>(&mut good).unwrap();
+    assert_eq!(q::<String>(&mut good, &["GET", "b"]), "w");
 }
 
 #[test]
@@ -413,4 +451,23 @@ fn bad_flags_exit_2_and_help_exits_0() {
     ] {
         assert!(help.contains(flag), "{flag} missing in --help");
     }
+}
+
+#[test]
+fn a_single_worker_serves_clients_beside_the_storage_task() {
+    // The default on small machines: every handler on dom0 (the flags given
+    // last win over the harness's `--workers 1`).
+    let s = start("oneworker", &["--workers", "0"]);
+    let mut a = s.client();
+    let mut b = s.client();
+    let mut p = redis::pipe();
+    for i in 0..20 {
+        p.cmd("SET").arg(format!("k{i}")).arg(i);
+    }
+    p.cmd("GET").arg("k19");
+    let got: Vec<Value> = p.query(&mut a).unwrap();
+    assert_eq!(got.last(), Some(&Value::BulkString(b"19".to_vec())));
+    assert_eq!(q::<String>(&mut b, &["GET", "k3"]), "3");
+    let info: String = q(&mut b, &["INFO", "server"]);
+    assert!(info.contains("workers:1"), "{info}");
 }

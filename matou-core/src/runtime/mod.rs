@@ -20,11 +20,10 @@ pub(crate) use shared::{enqueue, Shared};
 
 use crate::error::Error;
 use crate::seam::{EventSource, ParkingEventSource};
-use crate::task::cell::{ResultSlot, Runnable, TaskCell};
+use crate::task::cell::{Outcome, TaskCell};
 use crate::task::header::Header;
 use std::future::Future;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe, Location};
-use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::{Arc, Barrier};
 use worker::Worker;
@@ -142,7 +141,7 @@ impl Builder {
             })
             .collect();
 
-        let result = Arc::new(ResultSlot::new());
+        let cell = Arc::new(TaskCell::<fn() -> F, F>::running(future));
         let events = catch_unwind(AssertUnwindSafe(|| factory(WorkerId(0))));
         let dom0 = events.map(|events| Rc::new(Worker::new(shared.clone(), 0, events)));
         ready.wait();
@@ -150,9 +149,8 @@ impl Builder {
             context::install(dom0.clone());
             if !shared.is_shutdown() {
                 let root = Arc::new(Header::new(shared.clone(), 0, None, at, None));
-                let body: Pin<Box<dyn Runnable>> = Box::pin(TaskCell::new(future, result.clone()));
                 shared.task_born(0);
-                dom0.insert_task(root.clone(), body);
+                dom0.insert_task(root.clone(), cell.clone());
                 dom0.run(Some(&root));
             }
         }
@@ -178,7 +176,10 @@ impl Builder {
         if let Some(err) = shared.take_abort() {
             return Err(err);
         }
-        result.take().unwrap_or(Err(Error::Cancelled))
+        // SAFETY: every worker has been joined and dom0 has cleaned up, so
+        // the root has terminated (or was never started) and this thread is
+        // the only one left to touch the cell.
+        unsafe { cell.take() }.unwrap_or(Err(Error::Cancelled))
     }
 }
 

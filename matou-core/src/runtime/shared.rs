@@ -16,16 +16,13 @@ use crate::loom::sync::{Arc, Mutex};
 use crate::seam::Interrupt;
 use crate::task::cell::Runnable;
 use crate::task::header::Header;
-use std::pin::Pin;
 use std::sync::OnceLock;
 
 /// A message for a worker from another thread.
 pub(crate) enum Remote {
-    /// Run this new task here; the closure builds its body on this thread.
-    Spawn(
-        Arc<Header>,
-        Box<dyn FnOnce() -> Pin<Box<dyn Runnable>> + Send>,
-    ),
+    /// Run this new task here; its body builds the future at the first poll,
+    /// on this thread.
+    Spawn(Arc<Header>, Arc<dyn Runnable + Send + Sync>),
     /// This task of yours was woken (its `NOTIFIED` bit is already set).
     Wake(Arc<Header>),
 }

@@ -39,7 +39,6 @@ use slab::Slab;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
 /// How many tasks a busy worker runs between two non-blocking `select`s, so
@@ -57,7 +56,7 @@ pub(crate) struct Current {
 pub(crate) struct Slot {
     pub(crate) header: Arc<Header>,
     /// `None` while being polled, and once the future has returned.
-    body: Option<Pin<Box<dyn Runnable>>>,
+    body: Option<Arc<dyn Runnable>>,
     /// Children neither awaited nor cancelled yet.
     pub(crate) children: Slab<Arc<Header>>,
     cancelling: bool,
@@ -112,7 +111,7 @@ impl Worker {
 
     /// Inserts a task body in the table and queues it. The header must be
     /// fresh (born `NOTIFIED`) and owned by this worker.
-    pub(crate) fn insert_task(&self, header: Arc<Header>, body: Pin<Box<dyn Runnable>>) {
+    pub(crate) fn insert_task(&self, header: Arc<Header>, body: Arc<dyn Runnable>) {
         let key = self.tasks.borrow_mut().insert(Slot {
             header: header.clone(),
             body: Some(body),
@@ -189,13 +188,7 @@ impl Worker {
         for msg in batch.drain(..) {
             match msg {
                 Remote::Wake(header) => self.run_queue.borrow_mut().push_back(header),
-                Remote::Spawn(header, make) => {
-                    // Building the body runs user code (the `call` closure is
-                    // only run at the first poll, inside the task), so this
-                    // cannot panic on the user's behalf.
-                    let body = make();
-                    self.insert_task(header, body);
-                }
+                Remote::Spawn(header, body) => self.insert_task(header, body),
             }
         }
         *self.remote.borrow_mut() = batch;
@@ -242,7 +235,7 @@ impl Worker {
     fn run_task(&self, header: Arc<Header>) {
         let snapshot = header.state.take_notified();
         let key = header.slot();
-        let mut body = {
+        let body = {
             let mut tasks = self.tasks.borrow_mut();
             let Some(slot) = tasks.get_mut(key) else {
                 return;
@@ -261,7 +254,10 @@ impl Worker {
         let previous = self.current.replace(Some(Current { key, id: header.id }));
         let result = with_waker_ref(&header, |waker| {
             let mut cx = Context::from_waker(waker);
-            catch_unwind(AssertUnwindSafe(|| body.as_mut().poll(&mut cx)))
+            // SAFETY: this is the task's worker, the task has not terminated
+            // (its slot is here), and the body is out of its slot, so nothing
+            // re-enters it.
+            catch_unwind(AssertUnwindSafe(|| unsafe { body.poll(&mut cx) }))
         });
         self.current.set(previous);
         match result {
@@ -269,12 +265,13 @@ impl Worker {
                 self.tasks.borrow_mut()[key].body = Some(body);
             }
             Ok(Poll::Ready(())) => {
-                drop_quietly(body);
+                drop(body);
                 self.finished(key, false);
             }
             Err(payload) => {
-                body.store_panic(payload);
-                drop_quietly(body);
+                // SAFETY: as for `poll` above.
+                let _ = catch_unwind(AssertUnwindSafe(|| unsafe { body.store_panic(payload) }));
+                drop(body);
                 self.finished(key, true);
             }
         }
@@ -397,6 +394,11 @@ impl Worker {
 
 /// Drops a task body, keeping a panicking destructor from unwinding into the
 /// worker loop.
-fn drop_quietly(body: Pin<Box<dyn Runnable>>) {
-    let _ = catch_unwind(AssertUnwindSafe(move || drop(body)));
+///
+/// Only for bodies of this worker's tasks that have not terminated yet.
+fn drop_quietly(body: Arc<dyn Runnable>) {
+    // SAFETY: the caller is the task's worker and the task has not terminated
+    // (the contract above); the body is out of its slot, so nothing re-enters.
+    let _ = catch_unwind(AssertUnwindSafe(|| unsafe { body.drop_future() }));
+    drop(body);
 }

@@ -1,115 +1,199 @@
-//! The type-erased body of a task: its future and the typed slot its result
-//! goes to.
+//! The typed body of a task: one allocation that holds, in turn, the closure
+//! that builds the future (for `call`), the future, and the result.
 //!
-//! The worker sees a task only as a `Pin<Box<dyn Runnable>>`. `poll` drives
-//! the user's future and, on `Ready`, stores the value in the result slot; the
-//! worker catches panics around `poll` and hands the payload to
-//! [`Runnable::store_panic`], so a panic also ends up in the typed slot.
-//! The slot is read by the promise only after the task's `TERMINATED` bit.
+//! ```text
+//!   Start(make) ──first poll──> Running(future) ──Ready──> Done(Ok(value))
+//!        │                           │  └──panic──────────> Done(Err(Panicked))
+//!        └──────── cancelled / dropped by the worker ─────> Consumed
+//!   Done(..) ──parent takes it──> Consumed
+//! ```
+//!
+//! Two handles share the cell (`Arc<TaskCell>`): the owning worker sees it as
+//! an `Arc<dyn Runnable>` (drive it, store a panic, drop the future), the
+//! promise as an `Arc<dyn Outcome<T>>` (take the result).
+//!
+//! Who touches the stage, and when (the protocol that makes the `unsafe`
+//! accesses sound):
+//! - only the owning worker's thread, and only before it sets the task's
+//!   `TERMINATED` bit (`Release`), builds, polls or drops the future and
+//!   stores the result;
+//! - only the parent, and only after observing `TERMINATED` (`Acquire`),
+//!   takes the result;
+//! - so no two threads ever access the stage at once, and the future (which
+//!   need not be `Send`) is created, polled and dropped on one thread only.
+//!   Before its slot is removed the worker always empties the stage of the
+//!   future (`drop_future`), so the last reference, wherever it is dropped,
+//!   finds no future in the cell.
 
 use crate::error::{Error, PanicPayload};
-use crate::loom::sync::{Arc, Mutex};
+use crate::loom::cell::UnsafeCell;
 use std::any::Any;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-/// Where a task's result waits for its parent.
-pub(crate) struct ResultSlot<T>(Mutex<Option<Result<T, Error>>>);
+enum Stage<G, F: Future> {
+    Start(G),
+    Running(F),
+    Done(Result<F::Output, Error>),
+    Consumed,
+}
 
-impl<T> ResultSlot<T> {
-    pub(crate) fn new() -> Self {
-        ResultSlot(Mutex::new(None))
-    }
-    pub(crate) fn put(&self, r: Result<T, Error>) {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
-    }
-    pub(crate) fn take(&self) -> Option<Result<T, Error>> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+/// A task's future and result (see the module docs). `G` builds the future
+/// on the worker that runs it; a local spawn starts at `Running` and never
+/// uses `G`.
+pub(crate) struct TaskCell<G, F: Future> {
+    stage: UnsafeCell<Stage<G, F>>,
+}
+
+// SAFETY: the cell crosses threads (a `call` sends it to its worker; the
+// promise may be dropped anywhere) but the future `F` never does: the
+// module's protocol keeps every access to `Running(F)` on the owning worker's
+// thread, and the last reference never finds a future in the cell. What
+// other threads may touch is `G` (before the first poll) and the output,
+// hence these bounds.
+unsafe impl<G: Send, F: Future> Send for TaskCell<G, F> where F::Output: Send {}
+// SAFETY: shared references only reach the stage through the methods below,
+// whose exclusive-access contract is the module's protocol.
+unsafe impl<G: Send, F: Future> Sync for TaskCell<G, F> where F::Output: Send {}
+
+impl<G, F: Future> TaskCell<G, F> {
+    /// A cell for a future built on this thread (`spawn`, the root task).
+    pub(crate) fn running(future: F) -> Self {
+        TaskCell {
+            stage: UnsafeCell::new(Stage::Running(future)),
+        }
     }
 }
 
-/// A task body as the worker sees it.
+impl<G: FnOnce() -> F, F: Future> TaskCell<G, F> {
+    /// A cell whose future `make` builds at the first poll (`call`).
+    pub(crate) fn lazy(make: G) -> Self {
+        TaskCell {
+            stage: UnsafeCell::new(Stage::Start(make)),
+        }
+    }
+}
+
+/// The body as the owning worker drives it.
 pub(crate) trait Runnable {
-    /// Polls the future; on `Ready` the result is already in the slot.
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()>;
-    /// Records that `poll` panicked.
-    fn store_panic(&self, payload: Box<dyn Any + Send>);
+    /// Polls the future (building it first if needed); on `Ready` the result
+    /// is stored and the future already dropped.
+    ///
+    /// # Safety
+    /// Only on the owning worker's thread, before `TERMINATED`, never
+    /// re-entrantly.
+    unsafe fn poll(&self, cx: &mut Context<'_>) -> Poll<()>;
+
+    /// Records that `poll` panicked (the future, if any, is dropped).
+    ///
+    /// # Safety
+    /// As for [`Runnable::poll`].
+    unsafe fn store_panic(&self, payload: Box<dyn Any + Send>);
+
+    /// Drops the future (or the closure that would build it), keeping any
+    /// stored result. Called before the worker lets go of the cell.
+    ///
+    /// # Safety
+    /// As for [`Runnable::poll`].
+    unsafe fn drop_future(&self);
 }
 
-/// A future whose output goes to a [`ResultSlot`].
-pub(crate) struct TaskCell<F: Future> {
-    future: F,
-    slot: Arc<ResultSlot<F::Output>>,
+/// The result as the promise takes it.
+pub(crate) trait Outcome<T> {
+    /// Takes the stored result, if any (`None`: the task was cancelled or
+    /// never ran).
+    ///
+    /// # Safety
+    /// Only after observing the task's `TERMINATED` bit (`Acquire`), from one
+    /// thread at a time.
+    unsafe fn take(&self) -> Option<Result<T, Error>>;
 }
 
-impl<F: Future> TaskCell<F> {
-    pub(crate) fn new(future: F, slot: Arc<ResultSlot<F::Output>>) -> Self {
-        TaskCell { future, slot }
-    }
-}
-
-impl<F: Future> Runnable for TaskCell<F> {
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        // SAFETY: `future` is structurally pinned: it is never moved out of
-        // `self`, `TaskCell` has no `Drop` impl and is not `Unpin`-dependent;
-        // `slot` is not pinned and only read through a shared reference.
-        let (future, slot) = unsafe {
-            let this = self.get_unchecked_mut();
-            (Pin::new_unchecked(&mut this.future), &this.slot)
-        };
-        match future.poll(cx) {
-            Poll::Ready(value) => {
-                slot.put(Ok(value));
-                Poll::Ready(())
+impl<G: FnOnce() -> F, F: Future> Runnable for TaskCell<G, F> {
+    unsafe fn poll(&self, cx: &mut Context<'_>) -> Poll<()> {
+        self.stage.with_mut(|stage| {
+            // SAFETY: the caller has exclusive access (the module's protocol).
+            let stage = unsafe { &mut *stage };
+            if matches!(stage, Stage::Start(_)) {
+                let Stage::Start(make) = std::mem::replace(stage, Stage::Consumed) else {
+                    unreachable!("checked just above")
+                };
+                // A panic in `make` leaves `Consumed`; the worker's catch then
+                // stores the panic.
+                *stage = Stage::Running(make());
             }
-            Poll::Pending => Poll::Pending,
-        }
-    }
-
-    fn store_panic(&self, payload: Box<dyn Any + Send>) {
-        self.slot
-            .put(Err(Error::Panicked(PanicPayload::new(payload))));
-    }
-}
-
-/// A closure that builds the future on the worker that will run it (so the
-/// future need not be `Send`), then behaves as a [`TaskCell`].
-pub(crate) enum LazyCell<G, F: Future> {
-    Start(Option<G>, Arc<ResultSlot<F::Output>>),
-    Running(TaskCell<F>),
-}
-
-impl<G: FnOnce() -> F, F: Future> Runnable for LazyCell<G, F> {
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        // SAFETY: only the fields of `Start` are touched through this
-        // reference, and nothing in that variant is pinned (the closure and
-        // the slot handle may move freely).
-        let this = unsafe { self.as_mut().get_unchecked_mut() };
-        if let LazyCell::Start(make, slot) = this {
-            let make = make.take().expect("LazyCell started twice");
-            let slot = slot.clone();
-            // A panic in `make` leaves `Start(None, _)` behind, and the
-            // worker's catch stores it through `store_panic`.
-            let future = make();
-            self.set(LazyCell::Running(TaskCell::new(future, slot)));
-        }
-        // SAFETY: the `Running` payload is structurally pinned: `self` is only
-        // ever replaced as a whole through `Pin::set`, never moved out of.
-        let running = unsafe {
-            match self.get_unchecked_mut() {
-                LazyCell::Running(cell) => Pin::new_unchecked(cell),
-                LazyCell::Start(..) => unreachable!("LazyCell was just started"),
+            let Stage::Running(future) = stage else {
+                return Poll::Ready(());
+            };
+            // SAFETY: the future is structurally pinned: the cell lives in an
+            // `Arc` (it never moves) and the future is only ever dropped in
+            // place, by overwriting the stage.
+            let future = unsafe { Pin::new_unchecked(future) };
+            match future.poll(cx) {
+                Poll::Ready(value) => {
+                    // Drops the future in place, then stores the value.
+                    *stage = Stage::Done(Ok(value));
+                    Poll::Ready(())
+                }
+                Poll::Pending => Poll::Pending,
             }
-        };
-        running.poll(cx)
+        })
     }
 
-    fn store_panic(&self, payload: Box<dyn Any + Send>) {
-        let slot = match self {
-            LazyCell::Start(_, slot) => slot,
-            LazyCell::Running(cell) => &cell.slot,
-        };
-        slot.put(Err(Error::Panicked(PanicPayload::new(payload))));
+    unsafe fn store_panic(&self, payload: Box<dyn Any + Send>) {
+        // SAFETY: forwarded contract.
+        unsafe { self.drop_future() };
+        let err = Error::Panicked(PanicPayload::new(payload));
+        // SAFETY: the caller has exclusive access (the module's protocol).
+        self.stage
+            .with_mut(|stage| unsafe { *stage = Stage::Done(Err(err)) });
+    }
+
+    unsafe fn drop_future(&self) {
+        self.stage.with_mut(|stage| {
+            // SAFETY: the caller has exclusive access (the module's protocol).
+            let stage = unsafe { &mut *stage };
+            if matches!(stage, Stage::Start(_) | Stage::Running(_)) {
+                *stage = Stage::Consumed;
+            }
+        })
+    }
+}
+
+impl<G, F: Future> Outcome<F::Output> for TaskCell<G, F> {
+    unsafe fn take(&self) -> Option<Result<F::Output, Error>> {
+        self.stage.with_mut(|stage| {
+            // SAFETY: the caller has exclusive access (the module's protocol).
+            let stage = unsafe { &mut *stage };
+            if !matches!(stage, Stage::Done(_)) {
+                return None;
+            }
+            match std::mem::replace(stage, Stage::Consumed) {
+                Stage::Done(result) => Some(result),
+                _ => unreachable!("checked just above"),
+            }
+        })
+    }
+}
+
+impl<G, F: Future> Drop for TaskCell<G, F> {
+    fn drop(&mut self) {
+        self.stage.with_mut(|stage| {
+            // SAFETY: `&mut self`: nobody else holds the cell any more.
+            let stage = unsafe { &mut *stage };
+            if let Stage::Running(_) = stage {
+                // Unreachable by the protocol (the worker empties the cell of
+                // its future first). Should it happen, this thread may not be
+                // the future's, so it is leaked rather than dropped here.
+                debug_assert!(
+                    false,
+                    "a task cell outlived its worker slot with its future"
+                );
+                if let Stage::Running(future) = std::mem::replace(stage, Stage::Consumed) {
+                    std::mem::forget(future);
+                }
+            }
+        })
     }
 }

@@ -4,8 +4,12 @@
 //! A task is split in two so that its future need not be `Send`:
 //! - the **header** ([`header::Header`], behind an `Arc`) is what other threads
 //!   see: the state bits, the waiter of the promise, the link to the parent;
-//! - the **body** ([`cell::Runnable`]) and the task's children table live in a
-//!   slot of the owning worker's table and are touched by that thread only.
+//! - the **body** ([`cell::TaskCell`]: the future, then its result) is shared
+//!   by the owning worker's slot and the promise, but its future is only ever
+//!   touched by the owning worker's thread, and the promise reads the result
+//!   only after `TERMINATED` (the protocol is in [`cell`]);
+//! - the task's children table lives in the worker's slot, touched by that
+//!   thread only.
 //!
 //! The life of a task, as the owning worker drives it, is written down in
 //! [`state`]; who holds which reference is in [`header`].

@@ -269,3 +269,66 @@ fn sync_and_tick_under_every_policy() {
         fs::remove_dir_all(&d).unwrap();
     }
 }
+
+#[test]
+fn a_crash_before_the_rename_leaves_the_old_log_whole() {
+    let d = dir("crash-mid-rewrite");
+    let (mut store, mut aof, _) = reopen(&d);
+    for i in 0..300 {
+        run(
+            &mut store,
+            &mut aof,
+            &["SET", &format!("k{}", i % 30), &i.to_string()],
+        );
+    }
+    aof.commit().unwrap();
+    let job = aof.begin_rewrite(store.snapshot()).unwrap();
+    // The snapshot is written and fsynced, the owner goes on committing to
+    // the old log, and the process dies before finish_rewrite's rename.
+    let out = std::thread::spawn(move || job.run())
+        .join()
+        .unwrap()
+        .unwrap();
+    for i in 0..40 {
+        run(
+            &mut store,
+            &mut aof,
+            &["APPEND", &format!("k{}", i % 30), "+"],
+        );
+        aof.commit().unwrap();
+    }
+    run(&mut store, &mut aof, &["DEL", "k7"]);
+    aof.commit().unwrap();
+    let tmp = out.tmp.clone();
+    assert!(tmp.exists());
+    drop((out, aof));
+    let (again, _, replayed) = reopen(&d);
+    assert_eq!(replayed.cut, None);
+    assert!(again == store, "every committed write is in the old log");
+    assert!(!tmp.exists(), "the half-done rewrite is removed at open");
+    fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn records_appended_during_a_rewrite_reach_the_new_log() {
+    // Each step of the owner's side interleaved with the thread's: the
+    // snapshot misses exactly what the side buffer holds.
+    let d = dir("tail");
+    let (mut store, mut aof, _) = reopen(&d);
+    run(&mut store, &mut aof, &["SET", "base", "1"]);
+    aof.commit().unwrap();
+    let job = aof.begin_rewrite(store.snapshot()).unwrap();
+    run(&mut store, &mut aof, &["SET", "during", "1"]);
+    aof.commit().unwrap();
+    let out = job.run().unwrap();
+    run(&mut store, &mut aof, &["INCR", "base"]);
+    // Pending (not committed) when the rewrite finishes: finish commits it.
+    aof.finish_rewrite(out).unwrap();
+    run(&mut store, &mut aof, &["SET", "after", "1"]);
+    aof.commit().unwrap();
+    drop(aof);
+    let (again, _, _) = reopen(&d);
+    assert!(again == store);
+    assert_eq!(again.get(b"base", 0), Some(&b"2"[..]));
+    fs::remove_dir_all(&d).unwrap();
+}

@@ -72,7 +72,7 @@ impl Session {
         }
     }
 
-    /// [`parse`] with this session's authentication state.
+    /// [`parse()`] with this session's authentication state.
     ///
     /// # Errors
     /// The error reply Redis would send (NOAUTH included).

@@ -12,7 +12,7 @@
 //! 3. The typed parse of options and integers (`ERR syntax error`, `ERR
 //!    value is not an integer or out of range`...).
 //!
-//! [`parse`] does all three. The result is routed by its group:
+//! [`parse()`] does all three. The result is routed by its group:
 //! - [`Command::Read`]: runs on `&Store` ([`execute_read`]), changes nothing,
 //!   logs nothing (expired keys are merely treated as absent).
 //! - [`Command::Write`]: runs on `&mut Store` ([`execute_write`]) and returns

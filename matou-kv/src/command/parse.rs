@@ -199,7 +199,7 @@ pub(super) fn invalid_expire(name: &str) -> Reply {
     Reply::err(format!("ERR invalid expire time in '{name}' command"))
 }
 
-/// SET key value [NX|XX] [GET] [EX s|PX ms|EXAT s|PXAT ms|KEEPTTL], with
+/// `SET key value [NX|XX] [GET] [EX s|PX ms|EXAT s|PXAT ms|KEEPTTL]`, with
 /// Redis 7's rules on which options combine (`parseExtendedStringArguments`)
 /// and its order of checks: options first, then the expiry's value.
 fn parse_set(args: &[Vec<u8>]) -> Result<Write, Reply> {

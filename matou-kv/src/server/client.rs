@@ -1,0 +1,213 @@
+//! One client connection: read, decode, answer, write, until it closes.
+//!
+//! Per read, the handler decodes every complete request in its buffer (a
+//! pipeline), parses each with the connection's [`Session`] (so parsing and
+//! Redis's error texts cost the storage task nothing), answers connection
+//! commands itself through [`Session::execute`], the one place they are
+//! handled, sends the data commands of the batch to the storage task as one
+//! [`Job`], and writes every reply of the batch with one `write`, in
+//! request order.
+//!
+//! Memory per connection is bounded: the read buffer only holds the
+//! incomplete request at its end, and a request that would grow it past
+//! `--max-query-bytes` is answered with a protocol error and the
+//! connection closed (the decoder's limits bound each argument and their
+//! count, this bounds their sum).
+
+use super::storage::{Answer, Job, Req};
+use super::{Either, First, Shared};
+use crate::command::{info_text, Action, Command, Session};
+use crate::resp::{Decoder, ProtocolError, Reply};
+use matou::sync::oneshot;
+use matou::unix::net::TcpStream;
+use std::io;
+use std::pin::pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+/// Bytes a handler reads at a time.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// Counts a connected client while alive (also when its task is cancelled).
+struct ClientGuard<'a>(&'a AtomicUsize);
+
+impl Drop for ClientGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Where the reply to one request of a batch comes from.
+enum Out {
+    Ready(Reply),
+    /// The storage job's next answer.
+    Storage,
+    /// INFO for these sections: the job's next answer holds the storage's
+    /// figures, the handler adds its own.
+    Info(Vec<Vec<u8>>),
+}
+
+/// What the connection does after its batch.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum After {
+    Continue,
+    /// Reply, then close (QUIT, a protocol error).
+    Close,
+    /// Stop the server, close without reply (SHUTDOWN).
+    Shutdown,
+}
+
+/// Serves one client until it closes, QUITs, errs, or the server stops.
+pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result<()> {
+    let _guard = ClientGuard(&shared.clients);
+    let id = shared.next_client_id.fetch_add(1, Ordering::Relaxed);
+    let mut session = Session::new(id, shared.config.requirepass.as_deref());
+    // Resumable: a big request arriving in many reads is not re-parsed from
+    // its start at each one.
+    let mut decoder = Decoder::new(shared.config.limits());
+    decoder.set_authenticated(session.authenticated);
+    // Requests are read straight into `buf[end..]`; `buf[..end]` holds what
+    // is not consumed yet (an incomplete request). The buffer stays
+    // initialized at its full length, so a read zeroes nothing: only
+    // growing it does.
+    let mut buf: Vec<u8> = vec![0; READ_CHUNK];
+    let mut end = 0;
+    let mut wire = Vec::new();
+    let mut outs = Vec::new();
+    loop {
+        // Between batches only: a batch in flight is always finished.
+        if shared.stop.is_triggered() {
+            return Ok(());
+        }
+        if buf.len() - end < READ_CHUNK / 2 {
+            buf.resize(end + READ_CHUNK, 0);
+        }
+        let n = {
+            let mut stopped = pin!(shared.stop.wait());
+            let mut read = pin!(stream.read(&mut buf[end..]));
+            match (First {
+                a: stopped.as_mut(),
+                b: read.as_mut(),
+            })
+            .await
+            {
+                Either::Left(()) => return Ok(()),
+                Either::Right(r) => r?,
+            }
+        };
+        if n == 0 {
+            return Ok(());
+        }
+        end += n;
+
+        let mut reqs = Vec::new();
+        let mut after = After::Continue;
+        let mut consumed = 0;
+        let mut bad = None;
+        while after == After::Continue {
+            match decoder.decode(&buf[consumed..end]) {
+                Ok(Some((args, used))) => {
+                    consumed += used;
+                    if args.is_empty() {
+                        continue;
+                    }
+                    shared.commands.fetch_add(1, Ordering::Relaxed);
+                    match session.parse(&args) {
+                        Err(e) => outs.push(Out::Ready(e)),
+                        Ok(Command::Read(r)) => {
+                            outs.push(Out::Storage);
+                            reqs.push(Req::Read(r));
+                        }
+                        Ok(Command::Write(w)) => {
+                            outs.push(Out::Storage);
+                            reqs.push(Req::Write(w));
+                        }
+                        Ok(Command::Conn(c)) => match session.execute(c, &shared.view) {
+                            Action::Reply(r) => outs.push(Out::Ready(r)),
+                            Action::Close(r) => {
+                                outs.push(Out::Ready(r));
+                                after = After::Close;
+                            }
+                            Action::Shutdown => after = After::Shutdown,
+                            Action::Info(sections) => {
+                                outs.push(Out::Info(sections));
+                                reqs.push(Req::Info);
+                            }
+                        },
+                    }
+                    // AUTH lifts the decoder's pre-authentication caps.
+                    decoder.set_authenticated(session.authenticated);
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    bad = Some(e);
+                    break;
+                }
+            }
+        }
+        buf.copy_within(consumed..end, 0);
+        end -= consumed;
+        if bad.is_none() && after == After::Continue && end > shared.config.max_query_bytes {
+            bad = Some(ProtocolError(format!(
+                "ERR Protocol error: request larger than the query buffer limit ({} bytes, \
+                 max-query-bytes)",
+                shared.config.max_query_bytes
+            )));
+        }
+
+        let answers = if reqs.is_empty() {
+            Vec::new()
+        } else {
+            let (tx, rx) = oneshot::channel();
+            if shared.jobs.send(Job { reqs, reply: tx }).await.is_err() {
+                // The storage task is gone (shutdown): nothing to answer with.
+                return Ok(());
+            }
+            match rx.await {
+                Ok(answers) => answers,
+                Err(_) => return Ok(()),
+            }
+        };
+        let mut answers = answers.into_iter();
+        wire.clear();
+        for o in outs.drain(..) {
+            let r = match o {
+                Out::Ready(r) => r,
+                Out::Storage => match answers.next() {
+                    Some(Answer::Reply(r)) => r,
+                    _ => Reply::Nil,
+                },
+                Out::Info(sections) => {
+                    let mut data = match answers.next() {
+                        Some(Answer::Info(d)) => *d,
+                        _ => Default::default(),
+                    };
+                    shared.fill_info(&mut data);
+                    Reply::Bulk(info_text(&data, &sections).into_bytes())
+                }
+            };
+            r.encode(&mut wire);
+        }
+        if let Some(e) = &bad {
+            e.reply().encode(&mut wire);
+        }
+        if !wire.is_empty() {
+            stream.write_all(&wire).await?;
+        }
+        // Keep a huge buffer from staying allocated after a big request.
+        if end == 0 && buf.len() > 4 * READ_CHUNK {
+            buf = vec![0; READ_CHUNK];
+        }
+        if wire.capacity() > 4 * READ_CHUNK {
+            wire = Vec::new();
+        }
+        match after {
+            After::Continue if bad.is_none() => {}
+            After::Shutdown => {
+                shared.stop.trigger();
+                return Ok(());
+            }
+            _ => return Ok(()),
+        }
+    }
+}
