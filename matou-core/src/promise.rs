@@ -17,17 +17,22 @@
 //!
 //! State of the handle itself (a `Cell`, touched only by its owner task):
 //! `Live` ─await to the end─> `Spent`; `Live`/`Spent` ─cancel─> `Cancelled`.
+//!
+//! A promise dropped while `Live` gives its claim on the result up
+//! (`State::detach`): it drops the result itself if the child has
+//! terminated, else the child's worker drops it at termination.
 
 use crate::error::Error;
 use crate::runtime::context;
-use crate::task::cell::Outcome;
-use crate::task::header::Header;
+use crate::task::header::TaskRef;
+use crate::task::state::Detached;
+use crate::task::waiter::Registered;
 use crate::task::TaskId;
 use std::cell::Cell;
 use std::fmt;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -41,19 +46,21 @@ enum Handle {
 /// `(&mut promise).await` to keep the handle), or [`cancel`](Promise::cancel) it.
 #[must_use = "a task is a resource: await or cancel its promise, or the parent's return aborts the run"]
 pub struct Promise<T> {
-    header: Arc<Header>,
-    result: Arc<dyn Outcome<T>>,
+    header: TaskRef,
+    /// Takes the result out of the task, typed again (`cell::take_output`
+    /// for the task's concrete body type).
+    ///
+    /// Safety contract: only after observing `TERMINATED`, by the party the
+    /// task cell's protocol gives the result to (this promise, unless it was
+    /// dropped first).
+    take: unsafe fn(&TaskRef) -> Option<Result<T, Error>>,
     parent: TaskId,
     child_key: usize,
     handle: Cell<Handle>,
+    /// `Send` only when `T` is: the promise may take (and so drop) a `T` on
+    /// whatever thread it is on.
+    _result: PhantomData<T>,
 }
-
-// SAFETY: the only field that is not `Send` by itself is the result handle:
-// a `dyn Outcome<T>` erases the task's future type, which need not be `Send`,
-// but by the task cell's protocol (`task::cell`) the future never leaves its
-// worker's thread and the last reference never finds one; what a promise
-// reaches from another thread is the output `T`, hence `T: Send`.
-unsafe impl<T: Send> Send for Promise<T> {}
 
 impl<T> fmt::Debug for Promise<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -66,18 +73,21 @@ impl<T> fmt::Debug for Promise<T> {
 }
 
 impl<T> Promise<T> {
-    pub(crate) fn new(
-        header: Arc<Header>,
-        result: Arc<dyn Outcome<T>>,
+    /// # Safety
+    /// `take` must be `cell::take_output` for `header`'s concrete body type.
+    pub(crate) unsafe fn new(
+        header: TaskRef,
+        take: unsafe fn(&TaskRef) -> Option<Result<T, Error>>,
         parent: TaskId,
         child_key: usize,
     ) -> Self {
         Promise {
             header,
-            result,
+            take,
             parent,
             child_key,
             handle: Cell::new(Handle::Live),
+            _result: PhantomData,
         }
     }
 
@@ -102,6 +112,14 @@ impl<T> Promise<T> {
     fn release(&self, cur: crate::runtime::worker::Current) {
         let key = self.child_key;
         context::with_worker(|w| w.remove_child(cur, key));
+    }
+
+    /// Leaves the caller's waker for the child's termination, or reports
+    /// that it has terminated. Only after `check_parent` succeeded.
+    fn register(&self, cx: &Context<'_>) -> Registered {
+        // SAFETY: the caller checked that the current task is the parent, so
+        // this runs on the parent's one thread, and polling is not re-entrant.
+        unsafe { self.header.waiter.register(&self.header.state, cx.waker()) }
     }
 
     /// Requests cancellation without waiting (used to cancel many at once).
@@ -142,17 +160,14 @@ impl<T> Future for Promise<T> {
             Ok(cur) => cur,
             Err(e) => return Poll::Ready(Err(e)),
         };
-        if !self.header.state.is_terminated() {
-            self.header.waiter.register(cx.waker());
-            if !self.header.state.is_terminated() {
-                return Poll::Pending;
-            }
+        if self.register(cx) == Registered::Waiting {
+            return Poll::Pending;
         }
         self.release(cur);
         self.handle.set(Handle::Spent);
-        // SAFETY: `TERMINATED` was observed just above (`Acquire`), and only
-        // the parent, which is running this, ever takes the result.
-        Poll::Ready(unsafe { self.result.take() }.unwrap_or(Err(Error::Cancelled)))
+        // SAFETY: `register` observed `TERMINATED` (`Acquire`), the promise is
+        // live (not detached), and `take` matches the body (`new`'s contract).
+        Poll::Ready(unsafe { (self.take)(&self.header) }.unwrap_or(Err(Error::Cancelled)))
     }
 }
 
@@ -189,16 +204,32 @@ impl<T> Future for Cancel<'_, T> {
             cx.waker().wake_by_ref();
             return Poll::Pending;
         }
-        if !promise.header.state.is_terminated() {
-            promise.header.waiter.register(cx.waker());
-            if !promise.header.state.is_terminated() {
-                return Poll::Pending;
-            }
+        if promise.register(cx) == Registered::Waiting {
+            return Poll::Pending;
         }
         promise.release(cur);
         promise.handle.set(Handle::Cancelled);
-        // SAFETY: as in `Promise::poll`: terminated, and we are the parent.
-        drop(unsafe { promise.result.take() });
+        // SAFETY: as in `Promise::poll`: terminated, and the promise is live.
+        drop(unsafe { (promise.take)(&promise.header) });
         Poll::Ready(Ok(()))
+    }
+}
+
+// The promise never pins anything (the result is taken out by value); the
+// `PhantomData<T>` above is there for `Send` only.
+impl<T> Unpin for Promise<T> {}
+
+impl<T> Drop for Promise<T> {
+    fn drop(&mut self) {
+        if self.handle.get() != Handle::Live {
+            return; // the result was taken (or discarded) already
+        }
+        if self.header.state.detach() == Detached::DropResultHere {
+            // SAFETY: `detach` saw `TERMINATED` (`AcqRel`), so the worker is
+            // done with the task and, seeing no `DETACHED` when it
+            // terminated, left the result to us; `take` matches the body.
+            // A `T` that is not `Send` means a local child, on this thread.
+            drop(unsafe { (self.take)(&self.header) });
+        }
     }
 }

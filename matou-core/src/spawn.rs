@@ -14,8 +14,8 @@ use crate::promise::Promise;
 use crate::runtime::context;
 use crate::runtime::shared::Remote;
 use crate::runtime::worker::{Current, Worker};
-use crate::task::cell::TaskCell;
-use crate::task::header::{ExitHook, Header};
+use crate::task::cell::{take_output, TaskCell};
+use crate::task::header::{ExitHook, Header, TaskRef};
 use std::future::Future;
 use std::panic::Location;
 use std::pin::Pin;
@@ -120,18 +120,19 @@ where
     F: Future + 'static,
 {
     let parent = w.header_of(cur);
-    let header = Arc::new(Header::new(
+    let task: TaskRef = Arc::new(Header::new(
         w.shared.clone(),
         w.index,
         Some(parent),
         at,
         exit_hook,
+        TaskCell::running(future),
     ));
-    let cell = Arc::new(TaskCell::<fn() -> F, F>::running(future));
     w.shared.task_born(w.index);
-    let child_key = w.add_child(cur, header.clone());
-    w.insert_task(header.clone(), cell.clone());
-    Promise::new(header, cell, cur.id, child_key)
+    let child_key = w.add_child(cur, task.clone());
+    w.insert_task(task.clone());
+    // SAFETY: the task was made with a `TaskCell<fn() -> F, F>` body.
+    unsafe { Promise::new(task, take_output::<fn() -> F, F>, cur.id, child_key) }
 }
 
 pub(crate) fn spawn_remote<G, F>(
@@ -148,19 +149,19 @@ where
     F::Output: Send + 'static,
 {
     let parent = w.header_of(cur);
-    let header = Arc::new(Header::new(
+    let task: TaskRef = Arc::new(Header::new(
         w.shared.clone(),
         target,
         Some(parent),
         at,
         exit_hook,
+        TaskCell::lazy(make),
     ));
-    let cell = Arc::new(TaskCell::lazy(make));
     w.shared.task_born(w.index);
-    let child_key = w.add_child(cur, header.clone());
-    w.shared
-        .push_remote(target, Remote::Spawn(header.clone(), cell.clone()));
-    Promise::new(header, cell, cur.id, child_key)
+    let child_key = w.add_child(cur, task.clone());
+    w.shared.push_remote(target, Remote::Spawn(task.clone()));
+    // SAFETY: the task was made with a `TaskCell<G, F>` body.
+    unsafe { Promise::new(task, take_output::<G, F>, cur.id, child_key) }
 }
 
 /// Lets the other runnable tasks of this worker run: the current task goes to

@@ -530,3 +530,64 @@ impl Drop for DropFlagBool {
         self.0.store(true, Ordering::SeqCst);
     }
 }
+
+/// Waits (yielding) until `cond` holds, for at most five seconds.
+async fn yield_until(cond: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !cond() {
+        assert!(Instant::now() < deadline, "condition never held");
+        yield_now().await;
+    }
+}
+
+/// A promise dropped with its result untaken gives the result up: dropped
+/// exactly once, by the promise when the child had already finished, by the
+/// child's worker when it finishes later; for a local child and a `call`
+/// one. (The dropping task then fails, which cancels its remaining children
+/// without violating the rules.)
+#[test]
+fn a_dropped_promise_gives_its_result_up_exactly_once() {
+    for extra in SHAPES {
+        for remote in [false, true] {
+            if remote && extra == 0 {
+                continue;
+            }
+            for finish_first in [true, false] {
+                Builder::new().extra_workers(extra).run(async move {
+                    let drops = Arc::new(AtomicUsize::new(0));
+                    let go = Arc::new(AtomicBool::new(finish_first));
+                    let (d, g, total) = (drops.clone(), go.clone(), drops.clone());
+                    let p = spawn(async move {
+                        let child = async move {
+                            while !g.load(Ordering::SeqCst) {
+                                yield_now().await;
+                            }
+                            DropFlag(d)
+                        };
+                        let c = if remote {
+                            call(move || child).unwrap()
+                        } else {
+                            spawn(child)
+                        };
+                        if finish_first {
+                            yield_until(|| c.is_finished()).await;
+                        }
+                        drop(c);
+                        go.store(true, Ordering::SeqCst);
+                        let seen = drops.clone();
+                        yield_until(move || seen.load(Ordering::SeqCst) == 1).await;
+                        panic!("leaving a child behind on purpose");
+                    });
+                    match p.await {
+                        Err(Error::Panicked(why)) => {
+                            assert_eq!(why.message(), "leaving a child behind on purpose")
+                        }
+                        other => panic!("expected the deliberate panic, got {other:?}"),
+                    }
+                    assert_eq!(total.load(Ordering::SeqCst), 1, "dropped exactly once");
+                    assert_eq!(live_tasks(), 1);
+                });
+            }
+        }
+    }
+}

@@ -13,6 +13,7 @@
 
 pub(crate) mod context;
 pub(crate) mod inbox;
+mod padded;
 pub(crate) mod shared;
 pub(crate) mod worker;
 
@@ -20,12 +21,13 @@ pub(crate) use shared::{enqueue, Shared};
 
 use crate::error::Error;
 use crate::seam::{EventSource, ParkingEventSource};
-use crate::task::cell::{Outcome, TaskCell};
-use crate::task::header::Header;
+use crate::task::cell::{Body, TaskCell};
+use crate::task::header::{Header, TaskRef};
 use std::future::Future;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe, Location};
 use std::rc::Rc;
 use std::sync::{Arc, Barrier};
+use std::time::Duration;
 use worker::Worker;
 
 type Factory = Arc<dyn Fn(WorkerId) -> Box<dyn EventSource> + Send + Sync>;
@@ -50,7 +52,12 @@ impl WorkerId {
 pub struct Builder {
     extra_workers: Option<usize>,
     factory: Option<Factory>,
+    idle_spin: Duration,
 }
+
+/// How long an idle worker keeps looking for work before it blocks in its
+/// event source, unless [`Builder::idle_spin`] says otherwise.
+pub const DEFAULT_IDLE_SPIN: Duration = Duration::from_micros(50);
 
 impl Default for Builder {
     fn default() -> Self {
@@ -62,6 +69,7 @@ impl std::fmt::Debug for Builder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Builder")
             .field("extra_workers", &self.extra_workers)
+            .field("idle_spin", &self.idle_spin)
             .finish_non_exhaustive()
     }
 }
@@ -73,7 +81,27 @@ impl Builder {
         Builder {
             extra_workers: None,
             factory: None,
+            idle_spin: std::env::var("MATOU_SPIN_US")
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .map(Duration::from_micros)
+                .unwrap_or(DEFAULT_IDLE_SPIN),
         }
+    }
+
+    /// How long a worker that runs out of tasks keeps looking for more
+    /// (messages from other workers, events) before it blocks in its event
+    /// source; default [`DEFAULT_IDLE_SPIN`].
+    ///
+    /// Waking a blocked thread costs an interrupt and a trip through the OS
+    /// scheduler: tens of microseconds on a virtual machine, paid on every
+    /// hand-off between tasks on different workers when the receiver has
+    /// gone to sleep. A brief spin (it yields the CPU between checks) catches
+    /// the reply of a busy peer instead, at the cost of at most this much CPU
+    /// time each time the worker runs dry. `Duration::ZERO` blocks at once.
+    pub fn idle_spin(mut self, spin: Duration) -> Self {
+        self.idle_spin = spin;
+        self
     }
 
     /// Workers besides dom0 (0 is allowed: everything then runs on dom0 and
@@ -128,7 +156,7 @@ impl Builder {
         let factory: Factory = self.factory.unwrap_or_else(|| {
             Arc::new(|_| Box::new(ParkingEventSource::new()) as Box<dyn EventSource>)
         });
-        let shared = Arc::new(Shared::new(extra + 1));
+        let shared = Arc::new(Shared::new(extra + 1, self.idle_spin));
         let ready = Arc::new(Barrier::new(extra + 1));
 
         let threads: Vec<_> = (1..=extra)
@@ -141,18 +169,32 @@ impl Builder {
             })
             .collect();
 
-        let cell = Arc::new(TaskCell::<fn() -> F, F>::running(future));
+        let root = Arc::new(Header::new(
+            shared.clone(),
+            0,
+            None,
+            at,
+            None,
+            TaskCell::running(future),
+        ));
         let events = catch_unwind(AssertUnwindSafe(|| factory(WorkerId(0))));
         let dom0 = events.map(|events| Rc::new(Worker::new(shared.clone(), 0, events)));
         ready.wait();
+        let mut started = false;
         if let Ok(dom0) = &dom0 {
             context::install(dom0.clone());
             if !shared.is_shutdown() {
-                let root = Arc::new(Header::new(shared.clone(), 0, None, at, None));
+                started = true;
+                let root: TaskRef = root.clone();
                 shared.task_born(0);
-                dom0.insert_task(root.clone(), cell.clone());
+                dom0.insert_task(root.clone());
                 dom0.run(Some(&root));
             }
+        }
+        if !started {
+            // SAFETY: never polled, never handed to a worker: this thread, the
+            // one that built the future, is the only one to touch it.
+            unsafe { root.body.drop_future() };
         }
         shared.begin_shutdown();
         if let Ok(dom0) = &dom0 {
@@ -178,8 +220,9 @@ impl Builder {
         }
         // SAFETY: every worker has been joined and dom0 has cleaned up, so
         // the root has terminated (or was never started) and this thread is
-        // the only one left to touch the cell.
-        unsafe { cell.take() }.unwrap_or(Err(Error::Cancelled))
+        // the only one left to touch it; it has no promise to give the
+        // result to.
+        unsafe { root.body.take() }.unwrap_or(Err(Error::Cancelled))
     }
 }
 

@@ -10,21 +10,22 @@
 //! - The first abort error wins; an abort also begins the shutdown.
 
 use super::inbox::{Inbox, Pushed};
+use super::padded::Padded;
 use crate::error::Error;
 use crate::loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use crate::loom::sync::{Arc, Mutex};
 use crate::seam::Interrupt;
-use crate::task::cell::Runnable;
-use crate::task::header::Header;
+use crate::task::header::TaskRef;
 use std::sync::OnceLock;
+use std::time::Duration;
 
 /// A message for a worker from another thread.
 pub(crate) enum Remote {
     /// Run this new task here; its body builds the future at the first poll,
     /// on this thread.
-    Spawn(Arc<Header>, Arc<dyn Runnable + Send + Sync>),
+    Spawn(TaskRef),
     /// This task of yours was woken (its `NOTIFIED` bit is already set).
-    Wake(Arc<Header>),
+    Wake(TaskRef),
 }
 
 pub(crate) struct WorkerHandle {
@@ -32,25 +33,26 @@ pub(crate) struct WorkerHandle {
     pub(crate) interrupter: OnceLock<Arc<dyn Interrupt>>,
 }
 
-/// Keeps a value alone on its cache line (128 bytes covers adjacent-line
-/// prefetching on x86).
-#[repr(align(128))]
-struct Padded<T>(T);
-
 pub(crate) struct Shared {
     pub(crate) workers: Box<[WorkerHandle]>,
     shutdown: AtomicBool,
     abort: Mutex<Option<Error>>,
     /// Per-worker counts, each on its own cache line so spawning and
-    /// terminating never bounce a shared line between workers. A count may
-    /// wrap below zero (a task born on one worker may end on another); only the
-    /// wrapping sum is meaningful.
+    /// terminating never bounce a shared line between workers. Counter `i`
+    /// has one writer, worker `i`'s thread (so an update is a load and a
+    /// store, no read-modify-write); any thread may read them. A count may
+    /// wrap below zero (a task born on one worker may end on another); only
+    /// the wrapping sum is meaningful.
     live: Box<[Padded<AtomicUsize>]>,
-    next_call: AtomicUsize,
+    /// Written by every `call`; on a line of its own so that a spinning
+    /// worker's reads of `shutdown` are not invalidated by it.
+    next_call: Padded<AtomicUsize>,
+    /// How long an idle worker spins before blocking (see `Builder::idle_spin`).
+    pub(crate) idle_spin: Duration,
 }
 
 impl Shared {
-    pub(crate) fn new(workers: usize) -> Shared {
+    pub(crate) fn new(workers: usize, idle_spin: Duration) -> Shared {
         Shared {
             workers: (0..workers)
                 .map(|_| WorkerHandle {
@@ -61,18 +63,21 @@ impl Shared {
             shutdown: AtomicBool::new(false),
             abort: Mutex::new(None),
             live: (0..workers).map(|_| Padded(AtomicUsize::new(0))).collect(),
-            next_call: AtomicUsize::new(0),
+            next_call: Padded(AtomicUsize::new(0)),
+            idle_spin,
         }
     }
 
-    /// A task was spawned by worker `index`.
+    /// A task was spawned by worker `index`. Only on that worker's thread.
     pub(crate) fn task_born(&self, index: usize) {
-        self.live[index].0.fetch_add(1, Ordering::Relaxed);
+        let c = &self.live[index].0;
+        c.store(c.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
     }
 
-    /// A task ended on worker `index`.
+    /// A task ended on worker `index`. Only on that worker's thread.
     pub(crate) fn task_gone(&self, index: usize) {
-        self.live[index].0.fetch_sub(1, Ordering::Release);
+        let c = &self.live[index].0;
+        c.store(c.load(Ordering::Relaxed).wrapping_sub(1), Ordering::Release);
     }
 
     /// Tasks spawned and not yet ended, across all workers.
@@ -126,11 +131,18 @@ impl Shared {
         }
     }
 
-    /// Drops a message that no worker will ever process.
+    /// Drops a message that no worker will ever process. A spawn message
+    /// only ever comes from a worker thread (`call`, or a worker's own clean
+    /// up), whose counter takes the task's end.
     pub(crate) fn discard(&self, msg: Remote) {
-        if let Remote::Spawn(header, _) = &msg {
-            header.state.terminate();
-            self.task_gone(0);
+        if let Remote::Spawn(task) = &msg {
+            // Never polled: the body holds only the `Send` closure, dropped
+            // with the last reference; a result there is none. The run is
+            // over: nobody will poll the parent again.
+            let _ = task.state.terminate();
+            let index = super::context::with_worker(|w| w.index)
+                .expect("a spawn message is discarded on a worker thread");
+            self.task_gone(index);
         }
         drop(msg);
     }
@@ -148,7 +160,7 @@ impl Shared {
         if count == 0 {
             return Err(Error::NoDomainAvailable);
         }
-        let k = self.next_call.fetch_add(1, Ordering::Relaxed) % count;
+        let k = self.next_call.0.fetch_add(1, Ordering::Relaxed) % count;
         // The k-th index in 1..n, skipping `caller`.
         let mut index = 1 + k;
         if caller >= 1 && index >= caller {
@@ -160,7 +172,7 @@ impl Shared {
 
 /// Puts a woken task on its worker's queue: the local queue when the caller is
 /// that worker's thread, else the worker's inbox.
-pub(crate) fn enqueue(header: Arc<Header>) {
+pub(crate) fn enqueue(header: TaskRef) {
     let mut header = Some(header);
     super::context::with_worker(|w| w.enqueue_if_local(&mut header));
     let Some(header) = header else { return };

@@ -12,9 +12,9 @@
 //! ```text
 //!  dequeued ─┬─ CANCEL bit or already cancelling ─> advance_cancel:
 //!            │      first time: request cancel of every live child;
-//!            │      once every child has TERMINATED: drop the body, terminate
-//!            └─ else poll the body (panics caught):
-//!                 Pending  -> body back in its slot
+//!            │      once every child has TERMINATED: drop the future, terminate
+//!            └─ else, if `pollable`, poll the future (panics caught):
+//!                 Pending  -> pollable again
 //!                 Ready    -> no live child: terminate
 //!                             live children: abort the run (StillHasChildren)
 //!                 panicked -> no live child: terminate with Panicked
@@ -22,9 +22,10 @@
 //!                             and terminate once they all have (still Panicked)
 //! ```
 //!
-//! `terminate` removes the slot, sets `TERMINATED`, wakes whoever awaits the
-//! promise, wakes the parent if the parent is cancelling (it is waiting for its
-//! children), and runs the exit hook (orphans).
+//! `terminate` removes the slot, sets `TERMINATED`, then (`settle_end`) drops
+//! the result if the promise was dropped first and wakes whoever awaits the
+//! promise, wakes the parent if the parent is cancelling (it is waiting for
+//! its children), and runs the exit hook (orphans).
 
 use super::shared::{Remote, Shared};
 use crate::error::Error;
@@ -32,8 +33,7 @@ use crate::loom::sync::atomic::Ordering;
 use crate::loom::sync::Arc;
 use crate::seam::{EventSource, Signal, Uid};
 use crate::syscall::Syscalls;
-use crate::task::cell::Runnable;
-use crate::task::header::{with_waker_ref, Header};
+use crate::task::header::{waker, with_waker_ref, TaskRef};
 use crate::task::TaskId;
 use slab::Slab;
 use std::cell::{Cell, RefCell};
@@ -54,18 +54,19 @@ pub(crate) struct Current {
 
 /// A task as its worker keeps it.
 pub(crate) struct Slot {
-    pub(crate) header: Arc<Header>,
-    /// `None` while being polled, and once the future has returned.
-    body: Option<Arc<dyn Runnable>>,
+    pub(crate) header: TaskRef,
+    /// Whether the task's future may be polled: false while it is being
+    /// polled, and once it has returned or been dropped.
+    pollable: bool,
     /// Children neither awaited nor cancelled yet.
-    pub(crate) children: Slab<Arc<Header>>,
+    pub(crate) children: Slab<TaskRef>,
     cancelling: bool,
 }
 
 pub(crate) struct Worker {
     pub(crate) shared: Arc<Shared>,
     pub(crate) index: usize,
-    run_queue: RefCell<VecDeque<Arc<Header>>>,
+    run_queue: RefCell<VecDeque<TaskRef>>,
     pub(crate) tasks: RefCell<Slab<Slot>>,
     current: Cell<Option<Current>>,
     pub(crate) syscalls: RefCell<Syscalls>,
@@ -99,7 +100,7 @@ impl Worker {
     }
 
     /// Pushes `header` on the local queue if this worker owns it.
-    pub(crate) fn enqueue_if_local(&self, header: &mut Option<Arc<Header>>) {
+    pub(crate) fn enqueue_if_local(&self, header: &mut Option<TaskRef>) {
         if let Some(h) = header {
             if h.worker == self.index && Arc::ptr_eq(&h.shared, &self.shared) {
                 self.run_queue
@@ -109,12 +110,12 @@ impl Worker {
         }
     }
 
-    /// Inserts a task body in the table and queues it. The header must be
-    /// fresh (born `NOTIFIED`) and owned by this worker.
-    pub(crate) fn insert_task(&self, header: Arc<Header>, body: Arc<dyn Runnable>) {
+    /// Inserts a task in the table and queues it. The task must be fresh
+    /// (born `NOTIFIED`) and owned by this worker.
+    pub(crate) fn insert_task(&self, header: TaskRef) {
         let key = self.tasks.borrow_mut().insert(Slot {
             header: header.clone(),
-            body: Some(body),
+            pollable: true,
             children: Slab::new(),
             cancelling: false,
         });
@@ -123,7 +124,7 @@ impl Worker {
     }
 
     /// Records `child` in the current task's children table; returns its key.
-    pub(crate) fn add_child(&self, parent: Current, child: Arc<Header>) -> usize {
+    pub(crate) fn add_child(&self, parent: Current, child: TaskRef) -> usize {
         self.tasks.borrow_mut()[parent.key].children.insert(child)
     }
 
@@ -134,17 +135,17 @@ impl Worker {
         }
     }
 
-    pub(crate) fn header_of(&self, task: Current) -> Arc<Header> {
+    pub(crate) fn header_of(&self, task: Current) -> TaskRef {
         self.tasks.borrow()[task.key].header.clone()
     }
 
     pub(crate) fn waker_of(&self, task: Current) -> Waker {
-        Waker::from(self.tasks.borrow()[task.key].header.clone())
+        waker(self.tasks.borrow()[task.key].header.clone())
     }
 
     /// The worker loop. dom0 passes the root task and leaves when it has
     /// terminated; the other workers leave at shutdown.
-    pub(crate) fn run(&self, root: Option<&Arc<Header>>) {
+    pub(crate) fn run(&self, root: Option<&TaskRef>) {
         let mut ticks = 0u32;
         loop {
             if self.shared.is_shutdown() {
@@ -188,14 +189,18 @@ impl Worker {
         for msg in batch.drain(..) {
             match msg {
                 Remote::Wake(header) => self.run_queue.borrow_mut().push_back(header),
-                Remote::Spawn(header, body) => self.insert_task(header, body),
+                Remote::Spawn(task) => self.insert_task(task),
             }
         }
         *self.remote.borrow_mut() = batch;
     }
 
-    /// Nothing to run: sleep in the event source until an event or an interrupt.
+    /// Nothing to run: look for work a little longer, then sleep in the event
+    /// source until an event or an interrupt.
     fn idle(&self) {
+        if self.spin_for_work() {
+            return;
+        }
         let inbox = &self.shared.workers[self.index].inbox;
         if !inbox.prepare_sleep() {
             return;
@@ -204,6 +209,56 @@ impl Worker {
             self.select(true);
         }
         inbox.finish_sleep();
+    }
+
+    /// Spins for up to `idle_spin` waiting for a remote message, an event or
+    /// shutdown; returns whether the loop has something to look at. Between
+    /// checks the thread yields, so a spinning worker gives its core to any
+    /// other runnable thread (a client on the same machine, another worker).
+    ///
+    /// Events are polled without blocking every few rounds (a syscall for
+    /// most event sources), so I/O that becomes ready during the spin is not
+    /// delayed until the spin ends.
+    fn spin_for_work(&self) -> bool {
+        // Rounds between two looks at the rest (shutdown, the event source,
+        // the clock).
+        const POLL_EVENTS_EVERY: u32 = 64;
+        // The first rounds only spin (a peer's message is seen within
+        // nanoseconds); later ones yield the core (a syscall per round).
+        const PURE_SPIN_ROUNDS: u32 = 1024;
+        let budget = self.shared.idle_spin;
+        if budget.is_zero() {
+            return false;
+        }
+        let inbox = &self.shared.workers[self.index].inbox;
+        let start = std::time::Instant::now();
+        let mut round = 0u32;
+        loop {
+            // The tight loop reads one line that only pushers write.
+            if inbox.has_pending() {
+                return true;
+            }
+            round = round.wrapping_add(1);
+            if round % POLL_EVENTS_EVERY == 0 {
+                if self.shared.is_shutdown() {
+                    return true;
+                }
+                if self.has_syscalls() {
+                    self.select(false);
+                    if !self.run_queue.borrow().is_empty() {
+                        return true;
+                    }
+                }
+                if start.elapsed() >= budget {
+                    return false;
+                }
+            }
+            if round <= PURE_SPIN_ROUNDS {
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+        }
     }
 
     fn select(&self, block: bool) {
@@ -232,10 +287,10 @@ impl Worker {
         self.cancelled.borrow_mut().push(uid);
     }
 
-    fn run_task(&self, header: Arc<Header>) {
+    fn run_task(&self, header: TaskRef) {
         let snapshot = header.state.take_notified();
         let key = header.slot();
-        let body = {
+        {
             let mut tasks = self.tasks.borrow_mut();
             let Some(slot) = tasks.get_mut(key) else {
                 return;
@@ -248,30 +303,30 @@ impl Worker {
                 self.advance_cancel(key);
                 return;
             }
-            let Some(body) = slot.body.take() else { return };
-            body
-        };
+            if !slot.pollable {
+                return;
+            }
+            slot.pollable = false;
+        }
         let previous = self.current.replace(Some(Current { key, id: header.id }));
         let result = with_waker_ref(&header, |waker| {
             let mut cx = Context::from_waker(waker);
             // SAFETY: this is the task's worker, the task has not terminated
-            // (its slot is here), and the body is out of its slot, so nothing
-            // re-enters it.
-            catch_unwind(AssertUnwindSafe(|| unsafe { body.poll(&mut cx) }))
+            // (its slot is here), and `pollable` was set, now cleared, so
+            // nothing re-enters the body.
+            catch_unwind(AssertUnwindSafe(|| unsafe { header.body.poll(&mut cx) }))
         });
         self.current.set(previous);
         match result {
             Ok(Poll::Pending) => {
-                self.tasks.borrow_mut()[key].body = Some(body);
+                self.tasks.borrow_mut()[key].pollable = true;
             }
-            Ok(Poll::Ready(())) => {
-                drop(body);
-                self.finished(key, false);
-            }
+            Ok(Poll::Ready(())) => self.finished(key, false),
             Err(payload) => {
                 // SAFETY: as for `poll` above.
-                let _ = catch_unwind(AssertUnwindSafe(|| unsafe { body.store_panic(payload) }));
-                drop(body);
+                let _ = catch_unwind(AssertUnwindSafe(|| unsafe {
+                    header.body.store_panic(payload)
+                }));
                 self.finished(key, true);
             }
         }
@@ -306,7 +361,7 @@ impl Worker {
     /// Moves a cancelled task forward: cancel its children once, then, when
     /// they have all terminated, drop its future and terminate it.
     fn advance_cancel(&self, key: usize) {
-        let to_cancel: Vec<Arc<Header>> = {
+        let to_cancel: Vec<TaskRef> = {
             let mut tasks = self.tasks.borrow_mut();
             let slot = &mut tasks[key];
             if slot.cancelling {
@@ -319,18 +374,17 @@ impl Worker {
         for child in to_cancel {
             child.request_cancel();
         }
-        let body = {
+        let header = {
             let mut tasks = self.tasks.borrow_mut();
             let slot = &mut tasks[key];
             if !slot.children.iter().all(|(_, c)| c.state.is_terminated()) {
                 return;
             }
-            slot.body.take()
+            slot.pollable = false;
+            slot.header.clone()
         };
-        if let Some(body) = body {
-            drop_quietly(body);
-        }
-        // The syscalls the body held are now cancelled: tell the event source
+        drop_future_quietly(&header);
+        // The syscalls the future held are now cancelled: tell the event source
         // before the canceller is released, so that when `cancel` returns the
         // system side has forgotten them too (registrations, timers).
         if !self.cancelled.borrow().is_empty() {
@@ -346,8 +400,7 @@ impl Worker {
         } = slot;
         drop(children);
         self.shared.task_gone(self.index);
-        header.state.terminate();
-        header.waiter.wake();
+        settle_end(&header);
         if let Some(parent) = &header.parent {
             if parent.state.cancel_requested() {
                 parent.schedule();
@@ -367,11 +420,9 @@ impl Worker {
                 break;
             }
             for slot in slots {
-                if let Some(body) = slot.body {
-                    drop_quietly(body);
-                }
+                drop_future_quietly(&slot.header);
                 self.shared.task_gone(self.index);
-                slot.header.state.terminate();
+                settle_end(&slot.header);
             }
         }
         let mut pending = std::mem::take(&mut *self.remote.borrow_mut());
@@ -392,13 +443,30 @@ impl Worker {
     }
 }
 
-/// Drops a task body, keeping a panicking destructor from unwinding into the
-/// worker loop.
+/// Drops a task's future, keeping a panicking destructor from unwinding into
+/// the worker loop.
 ///
-/// Only for bodies of this worker's tasks that have not terminated yet.
-fn drop_quietly(body: Arc<dyn Runnable>) {
+/// Only for this worker's tasks that have not terminated yet.
+fn drop_future_quietly(task: &TaskRef) {
     // SAFETY: the caller is the task's worker and the task has not terminated
-    // (the contract above); the body is out of its slot, so nothing re-enters.
-    let _ = catch_unwind(AssertUnwindSafe(|| unsafe { body.drop_future() }));
-    drop(body);
+    // (the contract above); the task is not being polled (a worker polls one
+    // task at a time and never calls this from inside a poll).
+    let _ = catch_unwind(AssertUnwindSafe(|| unsafe { task.body.drop_future() }));
+}
+
+/// Publishes a task's end (`TERMINATED`) and does what that leaves to the
+/// worker: drop a result whose promise is gone, wake a parent that waits.
+/// On the task's worker, once its future is dropped.
+fn settle_end(task: &TaskRef) {
+    let ended = task.state.terminate();
+    if ended.result_unclaimed() {
+        // SAFETY: `terminate` saw `DETACHED`: the promise gave the result up
+        // before the end, so it is ours, and this is the task's thread.
+        let _ = catch_unwind(AssertUnwindSafe(|| unsafe { task.body.drop_result() }));
+    }
+    if ended.wake_parent() {
+        // SAFETY: we are the task's worker and `terminate` saw the parent's
+        // waker published.
+        unsafe { task.waiter.wake() };
+    }
 }

@@ -1,13 +1,24 @@
-//! The shared part of a task: what wakers, promises and other workers hold.
+//! A task's one allocation: the shared header, then its typed body.
 //!
-//! A `Header` is reference-counted (`Arc`) and `Send + Sync`; the task's future
-//! is not in it (it stays in the owning worker's slot table, so it need not be
-//! `Send`). Who holds an `Arc<Header>`:
+//! `Arc<Header<TaskCell<G, F>>>` is made once per task, then seen through
+//! the unsized [`TaskRef`] (`Arc<Header<dyn Body>>`) by everything that does
+//! not know the future's type: the worker's slot and queues, the children
+//! tables, the inbox messages, the promise. The header is what other threads
+//! may touch (state bits, the parent's waker, the route to the worker); the
+//! body is the worker's (see [`super::cell`]).
+//!
+//! Who holds a reference:
 //! - the owning worker's slot for the task, until the task terminates;
-//! - the parent's children table, until the parent awaits or cancels the promise;
+//! - the parent's children table, until the parent awaits or cancels it;
 //! - every `Waker` made for the task, and the queue entries that schedule it;
-//! - the [`Promise`](crate::Promise) and, for each child, the `parent` link.
+//! - the [`Promise`](crate::Promise), and each child's `parent` link.
+//!
+//! Wakers point straight at the allocation: a `RawWaker` whose data is the
+//! header's address and whose vtable, one per body type, knows the concrete
+//! `Arc` type to count and drop ([`waker_vtable`]). So making, cloning and
+//! waking a waker costs what an `Arc` clone costs, and no allocation.
 
+use super::cell::Body;
 use super::state::{Notify, State};
 use super::waiter::WaiterSlot;
 use super::TaskId;
@@ -16,14 +27,15 @@ use crate::loom::sync::Arc;
 use crate::runtime::Shared;
 use std::mem::ManuallyDrop;
 use std::panic::Location;
-use std::task::{Wake, Waker};
+use std::task::{RawWaker, RawWakerVTable, Waker};
 
 /// Called when a task terminates, on its worker's thread (used by `Orphans`).
 pub(crate) trait ExitHook: Send + Sync {
     fn task_exited(&self, key: usize, id: TaskId);
 }
 
-pub(crate) struct Header {
+/// A task, typed by its body `B` when made, `dyn Body` everywhere else.
+pub(crate) struct Header<B: ?Sized = dyn Body> {
     pub(crate) state: State,
     pub(crate) id: TaskId,
     /// Index of the worker that owns the task; fixed (tasks never migrate).
@@ -32,21 +44,27 @@ pub(crate) struct Header {
     /// owning worker's thread only (an atomic just to keep `Header: Sync`).
     pub(crate) slot: AtomicUsize,
     pub(crate) shared: Arc<Shared>,
-    pub(crate) parent: Option<Arc<Header>>,
+    pub(crate) parent: Option<TaskRef>,
     pub(crate) spawned_at: &'static Location<'static>,
     /// The waker of whoever awaits or cancels the promise.
     pub(crate) waiter: WaiterSlot,
     pub(crate) exit_hook: Option<(Arc<dyn ExitHook>, usize)>,
+    /// The future and then the result; last, so the header can be unsized.
+    pub(crate) body: B,
 }
 
-impl Header {
+/// A task whose body type has been forgotten.
+pub(crate) type TaskRef = Arc<Header>;
+
+impl<B: Body> Header<B> {
     pub(crate) fn new(
         shared: Arc<Shared>,
         worker: usize,
-        parent: Option<Arc<Header>>,
+        parent: Option<TaskRef>,
         spawned_at: &'static Location<'static>,
         exit_hook: Option<(Arc<dyn ExitHook>, usize)>,
-    ) -> Header {
+        body: B,
+    ) -> Header<B> {
         Header {
             state: State::new_scheduled(),
             id: TaskId::next(),
@@ -57,9 +75,12 @@ impl Header {
             spawned_at,
             waiter: WaiterSlot::new(),
             exit_hook,
+            body,
         }
     }
+}
 
+impl Header {
     /// Puts the task on its worker's run queue unless it is already queued or
     /// has terminated.
     pub(crate) fn schedule(self: &Arc<Self>) {
@@ -81,26 +102,74 @@ impl Header {
     }
 }
 
-impl Wake for Header {
-    fn wake(self: Arc<Self>) {
-        if self.state.notify() == Notify::Enqueue {
-            crate::runtime::enqueue(self);
-        }
-    }
+/// A waker that owns one reference to `task`.
+pub(crate) fn waker(task: TaskRef) -> Waker {
+    let vtable = task.body.waker_vtable();
+    let data = Arc::into_raw(task) as *const ();
+    // SAFETY: `data` carries the reference just given up, and `vtable` is the
+    // one for this task's body type (it came from the body itself), as
+    // `waker_vtable`'s functions require.
+    unsafe { Waker::from_raw(RawWaker::new(data, vtable)) }
+}
 
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.schedule();
+/// Calls `f` with a `Waker` for `task` that borrows the caller's reference
+/// instead of taking one, so polling a task costs no reference-count traffic.
+pub(crate) fn with_waker_ref<R>(task: &TaskRef, f: impl FnOnce(&Waker) -> R) -> R {
+    let data = Arc::as_ptr(task) as *const ();
+    // SAFETY: as in `waker`, except that the reference is borrowed:
+    // `ManuallyDrop` keeps the waker's drop (a decrement) from running, and
+    // `task` outlives the call; a clone made inside `f` increments normally.
+    let waker = ManuallyDrop::new(unsafe {
+        Waker::from_raw(RawWaker::new(data, task.body.waker_vtable()))
+    });
+    f(&waker)
+}
+
+/// The raw-waker vtable of tasks whose body is `B`. Its functions take the
+/// address of an `Arc<Header<B>>`'s header (the data pointer of the unsized
+/// `TaskRef` is the same address).
+pub(crate) fn waker_vtable<B: Body>() -> &'static RawWakerVTable {
+    &VTable::<B>::VTABLE
+}
+
+struct VTable<B>(std::marker::PhantomData<B>);
+
+impl<B: Body> VTable<B> {
+    const VTABLE: RawWakerVTable = RawWakerVTable::new(
+        clone_waker::<B>,
+        wake_by_val::<B>,
+        wake_by_ref::<B>,
+        drop_waker::<B>,
+    );
+}
+
+/// # Safety (all four)
+/// `data` is the address of a live `Arc<Header<B>>`'s header, and the waker
+/// owns one reference to it (borrowed, for `wake_by_ref`).
+unsafe fn clone_waker<B: Body>(data: *const ()) -> RawWaker {
+    // SAFETY: see above; the new waker owns the reference counted here.
+    unsafe { Arc::increment_strong_count(data as *const Header<B>) };
+    RawWaker::new(data, waker_vtable::<B>())
+}
+
+unsafe fn wake_by_val<B: Body>(data: *const ()) {
+    // SAFETY: see above; this takes over the waker's reference.
+    let task: TaskRef = unsafe { Arc::from_raw(data as *const Header<B>) };
+    if task.state.notify() == Notify::Enqueue {
+        crate::runtime::enqueue(task);
     }
 }
 
-/// Calls `f` with a `Waker` for `header` that borrows the caller's reference
-/// instead of taking one, so polling a task costs no reference-count traffic.
-pub(crate) fn with_waker_ref<R>(header: &Arc<Header>, f: impl FnOnce(&Waker) -> R) -> R {
-    // SAFETY: `Arc::from_raw` on the pointer of the live `header` re-creates
-    // that same `Arc` without changing its count; `Waker::from` stores exactly
-    // that pointer, and `ManuallyDrop` keeps the waker's drop (a decrement)
-    // from running, so the count stays balanced. `header` outlives the call, so
-    // the pointer stays valid; a clone made inside `f` increments normally.
-    let waker = ManuallyDrop::new(Waker::from(unsafe { Arc::from_raw(Arc::as_ptr(header)) }));
-    f(&waker)
+unsafe fn wake_by_ref<B: Body>(data: *const ()) {
+    // SAFETY: see above; the reference is borrowed, not taken.
+    let task = ManuallyDrop::new(unsafe { Arc::from_raw(data as *const Header<B>) });
+    if task.state.notify() == Notify::Enqueue {
+        let task: TaskRef = Arc::<Header<B>>::clone(&task);
+        crate::runtime::enqueue(task);
+    }
+}
+
+unsafe fn drop_waker<B: Body>(data: *const ()) {
+    // SAFETY: see above; the waker's reference is released.
+    drop(unsafe { Arc::from_raw(data as *const Header<B>) });
 }

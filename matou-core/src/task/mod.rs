@@ -19,6 +19,9 @@ pub(crate) mod header;
 pub(crate) mod state;
 pub(crate) mod waiter;
 
+#[cfg(all(test, loom))]
+mod loom_models;
+
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 

@@ -1,4 +1,4 @@
-//! The atomic state word of a task: three bits that other threads may touch.
+//! The atomic state word of a task: five bits that other threads may touch.
 //!
 //! Everything else about a task (its future, its children, whether it is
 //! cancelling) lives in its worker's local tables and is touched by that
@@ -9,6 +9,8 @@
 //! | `NOTIFIED`   | any thread scheduling the task       | its worker, just before it runs the task |
 //! | `CANCEL`     | the parent, or the worker of an ancestor being cancelled, or its own worker when it panicked with children | never |
 //! | `TERMINATED` | its worker, once the future is dropped and the result stored | never |
+//! | `JOIN_WAKER` | the parent, after writing its waker in the header's waiter slot | the parent, before rewriting it; only while not `TERMINATED` |
+//! | `DETACHED`   | the promise, when it is dropped with its result untaken | never |
 //!
 //! Transitions:
 //!
@@ -27,6 +29,14 @@
 //!   is a no-op, and its result slot is final.
 //! - `TERMINATED` is published with `Release`; whoever observes it with `Acquire`
 //!   sees the stored result and every side effect of the task's destructors.
+//! - `JOIN_WAKER` says who may touch the waiter slot (see `waiter`): while it
+//!   is clear, only the parent (to write its waker); while it is set, only
+//!   reads (the parent comparing wakers, the worker waking it once it has set
+//!   `TERMINATED`). The parent can neither set nor clear it once `TERMINATED`
+//!   is set, so the worker's read after `terminate` never races a write.
+//! - `DETACHED` decides who drops a result nobody took: whichever of the
+//!   promise's `detach` and the worker's `terminate` comes second sees the
+//!   other's bit and drops it; the first leaves it alone. So exactly one does.
 
 use crate::loom::sync::atomic::{AtomicU8, Ordering};
 use std::fmt;
@@ -34,6 +44,8 @@ use std::fmt;
 const NOTIFIED: u8 = 1 << 0;
 const CANCEL: u8 = 1 << 1;
 const TERMINATED: u8 = 1 << 2;
+const JOIN_WAKER: u8 = 1 << 3;
+const DETACHED: u8 = 1 << 4;
 
 /// The atomic state word of one task (see the module docs).
 pub(crate) struct State(AtomicU8);
@@ -47,6 +59,38 @@ pub(crate) enum Notify {
     /// The task is already queued, or has terminated: nothing to do.
     Skip,
 }
+
+/// What [`State::terminate`] found.
+#[must_use]
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+pub(crate) struct Ended(u8);
+
+impl Ended {
+    /// The parent left a waker (`JOIN_WAKER`): wake it.
+    pub(crate) fn wake_parent(self) -> bool {
+        self.0 & JOIN_WAKER != 0 && self.0 & DETACHED == 0
+    }
+
+    /// The promise was dropped first (`DETACHED`): the worker drops the
+    /// result.
+    pub(crate) fn result_unclaimed(self) -> bool {
+        self.0 & DETACHED != 0
+    }
+}
+
+/// What [`State::detach`] found.
+#[must_use]
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+pub(crate) enum Detached {
+    /// The task had terminated: the promise drops the result itself.
+    DropResultHere,
+    /// The worker will drop the result when the task terminates.
+    WorkerDropsIt,
+}
+
+/// The task has terminated: the state can no longer be changed that way.
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+pub(crate) struct Terminated;
 
 /// A snapshot taken by the worker when it dequeues a task.
 #[must_use]
@@ -78,15 +122,19 @@ impl State {
 
     /// Called by the owning worker when it takes the task off a queue.
     pub(crate) fn take_notified(&self) -> Snapshot {
-        // Common case first: only NOTIFIED is set, and one compare-exchange
-        // clears it (a bare `fetch_and` whose result is used compiles to a
-        // compare-exchange loop anyway).
-        match self
-            .0
-            .compare_exchange(NOTIFIED, 0, Ordering::AcqRel, Ordering::Acquire)
-        {
-            Ok(prev) => Snapshot(prev),
-            Err(_) => Snapshot(self.0.fetch_and(!NOTIFIED, Ordering::AcqRel)),
+        // One load and, in the common case, one compare-exchange (a bare
+        // `fetch_and` whose result is used compiles to such a loop anyway).
+        let mut cur = self.0.load(Ordering::Acquire);
+        loop {
+            match self.0.compare_exchange_weak(
+                cur,
+                cur & !NOTIFIED,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(prev) => return Snapshot(prev),
+                Err(actual) => cur = actual,
+            }
         }
     }
 
@@ -111,9 +159,55 @@ impl State {
         self.0.load(Ordering::Acquire) & CANCEL != 0
     }
 
-    /// Publishes the end of the task (see the module invariants).
-    pub(crate) fn terminate(&self) {
-        self.0.fetch_or(TERMINATED, Ordering::AcqRel);
+    /// Publishes the end of the task (see the module invariants), and says
+    /// what the worker still owes: waking the parent, dropping a result the
+    /// promise gave up.
+    pub(crate) fn terminate(&self) -> Ended {
+        Ended(self.0.fetch_or(TERMINATED, Ordering::AcqRel))
+    }
+
+    /// The promise is dropped with its result untaken (see the module
+    /// invariants for who then drops the result).
+    pub(crate) fn detach(&self) -> Detached {
+        let prev = self.0.fetch_or(DETACHED, Ordering::AcqRel);
+        if prev & TERMINATED != 0 {
+            Detached::DropResultHere
+        } else {
+            Detached::WorkerDropsIt
+        }
+    }
+
+    /// The parent has written its waker: publish it (`Release`). Fails when
+    /// the task terminated meanwhile (the parent then reads the result).
+    pub(crate) fn set_join_waker(&self) -> Result<(), Terminated> {
+        self.update_unless_terminated(|s| s | JOIN_WAKER)
+    }
+
+    /// The parent wants to rewrite its waker: take back the slot. Fails when
+    /// the task terminated meanwhile (the worker may be reading the slot).
+    pub(crate) fn unset_join_waker(&self) -> Result<(), Terminated> {
+        self.update_unless_terminated(|s| s & !JOIN_WAKER)
+    }
+
+    fn update_unless_terminated(&self, f: impl Fn(u8) -> u8) -> Result<(), Terminated> {
+        let mut cur = self.0.load(Ordering::Acquire);
+        loop {
+            if cur & TERMINATED != 0 {
+                return Err(Terminated);
+            }
+            match self
+                .0
+                .compare_exchange_weak(cur, f(cur), Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return Ok(()),
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+
+    /// Whether the parent's waker is published in the waiter slot.
+    pub(crate) fn has_join_waker(&self) -> bool {
+        self.0.load(Ordering::Acquire) & JOIN_WAKER != 0
     }
 
     pub(crate) fn is_terminated(&self) -> bool {
@@ -129,6 +223,8 @@ impl fmt::Debug for State {
             (NOTIFIED, "NOTIFIED"),
             (CANCEL, "CANCEL"),
             (TERMINATED, "TERMINATED"),
+            (JOIN_WAKER, "JOIN_WAKER"),
+            (DETACHED, "DETACHED"),
         ] {
             if bits & bit != 0 {
                 flags.entry(&format_args!("{name}"));
