@@ -288,3 +288,34 @@ fn oneshot_races_with_drops() {
         t.join().unwrap();
     });
 }
+
+/// A sender waiting in `closed()` while the receiver goes away on another
+/// thread: the sender is woken (never left waiting), and the waker cell it
+/// rewrites is never read at the same time (loom checks the cell).
+#[test]
+fn oneshot_closed_wakes_the_sender() {
+    loom::model(|| {
+        let (mut tx, mut rx) = oneshot::channel::<u8>();
+        let t = thread::spawn(move || rx.close());
+        block_on(tx.closed());
+        assert!(tx.is_closed());
+        assert_eq!(tx.send(5), Err(5));
+        t.join().unwrap();
+    });
+}
+
+/// The receiver re-registers (a second poll with another waker) while the
+/// value arrives: it is woken or sees the value, and gets it exactly once.
+#[test]
+fn oneshot_rewritten_receiver_waker_is_not_lost() {
+    loom::model(|| {
+        let (tx, mut rx) = oneshot::channel::<u8>();
+        let t = thread::spawn(move || tx.send(8).unwrap());
+        if poll_once(&mut rx).is_ready() {
+            t.join().unwrap();
+            return;
+        }
+        assert_eq!(block_on(rx), Ok(8));
+        t.join().unwrap();
+    });
+}

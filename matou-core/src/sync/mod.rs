@@ -8,8 +8,9 @@
 //! under any other executor.
 //!
 //! # Shared design
-//! - Every primitive keeps its waiting futures in a FIFO waiter queue (`waiters.rs`)
-//!   under a short lock; wakers are always called after that lock is released.
+//! - Every primitive but the oneshot keeps its waiting futures in a FIFO
+//!   waiter queue (`waiters.rs`) under a short lock; wakers are always called
+//!   after that lock is released.
 //! - Fairness: [`Mutex`] and [`Semaphore`] hand off FIFO (a release serves the
 //!   oldest waiter directly; nobody barges past a queued waiter), and the
 //!   channel serves blocked senders and receivers in FIFO order, so no waiter
@@ -23,9 +24,10 @@
 //!   (and will be delivered) or dropped with it, never both. Each operation's
 //!   documentation states its cancellation safety.
 //! - Fast paths: an uncontended `Mutex` lock/unlock or `Semaphore`
-//!   acquire/release is one compare-and-swap; a channel operation or a oneshot
-//!   step is one short uncontended lock. No allocation per operation (the
-//!   waiter queues reuse their slots).
+//!   acquire/release is one compare-and-swap; a channel operation is one
+//!   short uncontended lock; a oneshot step is one or two atomic operations
+//!   (it has no waiter queue, only one waker per side, so it is lock-free).
+//!   No allocation per operation (the waiter queues reuse their slots).
 //! - Everything another thread may touch comes from `crate::loom`, and
 //!   `tests/loom_sync.rs` model-checks the cross-thread paths.
 

@@ -1,21 +1,51 @@
 //! A oneshot channel: one value, from one [`Sender`] to one [`Receiver`].
 //!
-//! Both halves share one allocation holding, under a short lock: the value
-//! slot, the receiver's waker, the sender's waker (for [`Sender::closed`]),
-//! and whether each side is gone. Invariants:
-//! - the value is sent at most once (`send` consumes the sender) and received
-//!   at most once;
-//! - the receiver completes with `Err(RecvError)` only if the sender was
-//!   dropped without sending; the sender's `send` fails, giving the value
-//!   back, only if the receiver was dropped or closed before;
-//! - every waker is called outside the lock.
+//! Both halves share one allocation: the value cell, the receiver's waker
+//! cell, the sender's waker cell (for [`Sender::closed`]), and one atomic
+//! state word that says who may touch which cell. No lock: each step is one
+//! or two atomic operations.
+//!
+//! # The state word
+//!
+//! | bit           | set by                                   | cleared by |
+//! |---------------|------------------------------------------|------------|
+//! | `COMPLETE`    | the sender: sent (`VALUE_SENT` too) or dropped | never |
+//! | `VALUE_SENT`  | the sender, with `COMPLETE`              | never |
+//! | `CLOSED`      | the receiver: `close` or drop            | never |
+//! | `RX_TASK_SET` | the receiver, after writing its waker    | the receiver, before rewriting it, unless `COMPLETE` |
+//! | `TX_TASK_SET` | the sender, after writing its waker      | the sender, before rewriting it, unless `CLOSED` |
+//!
+//! Who may touch each cell:
+//! - **value**: the sender writes it before setting `COMPLETE` (`Release`)
+//!   and nobody else touches it until then; it takes it back if `CLOSED` won
+//!   the race (then `COMPLETE` is never set). After `COMPLETE` it is the
+//!   receiver's (`Acquire`).
+//! - **receiver's waker**: written by the receiver only while `RX_TASK_SET`
+//!   is clear; read (to wake it) by the sender only after its `COMPLETE`
+//!   transition saw `RX_TASK_SET`, after which the receiver can no longer
+//!   clear the bit, so never writes again.
+//! - **sender's waker**: the mirror image, with `TX_TASK_SET` and `CLOSED`.
+//!
+//! Invariants: the value is sent at most once (`send` consumes the sender)
+//! and received at most once; the receiver fails with [`RecvError`] only if
+//! the sender was dropped without sending or the receiver closed before a
+//! value came; a `send` fails, giving the value back, only if the receiver
+//! was dropped or closed first. Every waker is woken after the transition
+//! that decided it.
 
-use super::waiters::lock;
-use crate::loom::sync::{Arc, Mutex};
+use crate::loom::cell::UnsafeCell;
+use crate::loom::sync::atomic::{AtomicUsize, Ordering};
+use crate::loom::sync::Arc;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
+
+const COMPLETE: usize = 1 << 0;
+const VALUE_SENT: usize = 1 << 1;
+const CLOSED: usize = 1 << 2;
+const RX_TASK_SET: usize = 1 << 3;
+const TX_TASK_SET: usize = 1 << 4;
 
 /// A new oneshot channel.
 ///
@@ -28,13 +58,12 @@ use std::task::{Context, Poll, Waker};
 /// });
 /// ```
 pub fn channel<T>() -> (Sender<T>, Receiver<T>) {
-    let inner = Arc::new(Mutex::new(Inner {
-        value: None,
-        rx_waker: None,
-        tx_waker: None,
-        tx_gone: false,
-        rx_closed: false,
-    }));
+    let inner = Arc::new(Inner {
+        state: AtomicUsize::new(0),
+        value: UnsafeCell::new(None),
+        rx_task: UnsafeCell::new(None),
+        tx_task: UnsafeCell::new(None),
+    });
     (
         Sender {
             inner: Some(inner.clone()),
@@ -44,39 +73,173 @@ pub fn channel<T>() -> (Sender<T>, Receiver<T>) {
 }
 
 struct Inner<T> {
-    value: Option<T>,
-    rx_waker: Option<Waker>,
-    tx_waker: Option<Waker>,
-    /// The sender sent or was dropped.
-    tx_gone: bool,
-    /// The receiver was dropped or closed: sends fail.
-    rx_closed: bool,
+    state: AtomicUsize,
+    value: UnsafeCell<Option<T>>,
+    rx_task: UnsafeCell<Option<Waker>>,
+    tx_task: UnsafeCell<Option<Waker>>,
+}
+
+// SAFETY: the cells are only touched under the state word's protocol (module
+// docs): one side at a time, with `Release`/`Acquire` on the transitions that
+// hand a cell over. The value crosses threads, hence `T: Send`.
+unsafe impl<T: Send> Send for Inner<T> {}
+// SAFETY: as above.
+unsafe impl<T: Send> Sync for Inner<T> {}
+
+impl<T> Inner<T> {
+    /// Sets `bits` unless one of `unless` is set; returns the state before.
+    /// `Err` carries the state that stopped it.
+    fn set_unless(&self, bits: usize, unless: usize) -> Result<usize, usize> {
+        let mut cur = self.state.load(Ordering::Acquire);
+        loop {
+            if cur & unless != 0 {
+                return Err(cur);
+            }
+            match self.state.compare_exchange_weak(
+                cur,
+                cur | bits,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(prev) => return Ok(prev),
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+
+    /// Clears `bits` unless one of `unless` is set.
+    fn clear_unless(&self, bits: usize, unless: usize) -> Result<(), usize> {
+        let mut cur = self.state.load(Ordering::Acquire);
+        loop {
+            if cur & unless != 0 {
+                return Err(cur);
+            }
+            match self.state.compare_exchange_weak(
+                cur,
+                cur & !bits,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return Ok(()),
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+
+    /// Leaves `waker` in `cell`, guarded by `task_bit`, unless `done` is
+    /// set (then returns false: the caller re-reads the state instead of
+    /// waiting).
+    ///
+    /// # Safety
+    /// Only the side that owns `cell` (the receiver for `rx_task`, the
+    /// sender for `tx_task`), never re-entrantly.
+    unsafe fn register(
+        &self,
+        cell: &UnsafeCell<Option<Waker>>,
+        task_bit: usize,
+        done: usize,
+        waker: &Waker,
+    ) -> bool {
+        let state = self.state.load(Ordering::Acquire);
+        if state & done != 0 {
+            return false;
+        }
+        if state & task_bit != 0 {
+            // SAFETY: the bit is set, so the cell is only read, by anyone.
+            let same = cell.with(|w| unsafe { (*w).as_ref().is_some_and(|w| w.will_wake(waker)) });
+            if same {
+                return true;
+            }
+            if self.clear_unless(task_bit, done).is_err() {
+                return false;
+            }
+        }
+        // SAFETY: the bit is clear: the other side does not read the cell,
+        // and we are its only writer.
+        cell.with_mut(|w| unsafe { *w = Some(waker.clone()) });
+        self.set_unless(task_bit, done).is_ok()
+    }
+
+    /// Wakes the waker in `cell`.
+    ///
+    /// # Safety
+    /// Only after a transition that saw the cell's task bit set and that the
+    /// owner can no longer undo (the cell is frozen, read-only).
+    unsafe fn wake(cell: &UnsafeCell<Option<Waker>>) {
+        // SAFETY: the contract above.
+        cell.with(|w| unsafe {
+            if let Some(w) = &*w {
+                w.wake_by_ref();
+            }
+        });
+    }
+
+    /// Takes the value, if one was sent.
+    ///
+    /// # Safety
+    /// Only the receiver, after observing `COMPLETE`.
+    unsafe fn take_value(&self) -> Option<T> {
+        // SAFETY: the contract above: the value cell is the receiver's.
+        self.value.with_mut(|v| unsafe { (*v).take() })
+    }
+
+    /// The receiver's `close`: refuse later sends, wake a sender waiting in
+    /// `closed()`. Returns the state before.
+    fn close(&self) -> usize {
+        let prev = self.state.fetch_or(CLOSED, Ordering::AcqRel);
+        // Only the transition that sets `CLOSED` wakes (once), and only a
+        // sender that is still there (not `COMPLETE`).
+        if prev & (TX_TASK_SET | COMPLETE | CLOSED) == TX_TASK_SET {
+            // SAFETY: `CLOSED` is now set, so the sender can no longer clear
+            // `TX_TASK_SET`: its waker is frozen.
+            unsafe { Self::wake(&self.tx_task) };
+        }
+        prev
+    }
+
+    /// The sender's end (`send` or drop): set `COMPLETE` unless the receiver
+    /// closed, and wake it. Returns whether the receiver will see it.
+    fn complete(&self, bits: usize) -> bool {
+        match self.set_unless(COMPLETE | bits, CLOSED) {
+            Ok(prev) => {
+                if prev & RX_TASK_SET != 0 {
+                    // SAFETY: `COMPLETE` is now set, so the receiver can no
+                    // longer clear `RX_TASK_SET`: its waker is frozen.
+                    unsafe { Self::wake(&self.rx_task) };
+                }
+                true
+            }
+            Err(_) => false,
+        }
+    }
 }
 
 /// Sends the one value. Dropping it without sending makes the receiver fail
 /// with [`RecvError`].
 pub struct Sender<T> {
     /// `None` once `send` consumed it (so `Drop` has nothing to do).
-    inner: Option<Arc<Mutex<Inner<T>>>>,
+    inner: Option<Arc<Inner<T>>>,
 }
 
 /// Receives the one value: a future giving `Result<T, RecvError>`. It can be
 /// polled through `&mut` (it is `Unpin`), e.g. raced against something else
 /// and polled again later.
 pub struct Receiver<T> {
-    inner: Arc<Mutex<Inner<T>>>,
+    inner: Arc<Inner<T>>,
 }
 
-/// The sender was dropped without sending (or the value was already taken).
+/// The sender was dropped without sending, the receiver closed before a
+/// value came, or the value was already taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RecvError(());
 
 /// Why [`Receiver::try_recv`] failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TryRecvError {
-    /// No value yet; the sender is still there.
+    /// No value yet; the sender may still send one.
     Empty,
-    /// The sender was dropped without sending (or the value was already taken).
+    /// No value will come (the sender was dropped without sending, or the
+    /// receiver closed first), or it was already taken.
     Closed,
 }
 
@@ -88,25 +251,26 @@ impl<T> Sender<T> {
     /// handed back, never silently lost.
     pub fn send(mut self, value: T) -> Result<(), T> {
         let inner = self.inner.take().expect("sender used once");
-        let waker = {
-            let mut st = lock(&inner);
-            if st.rx_closed {
-                st.tx_gone = true;
-                return Err(value);
-            }
-            st.value = Some(value);
-            st.tx_gone = true;
-            st.rx_waker.take()
-        };
-        if let Some(w) = waker {
-            w.wake();
+        if inner.state.load(Ordering::Acquire) & CLOSED != 0 {
+            return Err(value);
         }
-        Ok(())
+        // SAFETY: before `COMPLETE` the value cell is the sender's alone.
+        inner.value.with_mut(|v| unsafe { *v = Some(value) });
+        if inner.complete(VALUE_SENT) {
+            return Ok(());
+        }
+        // The receiver closed meanwhile; `COMPLETE` was not set, so the cell
+        // is still ours: take the value back.
+        // SAFETY: as above.
+        let value = inner.value.with_mut(|v| unsafe { (*v).take() });
+        Err(value.expect("the value was just stored"))
     }
 
     /// Whether the receiver was dropped or closed (a `send` would fail).
     pub fn is_closed(&self) -> bool {
-        self.inner.as_ref().is_some_and(|i| lock(i).rx_closed)
+        self.inner
+            .as_ref()
+            .is_some_and(|i| i.state.load(Ordering::Acquire) & CLOSED != 0)
     }
 
     /// Waits until the receiver is dropped or closed (e.g. to stop computing
@@ -121,17 +285,8 @@ impl<T> Sender<T> {
 
 impl<T> Drop for Sender<T> {
     fn drop(&mut self) {
-        let Some(inner) = self.inner.take() else {
-            return;
-        };
-        let waker = {
-            let mut st = lock(&inner);
-            st.tx_gone = true;
-            st.tx_waker = None;
-            st.rx_waker.take()
-        };
-        if let Some(w) = waker {
-            w.wake();
+        if let Some(inner) = self.inner.take() {
+            inner.complete(0);
         }
     }
 }
@@ -158,15 +313,12 @@ impl<T> Future for Closed<'_, T> {
         let Some(inner) = self.sender.inner.as_ref() else {
             return Poll::Ready(());
         };
-        let mut st = lock(inner);
-        if st.rx_closed {
-            return Poll::Ready(());
+        // SAFETY: the sender owns `tx_task`; `&mut Sender` rules out re-entry.
+        if unsafe { inner.register(&inner.tx_task, TX_TASK_SET, CLOSED, cx.waker()) } {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
         }
-        match &st.tx_waker {
-            Some(w) if w.will_wake(cx.waker()) => {}
-            _ => st.tx_waker = Some(cx.waker().clone()),
-        }
-        Poll::Pending
     }
 }
 
@@ -175,27 +327,24 @@ impl<T> Receiver<T> {
     ///
     /// # Errors
     /// [`TryRecvError::Empty`] if the sender may still send,
-    /// [`TryRecvError::Closed`] if it never will.
+    /// [`TryRecvError::Closed`] if no value will come.
     pub fn try_recv(&mut self) -> Result<T, TryRecvError> {
-        let mut st = lock(&self.inner);
-        match st.value.take() {
-            Some(v) => Ok(v),
-            None if st.tx_gone => Err(TryRecvError::Closed),
-            None => Err(TryRecvError::Empty),
+        let state = self.inner.state.load(Ordering::Acquire);
+        if state & COMPLETE != 0 {
+            // SAFETY: `COMPLETE` observed: the value cell is ours.
+            return unsafe { self.inner.take_value() }.ok_or(TryRecvError::Closed);
+        }
+        if state & CLOSED != 0 {
+            Err(TryRecvError::Closed)
+        } else {
+            Err(TryRecvError::Empty)
         }
     }
 
     /// Refuses the value: later sends fail (giving the value back). A value
     /// sent before can still be received.
     pub fn close(&mut self) {
-        let waker = {
-            let mut st = lock(&self.inner);
-            st.rx_closed = true;
-            st.tx_waker.take()
-        };
-        if let Some(w) = waker {
-            w.wake();
-        }
+        self.inner.close();
     }
 }
 
@@ -208,49 +357,43 @@ impl<T> Future for Receiver<T> {
     type Output = Result<T, RecvError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut st = lock(&self.inner);
-        if let Some(v) = st.value.take() {
-            return Poll::Ready(Ok(v));
+        let inner = &self.inner;
+        // SAFETY: the receiver owns `rx_task`; polling is not re-entrant.
+        if unsafe { inner.register(&inner.rx_task, RX_TASK_SET, COMPLETE | CLOSED, cx.waker()) } {
+            return Poll::Pending;
         }
-        if st.tx_gone {
-            return Poll::Ready(Err(RecvError(())));
+        let state = inner.state.load(Ordering::Acquire);
+        if state & COMPLETE != 0 {
+            // SAFETY: `COMPLETE` observed: the value cell is ours.
+            return Poll::Ready(unsafe { inner.take_value() }.ok_or(RecvError(())));
         }
-        match &st.rx_waker {
-            Some(w) if w.will_wake(cx.waker()) => {}
-            _ => st.rx_waker = Some(cx.waker().clone()),
-        }
-        Poll::Pending
+        Poll::Ready(Err(RecvError(())))
     }
 }
 
 impl<T> Drop for Receiver<T> {
     fn drop(&mut self) {
-        let (waker, value) = {
-            let mut st = lock(&self.inner);
-            st.rx_closed = true;
-            st.rx_waker = None;
-            (st.tx_waker.take(), st.value.take())
-        };
-        drop(value);
-        if let Some(w) = waker {
-            w.wake();
+        if self.inner.close() & COMPLETE != 0 {
+            // SAFETY: `COMPLETE` was set before: the value cell is ours.
+            drop(unsafe { self.inner.take_value() });
         }
     }
 }
 
 impl<T> fmt::Debug for Receiver<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let st = lock(&self.inner);
+        let state = self.inner.state.load(Ordering::Acquire);
         f.debug_struct("Receiver")
-            .field("ready", &st.value.is_some())
-            .field("sender_gone", &st.tx_gone)
+            .field("sent", &(state & VALUE_SENT != 0))
+            .field("sender_gone", &(state & COMPLETE != 0))
+            .field("closed", &(state & CLOSED != 0))
             .finish()
     }
 }
 
 impl fmt::Display for RecvError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("oneshot sender dropped without sending")
+        f.write_str("oneshot closed without a value")
     }
 }
 
@@ -260,7 +403,7 @@ impl fmt::Display for TryRecvError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             TryRecvError::Empty => "no value yet",
-            TryRecvError::Closed => "oneshot sender dropped without sending",
+            TryRecvError::Closed => "oneshot closed without a value",
         })
     }
 }
@@ -310,6 +453,15 @@ mod tests {
         rx.close();
         assert_eq!(tx.send(1), Err(1));
         assert_eq!(rx.try_recv(), Err(TryRecvError::Closed));
+    }
+
+    #[test]
+    fn a_closed_receiver_with_no_value_is_closed_at_once() {
+        let (tx, mut rx) = channel::<u8>();
+        rx.close();
+        assert_eq!(rx.try_recv(), Err(TryRecvError::Closed));
+        assert_eq!(block_on(&mut rx), Err(RecvError(())));
+        assert!(tx.is_closed());
     }
 
     #[test]
