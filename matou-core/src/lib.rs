@@ -48,7 +48,9 @@ pub use combinators::{await_all, await_first, await_one, both};
 pub use error::{Error, PanicPayload};
 pub use orphans::{Care, Orphans};
 pub use promise::{Cancel, Promise};
-pub use runtime::{current_worker, live_tasks, run, worker_count, Builder, WorkerId};
+pub use runtime::{
+    current_worker, live_tasks, run, worker_count, Builder, WorkerId, DEFAULT_IDLE_SPIN,
+};
 pub use seam::{EventSource, Interrupt, ParkingEventSource, Signal, Uid};
 pub use spawn::{call, parallel, spawn, yield_now, YieldNow};
 pub use syscall::{suspend, syscall, Suspend, Syscall};

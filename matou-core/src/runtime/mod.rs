@@ -81,11 +81,7 @@ impl Builder {
         Builder {
             extra_workers: None,
             factory: None,
-            idle_spin: std::env::var("MATOU_SPIN_US")
-                .ok()
-                .and_then(|s| s.parse().ok())
-                .map(Duration::from_micros)
-                .unwrap_or(DEFAULT_IDLE_SPIN),
+            idle_spin: DEFAULT_IDLE_SPIN,
         }
     }
 

@@ -386,9 +386,10 @@ pub async fn run(config: Config, store: Store, aof: Aof) -> io::Result<()> {
             }
         }
     });
+    let workers = shared.config.workers + 1;
     eprintln!(
-        "matou-kv: ready on {addr} ({} workers, fsync {})",
-        shared.config.workers + 1,
+        "matou-kv: ready on {addr} ({workers} worker{}, fsync {})",
+        if workers == 1 { "" } else { "s" },
         shared.config.fsync.name()
     );
     let here = matou::spawn(serve_or_stop(Ok(listener), shared.clone()));
