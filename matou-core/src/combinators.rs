@@ -1,8 +1,10 @@
-//! Waiting on several promises: `await_all`, `await_one`, `await_first`, `both`.
+//! Waiting on several promises: `await_all`, `await_one`, `await_first`,
+//! `both`; and, inside one task, on the first of two futures: `race`.
 //!
-//! All of them keep Miou's rule that a task is a resource: `await_one` hands
-//! back the promises it did not consume, `await_first` cancels them (and waits
-//! until they have terminated) before it returns.
+//! All of the promise combinators keep Miou's rule that a task is a resource:
+//! `await_one` hands back the promises it did not consume, `await_first`
+//! cancels them (and waits until they have terminated) before it returns.
+//! `race` involves no task at all: it polls two futures of the calling task.
 
 use crate::error::Error;
 use crate::promise::Promise;
@@ -65,4 +67,99 @@ pub async fn both<A, B>(a: Promise<A>, b: Promise<B>) -> (Result<A, Error>, Resu
     let ra = a.await;
     let rb = b.await;
     (ra, rb)
+}
+
+/// One of two outcomes (see [`race`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Either<L, R> {
+    /// The first future finished first.
+    Left(L),
+    /// The second one did.
+    Right(R),
+}
+
+/// Polls `a` and `b`, both futures of the calling task (no task is made),
+/// until one finishes; `a` is polled first, so it wins a tie.
+///
+/// The other future is left as it was: not polled again, not dropped. Both
+/// are taken `Unpin` so that nothing is allocated: pass pinned references
+/// (`pin!(fut)`, then `fut.as_mut()`), which also lets the caller keep using
+/// the loser, e.g. race one long-lived "stop" signal against each read of a
+/// loop.
+///
+/// ```
+/// use matou_core::{race, Either};
+/// use std::pin::pin;
+///
+/// matou_core::run(async {
+///     let mut never = pin!(std::future::pending::<()>());
+///     match race(never.as_mut(), pin!(async { 7 })).await {
+///         Either::Right(v) => assert_eq!(v, 7),
+///         Either::Left(()) => unreachable!(),
+///     }
+/// });
+/// ```
+pub fn race<A, B>(a: A, b: B) -> Race<A, B>
+where
+    A: Future + Unpin,
+    B: Future + Unpin,
+{
+    Race { a, b }
+}
+
+/// The future returned by [`race`].
+#[must_use = "futures do nothing unless awaited"]
+#[derive(Debug)]
+pub struct Race<A, B> {
+    a: A,
+    b: B,
+}
+
+impl<A: Future + Unpin, B: Future + Unpin> Future for Race<A, B> {
+    type Output = Either<A::Output, B::Output>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
+        if let Poll::Ready(v) = Pin::new(&mut self.a).poll(cx) {
+            return Poll::Ready(Either::Left(v));
+        }
+        Pin::new(&mut self.b).poll(cx).map(Either::Right)
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::{race, Either};
+    use std::future::{poll_fn, Future};
+    use std::pin::{pin, Pin};
+    use std::task::{Context, Poll, Waker};
+
+    fn poll_once<F: Future + Unpin>(f: &mut F) -> Poll<F::Output> {
+        Pin::new(f).poll(&mut Context::from_waker(Waker::noop()))
+    }
+
+    #[test]
+    fn race_prefers_the_first_on_a_tie_and_leaves_the_loser_usable() {
+        let mut a = pin!(async { 1 });
+        let mut b = pin!(async { 2 });
+        assert_eq!(
+            poll_once(&mut race(a.as_mut(), b.as_mut())),
+            Poll::Ready(Either::Left(1))
+        );
+        // The loser was not polled, nor dropped: it still gives its value.
+        assert_eq!(poll_once(&mut b.as_mut()), Poll::Ready(2));
+
+        let mut polls = 0;
+        let mut twice = pin!(poll_fn(|_| {
+            polls += 1;
+            if polls == 2 {
+                Poll::Ready("second poll")
+            } else {
+                Poll::Pending
+            }
+        }));
+        let mut never = pin!(std::future::pending::<()>());
+        let mut r = race(never.as_mut(), twice.as_mut());
+        assert_eq!(poll_once(&mut r), Poll::Pending);
+        assert_eq!(poll_once(&mut r), Poll::Ready(Either::Right("second poll")));
+    }
 }

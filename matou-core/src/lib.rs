@@ -44,7 +44,7 @@ pub mod sync;
 mod syscall;
 mod task;
 
-pub use combinators::{await_all, await_first, await_one, both};
+pub use combinators::{await_all, await_first, await_one, both, race, Either, Race};
 pub use error::{Error, PanicPayload};
 pub use orphans::{Care, Orphans};
 pub use promise::{Cancel, Promise};

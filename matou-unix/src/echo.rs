@@ -14,13 +14,12 @@
 //!   task (TCP flow control) instead of growing memory; a client that resets
 //!   or half-closes ends its task, never the server.
 
-use crate::net::{TcpListener, TcpStream};
-use matou_core::{Care, Orphans};
-use std::future::Future;
+use crate::net::{serve_on_every_worker, TcpListener, TcpStream};
+use matou_core::{race, Care, Either, Orphans};
 use std::io;
-use std::pin::{pin, Pin};
+use std::pin::pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Waker};
+use std::task::{Poll, Waker};
 
 /// Bytes a client task reads (and then writes back) at a time: its whole
 /// memory footprint, whatever the client does.
@@ -119,27 +118,6 @@ pub async fn handle(stream: TcpStream) -> io::Result<u64> {
     }
 }
 
-enum Either<A, B> {
-    Left(A),
-    Right(B),
-}
-
-/// Polls `a` then `b` until one is ready (a two-way race inside one task).
-struct First<'a, A, B> {
-    a: Pin<&'a mut A>,
-    b: Pin<&'a mut B>,
-}
-
-impl<A: Future, B: Future> Future for First<'_, A, B> {
-    type Output = Either<A::Output, B::Output>;
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        if let Poll::Ready(v) = self.a.as_mut().poll(cx) {
-            return Poll::Ready(Either::Left(v));
-        }
-        self.b.as_mut().poll(cx).map(Either::Right)
-    }
-}
-
 /// Collects every finished client (Miou's `clean_up`, in a loop).
 async fn clean_up(orphans: &Orphans<io::Result<u64>>, stats: &mut EchoStats) -> io::Result<()> {
     while let Care::Ready(p) = orphans.care().map_err(io::Error::other)? {
@@ -170,12 +148,7 @@ pub async fn serve(listener: TcpListener, stop: Stop) -> io::Result<EchoStats> {
             break Err(e);
         }
         let mut accept = pin!(listener.accept());
-        match (First {
-            a: stopped.as_mut(),
-            b: accept.as_mut(),
-        })
-        .await
-        {
+        match race(stopped.as_mut(), accept.as_mut()).await {
             Either::Left(()) => break Ok(()),
             Either::Right(Ok((client, _))) => {
                 stats.accepted += 1;
@@ -208,19 +181,6 @@ pub async fn serve(listener: TcpListener, stop: Stop) -> io::Result<EchoStats> {
     result.map(|()| stats)
 }
 
-/// One server of the parallel form: a server that cannot start or fails
-/// stops the others, which would otherwise run on unaware.
-async fn serve_or_stop(listener: io::Result<TcpListener>, stop: Stop) -> io::Result<EchoStats> {
-    let r = match listener {
-        Ok(l) => serve(l, stop.clone()).await,
-        Err(e) => Err(e),
-    };
-    if r.is_err() {
-        stop.trigger();
-    }
-    r
-}
-
 /// The parallel form: `listener` (bound with
 /// [`reuse_port`](crate::net::TcpListenOptions::reuse_port)) serves on this
 /// worker, and every other worker available to `matou_core::parallel` binds
@@ -231,56 +191,11 @@ async fn serve_or_stop(listener: io::Result<TcpListener>, stop: Stop) -> io::Res
 /// The first server error (a worker that cannot bind, or an `accept`
 /// failure); every server is stopped and awaited before it is returned.
 pub async fn serve_parallel(listener: TcpListener, stop: Stop) -> io::Result<Vec<EchoStats>> {
-    let addr = listener.local_addr()?;
-    let here = matou_core::spawn(serve_or_stop(Ok(listener), stop.clone()));
-    // `parallel` round-robins over the workers that are neither dom0 nor this
-    // one: one item each.
-    let n = matou_core::worker_count();
-    let eligible = if matou_core::current_worker().is_dom0() {
-        n - 1
-    } else {
-        n.saturating_sub(2)
-    };
-    let others = {
-        let stop = stop.clone();
-        matou_core::parallel(
-            move |()| {
-                let stop = stop.clone();
-                serve_or_stop(TcpListener::options().reuse_port(true).bind(addr), stop)
-            },
-            vec![(); eligible],
-        )
-        .await
-    };
-    let mut first_err = None;
-    let mut all = vec![EchoStats::default()];
-    match others {
-        Ok(results) => {
-            for r in results {
-                match r.map_err(io::Error::other).and_then(|r| r) {
-                    Ok(s) => all.push(s),
-                    Err(e) => {
-                        stop.trigger();
-                        first_err.get_or_insert(e);
-                    }
-                }
-            }
-        }
-        // No other worker: this one serves alone.
-        Err(matou_core::Error::NoDomainAvailable) => {}
-        Err(e) => {
-            stop.trigger();
-            first_err = Some(io::Error::other(e));
-        }
-    }
-    match here.await.map_err(io::Error::other).and_then(|r| r) {
-        Ok(s) => all[0] = s,
-        Err(e) => {
-            first_err.get_or_insert(e);
-        }
-    }
-    match first_err {
-        Some(e) => Err(e),
-        None => Ok(all),
-    }
+    let (serving, stopping) = (stop.clone(), stop);
+    serve_on_every_worker(
+        listener,
+        move |l| serve(l, serving.clone()),
+        move || stopping.trigger(),
+    )
+    .await
 }

@@ -378,3 +378,53 @@ fn a_failing_write_keeps_the_os_error() {
         "ECONNRESET or EPIPE, got {e:?}"
     );
 }
+
+/// `serve_on_every_worker` runs the service once per eligible worker (this
+/// one first, each on its own listener of the same port), and when one of
+/// them fails it stops the others and reports that failure.
+#[test]
+fn serve_on_every_worker_fans_out_and_one_failure_stops_all() {
+    use matou_unix::echo::Stop;
+    use matou_unix::net::serve_on_every_worker;
+    matou_unix::builder().extra_workers(2).run(async {
+        for fail_on in [None, Some(2)] {
+            let listener = TcpListener::options()
+                .reuse_port(true)
+                .bind(loopback4())
+                .unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let stop = Stop::new();
+            let (serving, stopping) = (stop.clone(), stop.clone());
+            let served = serve_on_every_worker(
+                listener,
+                move |l| {
+                    let stop = serving.clone();
+                    async move {
+                        let me = matou_core::current_worker().index();
+                        assert_eq!(l.local_addr()?.port(), port);
+                        if Some(me) == fail_on {
+                            return Err(std::io::Error::other(format!("worker {me} fails")));
+                        }
+                        if fail_on.is_none() && me == 0 {
+                            stop.trigger(); // everyone is up: end the test
+                        }
+                        stop.wait().await;
+                        Ok(me)
+                    }
+                },
+                move || stopping.trigger(),
+            );
+            let served = timeout(Duration::from_secs(10), served)
+                .await
+                .expect("every service ended");
+            match (fail_on, served) {
+                (None, Ok(workers)) => assert_eq!(workers, vec![0, 1, 2]),
+                (Some(_), Err(e)) => {
+                    assert_eq!(e.to_string(), "worker 2 fails");
+                    assert!(stop.is_triggered());
+                }
+                (_, other) => panic!("unexpected outcome {other:?}"),
+            }
+        }
+    });
+}

@@ -44,18 +44,16 @@
 //!   message.
 
 use matou::sync::{channel, Mutex, Receiver, Sender, TryRecvError, TrySendError};
-use matou::unix::net::{TcpListener, TcpStream};
+use matou::unix::net::{serve_on_every_worker, TcpListener, TcpStream};
 use matou::unix::{signal, time};
-use matou::{Care, Orphans, Promise};
-use std::future::{poll_fn, Future};
+use matou::{race, Care, Either, Orphans, Promise};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::pin::{pin, Pin};
+use std::pin::pin;
 use std::process::ExitCode;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::task::Poll;
 use std::time::Duration;
 
 /// The longest line a client may send, in bytes, its line ending not counted.
@@ -243,24 +241,6 @@ enum End {
     Kicked,
 }
 
-enum Either<A, B> {
-    Left(A),
-    Right(B),
-}
-
-/// Polls `a` then `b` until one is ready: a race inside one task.
-fn first<'a, A: Future, B: Future>(
-    mut a: Pin<&'a mut A>,
-    mut b: Pin<&'a mut B>,
-) -> impl Future<Output = Either<A::Output, B::Output>> + 'a {
-    poll_fn(move |cx| {
-        if let Poll::Ready(v) = a.as_mut().poll(cx) {
-            return Poll::Ready(Either::Left(v));
-        }
-        b.as_mut().poll(cx).map(Either::Right)
-    })
-}
-
 /// Writes all of `buf`, failing when one write makes no progress for
 /// [`WRITE_TIMEOUT`].
 async fn write_timed(stream: &TcpStream, mut buf: &[u8]) -> io::Result<()> {
@@ -383,7 +363,7 @@ async fn client(stream: TcpStream, room: Arc<Room>) -> io::Result<End> {
     // A reader still waiting when the writer ends is dropped with this block.
     let first_done = {
         let reading = pin!(read_lines(&stream, &room, &me));
-        first(reading, Pin::new(&mut writer)).await
+        race(reading, &mut writer).await
     };
     // Leaving drops the room's `Sender`: the writer drains the queue, then ends.
     room.leave(&me).await;
@@ -467,7 +447,7 @@ pub async fn serve(listener: TcpListener, room: Arc<Room>, stop: Stop) -> io::Re
             break Err(e);
         }
         let accept = pin!(listener.accept());
-        match first(stopped.as_mut(), accept).await {
+        match race(stopped.as_mut(), accept).await {
             Either::Left(()) => break Ok(()),
             Either::Right(Ok((stream, _))) => {
                 stats.accepted += 1;
@@ -493,23 +473,6 @@ pub async fn serve(listener: TcpListener, room: Arc<Room>, stop: Stop) -> io::Re
     result.map(|()| stats)
 }
 
-/// One server of the parallel form: one that cannot start or fails stops the
-/// others, which would otherwise run on unaware.
-async fn serve_or_stop(
-    listener: io::Result<TcpListener>,
-    room: Arc<Room>,
-    stop: Stop,
-) -> io::Result<Stats> {
-    let r = match listener {
-        Ok(l) => serve(l, room, stop.clone()).await,
-        Err(e) => Err(e),
-    };
-    if r.is_err() {
-        stop.trigger();
-    }
-    r
-}
-
 /// Serves `listener` (bound with `reuse_port`) here and the same address on
 /// every other worker that `parallel` may use, one room for all. Returns each
 /// server's statistics (this worker's first) once all of them stopped.
@@ -521,57 +484,13 @@ pub async fn serve_all(
     room: Arc<Room>,
     stop: Stop,
 ) -> io::Result<Vec<Stats>> {
-    let addr = listener.local_addr()?;
-    let here = matou::spawn(serve_or_stop(Ok(listener), room.clone(), stop.clone()));
-    // `parallel` round-robins over the workers that are neither dom0 nor
-    // this one: one server each.
-    let eligible = if matou::current_worker().is_dom0() {
-        matou::worker_count() - 1
-    } else {
-        matou::worker_count().saturating_sub(2)
-    };
-    let others = {
-        let (room, stop) = (room.clone(), stop.clone());
-        matou::parallel(
-            move |()| {
-                let listener = TcpListener::options().reuse_port(true).bind(addr);
-                serve_or_stop(listener, room.clone(), stop.clone())
-            },
-            vec![(); eligible],
-        )
-        .await
-    };
-    let mut first_err = None;
-    let mut all = vec![Stats::default()];
-    match others {
-        Ok(results) => {
-            for r in results {
-                match r.map_err(io::Error::other).and_then(|r| r) {
-                    Ok(s) => all.push(s),
-                    Err(e) => {
-                        stop.trigger();
-                        first_err.get_or_insert(e);
-                    }
-                }
-            }
-        }
-        // A single worker: it serves alone.
-        Err(matou::Error::NoDomainAvailable) => {}
-        Err(e) => {
-            stop.trigger();
-            first_err = Some(io::Error::other(e));
-        }
-    }
-    match here.await.map_err(io::Error::other).and_then(|r| r) {
-        Ok(s) => all[0] = s,
-        Err(e) => {
-            first_err.get_or_insert(e);
-        }
-    }
-    match first_err {
-        Some(e) => Err(e),
-        None => Ok(all),
-    }
+    let stopping = stop.clone();
+    serve_on_every_worker(
+        listener,
+        move |l| serve(l, room.clone(), stop.clone()),
+        move || stopping.trigger(),
+    )
+    .await
 }
 
 // ---------------------------------------------------------------- main

@@ -29,7 +29,8 @@
 //! Runtime construction is outside the timed region; each sample is the mean
 //! of `inner` iterations after one warm-up inside one runtime.
 
-use crate::harness::{alternate, ns, Config, Report, Row};
+use super::pairing::{bench, matou_sample, tokio_sample, Pairing, PAIRINGS};
+use crate::harness::{ns, Config, Report};
 use std::future::Future;
 use std::pin::Pin;
 use std::time::{Duration, Instant};
@@ -41,47 +42,6 @@ const YIELD_TASKS: usize = 200;
 const NUM_PINGS: usize = 1_000;
 const ITER: usize = 1_000;
 
-/// One pairing: matou with `extra` extra workers against a tokio runtime.
-#[derive(Clone, Copy)]
-struct Pairing {
-    extra: usize,
-    /// tokio worker threads; `None` for `current_thread`.
-    tokio_workers: Option<usize>,
-}
-
-impl Pairing {
-    fn baseline(self) -> String {
-        match self.tokio_workers {
-            Some(n) => format!("multi_thread({n})"),
-            None => "current_thread".to_string(),
-        }
-    }
-
-    fn tokio_rt(self) -> tokio::runtime::Runtime {
-        match self.tokio_workers {
-            Some(n) => tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(n)
-                .enable_all()
-                .build(),
-            None => tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build(),
-        }
-        .expect("tokio runtime")
-    }
-}
-
-const PAIRINGS: [Pairing; 2] = [
-    Pairing {
-        extra: 1,
-        tokio_workers: Some(2),
-    },
-    Pairing {
-        extra: 0,
-        tokio_workers: None,
-    },
-];
-
 /// Runs the suite.
 pub fn run(cfg: &Config, report: &mut Report) {
     let inner = cfg.inner;
@@ -90,6 +50,7 @@ pub fn run(cfg: &Config, report: &mut Report) {
         bench(
             cfg,
             report,
+            "core",
             p,
             "spawn many local",
             || matou_sample(p.extra, inner, matou_spawn_many),
@@ -99,6 +60,7 @@ pub fn run(cfg: &Config, report: &mut Report) {
             bench(
                 cfg,
                 report,
+                "core",
                 p,
                 "spawn many remote",
                 || matou_sample(p.extra, inner, matou_spawn_many_remote),
@@ -108,6 +70,7 @@ pub fn run(cfg: &Config, report: &mut Report) {
         bench(
             cfg,
             report,
+            "core",
             p,
             "yield many",
             || matou_sample(p.extra, inner, move || matou_yield_many(workers)),
@@ -116,6 +79,7 @@ pub fn run(cfg: &Config, report: &mut Report) {
         bench(
             cfg,
             report,
+            "core",
             p,
             "ping-pong",
             || matou_sample(p.extra, inner, matou_ping_pong),
@@ -124,78 +88,13 @@ pub fn run(cfg: &Config, report: &mut Report) {
         bench(
             cfg,
             report,
+            "core",
             p,
             "chained spawn",
             || matou_sample(p.extra, inner, || matou_chain(ITER)),
             || tokio_sample(p, inner, || tokio_chain(ITER)),
         );
     }
-}
-
-/// Alternates one matou sample and one tokio sample for `cfg.rounds` rounds
-/// and pushes the medians.
-fn bench(
-    cfg: &Config,
-    report: &mut Report,
-    p: Pairing,
-    name: &str,
-    matou: impl Fn() -> f64,
-    tokio: impl Fn() -> f64,
-) {
-    let (m, t) = alternate(cfg.rounds, || vec![matou()], || vec![tokio()]);
-    report.push(Row {
-        suite: "core",
-        name: name.to_string(),
-        baseline: p.baseline(),
-        matou_ns: m[0],
-        tokio_ns: t[0],
-    });
-}
-
-/// Builds a matou run with `extra` extra workers and returns the mean
-/// nanoseconds of `inner` timed iterations of `work` (after one warm-up),
-/// measured in the root task.
-fn matou_sample<W, Fut>(extra: usize, inner: usize, work: W) -> f64
-where
-    W: Fn() -> Fut + 'static,
-    Fut: Future<Output = ()> + 'static,
-{
-    matou::Builder::new().extra_workers(extra).run(async move {
-        work().await;
-        let mut total = 0.0;
-        for _ in 0..inner {
-            let t = Instant::now();
-            work().await;
-            total += ns(t.elapsed());
-        }
-        total / inner.max(1) as f64
-    })
-}
-
-/// The tokio counterpart of [`matou_sample`]: the timing loop runs in a task
-/// spawned from `block_on`, i.e. on a runtime worker.
-fn tokio_sample<W, Fut>(p: Pairing, inner: usize, work: W) -> f64
-where
-    W: Fn() -> Fut + Send + 'static,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    let rt = p.tokio_rt();
-    let r = rt.block_on(async move {
-        tokio::spawn(async move {
-            work().await;
-            let mut total = 0.0;
-            for _ in 0..inner {
-                let t = Instant::now();
-                work().await;
-                total += ns(t.elapsed());
-            }
-            total / inner.max(1) as f64
-        })
-        .await
-        .expect("tokio timing task")
-    });
-    rt.shutdown_timeout(Duration::from_secs(1));
-    r
 }
 
 async fn matou_spawn_many() {

@@ -1,5 +1,6 @@
 //! The suites; each `run` pushes its rows onto the report.
 
 pub mod core;
+mod pairing;
 pub mod sync;
 pub mod unix;

@@ -53,11 +53,11 @@
 //! sample is the mean of `inner` iterations after one warm-up inside one
 //! runtime, and samples alternate matou/tokio (see `harness`).
 
-use crate::harness::{alternate, ns, Config, Report, Row};
+use super::pairing::{bench, matou_sample, tokio_sample, PAIRINGS};
+use crate::harness::{Config, Report};
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 /// Lock/unlock pairs of the uncontended mutex row.
 const MUTEX_OPS: usize = 10_000;
@@ -71,47 +71,6 @@ const MESSAGES: usize = 10_000;
 const CAPACITY: usize = 64;
 /// Round trips of the oneshot row.
 const ROUND_TRIPS: usize = 2_000;
-
-/// One pairing: matou with `extra` extra workers against a tokio runtime.
-#[derive(Clone, Copy)]
-struct Pairing {
-    extra: usize,
-    /// tokio worker threads; `None` for `current_thread`.
-    tokio_workers: Option<usize>,
-}
-
-impl Pairing {
-    fn baseline(self) -> String {
-        match self.tokio_workers {
-            Some(n) => format!("multi_thread({n})"),
-            None => "current_thread".to_string(),
-        }
-    }
-
-    fn tokio_rt(self) -> tokio::runtime::Runtime {
-        match self.tokio_workers {
-            Some(n) => tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(n)
-                .enable_all()
-                .build(),
-            None => tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build(),
-        }
-        .expect("tokio runtime")
-    }
-}
-
-const PAIRINGS: [Pairing; 2] = [
-    Pairing {
-        extra: 1,
-        tokio_workers: Some(2),
-    },
-    Pairing {
-        extra: 0,
-        tokio_workers: None,
-    },
-];
 
 /// Runs the suite.
 pub fn run(cfg: &Config, report: &mut Report) {
@@ -129,6 +88,7 @@ pub fn run(cfg: &Config, report: &mut Report) {
         bench(
             cfg,
             report,
+            "sync",
             p,
             "mutex uncontended".to_string(),
             || matou_sample(p.extra, inner, matou_mutex_uncontended),
@@ -138,6 +98,7 @@ pub fn run(cfg: &Config, report: &mut Report) {
         bench(
             cfg,
             report,
+            "sync",
             p,
             format!("mutex contended, {MUTEX_TASKS} tasks{spread}"),
             || matou_sample(p.extra, inner, move || matou_mutex_contended(workers)),
@@ -149,6 +110,7 @@ pub fn run(cfg: &Config, report: &mut Report) {
                 bench(
                     cfg,
                     report,
+                    "sync",
                     p,
                     format!("channel, {producers} producer{plural}{place}"),
                     || matou_sample(p.extra, inner, move || matou_channel(producers, remote)),
@@ -160,6 +122,7 @@ pub fn run(cfg: &Config, report: &mut Report) {
             bench(
                 cfg,
                 report,
+                "sync",
                 p,
                 format!("oneshot round trip{place}"),
                 || matou_sample(p.extra, inner, move || matou_round_trips(remote)),
@@ -167,72 +130,6 @@ pub fn run(cfg: &Config, report: &mut Report) {
             );
         }
     }
-}
-
-/// Alternates one matou sample and one tokio sample for `cfg.rounds` rounds
-/// and pushes the medians.
-fn bench(
-    cfg: &Config,
-    report: &mut Report,
-    p: Pairing,
-    name: String,
-    matou: impl Fn() -> f64,
-    tokio: impl Fn() -> f64,
-) {
-    let (m, t) = alternate(cfg.rounds, || vec![matou()], || vec![tokio()]);
-    report.push(Row {
-        suite: "sync",
-        name,
-        baseline: p.baseline(),
-        matou_ns: m[0],
-        tokio_ns: t[0],
-    });
-}
-
-/// Builds a matou run with `extra` extra workers and returns the mean
-/// nanoseconds of `inner` timed iterations of `work` (after one warm-up),
-/// measured in the root task (on dom0).
-fn matou_sample<W, Fut>(extra: usize, inner: usize, work: W) -> f64
-where
-    W: Fn() -> Fut + 'static,
-    Fut: Future<Output = ()> + 'static,
-{
-    matou::Builder::new().extra_workers(extra).run(async move {
-        work().await;
-        let mut total = 0.0;
-        for _ in 0..inner {
-            let t = Instant::now();
-            work().await;
-            total += ns(t.elapsed());
-        }
-        total / inner.max(1) as f64
-    })
-}
-
-/// The tokio counterpart of [`matou_sample`]: the timing loop runs in a task
-/// spawned from `block_on`, i.e. on a runtime worker.
-fn tokio_sample<W, Fut>(p: Pairing, inner: usize, work: W) -> f64
-where
-    W: Fn() -> Fut + Send + 'static,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    let rt = p.tokio_rt();
-    let r = rt.block_on(async move {
-        tokio::spawn(async move {
-            work().await;
-            let mut total = 0.0;
-            for _ in 0..inner {
-                let t = Instant::now();
-                work().await;
-                total += ns(t.elapsed());
-            }
-            total / inner.max(1) as f64
-        })
-        .await
-        .expect("tokio timing task")
-    });
-    rt.shutdown_timeout(Duration::from_secs(1));
-    r
 }
 
 /// Runs `make()` on dom0 (`spawn`) or on another worker (`call`).

@@ -87,9 +87,13 @@ unsafe impl<T: Send> Send for Inner<T> {}
 unsafe impl<T: Send> Sync for Inner<T> {}
 
 impl<T> Inner<T> {
-    /// Sets `bits` unless one of `unless` is set; returns the state before.
-    /// `Err` carries the state that stopped it.
-    fn set_unless(&self, bits: usize, unless: usize) -> Result<usize, usize> {
+    /// Applies `change` to the state unless one of `unless` is set; returns
+    /// the state before. `Err` carries the state that stopped it.
+    fn update_unless(
+        &self,
+        change: impl Fn(usize) -> usize,
+        unless: usize,
+    ) -> Result<usize, usize> {
         let mut cur = self.state.load(Ordering::Acquire);
         loop {
             if cur & unless != 0 {
@@ -97,7 +101,7 @@ impl<T> Inner<T> {
             }
             match self.state.compare_exchange_weak(
                 cur,
-                cur | bits,
+                change(cur),
                 Ordering::AcqRel,
                 Ordering::Acquire,
             ) {
@@ -107,23 +111,14 @@ impl<T> Inner<T> {
         }
     }
 
+    /// Sets `bits` unless one of `unless` is set.
+    fn set_unless(&self, bits: usize, unless: usize) -> Result<usize, usize> {
+        self.update_unless(|s| s | bits, unless)
+    }
+
     /// Clears `bits` unless one of `unless` is set.
-    fn clear_unless(&self, bits: usize, unless: usize) -> Result<(), usize> {
-        let mut cur = self.state.load(Ordering::Acquire);
-        loop {
-            if cur & unless != 0 {
-                return Err(cur);
-            }
-            match self.state.compare_exchange_weak(
-                cur,
-                cur & !bits,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => return Ok(()),
-                Err(actual) => cur = actual,
-            }
-        }
+    fn clear_unless(&self, bits: usize, unless: usize) -> Result<usize, usize> {
+        self.update_unless(|s| s & !bits, unless)
     }
 
     /// Leaves `waker` in `cell`, guarded by `task_bit`, unless `done` is

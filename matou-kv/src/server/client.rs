@@ -15,11 +15,12 @@
 //! count, this bounds their sum).
 
 use super::storage::{Answer, Job, Req};
-use super::{Either, First, Shared};
+use super::Shared;
 use crate::command::{info_text, Action, Command, Session};
 use crate::resp::{Decoder, ProtocolError, Reply};
 use matou::sync::oneshot;
 use matou::unix::net::TcpStream;
+use matou::{race, Either};
 use std::io;
 use std::pin::pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -85,12 +86,7 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
         let n = {
             let mut stopped = pin!(shared.stop.wait());
             let mut read = pin!(stream.read(&mut buf[end..]));
-            match (First {
-                a: stopped.as_mut(),
-                b: read.as_mut(),
-            })
-            .await
-            {
+            match race(stopped.as_mut(), read.as_mut()).await {
                 Either::Left(()) => return Ok(()),
                 Either::Right(r) => r?,
             }

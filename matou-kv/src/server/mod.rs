@@ -69,9 +69,9 @@ use crate::command::{ConfigView, InfoData};
 use crate::config::Config;
 use crate::store::Store;
 use matou::sync::Sender;
-use matou::unix::net::{TcpListener, TcpStream};
+use matou::unix::net::{serve_on_every_worker, TcpListener, TcpStream};
 use matou::unix::time;
-use matou::{Care, Orphans};
+use matou::{race, Care, Either, Orphans};
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
@@ -216,27 +216,6 @@ impl Shared {
     }
 }
 
-enum Either<A, B> {
-    Left(A),
-    Right(B),
-}
-
-/// Polls `a` then `b` until one is ready (a two-way race inside one task).
-struct First<'a, A, B> {
-    a: Pin<&'a mut A>,
-    b: Pin<&'a mut B>,
-}
-
-impl<A: Future, B: Future> Future for First<'_, A, B> {
-    type Output = Either<A::Output, B::Output>;
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        if let Poll::Ready(v) = self.a.as_mut().poll(cx) {
-            return Poll::Ready(Either::Left(v));
-        }
-        self.b.as_mut().poll(cx).map(Either::Right)
-    }
-}
-
 // ---------------------------------------------------------------------------
 // Accept loops.
 
@@ -272,12 +251,7 @@ async fn serve(listener: TcpListener, shared: Arc<Shared>) -> io::Result<()> {
             Err(e) => break Err(e),
         }
         let mut accept = pin!(listener.accept());
-        match (First {
-            a: stopped.as_mut(),
-            b: accept.as_mut(),
-        })
-        .await
-        {
+        match race(stopped.as_mut(), accept.as_mut()).await {
             Either::Left(()) => break Ok(()),
             Either::Right(Ok((stream, _addr))) => {
                 shared.connections.fetch_add(1, Ordering::Relaxed);
@@ -319,15 +293,12 @@ async fn serve(listener: TcpListener, shared: Arc<Shared>) -> io::Result<()> {
     result
 }
 
-/// One worker's loop; a loop that cannot start or fails stops the others.
-async fn serve_or_stop(listener: io::Result<TcpListener>, shared: Arc<Shared>) -> io::Result<()> {
-    let r = match listener {
-        Ok(l) => serve(l, shared.clone()).await,
-        Err(e) => Err(e),
-    };
+/// One worker's loop, logging its failure (`serve_on_every_worker` then
+/// stops the others).
+async fn serve_logged(listener: TcpListener, shared: Arc<Shared>) -> io::Result<()> {
+    let r = serve(listener, shared).await;
     if let Err(e) = &r {
         eprintln!("matou-kv: accept loop failed: {e}");
-        shared.stop.trigger();
     }
     r
 }
@@ -368,12 +339,7 @@ pub async fn run(config: Config, store: Store, aof: Aof) -> io::Result<()> {
         async move {
             let mut stopped = pin!(stop.wait());
             let mut signal = pin!(matou::unix::signal::shutdown());
-            if let Either::Right(r) = (First {
-                a: stopped.as_mut(),
-                b: signal.as_mut(),
-            })
-            .await
-            {
+            if let Either::Right(r) = race(stopped.as_mut(), signal.as_mut()).await {
                 match r {
                     Ok(kind) => eprintln!("matou-kv: {kind:?} received, shutting down"),
                     Err(e) => {
@@ -392,40 +358,17 @@ pub async fn run(config: Config, store: Store, aof: Aof) -> io::Result<()> {
         if workers == 1 { "" } else { "s" },
         shared.config.fsync.name()
     );
-    let here = matou::spawn(serve_or_stop(Ok(listener), shared.clone()));
-    let mut first_err = None;
-    if shared.config.workers > 0 {
-        let others = {
-            let shared = shared.clone();
-            matou::parallel(
-                move |()| {
-                    serve_or_stop(
-                        TcpListener::options().reuse_port(true).bind(addr),
-                        shared.clone(),
-                    )
-                },
-                vec![(); matou::worker_count().saturating_sub(1)],
-            )
-            .await
-        };
-        match others {
-            Ok(results) => {
-                for r in results {
-                    if let Err(e) = r.map_err(io::Error::other).and_then(|r| r) {
-                        first_err.get_or_insert(e);
-                    }
-                }
-            }
-            Err(matou::Error::NoDomainAvailable) => {}
-            Err(e) => {
-                shared.stop.trigger();
-                first_err = Some(io::Error::other(e));
-            }
-        }
-    }
-    if let Err(e) = here.await.map_err(io::Error::other).and_then(|r| r) {
-        first_err.get_or_insert(e);
-    }
+    // One accept loop per worker (this one included), each on its own
+    // `SO_REUSEPORT` listener; a loop that cannot start or fails stops them all.
+    let served = {
+        let (serving, stopping) = (shared.clone(), shared.clone());
+        serve_on_every_worker(
+            listener,
+            move |l| serve_logged(l, serving.clone()),
+            move || stopping.stop.trigger(),
+        )
+        .await
+    };
     // Every handler is gone: close the channel so that the storage task
     // drains it, commits, fsyncs and returns.
     shared.jobs.close();
@@ -433,8 +376,8 @@ pub async fn run(config: Config, store: Store, aof: Aof) -> io::Result<()> {
     shared.stop.trigger();
     let _ = signals.await;
     eprintln!("matou-kv: log synced, bye");
-    match (first_err, stored) {
-        (Some(e), _) | (None, Err(e)) => Err(e),
-        (None, Ok(())) => Ok(()),
+    match (served, stored) {
+        (Err(e), _) | (Ok(_), Err(e)) => Err(e),
+        (Ok(_), Ok(())) => Ok(()),
     }
 }
