@@ -43,6 +43,7 @@ mod spawn;
 pub mod sync;
 mod syscall;
 mod task;
+mod waker_cell;
 
 pub use combinators::{await_all, await_first, await_one, both, race, Either, Race};
 pub use error::{Error, PanicPayload};

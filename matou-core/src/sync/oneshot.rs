@@ -15,7 +15,8 @@
 //! | `RX_TASK_SET` | the receiver, after writing its waker    | the receiver, before rewriting it, unless `COMPLETE` |
 //! | `TX_TASK_SET` | the sender, after writing its waker      | the sender, before rewriting it, unless `CLOSED` |
 //!
-//! Who may touch each cell:
+//! Who may touch each cell (the two waker cells are `waker_cell`'s
+//! protocol):
 //! - **value**: the sender writes it before setting `COMPLETE` (`Release`)
 //!   and nobody else touches it until then; it takes it back if `CLOSED` won
 //!   the race (then `COMPLETE` is never set). After `COMPLETE` it is the
@@ -36,10 +37,11 @@
 use crate::loom::cell::UnsafeCell;
 use crate::loom::sync::atomic::{AtomicUsize, Ordering};
 use crate::loom::sync::Arc;
+use crate::waker_cell::{StateWord, WakerCell};
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 
 const COMPLETE: usize = 1 << 0;
 const VALUE_SENT: usize = 1 << 1;
@@ -61,8 +63,8 @@ pub fn channel<T>() -> (Sender<T>, Receiver<T>) {
     let inner = Arc::new(Inner {
         state: AtomicUsize::new(0),
         value: UnsafeCell::new(None),
-        rx_task: UnsafeCell::new(None),
-        tx_task: UnsafeCell::new(None),
+        rx_task: WakerCell::new(),
+        tx_task: WakerCell::new(),
     });
     (
         Sender {
@@ -75,8 +77,8 @@ pub fn channel<T>() -> (Sender<T>, Receiver<T>) {
 struct Inner<T> {
     state: AtomicUsize,
     value: UnsafeCell<Option<T>>,
-    rx_task: UnsafeCell<Option<Waker>>,
-    tx_task: UnsafeCell<Option<Waker>>,
+    rx_task: WakerCell,
+    tx_task: WakerCell,
 }
 
 // SAFETY: the cells are only touched under the state word's protocol (module
@@ -86,9 +88,11 @@ unsafe impl<T: Send> Send for Inner<T> {}
 // SAFETY: as above.
 unsafe impl<T: Send> Sync for Inner<T> {}
 
-impl<T> Inner<T> {
-    /// Applies `change` to the state unless one of `unless` is set; returns
-    /// the state before. `Err` carries the state that stopped it.
+impl<T> StateWord for Inner<T> {
+    fn bits(&self) -> usize {
+        self.state.load(Ordering::Acquire)
+    }
+
     fn update_unless(
         &self,
         change: impl Fn(usize) -> usize,
@@ -110,65 +114,9 @@ impl<T> Inner<T> {
             }
         }
     }
+}
 
-    /// Sets `bits` unless one of `unless` is set.
-    fn set_unless(&self, bits: usize, unless: usize) -> Result<usize, usize> {
-        self.update_unless(|s| s | bits, unless)
-    }
-
-    /// Clears `bits` unless one of `unless` is set.
-    fn clear_unless(&self, bits: usize, unless: usize) -> Result<usize, usize> {
-        self.update_unless(|s| s & !bits, unless)
-    }
-
-    /// Leaves `waker` in `cell`, guarded by `task_bit`, unless `done` is
-    /// set (then returns false: the caller re-reads the state instead of
-    /// waiting).
-    ///
-    /// # Safety
-    /// Only the side that owns `cell` (the receiver for `rx_task`, the
-    /// sender for `tx_task`), never re-entrantly.
-    unsafe fn register(
-        &self,
-        cell: &UnsafeCell<Option<Waker>>,
-        task_bit: usize,
-        done: usize,
-        waker: &Waker,
-    ) -> bool {
-        let state = self.state.load(Ordering::Acquire);
-        if state & done != 0 {
-            return false;
-        }
-        if state & task_bit != 0 {
-            // SAFETY: the bit is set, so the cell is only read, by anyone.
-            let same = cell.with(|w| unsafe { (*w).as_ref().is_some_and(|w| w.will_wake(waker)) });
-            if same {
-                return true;
-            }
-            if self.clear_unless(task_bit, done).is_err() {
-                return false;
-            }
-        }
-        // SAFETY: the bit is clear: the other side does not read the cell,
-        // and we are its only writer.
-        cell.with_mut(|w| unsafe { *w = Some(waker.clone()) });
-        self.set_unless(task_bit, done).is_ok()
-    }
-
-    /// Wakes the waker in `cell`.
-    ///
-    /// # Safety
-    /// Only after a transition that saw the cell's task bit set and that the
-    /// owner can no longer undo (the cell is frozen, read-only).
-    unsafe fn wake(cell: &UnsafeCell<Option<Waker>>) {
-        // SAFETY: the contract above.
-        cell.with(|w| unsafe {
-            if let Some(w) = &*w {
-                w.wake_by_ref();
-            }
-        });
-    }
-
+impl<T> Inner<T> {
     /// Takes the value, if one was sent.
     ///
     /// # Safety
@@ -185,9 +133,9 @@ impl<T> Inner<T> {
         // Only the transition that sets `CLOSED` wakes (once), and only a
         // sender that is still there (not `COMPLETE`).
         if prev & (TX_TASK_SET | COMPLETE | CLOSED) == TX_TASK_SET {
-            // SAFETY: `CLOSED` is now set, so the sender can no longer clear
-            // `TX_TASK_SET`: its waker is frozen.
-            unsafe { Self::wake(&self.tx_task) };
+            // SAFETY: `CLOSED` (the done bit) is now set and `TX_TASK_SET`
+            // was seen: the sender's waker is frozen.
+            unsafe { self.tx_task.wake() };
         }
         prev
     }
@@ -195,12 +143,12 @@ impl<T> Inner<T> {
     /// The sender's end (`send` or drop): set `COMPLETE` unless the receiver
     /// closed, and wake it. Returns whether the receiver will see it.
     fn complete(&self, bits: usize) -> bool {
-        match self.set_unless(COMPLETE | bits, CLOSED) {
+        match self.update_unless(|s| s | COMPLETE | bits, CLOSED) {
             Ok(prev) => {
                 if prev & RX_TASK_SET != 0 {
-                    // SAFETY: `COMPLETE` is now set, so the receiver can no
-                    // longer clear `RX_TASK_SET`: its waker is frozen.
-                    unsafe { Self::wake(&self.rx_task) };
+                    // SAFETY: `COMPLETE` (the done bit) is now set and
+                    // `RX_TASK_SET` was seen: the receiver's waker is frozen.
+                    unsafe { self.rx_task.wake() };
                 }
                 true
             }
@@ -309,7 +257,11 @@ impl<T> Future for Closed<'_, T> {
             return Poll::Ready(());
         };
         // SAFETY: the sender owns `tx_task`; `&mut Sender` rules out re-entry.
-        if unsafe { inner.register(&inner.tx_task, TX_TASK_SET, CLOSED, cx.waker()) } {
+        if unsafe {
+            inner
+                .tx_task
+                .register(&**inner, TX_TASK_SET, CLOSED, cx.waker())
+        } {
             Poll::Pending
         } else {
             Poll::Ready(())
@@ -354,7 +306,11 @@ impl<T> Future for Receiver<T> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let inner = &self.inner;
         // SAFETY: the receiver owns `rx_task`; polling is not re-entrant.
-        if unsafe { inner.register(&inner.rx_task, RX_TASK_SET, COMPLETE | CLOSED, cx.waker()) } {
+        if unsafe {
+            inner
+                .rx_task
+                .register(&**inner, RX_TASK_SET, COMPLETE | CLOSED, cx.waker())
+        } {
             return Poll::Pending;
         }
         let state = inner.state.load(Ordering::Acquire);

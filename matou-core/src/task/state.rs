@@ -38,17 +38,18 @@
 //!   promise's `detach` and the worker's `terminate` comes second sees the
 //!   other's bit and drops it; the first leaves it alone. So exactly one does.
 
-use crate::loom::sync::atomic::{AtomicU8, Ordering};
+use crate::loom::sync::atomic::{AtomicUsize, Ordering};
+use crate::waker_cell::StateWord;
 use std::fmt;
 
-const NOTIFIED: u8 = 1 << 0;
-const CANCEL: u8 = 1 << 1;
-const TERMINATED: u8 = 1 << 2;
-const JOIN_WAKER: u8 = 1 << 3;
-const DETACHED: u8 = 1 << 4;
+const NOTIFIED: usize = 1 << 0;
+const CANCEL: usize = 1 << 1;
+pub(crate) const TERMINATED: usize = 1 << 2;
+pub(crate) const JOIN_WAKER: usize = 1 << 3;
+const DETACHED: usize = 1 << 4;
 
 /// The atomic state word of one task (see the module docs).
-pub(crate) struct State(AtomicU8);
+pub(crate) struct State(AtomicUsize);
 
 /// What [`State::notify`] decided.
 #[must_use]
@@ -63,7 +64,7 @@ pub(crate) enum Notify {
 /// What [`State::terminate`] found.
 #[must_use]
 #[derive(Debug, PartialEq, Eq, Clone, Copy)]
-pub(crate) struct Ended(u8);
+pub(crate) struct Ended(usize);
 
 impl Ended {
     /// The parent left a waker (`JOIN_WAKER`): wake it.
@@ -88,14 +89,10 @@ pub(crate) enum Detached {
     WorkerDropsIt,
 }
 
-/// The task has terminated: the state can no longer be changed that way.
-#[derive(Debug, PartialEq, Eq, Clone, Copy)]
-pub(crate) struct Terminated;
-
 /// A snapshot taken by the worker when it dequeues a task.
 #[must_use]
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Snapshot(u8);
+pub(crate) struct Snapshot(usize);
 
 impl Snapshot {
     pub(crate) fn cancel_requested(self) -> bool {
@@ -107,7 +104,7 @@ impl State {
     /// A new task is born scheduled: its creator enqueues it (locally or by a
     /// remote spawn message), so nobody else must.
     pub(crate) fn new_scheduled() -> State {
-        State(AtomicU8::new(NOTIFIED))
+        State(AtomicUsize::new(NOTIFIED))
     }
 
     /// Marks the task as needing a run.
@@ -122,20 +119,7 @@ impl State {
 
     /// Called by the owning worker when it takes the task off a queue.
     pub(crate) fn take_notified(&self) -> Snapshot {
-        // One load and, in the common case, one compare-exchange (a bare
-        // `fetch_and` whose result is used compiles to such a loop anyway).
-        let mut cur = self.0.load(Ordering::Acquire);
-        loop {
-            match self.0.compare_exchange_weak(
-                cur,
-                cur & !NOTIFIED,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(prev) => return Snapshot(prev),
-                Err(actual) => cur = actual,
-            }
-        }
+        Snapshot(self.0.fetch_and(!NOTIFIED, Ordering::AcqRel))
     }
 
     /// Requests cancellation. Returns whether the task still needs to be
@@ -177,41 +161,37 @@ impl State {
         }
     }
 
-    /// The parent has written its waker: publish it (`Release`). Fails when
-    /// the task terminated meanwhile (the parent then reads the result).
-    pub(crate) fn set_join_waker(&self) -> Result<(), Terminated> {
-        self.update_unless_terminated(|s| s | JOIN_WAKER)
+    pub(crate) fn is_terminated(&self) -> bool {
+        self.0.load(Ordering::Acquire) & TERMINATED != 0
+    }
+}
+
+/// The waiter slot's guard: `JOIN_WAKER`, with `TERMINATED` as the done bit.
+impl StateWord for State {
+    fn bits(&self) -> usize {
+        self.0.load(Ordering::Acquire)
     }
 
-    /// The parent wants to rewrite its waker: take back the slot. Fails when
-    /// the task terminated meanwhile (the worker may be reading the slot).
-    pub(crate) fn unset_join_waker(&self) -> Result<(), Terminated> {
-        self.update_unless_terminated(|s| s & !JOIN_WAKER)
-    }
-
-    fn update_unless_terminated(&self, f: impl Fn(u8) -> u8) -> Result<(), Terminated> {
+    fn update_unless(
+        &self,
+        change: impl Fn(usize) -> usize,
+        unless: usize,
+    ) -> Result<usize, usize> {
         let mut cur = self.0.load(Ordering::Acquire);
         loop {
-            if cur & TERMINATED != 0 {
-                return Err(Terminated);
+            if cur & unless != 0 {
+                return Err(cur);
             }
-            match self
-                .0
-                .compare_exchange_weak(cur, f(cur), Ordering::AcqRel, Ordering::Acquire)
-            {
-                Ok(_) => return Ok(()),
+            match self.0.compare_exchange_weak(
+                cur,
+                change(cur),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(prev) => return Ok(prev),
                 Err(actual) => cur = actual,
             }
         }
-    }
-
-    /// Whether the parent's waker is published in the waiter slot.
-    pub(crate) fn has_join_waker(&self) -> bool {
-        self.0.load(Ordering::Acquire) & JOIN_WAKER != 0
-    }
-
-    pub(crate) fn is_terminated(&self) -> bool {
-        self.0.load(Ordering::Acquire) & TERMINATED != 0
     }
 }
 
