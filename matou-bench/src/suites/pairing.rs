@@ -85,16 +85,9 @@ where
     W: Fn() -> Fut + 'static,
     Fut: Future<Output = ()> + 'static,
 {
-    matou::Builder::new().extra_workers(extra).run(async move {
-        work().await;
-        let mut total = 0.0;
-        for _ in 0..inner {
-            let t = Instant::now();
-            work().await;
-            total += ns(t.elapsed());
-        }
-        total / inner.max(1) as f64
-    })
+    matou::Builder::new()
+        .extra_workers(extra)
+        .run(mean_ns(inner, work))
 }
 
 /// The tokio counterpart of [`matou_sample`]: the timing loop runs in a task
@@ -106,19 +99,27 @@ where
 {
     let rt = p.tokio_rt();
     let r = rt.block_on(async move {
-        tokio::spawn(async move {
-            work().await;
-            let mut total = 0.0;
-            for _ in 0..inner {
-                let t = Instant::now();
-                work().await;
-                total += ns(t.elapsed());
-            }
-            total / inner.max(1) as f64
-        })
-        .await
-        .expect("tokio timing task")
+        tokio::spawn(mean_ns(inner, work))
+            .await
+            .expect("tokio timing task")
     });
     rt.shutdown_timeout(Duration::from_secs(1));
     r
+}
+
+/// The timing loop both sides run inside their runtime: one warm-up, then
+/// the mean nanoseconds of `inner` timed iterations of `work`.
+async fn mean_ns<W, Fut>(inner: usize, work: W) -> f64
+where
+    W: Fn() -> Fut,
+    Fut: Future<Output = ()>,
+{
+    work().await;
+    let mut total = 0.0;
+    for _ in 0..inner {
+        let t = Instant::now();
+        work().await;
+        total += ns(t.elapsed());
+    }
+    total / inner.max(1) as f64
 }
