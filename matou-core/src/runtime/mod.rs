@@ -92,7 +92,8 @@ impl Builder {
     /// Waking a blocked thread costs an interrupt and a trip through the OS
     /// scheduler: tens of microseconds on a virtual machine, paid on every
     /// hand-off between tasks on different workers when the receiver has
-    /// gone to sleep. A brief spin (it yields the CPU between checks) catches
+    /// gone to sleep. A brief spin (pure at first, then yielding the CPU
+    /// between checks) catches
     /// the reply of a busy peer instead, at the cost of at most this much CPU
     /// time each time the worker runs dry. `Duration::ZERO` blocks at once.
     pub fn idle_spin(mut self, spin: Duration) -> Self {

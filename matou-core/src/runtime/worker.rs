@@ -212,9 +212,10 @@ impl Worker {
     }
 
     /// Spins for up to `idle_spin` waiting for a remote message, an event or
-    /// shutdown; returns whether the loop has something to look at. Between
-    /// checks the thread yields, so a spinning worker gives its core to any
-    /// other runnable thread (a client on the same machine, another worker).
+    /// shutdown; returns whether the loop has something to look at. The
+    /// first rounds only spin; after them each round yields, so a worker
+    /// that spins on gives its core to any other runnable thread (a client on
+    /// the same machine, another worker).
     ///
     /// Events are polled without blocking every few rounds (a syscall for
     /// most event sources), so I/O that becomes ready during the spin is not
