@@ -1,15 +1,36 @@
 //! The append-only log `DIR/appendonly.mlog`: what makes matou-kv durable.
 //!
-//! Format: frames of `u32 LE length`, `u32 LE CRC-32`, payload (one
-//! [`LogRecord`]); see [`frame()`]. No header: an empty file is an empty store.
+//! Format: the 12-byte file header (`MATOU-KV`, format version 1), then
+//! frames of `u32 LE length`, `u32 LE CRC-32`, payload (one
+//! [`LogRecord`]); see [`frame`](mod@frame). A new log is created with its
+//! header; a log that is a strict prefix of the header (a torn creation) or
+//! empty gets it written again.
 //!
 //! One owner (the server's storage task) holds the [`Aof`] and is its only
 //! writer. Invariants:
-//! - **Whole records only.** [`Aof::open`] replays the valid prefix and
-//!   truncates the file to it (then fsyncs), reporting on stderr what it cut
-//!   ([`Cut`]): a record is never half-applied and later appends never
-//!   follow garbage. A failed write is cut back the same way before the
-//!   error is returned.
+//! - **Ours alone.** [`Aof::open`] creates the directory `0700` if needed,
+//!   then takes the directory's lock (`DIR/matou-kv.lock`, see [`files`])
+//!   before touching anything else there, and holds it as long as the
+//!   [`Aof`] lives. The log is opened without following a symbolic link and
+//!   must be a regular file; files we create are `0600`, whatever the umask.
+//! - **Only a torn tail is ever cut.** Replay stops at the first damaged
+//!   frame. If what follows is a torn tail by the rule of [`scan`] (what a
+//!   crash mid-append leaves), it is cut off (fsynced) and reported on
+//!   stderr ([`Cut`]); a record is never half-applied and later appends
+//!   never follow garbage. Any other damage, a file with our magic but
+//!   another version, or a file that is not a log at all refuses the open
+//!   with a [`Refused`] error naming the file, the offset and the bytes
+//!   after it, **the file left byte for byte as it was**. Then
+//!   [`Aof::open_with`] with `repair` ([`repair`]) moves it aside and
+//!   starts from every intact record, and `matou-kv check-log` reports
+//!   ([`scan::survey`]) without changing anything.
+//! - **Header-less logs migrate.** A log written before the header existed
+//!   (frames from byte 0) is accepted if its first frame is intact, replayed
+//!   under the same rules, and rewritten at once (with the header) by an
+//!   inline rewrite; if that rewrite fails, the server runs on the old file
+//!   and the next rewrite adds the header.
+//! - A failed write is cut back to the last whole record before the error
+//!   is returned.
 //! - **Group commit.** [`Aof::append`] only buffers; [`Aof::commit`] writes
 //!   everything buffered with one `write` and, under [`Fsync::Always`], one
 //!   `fsync`. The owner executes a batch of commands, appends their records,
@@ -26,26 +47,35 @@
 //!   1. owner: [`Aof::begin_rewrite`] with `store.snapshot()` (pointer
 //!      copies), taken with no append in between, returns a [`RewriteJob`]
 //!      and starts copying every later appended record into a side buffer;
-//!   2. anywhere (another thread): [`RewriteJob::run`] writes the snapshot
-//!      to a temporary file and fsyncs it, while the owner keeps serving and
-//!      appending to the old log;
+//!   2. anywhere (another thread): [`RewriteJob::run`] writes the header and
+//!      the snapshot to a new `0600` temporary file and fsyncs it, while the
+//!      owner keeps serving and appending to the old log;
 //!   3. owner: [`Aof::finish_rewrite`] commits what is pending to the old
-//!      log, appends the side buffer to the new file, fsyncs it, renames it
-//!      over the log and fsyncs the directory, then appends to the new file.
+//!      log, appends the side buffer to the new file, fsyncs it, checks
+//!      that the log's path still names the file it has open (a regular
+//!      file, same inode: the rename never replaces something that is not
+//!      our log), renames the new file over it and fsyncs the directory,
+//!      then appends to the new file.
 //!
 //!   A crash at any moment leaves the old log or the new one, each complete.
 //!   If step 2 fails, [`Aof::abort_rewrite`] drops the side buffer and the
 //!   old log goes on as if nothing happened.
 
-mod frame;
+pub mod files;
+pub mod frame;
+pub mod repair;
+pub mod scan;
 
 pub use frame::{
-    frame, frame_set, read_log, Cut, Damage, LogReader, Replayed, CHUNK, HEADER, MAX_PAYLOAD,
+    frame, frame_set, read_log, Cut, Damage, Format, LogBytes, LogFile, LogReader, Replayed,
+    CHUNK, FILE_HEADER, FILE_HEADER_LEN, HEADER, MAX_PAYLOAD,
 };
+pub use repair::Repaired;
 
 use crate::record::LogRecord;
 use crate::store::{Snapshot, Store};
-use std::fs::{self, File, OpenOptions};
+use std::fmt;
+use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -93,38 +123,85 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-/// Replays the log at `path` into `store`, record by record, and truncates
-/// the file to its valid prefix (fsynced) if it had a damaged tail. A
-/// missing file is an empty log. Reports nothing: see [`Replayed::cut`].
+/// Why [`Aof::open`] refused a log: damage that is not a torn tail (see
+/// [`scan`]), another format version, or a foreign file. The file was left
+/// as it was. Carried inside the `io::Error` (kind `InvalidData`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refused {
+    /// The log's path.
+    pub path: PathBuf,
+    /// Where and what.
+    pub cut: Cut,
+}
+
+impl fmt::Display for Refused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: {}; refusing to start, the file was left unchanged. Inspect it with \
+             `matou-kv check-log {}`, or start with --repair-log to move it aside (a copy is \
+             kept) and load every intact record",
+            self.path.display(),
+            self.cut,
+            self.path.display()
+        )
+    }
+}
+
+impl std::error::Error for Refused {}
+
+impl Refused {
+    /// The refusal inside `e`, if `e` is one.
+    pub fn of(e: &io::Error) -> Option<&Refused> {
+        e.get_ref().and_then(|e| e.downcast_ref::<Refused>())
+    }
+}
+
+/// Replays the log open as `file` into `store`, record by record, and
+/// truncates the file to its valid prefix (fsynced) if it had a torn tail.
+/// Reports nothing: see [`Replayed::cut`].
 ///
 /// # Errors
-/// Reading, truncating or syncing the file.
-pub fn replay(path: &Path, store: &mut Store) -> io::Result<Replayed> {
-    let file = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Replayed::default()),
-        Err(e) => return Err(e),
-    };
-    let mut reader = LogReader::new(file);
+/// A [`Refused`] log (unchanged), or reading, truncating or syncing it.
+fn replay(file: &File, path: &Path, store: &mut Store) -> io::Result<Replayed> {
+    let mut reader = LogReader::new(LogFile::new(file)?)?;
     while let Some(record) = reader.next_record()? {
         record.apply(store);
     }
     let outcome = reader.outcome();
-    if let Some(cut) = outcome.cut {
-        let f = OpenOptions::new().write(true).open(path)?;
-        f.set_len(cut.offset)?;
-        f.sync_all()?;
+    let Some(cut) = outcome.cut else {
+        return Ok(outcome);
+    };
+    if scan::tail_is_torn(reader.source(), &cut, outcome.format, outcome.records)? {
+        file.set_len(cut.offset)?;
+        file.sync_all()?;
+        return Ok(outcome);
     }
-    Ok(outcome)
+    let cut = if outcome.format == Format::Legacy && outcome.records == 0 {
+        Cut {
+            damage: Damage::Foreign,
+            ..cut
+        }
+    } else {
+        cut
+    };
+    Err(io::Error::new(
+        io::ErrorKind::InvalidData,
+        Refused {
+            path: path.to_path_buf(),
+            cut,
+        },
+    ))
 }
 
-/// Writes `snapshot` as `Set` frames to `out`, in pieces of about
-/// [`CHUNK`] bytes; the bytes written.
+/// Writes a whole log holding `snapshot` to `out`: the file header, then
+/// `Set` frames in pieces of about [`CHUNK`] bytes; the bytes written.
 ///
 /// # Errors
 /// The writer's, or `InvalidData` for an entry too large for a frame.
 pub fn write_snapshot(snapshot: &Snapshot, out: &mut impl Write) -> io::Result<u64> {
     let mut buf = Vec::with_capacity(2 * CHUNK);
+    buf.extend_from_slice(&FILE_HEADER);
     let mut total = 0u64;
     for e in snapshot.iter() {
         if !frame_set(&mut buf, e.key, e.value, e.expire_at) {
@@ -168,7 +245,7 @@ impl RewriteJob {
     /// Creating, writing or syncing the temporary file (which is removed).
     pub fn run(self) -> io::Result<RewriteOutput> {
         let result = (|| {
-            let mut file = File::create(&self.tmp)?;
+            let mut file = files::create_private(&self.tmp)?;
             // write_snapshot writes in ~64 KiB pieces: no BufWriter needed.
             let size = write_snapshot(&self.snapshot, &mut file)?;
             file.sync_all()?;
@@ -228,17 +305,38 @@ pub struct Aof {
     last_rewrite_failed: bool,
     /// Set by the first failed write or fsync; every later commit fails.
     broken: Option<String>,
+    /// The directory's lock, held as long as the log is open.
+    _lock: File,
 }
 
 impl Aof {
-    /// Creates `dir` if needed, removes a rewrite's leftovers, replays the
-    /// log into `store`, cuts a damaged tail (reporting it on stderr), and
-    /// opens the log for appending.
+    /// Creates `dir` (`0700`) if needed, takes its lock, removes a
+    /// rewrite's leftovers, replays the log into `store`, cuts a torn tail
+    /// (reporting it on stderr), and opens the log for appending. Damage
+    /// that is not a torn tail refuses the open (see the module docs).
     ///
     /// # Errors
-    /// Creating the directory, replaying, truncating or opening the file.
+    /// Another process holds the directory; a [`Refused`] log (left
+    /// unchanged); creating, replaying, truncating or opening the file.
     pub fn open(dir: &Path, policy: Fsync, store: &mut Store) -> io::Result<(Aof, Replayed)> {
-        fs::create_dir_all(dir)?;
+        Self::open_with(dir, policy, store, false).map(|(aof, replayed, _)| (aof, replayed))
+    }
+
+    /// [`open`](Self::open), and with `repair`, a [`Refused`] log is
+    /// repaired instead ([`repair::repair`]): what was done is returned
+    /// (and `store` holds every intact record). A log that replays fine is
+    /// left alone.
+    ///
+    /// # Errors
+    /// As [`open`](Self::open), and the repair's.
+    pub fn open_with(
+        dir: &Path,
+        policy: Fsync,
+        store: &mut Store,
+        repair: bool,
+    ) -> io::Result<(Aof, Replayed, Option<Repaired>)> {
+        files::create_private_dir(dir)?;
+        let lock = files::lock_dir(dir)?;
         for entry in fs::read_dir(dir)? {
             let entry = entry?;
             if entry
@@ -251,39 +349,81 @@ impl Aof {
             }
         }
         let path = dir.join(FILE_NAME);
-        let replayed = replay(&path, store)?;
-        if let Some(cut) = &replayed.cut {
-            eprintln!(
-                "matou-kv: {}: {cut}; the log was truncated to its valid prefix of {} records \
-                 ({} bytes)",
-                path.display(),
-                replayed.records,
-                replayed.valid_len
-            );
+        let (mut file, created) = files::open_log(&path)?;
+        if created {
+            // Make the new file's name durable.
+            sync_dir(dir)?;
         }
-        let file = OpenOptions::new().create(true).append(true).open(&path)?;
-        // The file may have just been created: make its name durable.
-        sync_dir(dir)?;
+        let mut repaired = None;
+        let replayed = match replay(&file, &path, store) {
+            Ok(replayed) => {
+                if let Some(cut) = &replayed.cut {
+                    eprintln!(
+                        "matou-kv: {}: {cut}; a torn tail (an append cut short by a crash): \
+                         the log was truncated to its valid prefix of {} records ({} bytes)",
+                        path.display(),
+                        replayed.records,
+                        replayed.valid_len
+                    );
+                }
+                replayed
+            }
+            Err(e) if repair && Refused::of(&e).is_some() => {
+                eprintln!("matou-kv: {e}");
+                let done = repair::repair(dir, &file, store)?;
+                (file, _) = files::open_log(&path)?;
+                let replayed = Replayed {
+                    format: Format::Current,
+                    records: done.survey.records,
+                    valid_len: done.new_size,
+                    cut: None,
+                };
+                repaired = Some(done);
+                replayed
+            }
+            Err(e) => return Err(e),
+        };
+        if files::make_private(&file)? {
+            eprintln!("matou-kv: {}: made private (mode 0600)", path.display());
+        }
+        if file.metadata()?.len() == 0 {
+            // New, or a torn creation cut back to nothing.
+            (&file).write_all(&FILE_HEADER)?;
+            file.sync_all()?;
+        }
         let size = file.metadata()?.len();
-        Ok((
-            Aof {
-                dir: dir.to_path_buf(),
-                path,
-                file,
-                policy,
-                pending: Vec::new(),
-                size,
-                base_size: size,
-                unsynced: false,
-                last_fsync: Instant::now(),
-                rewrites: 0,
-                rewriting: None,
-                next_rewrite_id: 0,
-                last_rewrite_failed: false,
-                broken: None,
-            },
-            replayed,
-        ))
+        let mut aof = Aof {
+            dir: dir.to_path_buf(),
+            path,
+            file,
+            policy,
+            pending: Vec::new(),
+            size,
+            base_size: size,
+            unsynced: false,
+            last_fsync: Instant::now(),
+            rewrites: 0,
+            rewriting: None,
+            next_rewrite_id: 0,
+            last_rewrite_failed: false,
+            broken: None,
+            _lock: lock,
+        };
+        if replayed.format == Format::Legacy {
+            match aof.rewrite(store) {
+                Ok(()) => eprintln!(
+                    "matou-kv: {}: a log without the format header (from an earlier version) \
+                     was rewritten with it",
+                    aof.path.display()
+                ),
+                Err(e) => eprintln!(
+                    "matou-kv: {}: a log without the format header could not be rewritten \
+                     with it yet ({e}); the next rewrite will",
+                    aof.path.display()
+                ),
+            }
+        }
+        Ok((aof, replayed, repaired))
     }
 
     fn broken_error(&self) -> Option<io::Error> {
@@ -457,17 +597,18 @@ impl Aof {
         let before_rename = file
             .write_all(side)
             .and_then(|()| file.sync_all())
+            .and_then(|()| files::check_is_open_file(&self.path, &self.file))
             .and_then(|()| fs::rename(&tmp, &self.path));
         if let Err(e) = before_rename {
             self.abort_rewrite();
             return Err(e);
         }
         self.rewriting = None;
-        let after =
-            sync_dir(&self.dir).and_then(|()| OpenOptions::new().append(true).open(&self.path));
-        match after {
-            Ok(f) => {
-                self.file = f;
+        // The new file stays open (for appending) under its new name:
+        // nothing is reopened by path.
+        self.file = file;
+        match sync_dir(&self.dir) {
+            Ok(()) => {
                 self.size = size + side_len;
                 self.base_size = self.size;
                 self.unsynced = false;

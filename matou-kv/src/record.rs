@@ -33,6 +33,12 @@ const PEXPIREAT: u8 = 6;
 const PERSIST: u8 = 7;
 const FLUSHALL: u8 = 8;
 
+/// Whether `b` is the tag byte of some record: the cheap first filter of a
+/// log scan looking for where the next record starts (see `aof::scan`).
+pub fn is_tag(b: u8) -> bool {
+    (SET..=FLUSHALL).contains(&b)
+}
+
 /// One mutation of the store.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LogRecord {

@@ -3,6 +3,8 @@
 
 use super::*;
 use crate::command::execute;
+use std::fs::OpenOptions;
+use std::os::unix::fs::PermissionsExt;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// A fresh directory (not created) under the system temp dir.
@@ -58,7 +60,11 @@ fn open_creates_the_directory_and_replays_what_was_committed() {
     run(&mut store, &mut aof, &["SET", "b", "x", "PXAT", "99999"]);
     run(&mut store, &mut aof, &["APPEND", "b", "y"]);
     assert!(aof.has_pending());
-    assert_eq!(aof.size(), 0, "nothing is written before the commit");
+    assert_eq!(
+        aof.size(),
+        FILE_HEADER_LEN as u64,
+        "the header only: nothing is written before the commit"
+    );
     aof.commit().unwrap();
     assert!(!aof.has_pending());
     assert_eq!(aof.size(), fs::metadata(d.join(FILE_NAME)).unwrap().len());
@@ -100,7 +106,7 @@ fn a_torn_tail_is_cut_and_appends_resume_after_the_valid_prefix() {
     let (store, mut aof, replayed) = reopen(&d);
     assert_eq!(replayed.records, 9);
     let cut = replayed.cut.unwrap();
-    assert_eq!(cut.damage, Damage::TornTail);
+    assert_eq!(cut.damage, Damage::Truncated);
     assert_eq!(cut.offset + cut.dropped, full - 3);
     assert_eq!(
         fs::metadata(&path).unwrap().len(),
@@ -118,7 +124,7 @@ fn a_torn_tail_is_cut_and_appends_resume_after_the_valid_prefix() {
 }
 
 #[test]
-fn a_flipped_byte_cuts_everything_from_its_record() {
+fn a_flipped_byte_refuses_the_open_and_repair_recovers_the_rest() {
     let d = dir("flip");
     let (_, mut aof, _) = reopen(&d);
     let mut starts = Vec::new();
@@ -132,14 +138,133 @@ fn a_flipped_byte_cuts_everything_from_its_record() {
     let mut bytes = fs::read(&path).unwrap();
     bytes[starts[6] as usize + HEADER + 2] ^= 1;
     fs::write(&path, &bytes).unwrap();
-    let (store, _, replayed) = reopen(&d);
-    assert_eq!(replayed.records, 6);
+    let mut store = Store::new();
+    let e = Aof::open(&d, Fsync::Always, &mut store).unwrap_err();
+    let refused = Refused::of(&e).expect("a refusal");
     assert_eq!(
-        replayed.cut.map(|c| (c.offset, c.damage)),
-        Some((starts[6], Damage::BadChecksum))
+        (refused.cut.offset, refused.cut.damage, refused.cut.dropped),
+        (
+            starts[6],
+            Damage::BadChecksum,
+            bytes.len() as u64 - starts[6]
+        )
     );
-    assert_eq!(store.len(), 6);
-    assert_eq!(fs::metadata(&path).unwrap().len(), starts[6]);
+    assert!(e.to_string().contains(&path.display().to_string()), "{e}");
+    assert_eq!(fs::read(&path).unwrap(), bytes, "the file is untouched");
+    let (aof, replayed, repaired) = Aof::open_with(&d, Fsync::Always, &mut store, true).unwrap();
+    let repaired = repaired.expect("repaired");
+    assert_eq!(fs::read(&repaired.damaged_copy).unwrap(), bytes, "copy kept");
+    assert_eq!((replayed.records, store.len()), (9, 9));
+    assert!(store.raw(b"k6").is_none() && store.raw(b"k7").is_some());
+    assert!(repaired.to_string().contains(&format!(
+        "lost: bytes {}..{}",
+        starts[6], starts[7]
+    )));
+    drop(aof);
+    let (again, _, replayed) = reopen(&d);
+    assert_eq!((replayed.format, replayed.cut), (Format::Current, None));
+    assert!(again == store);
+    fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn a_symlinked_or_special_log_is_refused_untouched() {
+    let d = dir("symlink");
+    fs::create_dir_all(&d).unwrap();
+    let victim = d.with_extension("victim");
+    fs::write(&victim, b"precious").unwrap();
+    std::os::unix::fs::symlink(&victim, d.join(FILE_NAME)).unwrap();
+    let e = Aof::open(&d, Fsync::Always, &mut Store::new()).unwrap_err();
+    assert!(e.to_string().contains("symbolic link"), "{e}");
+    assert_eq!(fs::read(&victim).unwrap(), b"precious");
+    fs::remove_file(d.join(FILE_NAME)).unwrap();
+    fs::create_dir(d.join(FILE_NAME)).unwrap();
+    let e = Aof::open(&d, Fsync::Always, &mut Store::new()).unwrap_err();
+    assert!(e.to_string().contains("a directory"), "{e}");
+    fs::remove_dir_all(&d).unwrap();
+    fs::remove_file(&victim).unwrap();
+}
+
+#[test]
+fn the_directory_is_locked_while_a_log_is_open() {
+    let d = dir("lock");
+    let (_, aof, _) = reopen(&d);
+    let e = Aof::open(&d, Fsync::Always, &mut Store::new()).unwrap_err();
+    let pid = std::process::id();
+    assert!(e.to_string().contains(&format!("pid {pid}")), "{e}");
+    assert_eq!(
+        fs::read_to_string(d.join(files::LOCK_FILE)).unwrap().trim(),
+        pid.to_string()
+    );
+    drop(aof);
+    let _ = reopen(&d);
+    fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn a_rewrite_never_renames_over_what_is_not_the_open_log() {
+    let d = dir("rename-check");
+    let (mut store, mut aof, _) = reopen(&d);
+    run(&mut store, &mut aof, &["SET", "a", "1"]);
+    aof.commit().unwrap();
+    let path = d.join(FILE_NAME);
+    // Someone replaces the log by a link to another file.
+    let other = d.with_extension("other");
+    fs::write(&other, b"not ours").unwrap();
+    fs::rename(&path, d.join("moved")).unwrap();
+    std::os::unix::fs::symlink(&other, &path).unwrap();
+    let e = aof.rewrite(&store).unwrap_err();
+    assert!(e.to_string().contains("refusing to rename"), "{e}");
+    assert!(fs::symlink_metadata(&path).unwrap().file_type().is_symlink());
+    assert_eq!(fs::read(&other).unwrap(), b"not ours");
+    assert_eq!(aof.rewrites(), 0);
+    drop(aof);
+    fs::remove_dir_all(&d).unwrap();
+    fs::remove_file(&other).unwrap();
+}
+
+#[test]
+fn files_are_private_and_rewrites_keep_the_header() {
+    let d = dir("modes");
+    let (mut store, mut aof, _) = reopen(&d);
+    let mode = |p: &Path| fs::symlink_metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&d), 0o700);
+    assert_eq!(mode(&d.join(FILE_NAME)), 0o600);
+    assert_eq!(mode(&d.join(files::LOCK_FILE)), 0o600);
+    assert_eq!(fs::read(d.join(FILE_NAME)).unwrap(), FILE_HEADER);
+    run(&mut store, &mut aof, &["SET", "a", "1"]);
+    aof.rewrite(&store).unwrap();
+    assert_eq!(mode(&d.join(FILE_NAME)), 0o600);
+    assert!(fs::read(d.join(FILE_NAME))
+        .unwrap()
+        .starts_with(&FILE_HEADER));
+    drop(aof);
+    fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn a_legacy_log_is_replayed_and_migrated_to_the_header() {
+    let d = dir("legacy");
+    fs::create_dir_all(&d).unwrap();
+    let mut legacy = Vec::new();
+    for i in 0..5 {
+        assert!(frame(&set(&format!("k{i}"), "v"), &mut legacy));
+    }
+    // Torn, as a crash of the old version left it.
+    legacy.extend_from_slice(&[9, 0, 0]);
+    fs::write(d.join(FILE_NAME), &legacy).unwrap();
+    let (store, aof, replayed) = reopen(&d);
+    assert_eq!((replayed.format, replayed.records), (Format::Legacy, 5));
+    assert_eq!(replayed.cut.map(|c| c.damage), Some(Damage::Truncated));
+    assert_eq!(store.len(), 5);
+    assert_eq!(aof.rewrites(), 1);
+    drop(aof);
+    assert!(fs::read(d.join(FILE_NAME))
+        .unwrap()
+        .starts_with(&FILE_HEADER));
+    let (again, _, replayed) = reopen(&d);
+    assert_eq!((replayed.format, replayed.cut), (Format::Current, None));
+    assert!(again == store);
     fs::remove_dir_all(&d).unwrap();
 }
 
