@@ -67,8 +67,8 @@ pub mod repair;
 pub mod scan;
 
 pub use frame::{
-    frame, frame_set, read_log, Cut, Damage, Format, LogBytes, LogFile, LogReader, Replayed,
-    CHUNK, FILE_HEADER, FILE_HEADER_LEN, HEADER, MAX_PAYLOAD,
+    frame, frame_set, read_log, Cut, Damage, Format, LogBytes, LogFile, LogReader, Replayed, CHUNK,
+    FILE_HEADER, FILE_HEADER_LEN, HEADER, MAX_PAYLOAD,
 };
 pub use repair::Repaired;
 

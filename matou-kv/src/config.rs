@@ -9,6 +9,10 @@
 //! the redis.conf spellings `appendfsync`, `proto-max-bulk-len` and
 //! `client-query-buffer-limit`.
 //!
+//! `requirepass` may also come from the environment (`MATOU_KV_REQUIREPASS`,
+//! between the file and the flags), so that it need not be on the command
+//! line. `--repair-log` is the one flag without a value.
+//!
 //! Parsing does no I/O besides reading that file, and prints nothing:
 //! `main` decides how to report (`--help`: exit 0; an error: exit 2).
 
@@ -48,6 +52,9 @@ pub struct Config {
     /// (Redis's `client-query-buffer-limit`): over it, the client gets a
     /// protocol error and is disconnected.
     pub max_query_bytes: usize,
+    /// `--repair-log`: a damaged log is moved aside and repaired instead of
+    /// refusing the start.
+    pub repair_log: bool,
 }
 
 impl Default for Config {
@@ -63,6 +70,7 @@ impl Default for Config {
             max_request_bytes: resp::DEFAULT_MAX_BULK,
             max_args: resp::DEFAULT_MAX_ARGS,
             max_query_bytes: DEFAULT_MAX_QUERY,
+            repair_log: false,
         }
     }
 }
@@ -167,7 +175,10 @@ FLAGS (each also accepts --flag=value):
     --workers N            worker threads besides the main one, each serving
                            clients [default: 0 below 4 CPUs, else 3/4 of
                            the CPUs - 1]
-    --requirepass PW       clients must send AUTH PW before any other command
+    --requirepass PW       clients must send AUTH PW before any other command;
+                           to keep it off the command line (visible to every
+                           local user in ps), put `requirepass PW` in the
+                           --config file or set MATOU_KV_REQUIREPASS=PW
     --maxclients N         connections served at once; more are refused [default: 10000]
     --max-request-bytes N  longest argument of a request [default: 536870912]
     --max-args N           most arguments in one request [default: 1048576]
@@ -178,9 +189,26 @@ FLAGS (each also accepts --flag=value):
                            names are the flags' without `--`, or appendfsync,
                            proto-max-bulk-len and client-query-buffer-limit);
                            the flags override the file
+    --repair-log           if the log is damaged (anything but a torn tail),
+                           keep it as appendonly.mlog.damaged-<time>, load
+                           every intact record (resynchronising past the
+                           damage), write a clean log and print what was lost
     -h, --help             print this help and exit
 
-On start the log is replayed; a torn or corrupt tail is reported and cut.
+    matou-kv check-log FILE
+                           report on a log (intact records, damage offsets,
+                           bytes after them) without changing it; exit status
+                           0 if valid, 1 if damaged (the server would refuse
+                           it), 3 if only a torn tail (the server cuts it)
+
+ENVIRONMENT:
+    MATOU_KV_REQUIREPASS   the password, as --requirepass (which overrides it);
+                           it overrides the config file's requirepass
+
+On start the log is replayed; a torn tail (an append cut short by a crash)
+is reported and cut. Any other damage, or a file that is not a matou-kv log,
+stops the start with the file left unchanged: see --repair-log and check-log.
+One server per data directory: a second one on the same --dir exits at once.
 SIGINT, SIGTERM or the SHUTDOWN command stop the server gracefully.
 Exit status: 0 on a clean stop, 1 on a failure, 2 for bad flags.
 ";
@@ -190,12 +218,34 @@ Exit status: 0 on a clean stop, 1 on a failure, 2 for bad flags.
 /// # Errors
 /// A message naming the bad flag, value or config file line.
 pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Parsed, ConfigError> {
+    let env_pass = std::env::var(REQUIREPASS_ENV).ok();
+    parse_with_env(args, env_pass)
+}
+
+/// The environment variable that may hold `requirepass`.
+pub const REQUIREPASS_ENV: &str = "MATOU_KV_REQUIREPASS";
+
+/// [`parse`] with the value of [`REQUIREPASS_ENV`] given (`None`: unset).
+/// Precedence: defaults, the file, the environment, the flags.
+///
+/// # Errors
+/// As [`parse`].
+pub fn parse_with_env<I: IntoIterator<Item = String>>(
+    args: I,
+    env_pass: Option<String>,
+) -> Result<Parsed, ConfigError> {
+    let mut repair_log = false;
     let mut pairs: Vec<(String, String)> = Vec::new();
     let mut file: Option<String> = None;
     let mut it = args.into_iter();
     while let Some(arg) = it.next() {
         if arg == "-h" || arg == "--help" {
             return Ok(Parsed::Help);
+        }
+        // The one flag without a value.
+        if arg == "--repair-log" {
+            repair_log = true;
+            continue;
         }
         let Some(flag) = arg.strip_prefix("--").filter(|f| !f.is_empty()) else {
             return Err(ConfigError(format!(
@@ -227,6 +277,10 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Parsed, ConfigEr
             .map_err(|e| ConfigError(format!("cannot read config file {path}: {e}")))?;
         apply_file(&mut config, &text).map_err(|e| ConfigError(format!("{path}:{e}")))?;
     }
+    if let Some(pw) = env_pass {
+        apply(&mut config, "requirepass", &pw).expect("requirepass takes any value");
+    }
+    config.repair_log = repair_log;
     for (name, value) in pairs {
         apply(&mut config, &name, &value).map_err(|e| ConfigError(format!("--{name}: {e}")))?;
     }
@@ -485,8 +539,32 @@ mod tests {
     }
 
     #[test]
+    fn requirepass_from_the_environment_and_repair_log() {
+        let env = |a: &str, pw: Option<&str>| match parse_with_env(args(a), pw.map(String::from)) {
+            Ok(Parsed::Run(c)) => c,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            env("", Some("secret")).requirepass.as_deref(),
+            Some("secret")
+        );
+        assert_eq!(
+            env("--requirepass flag", Some("secret"))
+                .requirepass
+                .as_deref(),
+            Some("flag"),
+            "the flag overrides the environment"
+        );
+        assert_eq!(env("", None).requirepass, None);
+        assert!(!env("--port 1", None).repair_log);
+        let c = env("--repair-log --port 7", None);
+        assert!(c.repair_log && c.port == 7, "--repair-log takes no value");
+        assert!(HELP.contains(REQUIREPASS_ENV) && HELP.contains("check-log"));
+    }
+
+    #[test]
     fn help_mentions_every_flag() {
-        for f in FLAGS.iter().chain(&["config", "help"]) {
+        for f in FLAGS.iter().chain(&["config", "help", "repair-log"]) {
             assert!(
                 HELP.contains(&format!("--{f}")),
                 "--{f} missing from --help"

@@ -8,9 +8,11 @@
 //! - [`store`]: the keyspace with absolute-time expiry, KEYS and a stable
 //!   SCAN; [`glob`]: Redis's pattern matching.
 //! - [`record`]: the log record of one mutation, deterministic to replay.
-//! - [`aof`]: the append-only log: framing with checksums, group commit,
-//!   replay that cuts a damaged tail, and a rewrite whose heavy part can run
-//!   on another thread.
+//! - [`aof`]: the append-only log: a format header and framing with
+//!   checksums, group commit, replay that cuts only a torn tail (other
+//!   damage refuses the start; `--repair-log` and `check-log` resynchronise
+//!   past it), the data directory's lock, and a rewrite whose heavy part can
+//!   run on another thread.
 //! - [`config`]: flags and config file.
 //! - [`server`]: the wiring on the matou runtime (accept loops, client
 //!   handlers, the storage task that owns the store and the log).

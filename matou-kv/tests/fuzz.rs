@@ -3,7 +3,8 @@
 //! log reader (bytes from a disk after any crash). Neither may panic, and
 //! what they allocate is bounded by what they were given.
 
-use matou_kv::aof::{frame, read_log, Damage};
+use matou_kv::aof::scan::{survey, tail_is_torn};
+use matou_kv::aof::{frame, read_log, Damage, Format, FILE_HEADER};
 use matou_kv::record::LogRecord;
 use matou_kv::resp::{parse_request, split_inline, Decoder, Limits, Reply};
 use proptest::prelude::*;
@@ -104,8 +105,9 @@ fn arb_record() -> impl Strategy<Value = LogRecord> {
     ]
 }
 
+/// A headed log of `records`, and each record's end.
 fn framed(records: &[LogRecord]) -> (Vec<u8>, Vec<usize>) {
-    let mut out = Vec::new();
+    let mut out = FILE_HEADER.to_vec();
     let mut ends = Vec::new();
     for r in records {
         assert!(frame(r, &mut out));
@@ -182,22 +184,42 @@ proptest! {
         prop_assert!(crlfs >= 5 && crlfs <= 5 + inside + 1);
     }
 
+    /// Arbitrary bytes, with or without our header: the reader, the
+    /// torn-tail rule and the resynchronising survey never panic, and the
+    /// survey finds at least the reader's valid prefix.
     #[test]
-    fn log_reader_survives_arbitrary_bytes(buf in prop::collection::vec(any::<u8>(), 0..512)) {
+    fn log_reader_survives_arbitrary_bytes(
+        headed in any::<bool>(),
+        body in prop::collection::vec(any::<u8>(), 0..512),
+    ) {
+        let mut buf = if headed { FILE_HEADER.to_vec() } else { Vec::new() };
+        buf.extend_from_slice(&body);
         let (records, outcome) = read_log(&buf);
         prop_assert!(outcome.valid_len as usize <= buf.len());
         prop_assert_eq!(records.len() as u64, outcome.records);
-        // The valid prefix is exactly the frames of what was returned.
-        let (again, _) = framed(&records);
+        // The valid prefix is exactly the header (if any) and the frames
+        // of what was returned.
+        let (mut again, _) = framed(&records);
+        if outcome.format != Format::Current {
+            again.drain(..FILE_HEADER.len());
+        }
         prop_assert_eq!(&again[..], &buf[..outcome.valid_len as usize]);
         match outcome.cut {
             None => prop_assert_eq!(outcome.valid_len as usize, buf.len()),
-            Some(c) => prop_assert_eq!((c.offset + c.dropped) as usize, buf.len()),
+            Some(c) => {
+                prop_assert_eq!((c.offset + c.dropped) as usize, buf.len());
+                let _ = tail_is_torn(&&buf[..], &c, outcome.format, outcome.records).unwrap();
+            }
+        }
+        let mut found = Vec::new();
+        let s = survey(&&buf[..], |r| found.push(r)).unwrap();
+        if s.refused.is_none() {
+            prop_assert_eq!(&found[..records.len()], &records[..]);
         }
     }
 
     /// A log cut anywhere replays exactly the records that ended before
-    /// the cut, and reports a torn tail unless the cut fell on a boundary.
+    /// the cut, and the cut is a torn tail unless it fell on a boundary.
     #[test]
     fn a_torn_log_replays_its_whole_records_exactly(
         records in prop::collection::vec(arb_record(), 0..10),
@@ -208,42 +230,66 @@ proptest! {
         let whole = ends.iter().filter(|&&e| e <= n).count();
         let (got, outcome) = read_log(&bytes[..n]);
         prop_assert_eq!(&got[..], &records[..whole]);
-        let boundary = if whole == 0 { 0 } else { ends[whole - 1] };
+        let header = FILE_HEADER.len();
+        let boundary = match whole {
+            0 if n >= header => header,
+            0 => 0,
+            w => ends[w - 1],
+        };
         prop_assert_eq!(outcome.valid_len as usize, boundary);
         if n == boundary {
             prop_assert_eq!(outcome.cut, None);
         } else {
-            prop_assert_eq!(outcome.cut.map(|c| c.damage), Some(Damage::TornTail));
+            let c = outcome.cut.expect("torn");
+            prop_assert_eq!(c.damage, Damage::Truncated);
+            prop_assert!(tail_is_torn(&&bytes[..n], &c, outcome.format, outcome.records).unwrap());
         }
     }
 
     /// A flipped byte never lets a damaged record through: replay keeps the
-    /// records before the damaged frame, exactly, and cuts the rest.
+    /// records before the damaged frame, exactly; unless it is in the last
+    /// frame, the damage refuses the start; and the survey recovers every
+    /// other record, in order.
     #[test]
-    fn a_flipped_byte_cuts_at_the_damaged_record(
+    fn a_flipped_byte_is_refused_and_resynchronised_past(
         records in prop::collection::vec(arb_record(), 1..10),
         at in any::<prop::sample::Index>(),
         mask in 1u8..=255,
     ) {
         let (bytes, ends) = framed(&records);
-        let i = at.index(bytes.len());
+        let header = FILE_HEADER.len();
+        let i = header + at.index(bytes.len() - header);
         let mut bad = bytes.clone();
         bad[i] ^= mask;
         let damaged = ends.iter().filter(|&&e| e <= i).count();
-        let start = if damaged == 0 { 0 } else { ends[damaged - 1] };
+        let start = if damaged == 0 { header } else { ends[damaged - 1] };
         let (got, outcome) = read_log(&bad);
         // CRC-32 catches every burst of up to 32 bits, so a flipped payload
         // or checksum byte is always detected; a flipped length byte makes
-        // the frame torn or its CRC cover other bytes (a 2^-32 accident).
+        // the frame run past the end or its CRC cover other bytes (a 2^-32
+        // accident).
         prop_assert_eq!(&got[..], &records[..damaged]);
         prop_assert_eq!(outcome.valid_len as usize, start);
         let cut = outcome.cut.expect("cut");
         prop_assert_eq!(cut.offset as usize, start);
-        prop_assert!(matches!(cut.damage, Damage::BadChecksum | Damage::TornTail), "{:?}", cut);
+        prop_assert!(matches!(cut.damage, Damage::BadChecksum | Damage::Truncated), "{:?}", cut);
         if i - start >= 4 {
             // Checksum or payload: the length is intact, the CRC refuses.
             prop_assert_eq!(cut.damage, Damage::BadChecksum);
         }
+        let torn = tail_is_torn(&&bad[..], &cut, outcome.format, outcome.records).unwrap();
+        let last = damaged == records.len() - 1;
+        if !last {
+            prop_assert!(!torn, "damage followed by records is never a torn tail");
+        } else if i - start >= 4 {
+            prop_assert!(torn, "a complete last frame with a bad checksum is cut");
+        }
+        let mut found = Vec::new();
+        let s = survey(&&bad[..], |r| found.push(r)).unwrap();
+        let mut expected = records.clone();
+        expected.remove(damaged);
+        prop_assert_eq!(found, expected);
+        prop_assert_eq!(s.blocks_start(), !torn);
     }
 }
 

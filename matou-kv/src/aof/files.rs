@@ -3,7 +3,8 @@
 //!
 //! Invariants:
 //! - **One server per directory.** [`lock_dir`] takes an exclusive `flock`
-//!   (std's [`File::try_lock`]) on `DIR/matou-kv.lock` before anything else
+//!   (rustix's, as std's `File::try_lock` is newer than our MSRV) on
+//!   `DIR/matou-kv.lock` before anything else
 //!   in the directory is touched, and writes the holder's pid into it; the
 //!   lock lives as long as the returned file (the process, in the server).
 //! - **Private.** A directory this module creates is `0700`, every file it
@@ -16,7 +17,8 @@
 //!   lets a rename over the log first make sure the path still names the
 //!   file the log has open.
 
-use rustix::fs::OFlags;
+use rustix::fs::{flock, FlockOperation, OFlags};
+use rustix::io::Errno;
 use std::fs::{self, DirBuilder, File, OpenOptions, Permissions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
@@ -77,9 +79,9 @@ pub fn lock_dir(dir: &Path) -> io::Result<File> {
         .custom_flags(no_follow())
         .open(&path)
         .map_err(|e| with_path(e, &path))?;
-    match file.try_lock() {
+    match flock(&file, FlockOperation::NonBlockingLockExclusive) {
         Ok(()) => {}
-        Err(fs::TryLockError::WouldBlock) => {
+        Err(e) if e == Errno::WOULDBLOCK => {
             let mut pid = String::new();
             let _ = file.read_to_string(&mut pid);
             let pid = pid.trim();
@@ -98,7 +100,7 @@ pub fn lock_dir(dir: &Path) -> io::Result<File> {
                 ),
             ));
         }
-        Err(fs::TryLockError::Error(e)) => return Err(with_path(e, &path)),
+        Err(e) => return Err(with_path(e.into(), &path)),
     }
     file.set_permissions(Permissions::from_mode(0o600))?;
     file.set_len(0)?;
@@ -155,7 +157,7 @@ pub fn open_log(path: &Path) -> io::Result<(File, bool)> {
         .open(path)
         .map_err(|e| match e.raw_os_error() {
             // ELOOP: it became a symbolic link since the check.
-            Some(e) if e == rustix::io::Errno::LOOP.raw_os_error() => not_regular(path, "a symbolic link"),
+            Some(e) if e == Errno::LOOP.raw_os_error() => not_regular(path, "a symbolic link"),
             _ => with_path(e, path),
         })?;
     let now = file.metadata()?;

@@ -2,7 +2,7 @@
 //! intact record, keeping the damaged file.
 //!
 //! Steps, each leaving a startable directory if the process dies there:
-//! 1. [`survey`](super::scan::survey) the damaged file into a fresh store
+//! 1. [`survey`] the damaged file into a fresh store
 //!    (every intact record, those after damage found by resynchronising);
 //! 2. write that store as a new log (header, then one `Set` per key) to a
 //!    temporary file and fsync it;
@@ -53,7 +53,11 @@ impl fmt::Display for Repaired {
             self.new_size
         )?;
         if let Some(r) = &s.refused {
-            writeln!(f, "lost: the whole file ({} bytes): {}", r.dropped, r.damage)?;
+            writeln!(
+                f,
+                "lost: the whole file ({} bytes): {}",
+                r.dropped, r.damage
+            )?;
         }
         for (i, g) in s.gaps.iter().enumerate() {
             let next = s.gaps.get(i + 1).map_or(s.records, |n| n.records_before);

@@ -79,7 +79,7 @@ pub fn resync(src: &impl LogBytes, from: u64) -> io::Result<Option<u64>> {
     let size = src.size();
     let mut at = from;
     let mut head = [0u8; HEADER + 1];
-    while at + HEADER as u64 + 1 <= size {
+    while at + (HEADER as u64) < size {
         src.read_at(at, &mut head)?;
         let len = u64::from(u32::from_le_bytes([head[0], head[1], head[2], head[3]]));
         let fits = len >= 1 && len <= size - at - HEADER as u64;
@@ -247,10 +247,16 @@ impl fmt::Display for Survey {
         writeln!(f, "{} bytes, {format}", self.size)?;
         if let Some(r) = &self.refused {
             writeln!(f, "refused: {}", r.damage)?;
-            return writeln!(f, "verdict: not a log this build reads; the server refuses it");
+            return writeln!(
+                f,
+                "verdict: not a log this build reads; the server refuses it"
+            );
         }
         for (i, g) in self.gaps.iter().enumerate() {
-            let next = self.gaps.get(i + 1).map_or(self.records, |n| n.records_before);
+            let next = self
+                .gaps
+                .get(i + 1)
+                .map_or(self.records, |n| n.records_before);
             writeln!(
                 f,
                 "damage: {} at offset {}: bytes {}..{} ({} bytes) unreadable, {} bytes from \
@@ -372,7 +378,10 @@ mod tests {
             }]
         );
         let report = s.to_string();
-        assert!(report.contains(&format!("at offset {}", starts[10])), "{report}");
+        assert!(
+            report.contains(&format!("at offset {}", starts[10])),
+            "{report}"
+        );
         assert!(report.contains("4989 intact records after it"), "{report}");
     }
 

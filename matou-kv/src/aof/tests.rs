@@ -153,13 +153,16 @@ fn a_flipped_byte_refuses_the_open_and_repair_recovers_the_rest() {
     assert_eq!(fs::read(&path).unwrap(), bytes, "the file is untouched");
     let (aof, replayed, repaired) = Aof::open_with(&d, Fsync::Always, &mut store, true).unwrap();
     let repaired = repaired.expect("repaired");
-    assert_eq!(fs::read(&repaired.damaged_copy).unwrap(), bytes, "copy kept");
+    assert_eq!(
+        fs::read(&repaired.damaged_copy).unwrap(),
+        bytes,
+        "copy kept"
+    );
     assert_eq!((replayed.records, store.len()), (9, 9));
     assert!(store.raw(b"k6").is_none() && store.raw(b"k7").is_some());
-    assert!(repaired.to_string().contains(&format!(
-        "lost: bytes {}..{}",
-        starts[6], starts[7]
-    )));
+    assert!(repaired
+        .to_string()
+        .contains(&format!("lost: bytes {}..{}", starts[6], starts[7])));
     drop(aof);
     let (again, _, replayed) = reopen(&d);
     assert_eq!((replayed.format, replayed.cut), (Format::Current, None));
@@ -215,7 +218,10 @@ fn a_rewrite_never_renames_over_what_is_not_the_open_log() {
     std::os::unix::fs::symlink(&other, &path).unwrap();
     let e = aof.rewrite(&store).unwrap_err();
     assert!(e.to_string().contains("refusing to rename"), "{e}");
-    assert!(fs::symlink_metadata(&path).unwrap().file_type().is_symlink());
+    assert!(fs::symlink_metadata(&path)
+        .unwrap()
+        .file_type()
+        .is_symlink());
     assert_eq!(fs::read(&other).unwrap(), b"not ours");
     assert_eq!(aof.rewrites(), 0);
     drop(aof);
