@@ -325,7 +325,8 @@ impl Aof {
     /// [`open`](Self::open), and with `repair`, a [`Refused`] log is
     /// repaired instead ([`repair::repair`]): what was done is returned
     /// (and `store` holds every intact record). A log that replays fine is
-    /// left alone.
+    /// left alone, and so is one of another format version (refused still:
+    /// it needs the build that wrote it, a repair would drop it whole).
     ///
     /// # Errors
     /// As [`open`](Self::open), and the repair's.
@@ -368,7 +369,12 @@ impl Aof {
                 }
                 replayed
             }
-            Err(e) if repair && Refused::of(&e).is_some() => {
+            Err(e)
+                if repair
+                    && Refused::of(&e).is_some_and(|r| {
+                        !matches!(r.cut.damage, Damage::UnsupportedVersion(_))
+                    }) =>
+            {
                 eprintln!("matou-kv: {e}");
                 let done = repair::repair(dir, &file, store)?;
                 (file, _) = files::open_log(&path)?;

@@ -193,6 +193,7 @@ FLAGS (each also accepts --flag=value):
                            keep it as appendonly.mlog.damaged-<time>, load
                            every intact record (resynchronising past the
                            damage), write a clean log and print what was lost
+                           (a log of another format version is never repaired)
     -h, --help             print this help and exit
 
     matou-kv check-log FILE

@@ -198,6 +198,22 @@ fn a_foreign_file_is_refused_untouched() {
     assert_eq!(status.code(), Some(1), "{err}");
     assert!(err.contains("format version 2"), "{err}");
     assert_eq!(std::fs::read(&path).unwrap(), v2);
+    let (status, err) = refused_start(&dir, &["--repair-log"]);
+    assert_eq!(status.code(), Some(1), "not repaired away: {err}");
+    assert_eq!(std::fs::read(&path).unwrap(), v2);
+    // A foreign file under --repair-log is moved aside whole, and the
+    // server starts empty.
+    std::fs::write(&path, &junk).unwrap();
+    let mut s = Server::start(&dir, &["--repair-log"]);
+    let n: i64 = cmd("DBSIZE").query(&mut s.client()).unwrap();
+    assert_eq!(n, 0);
+    assert!(s.stderr().contains("lost: the whole file (1048576 bytes)"));
+    let kept = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().contains(".damaged-"))
+        .expect("a copy");
+    assert_eq!(std::fs::read(kept).unwrap(), junk);
 }
 
 /// Scenario 3: `appendonly.mlog -> victim.txt`.
