@@ -39,6 +39,96 @@ pub fn is_tag(b: u8) -> bool {
     (SET..=FLUSHALL).contains(&b)
 }
 
+/// Whether a payload of `len` bytes whose byte at offset `i` is `byte(i)`
+/// has the layout of a record: its fields, walked by their lengths, end
+/// exactly at `len`. A necessary condition for [`LogRecord::decode`]
+/// (looser: varints are not checked for overlong forms, and a `MSET` or
+/// `DEL` is walked over its first 1024 items only), that reads a few bytes
+/// where decoding reads them all: what a log scan checks before the CRC of
+/// a long candidate frame. `byte` returns `None` past the end of what it can
+/// read.
+pub fn has_record_layout(len: u64, byte: impl FnMut(u64) -> Option<u8>) -> bool {
+    /// Most `MSET`/`DEL` items walked.
+    const WALK: u64 = 1024;
+    let mut w = Walk { byte, at: 0, len };
+    let Some(tag) = w.next() else {
+        return false;
+    };
+    let end = match tag {
+        SET | APPEND => w.string().and_then(|()| w.string()),
+        SET_EXPIRE => w
+            .string()
+            .and_then(|()| w.string())
+            .and_then(|()| w.skip(8)),
+        PEXPIREAT => w.string().and_then(|()| w.skip(8)),
+        PERSIST => w.string(),
+        FLUSHALL => Some(()),
+        MSET | DEL => {
+            let per_item = if tag == MSET { 2 } else { 1 };
+            let Some(n) = w.varint() else {
+                return false;
+            };
+            for _ in 0..n.min(WALK) * per_item {
+                if w.string().is_none() {
+                    return false;
+                }
+            }
+            // Past the walked items, every remaining string takes a byte.
+            return match n.checked_sub(WALK) {
+                Some(rest) => rest
+                    .checked_mul(per_item)
+                    .is_some_and(|r| w.len - w.at >= r),
+                None => w.at == w.len,
+            };
+        }
+        _ => None,
+    };
+    end.is_some() && w.at == w.len
+}
+
+/// A cursor for [`has_record_layout`]: reads bytes through a callback,
+/// never past `len`.
+struct Walk<F> {
+    byte: F,
+    at: u64,
+    len: u64,
+}
+
+impl<F: FnMut(u64) -> Option<u8>> Walk<F> {
+    fn next(&mut self) -> Option<u8> {
+        if self.at >= self.len {
+            return None;
+        }
+        let b = (self.byte)(self.at)?;
+        self.at += 1;
+        Some(b)
+    }
+
+    /// A LEB128 varint (overlong forms allowed: looser than decoding).
+    fn varint(&mut self) -> Option<u64> {
+        let mut n = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = self.next()?;
+            n |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Some(n);
+            }
+        }
+        None
+    }
+
+    fn skip(&mut self, n: u64) -> Option<()> {
+        self.at = self.at.checked_add(n).filter(|&end| end <= self.len)?;
+        Some(())
+    }
+
+    /// A byte string: its length, then its bytes.
+    fn string(&mut self) -> Option<()> {
+        let n = self.varint()?;
+        self.skip(n)
+    }
+}
+
 /// One mutation of the store.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LogRecord {

@@ -218,6 +218,25 @@ proptest! {
         }
     }
 
+    /// The layout check a resync makes before a long CRC is a necessary
+    /// condition of decoding: it never rejects a record.
+    #[test]
+    fn every_record_has_a_record_layout(
+        record in arb_record(),
+        junk in prop::collection::vec(any::<u8>(), 0..64),
+    ) {
+        use matou_kv::record::has_record_layout;
+        let at = |b: &[u8]| {
+            let b = b.to_vec();
+            move |i: u64| b.get(i as usize).copied()
+        };
+        let bytes = record.to_bytes();
+        prop_assert!(has_record_layout(bytes.len() as u64, at(&bytes)));
+        if LogRecord::decode(&junk).is_some() {
+            prop_assert!(has_record_layout(junk.len() as u64, at(&junk)));
+        }
+    }
+
     /// A log cut anywhere replays exactly the records that ended before
     /// the cut, and the cut is a torn tail unless it fell on a boundary.
     #[test]

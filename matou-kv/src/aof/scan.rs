@@ -39,7 +39,11 @@
 //! read as a frame header whose length fits in the file, whose first
 //! payload byte is a record tag (8 of 256 values), whose payload matches
 //! its CRC-32, and which decodes strictly as one record (exact lengths, no
-//! trailing byte). For bytes that are not a frame, passing both the tag
+//! trailing byte); a candidate longer than [`CHUNK`](super::CHUNK) must
+//! first have a record's layout (its fields, walked by their lengths, end
+//! exactly at the frame's end), read with a few small reads, so that
+//! garbage with plausible long lengths does not cost a CRC over megabytes
+//! at every offset. For bytes that are not a frame, passing both the tag
 //! filter and the CRC has odds of 2^-5 x 2^-32 = 2^-37 per offset (about
 //! one false record per 128 GiB of garbage scanned), before the strict
 //! decode rejects most of those. The one real risk is a frame *embedded*
@@ -48,10 +52,11 @@
 //! every gap with its offsets, so what was skipped and where recovery
 //! resumed can be checked. Cost: the scan stops at the first intact frame,
 //! normally the next record; only lengths that fit in the file are
-//! checksummed, in [`CHUNK`](super::CHUNK)-byte pieces.
+//! checksummed, in `CHUNK`-byte pieces, long ones only past the layout
+//! check.
 
-use super::frame::{probe, read_header, Cut, Damage, Format, LogBytes, Probe, HEADER};
-use crate::record::{is_tag, LogRecord};
+use super::frame::{probe, read_header, Cut, Damage, Format, LogBytes, Probe, CHUNK, HEADER};
+use crate::record::{has_record_layout, is_tag, LogRecord};
 use std::fmt;
 use std::io;
 
@@ -83,12 +88,35 @@ pub fn resync(src: &impl LogBytes, from: u64) -> io::Result<Option<u64>> {
         src.read_at(at, &mut head)?;
         let len = u64::from(u32::from_le_bytes([head[0], head[1], head[2], head[3]]));
         let fits = len >= 1 && len <= size - at - HEADER as u64;
-        if fits && is_tag(head[HEADER]) && matches!(probe(src, at)?, Probe::Frame { .. }) {
+        if fits
+            && is_tag(head[HEADER])
+            && (len <= CHUNK as u64 || layout_fits(src, at + HEADER as u64, len)?)
+            && matches!(probe(src, at)?, Probe::Frame { .. })
+        {
             return Ok(Some(at));
         }
         at += 1;
     }
     Ok(None)
+}
+
+/// Whether the `len` bytes at `start` have a record's layout
+/// ([`has_record_layout`]): a few small reads, where the CRC would read them
+/// all.
+fn layout_fits(src: &impl LogBytes, start: u64, len: u64) -> io::Result<bool> {
+    let mut error = None;
+    let mut b = [0u8; 1];
+    let fits = has_record_layout(len, |i| match src.read_at(start + i, &mut b) {
+        Ok(()) => Some(b[0]),
+        Err(e) => {
+            error = Some(e);
+            None
+        }
+    });
+    match error {
+        Some(e) => Err(e),
+        None => Ok(fits),
+    }
 }
 
 /// Whether the damage `cut` found after `records` intact records of a
@@ -435,6 +463,36 @@ mod tests {
             Some(Damage::UnsupportedVersion(2))
         );
         assert!(!torn(&v2));
+    }
+
+    #[test]
+    fn resync_finds_long_records_and_crosses_long_garbage() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut noise = |n: usize| -> Vec<u8> {
+            (0..n)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    (seed >> 32) as u8
+                })
+                .collect()
+        };
+        let big = LogRecord::Set {
+            key: b"big".to_vec(),
+            value: noise(3 * super::super::CHUNK),
+            expire_at_ms: None,
+        };
+        let (mut bytes, _) = log(3);
+        // 1 MiB of garbage (long plausible lengths included), then records.
+        bytes.extend_from_slice(&noise(1 << 20));
+        let resume = bytes.len() as u64;
+        assert!(frame(&big, &mut bytes));
+        assert!(frame(&set(7), &mut bytes));
+        let (s, got) = survey_of(&bytes);
+        assert_eq!(got, vec![set(0), set(1), set(2), big, set(7)]);
+        assert_eq!(s.gaps.len(), 1);
+        assert_eq!(s.gaps[0].end, resume);
     }
 
     #[test]
