@@ -463,3 +463,33 @@ fn records_appended_during_a_rewrite_reach_the_new_log() {
     assert_eq!(again.get(b"base", 0), Some(&b"2"[..]));
     fs::remove_dir_all(&d).unwrap();
 }
+
+#[test]
+fn a_torn_creation_or_a_zeroed_tail_is_cut_like_a_torn_record() {
+    let d = dir("torn-header");
+    fs::create_dir_all(&d).unwrap();
+    let path = d.join(FILE_NAME);
+    fs::write(&path, &FILE_HEADER[..5]).unwrap();
+    let (store, aof, replayed) = reopen(&d);
+    assert!(store.is_empty());
+    assert_eq!(replayed.cut.map(|c| c.damage), Some(Damage::Truncated));
+    drop(aof);
+    assert_eq!(
+        fs::read(&path).unwrap(),
+        FILE_HEADER,
+        "the header rewritten"
+    );
+    // Zeros where the last records should be: the size reached the disk
+    // before the data.
+    let mut bytes = FILE_HEADER.to_vec();
+    assert!(frame(&set("a", "1"), &mut bytes));
+    let valid = bytes.len() as u64;
+    bytes.extend_from_slice(&[0; 4096]);
+    fs::write(&path, &bytes).unwrap();
+    let (store, aof, replayed) = reopen(&d);
+    assert_eq!((store.len(), replayed.records), (1, 1));
+    assert_eq!(replayed.cut.map(|c| c.offset), Some(valid));
+    drop(aof);
+    assert_eq!(fs::metadata(&path).unwrap().len(), valid);
+    fs::remove_dir_all(&d).unwrap();
+}
