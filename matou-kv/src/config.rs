@@ -160,6 +160,7 @@ matou-kv: a durable key-value server speaking RESP2 (Redis clients work).
 
 USAGE:
     matou-kv [FLAGS]
+    matou-kv check-log FILE
 
 FLAGS (each also accepts --flag=value):
     --port N               TCP port to listen on [default: 6379]

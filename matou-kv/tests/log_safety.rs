@@ -4,7 +4,7 @@
 //! `--repair-log` keeps a copy and recovers the intact records after the
 //! damage; `check-log` reports without changing anything; a second server
 //! on one directory exits naming the first's pid; files are private under
-//! umask 000.
+//! umask 000; the password can come from the environment.
 
 mod common;
 
@@ -348,4 +348,38 @@ fn files_are_private_under_umask_000() {
     let _ = child.kill();
     let _ = child.wait();
     assert_eq!(modes, (0o700, 0o600, 0o600));
+}
+
+#[test]
+fn requirepass_can_come_from_the_environment() {
+    let dir = temp_dir("env-pass");
+    let port = free_port();
+    let mut child = Command::new(BIN)
+        .args(["--port", &port.to_string(), "--workers", "0", "--dir"])
+        .arg(&dir)
+        .env("MATOU_KV_REQUIREPASS", "from-env")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "the server did not start");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let url = |auth: &str| format!("redis://{auth}127.0.0.1:{port}/");
+    let mut c = redis::Client::open(url(""))
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let e = cmd("PING").query::<String>(&mut c).unwrap_err();
+    let with_pw = redis::Client::open(url(":from-env@"))
+        .unwrap()
+        .get_connection();
+    let pong = with_pw.map(|mut c| cmd("PING").query::<String>(&mut c));
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(e.to_string().contains("NOAUTH"), "{e}");
+    assert_eq!(pong.unwrap().unwrap(), "PONG");
 }
