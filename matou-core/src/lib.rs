@@ -47,7 +47,7 @@ mod waker_cell;
 
 pub use combinators::{await_all, await_first, await_one, both, race, Either, Race};
 pub use error::{Error, PanicPayload};
-pub use orphans::{Care, Orphans};
+pub use orphans::{Care, Orphans, OrphansHandle, Refused, RefusedReason};
 pub use promise::{Cancel, Promise};
 pub use runtime::{
     current_worker, live_tasks, run, worker_count, Builder, WorkerId, DEFAULT_IDLE_SPIN,

@@ -135,6 +135,18 @@ impl Worker {
         }
     }
 
+    /// Whether `task` still lives on this worker and may take new children:
+    /// not terminated, not finished, not cancelling (a cancelling task already
+    /// cancelled the children it had, and would wait forever for a new one).
+    pub(crate) fn accepts_children(&self, task: Current) -> bool {
+        self.tasks.borrow().get(task.key).is_some_and(|slot| {
+            slot.header.id == task.id
+                && !slot.cancelling
+                && !slot.header.state.cancel_requested()
+                && !slot.header.state.is_terminated()
+        })
+    }
+
     pub(crate) fn header_of(&self, task: Current) -> TaskRef {
         self.tasks.borrow()[task.key].header.clone()
     }
@@ -190,6 +202,7 @@ impl Worker {
             match msg {
                 Remote::Wake(header) => self.run_queue.borrow_mut().push_back(header),
                 Remote::Spawn(task) => self.insert_task(task),
+                Remote::Run(job) => job(self),
             }
         }
         *self.remote.borrow_mut() = batch;
