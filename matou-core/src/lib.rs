@@ -39,6 +39,7 @@ mod orphans;
 mod promise;
 mod runtime;
 mod seam;
+mod select;
 mod spawn;
 pub mod sync;
 mod syscall;
@@ -53,6 +54,7 @@ pub use runtime::{
     current_worker, live_tasks, run, worker_count, Builder, WorkerId, DEFAULT_IDLE_SPIN,
 };
 pub use seam::{EventSource, Interrupt, ParkingEventSource, Signal, Uid};
+pub use select::{race_all, RaceAll};
 pub use spawn::{call, parallel, spawn, yield_now, YieldNow};
 pub use syscall::{suspend, syscall, Suspend, Syscall};
 pub use task::TaskId;

@@ -61,12 +61,46 @@ pub(crate) struct Mailbox {
     waker: Option<Waker>,
 }
 
+impl Mailbox {
+    fn refusal(&self) -> Result<(), RefusedReason> {
+        if self.dropped {
+            Err(RefusedReason::OwnerGone)
+        } else if self.closed {
+            Err(RefusedReason::Closed)
+        } else {
+            Ok(())
+        }
+    }
+}
+
 #[derive(Default)]
 pub(crate) struct Shared(Mutex<Mailbox>);
 
 impl Shared {
     pub(crate) fn lock(&self) -> MutexGuard<'_, Mailbox> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Why a handle spawn would be refused now, if it would.
+    pub(crate) fn refusal(&self) -> Result<(), RefusedReason> {
+        self.lock().refusal()
+    }
+
+    /// Accepts a handle spawn from away from the owner's worker: counts it
+    /// as on its way, under the lock `close` takes.
+    pub(crate) fn admit(&self) -> Result<(), RefusedReason> {
+        let mut m = self.lock();
+        m.refusal()?;
+        m.requested += 1;
+        Ok(())
+    }
+
+    /// An admitted spawn reached the owner's worker; returns whether the set
+    /// still exists to take it.
+    pub(crate) fn arrived(&self) -> bool {
+        let mut m = self.lock();
+        m.requested -= 1;
+        !m.dropped
     }
 
     /// Wakes the owner if it waits in `get`.
@@ -231,10 +265,10 @@ impl<T> Orphans<T> {
         self.check_owner()?;
         let owner = context::current().ok_or(Error::NotOwner)?;
         let adopted = self.adopted.get_or_init(Arc::default).clone();
-        Ok(context::with_worker(|w| {
-            OrphansHandle::new(w, owner, self.shared.clone(), adopted)
-        })
-        .expect("a current task runs on a worker"))
+        Ok(
+            context::with_worker(|w| OrphansHandle::new(w, owner, self.shared.clone(), adopted))
+                .expect("a current task runs on a worker"),
+        )
     }
 
     /// Stops accepting spawns from [`OrphansHandle`]s: from now on they are

@@ -3,9 +3,7 @@
 //! task with `next`; refusals when the set is closed or gone.
 
 use matou_core::sync::oneshot;
-use matou_core::{
-    call, current_worker, live_tasks, spawn, Builder, Orphans, RefusedReason,
-};
+use matou_core::{call, current_worker, live_tasks, spawn, Builder, Orphans, RefusedReason};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -74,7 +72,7 @@ fn handle_spawns_from_a_plain_thread_run_on_the_owners_worker() {
         });
         // The thread may still be spawning while the set looks empty; once
         // it said it is done, `next` must see every one of its tasks.
-        let mut seen = vec![false; N];
+        let mut seen = [false; N];
         let mut count = 0;
         let mut done = false;
         loop {
@@ -109,9 +107,7 @@ fn handle_spawns_and_calls_from_another_worker() {
         let remote = call(move || async move {
             let here = current_worker();
             handle.spawn(async { (0, current_worker()) }).unwrap();
-            handle
-                .call(|| async { (1, current_worker()) })
-                .unwrap();
+            handle.call(|| async { (1, current_worker()) }).unwrap();
             // Not the owner's worker: a non-`Send` spawn is refused, the
             // future handed back.
             let refused = handle.spawn_local(std::future::ready((2, here)));

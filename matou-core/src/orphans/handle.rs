@@ -286,14 +286,8 @@ impl<T: Send + 'static> OrphansHandle<T> {
     where
         M: FnOnce(&Worker, Current, V, Hook) -> Promise<T>,
     {
-        {
-            let m = self.set.lock();
-            if m.dropped {
-                return Err(Refused::new(Reason::OwnerGone, value));
-            }
-            if m.closed {
-                return Err(Refused::new(Reason::Closed, value));
-            }
+        if let Err(reason) = self.set.refusal() {
+            return Err(Refused::new(reason, value));
         }
         if !w.accepts_children(self.owner) {
             return Err(Refused::new(Reason::OwnerGone, value));
@@ -314,15 +308,8 @@ impl<T: Send + 'static> OrphansHandle<T> {
         V: Send + 'static,
         M: FnOnce(&Worker, Current, V, Hook) -> Promise<T> + Send + 'static,
     {
-        {
-            let mut m = self.set.lock();
-            if m.dropped {
-                return Err(Refused::new(Reason::OwnerGone, value));
-            }
-            if m.closed {
-                return Err(Refused::new(Reason::Closed, value));
-            }
-            m.requested += 1;
+        if let Err(reason) = self.set.admit() {
+            return Err(Refused::new(reason, value));
         }
         let (owner, set, adopted, hook) = (
             self.owner,
@@ -331,11 +318,7 @@ impl<T: Send + 'static> OrphansHandle<T> {
             self.hook(),
         );
         let job = move |w: &Worker| {
-            let set_alive = {
-                let mut m = set.lock();
-                m.requested -= 1;
-                !m.dropped
-            };
+            let set_alive = set.arrived();
             if set_alive && w.accepts_children(owner) {
                 let p = make(w, owner, value, hook);
                 adopted.lock().unwrap_or_else(|e| e.into_inner()).push(p);
@@ -345,7 +328,84 @@ impl<T: Send + 'static> OrphansHandle<T> {
             }
             set.wake_owner();
         };
-        self.run.push_remote(self.worker, Remote::Run(Box::new(job)));
+        self.run
+            .push_remote(self.worker, Remote::Run(Box::new(job)));
         Ok(())
+    }
+}
+
+/// loom model of the request count against `close` and the owner's drain:
+/// `RUSTFLAGS="--cfg loom" cargo test -p matou-core --lib loom`.
+#[cfg(all(test, loom))]
+mod loom_models {
+    use super::super::Shared;
+    use crate::loom::sync::atomic::{AtomicBool, Ordering};
+    use crate::loom::sync::{Arc, Condvar, Mutex};
+    use crate::loom::thread;
+    use crate::runtime::inbox::{Inbox, Pushed};
+
+    #[derive(Default)]
+    struct Sticky(Mutex<bool>, Condvar);
+    impl Sticky {
+        fn interrupt(&self) {
+            *self.0.lock().unwrap() = true;
+            self.1.notify_one();
+        }
+        fn block(&self) {
+            let mut g = self.0.lock().unwrap();
+            while !*g {
+                g = self.1.wait(g).unwrap();
+            }
+            *g = false;
+        }
+    }
+
+    /// A handle spawning from another thread while the owner closes the set
+    /// and drains it: an accepted spawn is always carried out before the
+    /// owner sees the set empty, and a refused one never is.
+    #[test]
+    fn an_accepted_handle_spawn_is_never_missed_by_the_drain() {
+        loom::model(|| {
+            let set = Arc::new(Shared::default());
+            let inbox = Arc::new(Inbox::<u32>::new());
+            let ev = Arc::new(Sticky::default());
+            let accepted = Arc::new(AtomicBool::new(false));
+            let (s, i, e, a) = (set.clone(), inbox.clone(), ev.clone(), accepted.clone());
+            let handle = thread::spawn(move || {
+                if s.admit().is_ok() {
+                    a.store(true, Ordering::SeqCst);
+                    match i.push(7) {
+                        Pushed::Queued => {}
+                        Pushed::QueuedInterrupt => e.interrupt(),
+                        Pushed::Closed(_) => panic!("closed"),
+                    }
+                }
+            });
+            // The owner: close, then drain until the set looks empty.
+            set.lock().closed = true;
+            let mut adopted = Vec::new();
+            let mut batch = Vec::new();
+            loop {
+                inbox.drain(&mut batch);
+                for job in batch.drain(..) {
+                    assert!(set.arrived(), "the set is alive");
+                    adopted.push(job);
+                }
+                if set.lock().requested == 0 {
+                    break;
+                }
+                if inbox.prepare_sleep() {
+                    ev.block();
+                    inbox.finish_sleep();
+                }
+            }
+            handle.join().unwrap();
+            let expected: &[u32] = if accepted.load(Ordering::SeqCst) {
+                &[7]
+            } else {
+                &[]
+            };
+            assert_eq!(adopted, expected);
+        });
     }
 }
