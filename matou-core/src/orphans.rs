@@ -36,6 +36,23 @@ use std::sync::Arc;
 use std::task::{Poll, Waker};
 
 /// What [`Orphans::care`] found.
+///
+/// ```
+/// use matou_core::{Care, Orphans};
+///
+/// matou_core::run(async {
+///     let set = Orphans::new();
+///     assert!(matches!(set.care().unwrap(), Care::Empty));
+///     set.spawn(async { 5 }).unwrap();
+///     // `care` never waits: the task has not run yet.
+///     assert!(matches!(set.care().unwrap(), Care::Pending));
+///     matou_core::yield_now().await;
+///     match set.care().unwrap() {
+///         Care::Ready(p) => assert_eq!(p.await.unwrap(), 5),
+///         other => unreachable!("{other:?}"),
+///     }
+/// });
+/// ```
 #[derive(Debug)]
 pub enum Care<T> {
     /// The set holds no task (and no handle's spawn is on its way).

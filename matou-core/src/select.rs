@@ -54,6 +54,18 @@ where
 }
 
 /// The future returned by [`race_all`].
+///
+/// `Unpin` whatever its inputs (they are pinned in their own allocation), so
+/// it can be raced by `&mut` and kept:
+///
+/// ```
+/// use matou_core::race_all;
+///
+/// matou_core::run(async {
+///     let mut race = race_all(vec![std::future::ready(3)]);
+///     assert_eq!((&mut race).await, (0, 3));
+/// });
+/// ```
 #[must_use = "futures do nothing unless awaited"]
 pub struct RaceAll<F> {
     /// `None` once a winner was found (the losers are dropped then).

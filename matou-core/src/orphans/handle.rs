@@ -32,6 +32,18 @@ use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe, Location};
 
 /// Why an [`OrphansHandle`] refused a spawn.
+///
+/// ```
+/// use matou_core::{Builder, Orphans, RefusedReason};
+///
+/// Builder::new().extra_workers(0).run(async {
+///     let set = Orphans::<()>::new();
+///     let handle = set.handle().unwrap();
+///     // Only dom0 exists: `call` has nowhere to go.
+///     let refused = handle.call(|| async {}).unwrap_err();
+///     assert_eq!(refused.reason(), RefusedReason::NoDomainAvailable);
+/// });
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum RefusedReason {
