@@ -166,7 +166,7 @@ impl<T> Chan<T> {
 ///     tx.send("a").await.unwrap();
 ///     drop(tx);
 ///     assert!(!rx.is_closed()); // `tx2` still sends
-///     assert_eq!(tx2.try_send("b").is_err(), true); // full (capacity 1)
+///     assert!(tx2.try_send("b").is_err()); // full (capacity 1)
 ///     drop(tx2);
 ///     assert_eq!(rx.recv().await, Some("a")); // queued values outlive the close
 ///     assert_eq!(rx.recv().await, None);
