@@ -23,6 +23,11 @@
 //! assert_eq!((a.unwrap(), b.unwrap()), (2, "two"));
 //! ```
 //!
+//! Inside one task, [`select!`], [`race!`], [`race_all`] and [`join!`] wait
+//! on several futures without making tasks; code that is not a task (a
+//! library's executor callback, another thread) spawns into an [`Orphans`]
+//! set through its [`OrphansHandle`].
+//!
 //! A forgotten child is caught by the compiler's `must_use` lint first:
 //!
 //! ```compile_fail

@@ -1,31 +1,13 @@
 //! The seam between the scheduler and the system: Miou's `events` record.
 //!
 //! The scheduler knows no operating system. Each worker owns exactly one
-//! [`EventSource`]; the scheduler talks to it through two operations only:
-//!
-//! - [`EventSource::select`]: called on the worker's own thread, with
-//!   `block == true` exactly when the worker has nothing else to run. It receives
-//!   the uids of syscalls whose task stopped waiting for them (the task was
-//!   cancelled, or the [`suspend`](crate::suspend) future was dropped) and
-//!   pushes a [`Signal`] for each syscall that may now resume.
-//! - [`Interrupt::interrupt`]: callable from any thread, idempotent; it makes a
-//!   blocked (or the next) `select` return promptly. Spurious interrupts are
-//!   allowed and must be cheap to absorb.
-//!
-//! Invariants the scheduler keeps for every event source:
-//! - `select` is only ever called from the thread of the worker that created it.
-//! - A uid passed in `cancelled` is never resumed afterwards; the source should
-//!   forget it (a signal for it would be ignored anyway).
-//! - `finalize` is called once, on the worker's thread, when the run ends, while
-//!   the worker is still installed (it may drop syscalls).
-//! - The worker holds no borrow of its own state across `select` or `finalize`,
-//!   so both may drop [`Syscall`](crate::Syscall)s or
-//!   [`Suspend`](crate::Suspend) futures, which call back into the worker.
-//! - Interrupts must be sticky: an `interrupt` that arrives while the worker is
-//!   not inside `select` makes the next `select(block = true)` return at once.
-//!   The wake-up protocol of `runtime::inbox` relies on it.
-//! - When a task is cancelled, the uids of its syscalls reach a `select` before
-//!   its canceller is released.
+//! [`EventSource`]; the scheduler talks to it through two operations only,
+//! [`EventSource::select`] (on the worker's thread) and
+//! [`Interrupt::interrupt`] (from any thread). The contract both sides keep
+//! (threads, when `select` blocks, sticky interrupts, cancelled uids,
+//! re-entrance, `finalize`) is written on those public traits, where users
+//! writing a source read it; the wake-up protocol of `runtime::inbox` relies
+//! on the sticky interrupts.
 
 use std::fmt;
 use std::sync::{Arc, Condvar, Mutex};
