@@ -221,3 +221,76 @@ fn next_waits_for_a_request_still_on_its_way() {
         thread.join().unwrap();
     });
 }
+
+#[test]
+fn handle_tasks_are_children_of_the_owner() {
+    // Forgotten: the owner returns with a handle task still in its set.
+    let err = Builder::new()
+        .extra_workers(1)
+        .try_run(async {
+            let set = Orphans::<()>::new();
+            let handle = set.handle().unwrap();
+            std::thread::spawn(move || handle.spawn(std::future::pending()).unwrap())
+                .join()
+                .unwrap();
+            matou_core::yield_now().await; // the worker carries the request out
+            assert_eq!(set.len(), 1);
+        })
+        .unwrap_err();
+    assert!(matches!(err, matou_core::Error::StillHasChildren { .. }));
+
+    // Cancelling the owner cancels them (destructors run), and the handle
+    // then refuses.
+    let drops = Arc::new(AtomicUsize::new(0));
+    let d = drops.clone();
+    Builder::new().extra_workers(1).run(async move {
+        let before = live_tasks();
+        let (tx, rx) = oneshot::channel();
+        let owner = spawn(async move {
+            let set = Orphans::<()>::new();
+            let _ = tx.send(set.handle().unwrap());
+            std::future::pending::<()>().await; // until cancelled
+            drop(set);
+        });
+        let handle = rx.await.unwrap();
+        let c = Counted(d.clone());
+        let handle = std::thread::spawn(move || {
+            handle
+                .spawn(async move {
+                    let _c = c;
+                    std::future::pending::<()>().await
+                })
+                .unwrap();
+            handle
+        })
+        .join()
+        .unwrap();
+        matou_core::yield_now().await; // the request is carried out
+        owner.cancel().await.unwrap();
+        assert_eq!(d.load(Ordering::SeqCst), 1, "the set's task was cancelled");
+        let refused = handle.spawn(async {}).unwrap_err();
+        assert_eq!(refused.reason(), RefusedReason::OwnerGone);
+        assert_eq!(live_tasks(), before);
+    });
+    assert_eq!(drops.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn a_set_that_outlives_its_owner_task_refuses() {
+    Builder::new().extra_workers(0).run(async {
+        let set = std::rc::Rc::new(Orphans::<()>::new());
+        let s = set.clone();
+        // A child becomes the owner, hands the handle out and terminates;
+        // the set itself lives on in the parent.
+        let handle = spawn(async move { s.handle().unwrap() }).await.unwrap();
+        let refused = handle.spawn(async {}).unwrap_err();
+        assert_eq!(refused.reason(), RefusedReason::OwnerGone);
+        // A task spawned meanwhile may reuse the owner's slot: still refused.
+        let other = spawn(std::future::pending::<()>());
+        matou_core::yield_now().await;
+        let refused = handle.spawn_local(async {}).unwrap_err();
+        assert_eq!(refused.reason(), RefusedReason::OwnerGone);
+        other.cancel().await.unwrap();
+        assert!(set.is_empty());
+    });
+}
