@@ -26,11 +26,13 @@ use crate::loom::sync::{Mutex, MutexGuard};
 use crate::promise::Promise;
 use crate::runtime::context;
 use crate::spawn::{spawn_local, spawn_remote};
+use crate::syscall::UidHasher;
 use crate::task::header::ExitHook;
 use crate::task::TaskId;
 use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::future::{poll_fn, Future};
+use std::hash::BuildHasherDefault;
 use std::panic::Location;
 use std::sync::Arc;
 use std::task::{Poll, Waker};
@@ -174,7 +176,7 @@ type Adopted<T> = Mutex<Vec<Promise<T>>>;
 /// ```
 pub struct Orphans<T> {
     owner: Cell<Option<TaskId>>,
-    tasks: RefCell<HashMap<TaskId, Promise<T>>>,
+    tasks: RefCell<HashMap<TaskId, Promise<T>, BuildHasherDefault<UidHasher>>>,
     shared: Arc<Shared>,
     adopted: OnceCell<Arc<Adopted<T>>>,
 }
@@ -198,7 +200,7 @@ impl<T> Orphans<T> {
     pub fn new() -> Self {
         Orphans {
             owner: Cell::new(None),
-            tasks: RefCell::new(HashMap::new()),
+            tasks: RefCell::new(HashMap::default()),
             shared: Arc::default(),
             adopted: OnceCell::new(),
         }

@@ -28,9 +28,10 @@ struct Parked {
 
 /// Uids are already unique numbers: Fibonacci hashing spreads them over the
 /// table at the cost of one multiplication (SipHash would cost ~20 ns per
-/// look-up, three look-ups per park).
+/// look-up, three look-ups per park). Also used for tables keyed by
+/// [`TaskId`](crate::TaskId) (`Orphans`), unique numbers as well.
 #[derive(Default)]
-struct UidHasher(u64);
+pub(crate) struct UidHasher(u64);
 
 impl Hasher for UidHasher {
     fn finish(&self) -> u64 {

@@ -137,6 +137,40 @@ impl<F> std::error::Error for Refused<F> {}
 /// Call [`Orphans::close`](crate::Orphans::close) before the owner's final
 /// drain if handles may still be used, so that nothing arrives after it.
 ///
+/// A library's executor callback (hyper's `rt::Executor` has this shape:
+/// `&self`, a `Send` future, any thread) is a thin wrapper:
+///
+/// ```
+/// use matou_core::{Builder, Orphans, OrphansHandle};
+/// use std::future::Future;
+///
+/// // The library's trait, e.g. `hyper::rt::Executor<F>`.
+/// trait Executor<F> {
+///     fn execute(&self, fut: F);
+/// }
+///
+/// #[derive(Clone)]
+/// struct MatouExecutor(OrphansHandle<()>);
+///
+/// impl<F: Future<Output = ()> + Send + 'static> Executor<F> for MatouExecutor {
+///     fn execute(&self, fut: F) {
+///         // Refused only once the server is closing: dropping the work is
+///         // what the library expects then.
+///         let _ = self.0.spawn(fut);
+///     }
+/// }
+///
+/// Builder::new().extra_workers(1).run(async {
+///     let conns = Orphans::new();
+///     let exec = MatouExecutor(conns.handle().unwrap());
+///     exec.execute(async { /* a connection's background work */ });
+///     conns.close(); // shutting down: no new work, then drain
+///     while let Some(r) = conns.next().await.unwrap() {
+///         r.unwrap();
+///     }
+/// });
+/// ```
+///
 /// ```
 /// use matou_core::{Builder, Orphans};
 ///
