@@ -37,6 +37,27 @@
 //! program that needs parallel work says how many workers it wants (or handles
 //! `NoDomainAvailable`, e.g. by falling back to `spawn`).
 
+//!
+//! # Waiting on several futures in one task
+//!
+//! ```
+//! use matou::{select, sync, unix::time::sleep};
+//! use std::time::Duration;
+//!
+//! matou::run(async {
+//!     let (tx, rx) = sync::channel::<&str>(1);
+//!     let sender = matou::spawn(async move { tx.send("job").await.unwrap() });
+//!     // A receive loses nothing when the other branch wins, so this is a
+//!     // safe "receive with a deadline".
+//!     let got = select! {
+//!         job = rx.recv() => job,
+//!         () = sleep(Duration::from_secs(5)) => None,
+//!     };
+//!     assert_eq!(got, Some("job"));
+//!     sender.await.unwrap();
+//! });
+//! ```
+
 pub use matou_core::*;
 
 /// The Unix layer: an epoll event source per worker, timers, sockets, signals.
