@@ -135,9 +135,12 @@ impl Worker {
         }
     }
 
-    /// Whether `task` still lives on this worker and may take new children:
-    /// not terminated, not finished, not cancelling (a cancelling task already
-    /// cancelled the children it had, and would wait forever for a new one).
+    /// Whether `task` still lives on this worker and may take new children
+    /// (used by `OrphansHandle`): its slot is still its own (keys are
+    /// reused), and it is neither terminated nor cancelling (a cancelling
+    /// task cancelled the children it had once, and would wait forever for a
+    /// new one). A task whose future returned with children is aborting the
+    /// run; one without is gone.
     pub(crate) fn accepts_children(&self, task: Current) -> bool {
         self.tasks.borrow().get(task.key).is_some_and(|slot| {
             slot.header.id == task.id
