@@ -294,3 +294,58 @@ fn a_set_that_outlives_its_owner_task_refuses() {
         assert!(set.is_empty());
     });
 }
+
+#[test]
+fn every_accepted_spawn_is_collected_when_threads_race_close() {
+    const THREADS: usize = 4;
+    const PER_THREAD: usize = 150;
+    Builder::new().extra_workers(2).run(async {
+        let before = live_tasks();
+        let set = Orphans::new();
+        let handle = set.handle().unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let threads: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let (handle, accepted) = (handle.clone(), accepted.clone());
+                std::thread::spawn(move || {
+                    // Spawn until refused (at most PER_THREAD); alternate the
+                    // two placements.
+                    for i in 0..PER_THREAD {
+                        let r = if i % 2 == 0 {
+                            handle.spawn(async {}).map_err(|r| r.reason())
+                        } else {
+                            handle.call(|| async {}).map_err(|r| r.reason())
+                        };
+                        match r {
+                            Ok(()) => accepted.fetch_add(1, Ordering::SeqCst),
+                            Err(reason) => {
+                                assert_eq!(reason, RefusedReason::Closed, "thread {t}");
+                                break;
+                            }
+                        };
+                    }
+                })
+            })
+            .collect();
+        let mut collected = 0;
+        // Close midway (the threads may or may not have finished by then).
+        while collected < 200 {
+            if let Some(r) = set.next().await.unwrap() {
+                r.unwrap();
+                collected += 1;
+            } else {
+                matou_core::yield_now().await;
+            }
+        }
+        set.close();
+        while let Some(r) = set.next().await.unwrap() {
+            r.unwrap();
+            collected += 1;
+        }
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(collected, accepted.load(Ordering::SeqCst));
+        assert_eq!(live_tasks(), before);
+    });
+}
