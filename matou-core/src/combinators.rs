@@ -70,6 +70,16 @@ pub async fn both<A, B>(a: Promise<A>, b: Promise<B>) -> (Result<A, Error>, Resu
 }
 
 /// One of two outcomes (see [`race`]).
+///
+/// ```
+/// use matou_core::{race, Either};
+/// use std::pin::pin;
+///
+/// matou_core::run(async {
+///     let won = race(pin!(async { 1 }), pin!(async { "b" })).await;
+///     assert_eq!(won, Either::Left(1)); // the first wins a tie
+/// });
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Either<L, R> {
     /// The first future finished first.
@@ -108,6 +118,21 @@ where
 }
 
 /// The future returned by [`race`].
+///
+/// It borrows nothing and moves nothing: when it completes, the loser is
+/// left as it was (not polled again, not dropped), so a pinned loser can be
+/// raced again.
+///
+/// ```
+/// use matou_core::{race, yield_now, Either};
+/// use std::pin::pin;
+///
+/// matou_core::run(async {
+///     let mut slow = pin!(async { yield_now().await; "slow" });
+///     assert_eq!(race(slow.as_mut(), pin!(async { 0 })).await, Either::Right(0));
+///     assert_eq!(slow.await, "slow"); // the loser is intact
+/// });
+/// ```
 #[must_use = "futures do nothing unless awaited"]
 #[derive(Debug)]
 pub struct Race<A, B> {

@@ -9,6 +9,17 @@ use std::panic::Location;
 use std::sync::Mutex;
 
 /// What went wrong with a task, a promise or a run.
+///
+/// ```
+/// use matou_core::{Builder, Error};
+///
+/// Builder::new().extra_workers(0).run(async {
+///     // With no worker besides dom0, `call` has nowhere to go.
+///     let err = matou_core::call(|| async {}).unwrap_err();
+///     assert!(matches!(err, Error::NoDomainAvailable));
+///     println!("{err}"); // every variant says what happened
+/// });
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
@@ -55,6 +66,20 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {}
 
 /// The value a task panicked with, kept so the parent can inspect or re-raise it.
+///
+/// ```
+/// use matou_core::Error;
+///
+/// matou_core::run(async {
+///     match matou_core::spawn(async { panic!("disk full") }).await {
+///         Err(Error::Panicked(p)) => {
+///             assert_eq!(p.message(), "disk full");
+///             // or: std::panic::resume_unwind(p.into_inner())
+///         }
+///         other => unreachable!("{other:?}"),
+///     }
+/// });
+/// ```
 pub struct PanicPayload {
     message: String,
     // A `Mutex` only to make the payload `Sync`, so `Error` is `Send + Sync`.

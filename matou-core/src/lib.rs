@@ -23,6 +23,11 @@
 //! assert_eq!((a.unwrap(), b.unwrap()), (2, "two"));
 //! ```
 //!
+//! Inside one task, [`select!`], [`race!`], [`race_all`] and [`join!`] wait
+//! on several futures without making tasks; code that is not a task (a
+//! library's executor callback, another thread) spawns into an [`Orphans`]
+//! set through its [`OrphansHandle`].
+//!
 //! A forgotten child is caught by the compiler's `must_use` lint first:
 //!
 //! ```compile_fail
@@ -39,6 +44,7 @@ mod orphans;
 mod promise;
 mod runtime;
 mod seam;
+mod select;
 mod spawn;
 pub mod sync;
 mod syscall;
@@ -47,12 +53,13 @@ mod waker_cell;
 
 pub use combinators::{await_all, await_first, await_one, both, race, Either, Race};
 pub use error::{Error, PanicPayload};
-pub use orphans::{Care, Orphans};
+pub use orphans::{Care, Orphans, OrphansHandle, Refused, RefusedReason};
 pub use promise::{Cancel, Promise};
 pub use runtime::{
     current_worker, live_tasks, run, worker_count, Builder, WorkerId, DEFAULT_IDLE_SPIN,
 };
 pub use seam::{EventSource, Interrupt, ParkingEventSource, Signal, Uid};
+pub use select::{race_all, RaceAll};
 pub use spawn::{call, parallel, spawn, yield_now, YieldNow};
 pub use syscall::{suspend, syscall, Suspend, Syscall};
 pub use task::TaskId;

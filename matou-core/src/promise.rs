@@ -44,6 +44,35 @@ enum Handle {
 
 /// The result-to-be of a child task. Await it (`promise.await`, or
 /// `(&mut promise).await` to keep the handle), or [`cancel`](Promise::cancel) it.
+///
+/// What a promise guarantees (Miou's rules):
+/// - only the task that spawned the child (its parent) may await or cancel
+///   it; any other task gets [`Error::NotAChild`] and the promise is left as
+///   it was;
+/// - awaiting gives the child's value, [`Error::Panicked`] if it panicked (the
+///   panic stays that task's: the parent decides), or [`Error::Cancelled`] if
+///   it was cancelled;
+/// - [`cancel`](Promise::cancel) cancels the child and its whole subtree and
+///   returns once every one of them has terminated and its destructors have
+///   run; a result already produced is discarded;
+/// - awaiting to the end or cancelling releases the child from the parent's
+///   children table: the parent may then return. A child neither awaited nor
+///   cancelled when its parent returns is a forgotten child
+///   ([`Error::StillHasChildren`]).
+///
+/// ```
+/// use matou_core::{spawn, Error};
+///
+/// matou_core::run(async {
+///     let ok = spawn(async { 1 });
+///     let boom = spawn(async { panic!("child failed") });
+///     let stuck = spawn(std::future::pending::<()>());
+///     assert_eq!(ok.await.unwrap(), 1);
+///     assert!(matches!(boom.await, Err(Error::Panicked(_)))); // the run goes on
+///     stuck.cancel().await.unwrap(); // returns once `stuck` has terminated
+///     assert!(matches!(stuck.await, Err(Error::Cancelled)));
+/// });
+/// ```
 #[must_use = "a task is a resource: await or cancel its promise, or the parent's return aborts the run"]
 pub struct Promise<T> {
     header: TaskRef,
@@ -172,6 +201,22 @@ impl<T> Future for Promise<T> {
 }
 
 /// The future returned by [`Promise::cancel`].
+///
+/// ```
+/// use std::rc::Rc;
+///
+/// matou_core::run(async {
+///     let guard = Rc::new(());
+///     let held = guard.clone();
+///     let child = matou_core::spawn(async move {
+///         let _held = held;
+///         std::future::pending::<()>().await
+///     });
+///     child.cancel().await.unwrap();
+///     // The child's destructors have run by the time `cancel` returns.
+///     assert_eq!(Rc::strong_count(&guard), 1);
+/// });
+/// ```
 #[must_use = "cancellation completes only when awaited"]
 pub struct Cancel<'a, T> {
     promise: &'a Promise<T>,

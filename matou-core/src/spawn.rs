@@ -171,6 +171,21 @@ pub fn yield_now() -> YieldNow {
 }
 
 /// The future returned by [`yield_now`].
+///
+/// ```
+/// use std::{cell::RefCell, rc::Rc};
+///
+/// let log = matou_core::run(async {
+///     let log = Rc::new(RefCell::new(Vec::new()));
+///     let l = log.clone();
+///     let child = matou_core::spawn(async move { l.borrow_mut().push("child") });
+///     matou_core::yield_now().await; // the child, queued before us, runs now
+///     log.borrow_mut().push("parent");
+///     child.await.unwrap();
+///     Rc::try_unwrap(log).unwrap().into_inner()
+/// });
+/// assert_eq!(log, ["child", "parent"]);
+/// ```
 #[must_use = "futures do nothing unless awaited"]
 #[derive(Debug)]
 pub struct YieldNow {

@@ -28,9 +28,10 @@ struct Parked {
 
 /// Uids are already unique numbers: Fibonacci hashing spreads them over the
 /// table at the cost of one multiplication (SipHash would cost ~20 ns per
-/// look-up, three look-ups per park).
+/// look-up, three look-ups per park). Also used for tables keyed by
+/// [`TaskId`](crate::TaskId) (`Orphans`), unique numbers as well.
 #[derive(Default)]
-struct UidHasher(u64);
+pub(crate) struct UidHasher(u64);
 
 impl Hasher for UidHasher {
     fn finish(&self) -> u64 {
@@ -75,6 +76,20 @@ impl Syscalls {
 /// A pending interaction with the system, owned by the task that created it.
 ///
 /// Hand its [`uid`](Syscall::uid) to your event source, then [`suspend`] on it.
+/// It is registered with the worker from creation, so a signal that arrives
+/// before the task reaches `suspend` is not lost. Dropping it unsignalled
+/// (directly, or by dropping its `Suspend`) cancels it: its uid reaches the
+/// worker's next `select` in `cancelled`. It is `!Send`: it belongs to the
+/// task and worker that made it.
+///
+/// ```
+/// matou_core::run(async {
+///     let call = matou_core::syscall();
+///     let uid = call.uid(); // what the event source is told to signal
+///     drop(call); // never signalled: `uid` is passed to `select` as cancelled
+///     # let _ = uid;
+/// });
+/// ```
 #[must_use = "a syscall does nothing until it is suspended on"]
 pub struct Syscall {
     uid: Uid,
@@ -147,6 +162,22 @@ pub fn suspend(syscall: Syscall) -> Suspend {
 }
 
 /// The future returned by [`suspend`].
+///
+/// Cancel safe in the sense that matters to an event source: dropping it
+/// before the signal (a timeout, a race loser, a cancelled task) cancels the
+/// syscall, and the uid is reported in `cancelled` so the source can forget
+/// it; a signal that came first is simply unused.
+///
+/// ```
+/// use matou_core::{race, suspend, syscall};
+///
+/// matou_core::run(async {
+///     // The default source never signals: the `Suspend` loses the race and
+///     // is dropped, which cancels its syscall.
+///     let (winner, ()) = race!(suspend(syscall()), async {});
+///     assert_eq!(winner, 1);
+/// });
+/// ```
 #[must_use = "futures do nothing unless awaited"]
 #[derive(Debug)]
 pub struct Suspend {

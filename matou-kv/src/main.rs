@@ -83,7 +83,7 @@ fn main() -> ExitCode {
         }
     };
     let workers = config.workers;
-    match matou::unix::builder()
+    match matou::builder()
         .extra_workers(workers)
         .run(matou_kv::server::run(config, store, aof))
     {

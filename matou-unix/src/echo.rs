@@ -26,6 +26,27 @@ use std::task::{Poll, Waker};
 pub const BUFFER: usize = 16 * 1024;
 
 /// What a server did, for logs and tests.
+///
+/// ```
+/// use matou_unix::echo::{serve, Stop};
+/// use matou_unix::net::{TcpListener, TcpStream};
+///
+/// let stats = matou_unix::builder().extra_workers(0).run(async {
+///     let listener = TcpListener::bind(([127, 0, 0, 1], 0)).unwrap();
+///     let addr = listener.local_addr().unwrap();
+///     let stop = Stop::new();
+///     let server = matou_core::spawn(serve(listener, stop.clone()));
+///     let c = TcpStream::connect(addr).await.unwrap();
+///     c.write_all(b"ping").await.unwrap();
+///     let mut buf = [0; 4];
+///     c.read_exact(&mut buf).await.unwrap();
+///     drop(c); // the client ends its stream: a completed connection
+///     matou_unix::time::sleep(std::time::Duration::from_millis(20)).await;
+///     stop.trigger();
+///     server.await.unwrap().unwrap()
+/// });
+/// assert_eq!((stats.accepted, stats.completed, stats.bytes), (1, 1, 4));
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct EchoStats {
     /// Connections accepted.
@@ -52,6 +73,19 @@ impl std::ops::AddAssign for EchoStats {
 
 /// A stop switch that any thread can flip and any task on any worker can
 /// await (a graceful-shutdown latch).
+///
+/// ```
+/// use matou_unix::echo::Stop;
+///
+/// let stop = Stop::new();
+/// let s = stop.clone();
+/// matou_unix::run(async move {
+///     let flipper = std::thread::spawn(move || s.trigger());
+///     stop.wait().await; // returns once triggered, from any thread
+///     assert!(stop.is_triggered());
+///     flipper.join().unwrap();
+/// });
+/// ```
 #[derive(Clone, Debug, Default)]
 pub struct Stop {
     inner: Arc<Mutex<StopState>>,

@@ -29,6 +29,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 /// The signals matou-unix can wait for.
+///
+/// ```
+/// use matou_unix::signal::{SignalKind, Signals};
+///
+/// matou_unix::run(async {
+///     // Listening replaces the default action (exit) for these kinds.
+///     let _signals = Signals::new(&[SignalKind::Interrupt, SignalKind::Terminate]).unwrap();
+/// });
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum SignalKind {
     /// SIGINT (Ctrl-C).
@@ -98,6 +107,18 @@ fn install(kind: SignalKind) -> io::Result<&'static Global> {
 }
 
 /// A listener for a set of signals.
+///
+/// ```
+/// use matou_unix::signal::{SignalKind, Signals};
+///
+/// matou_unix::run(async {
+///     let mut signals = Signals::new(&[SignalKind::Terminate]).unwrap();
+///     // Ourselves, for the example; a service manager would send it.
+///     let pid = std::process::id().to_string();
+///     std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+///     assert_eq!(signals.recv().await, SignalKind::Terminate);
+/// });
+/// ```
 ///
 /// Each call to [`Signals::recv`] reports one kind that was delivered since
 /// the previous call (or since the listener was created); several deliveries

@@ -43,6 +43,22 @@ fn far_future(now: Instant) -> Instant {
 
 /// The future of [`sleep`] and [`sleep_until`]. It is `!Send`, like every
 /// future parked on a worker: it belongs to the task that polls it.
+///
+/// Dropping it before the deadline cancels its timer (the reactor forgets
+/// it); it can also be pinned and polled again after losing a race.
+///
+/// ```
+/// use matou_unix::time::sleep;
+/// use std::time::{Duration, Instant};
+///
+/// matou_unix::run(async {
+///     let start = Instant::now();
+///     let nap = sleep(Duration::from_millis(5));
+///     assert!(nap.deadline() >= start + Duration::from_millis(5));
+///     nap.await;
+///     assert!(start.elapsed() >= Duration::from_millis(5));
+/// });
+/// ```
 #[must_use = "futures do nothing unless awaited"]
 pub struct Sleep {
     deadline: Instant,
@@ -102,6 +118,18 @@ impl Future for Sleep {
 }
 
 /// The error of [`timeout`]: the time ran out first.
+///
+/// ```
+/// use matou_unix::time::timeout;
+/// use std::time::Duration;
+///
+/// matou_unix::run(async {
+///     let err = timeout(Duration::from_millis(1), std::future::pending::<()>()).await;
+///     assert_eq!(err.unwrap_err().to_string(), "deadline has elapsed");
+///     // In time, the inner future's value:
+///     assert_eq!(timeout(Duration::from_secs(1), async { 5 }).await, Ok(5));
+/// });
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Elapsed(());
 
@@ -178,6 +206,18 @@ pub fn interval_at(start: Instant, period: Duration) -> Interval {
 /// See [`interval`]. Ticks stay on the grid `start + k * period`; when a tick
 /// is late by more than a period, the missed ones are skipped rather than
 /// delivered in a burst.
+///
+/// ```
+/// use matou_unix::time::interval;
+/// use std::time::Duration;
+///
+/// matou_unix::run(async {
+///     let mut every = interval(Duration::from_millis(2));
+///     let first = every.tick().await;
+///     let second = every.tick().await;
+///     assert_eq!(second - first, every.period()); // on the grid
+/// });
+/// ```
 #[derive(Debug)]
 pub struct Interval {
     next: Instant,

@@ -562,7 +562,7 @@ async fn server(args: Args) -> io::Result<Vec<Stats>> {
 
 fn main() -> ExitCode {
     let args = parse();
-    let mut builder = matou::unix::builder();
+    let mut builder = matou::builder();
     if let Some(n) = args.workers {
         builder = builder.extra_workers(n.saturating_sub(1));
     }
@@ -608,7 +608,7 @@ mod tests {
             let (addr_tx, addr_rx) = std::sync::mpsc::channel();
             let (r, s) = (room.clone(), stop.clone());
             let thread = std::thread::spawn(move || {
-                matou::unix::builder()
+                matou::builder()
                     .extra_workers(extra_workers)
                     .run(async move {
                         let listener = TcpListener::options()

@@ -107,7 +107,7 @@ async fn server(args: Args) -> std::io::Result<Vec<EchoStats>> {
 
 fn main() -> ExitCode {
     let args = parse();
-    let mut builder = matou::unix::builder();
+    let mut builder = matou::builder();
     if let Some(n) = args.workers {
         builder = builder.extra_workers(n.saturating_sub(1));
     }

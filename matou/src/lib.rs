@@ -1,10 +1,119 @@
 //! matou: structured concurrency for Rust, after Miou.
 //!
 //! This crate is the facade users depend on. It re-exports the scheduler
-//! ([`matou_core`]: tasks as resources, explicit placement, the event-source seam,
-//! and [`sync`]) and the Unix layer ([`unix`]: epoll, timers, sockets, signals).
+//! ([`matou_core`]: tasks as resources, explicit placement, the event-source
+//! seam, and [`sync`]) and the Unix layer ([`unix`]: epoll, timers, sockets,
+//! signals), and its [`run`] is what a program means by "run": every worker
+//! with the Unix event source, so sockets and timers work.
+//!
+//! Which `run` is which:
+//! - [`matou::run`](run) / [`matou::builder`](builder): the Unix runtime (the
+//!   same as [`unix::run`] / [`unix::builder`]);
+//! - [`matou::run_bare`](run_bare) / [`matou::Builder::new`](Builder::new):
+//!   the bare core ([`matou_core::run`]), whose workers have no system behind
+//!   them (a [`ParkingEventSource`]) unless [`Builder::event_source`] gives
+//!   one; for a program that brings its own event source, or needs no I/O.
+//!
+//! # A taste
+//!
+//! ```
+//! use matou::{both, call, spawn};
+//!
+//! // One extra worker, asked for explicitly: `call` never places work on dom0
+//! // (the thread that called `run`), nor on the caller's own worker.
+//! matou::builder().extra_workers(1).run(async {
+//!     // Concurrent on this worker (need not be Send), parallel on another one.
+//!     let a = spawn(async { 1 + 1 });
+//!     let b = call(|| async { matou::current_worker().index() }).unwrap();
+//!     let (a, b) = both(a, b).await;
+//!     assert_eq!(a.unwrap(), 2);
+//!     assert!(b.unwrap() != 0); // never dom0
+//! });
+//! ```
+//!
+//! `matou::run` gives one extra worker per CPU beyond the first: on a 1-CPU
+//! machine that is none, and the `call` above would fail with
+//! [`Error::NoDomainAvailable`]. Placement is explicit in matou as in Miou, so a
+//! program that needs parallel work says how many workers it wants (or handles
+//! `NoDomainAvailable`, e.g. by falling back to `spawn`).
+
+//!
+//! # Waiting on several futures in one task
+//!
+//! ```
+//! use matou::{select, sync, unix::time::sleep};
+//! use std::time::Duration;
+//!
+//! matou::run(async {
+//!     let (tx, rx) = sync::channel::<&str>(1);
+//!     let sender = matou::spawn(async move { tx.send("job").await.unwrap() });
+//!     // A receive loses nothing when the other branch wins, so this is a
+//!     // safe "receive with a deadline".
+//!     let got = select! {
+//!         job = rx.recv() => job,
+//!         () = sleep(Duration::from_secs(5)) => None,
+//!     };
+//!     assert_eq!(got, Some("job"));
+//!     sender.await.unwrap();
+//! });
+//! ```
 
 pub use matou_core::*;
 
 /// The Unix layer: an epoll event source per worker, timers, sockets, signals.
 pub use matou_unix as unix;
+
+use std::future::Future;
+
+/// A [`Builder`] whose every worker owns the Unix event source
+/// ([`unix::EpollSource`]); configure the rest (e.g. `extra_workers`) as
+/// usual. The same as [`unix::builder`].
+///
+/// ```
+/// let n = matou::builder().extra_workers(0).run(async {
+///     matou::unix::time::sleep(std::time::Duration::from_millis(1)).await;
+///     matou::worker_count()
+/// });
+/// assert_eq!(n, 1);
+/// ```
+pub fn builder() -> Builder {
+    matou_unix::builder()
+}
+
+/// Runs `future` on the Unix runtime ([`builder`]'s defaults: one extra worker
+/// per available CPU beyond the first) and returns its value. The core's bare
+/// run is [`run_bare`].
+///
+/// ```
+/// use std::time::Duration;
+///
+/// let late = matou::run(async {
+///     matou::unix::time::timeout(Duration::from_millis(1), std::future::pending::<()>()).await
+/// });
+/// assert!(late.is_err()); // timers work: this is the Unix runtime
+/// ```
+///
+/// # Panics
+/// See [`Builder::run`].
+#[track_caller]
+pub fn run<F: Future + 'static>(future: F) -> F::Output {
+    matou_unix::run(future)
+}
+
+/// The core's bare run ([`matou_core::run`]): every worker gets the
+/// [`ParkingEventSource`], which knows no system, so sockets and timers of
+/// [`unix`] cannot be used (they panic, naming the missing event source). For
+/// programs that need no I/O, or that configure their own source through
+/// [`Builder::event_source`].
+///
+/// ```
+/// let v = matou::run_bare(async { matou::spawn(async { 7 }).await.unwrap() });
+/// assert_eq!(v, 7);
+/// ```
+///
+/// # Panics
+/// See [`Builder::run`].
+#[track_caller]
+pub fn run_bare<F: Future + 'static>(future: F) -> F::Output {
+    matou_core::run(future)
+}

@@ -3,7 +3,7 @@
 //! **Echo.** The same echo service on both runtimes, measured by one client
 //! driver that is identical for both:
 //! - matou: `matou::unix::echo::serve_parallel` in a
-//!   `matou::unix::builder().extra_workers(1)` run on its own thread (one
+//!   `matou::builder().extra_workers(1)` run on its own thread (one
 //!   `SO_REUSEPORT` listener per worker), stopped with `echo::Stop`;
 //! - tokio: a `multi_thread(2)` runtime running the standard accept loop, one
 //!   task per connection doing the same read-into-16-KiB / `write_all` copy
@@ -104,7 +104,7 @@ fn start_matou() -> Running {
     let (tx, rx) = std::sync::mpsc::channel();
     let server_stop = stop.clone();
     let thread = thread::spawn(move || {
-        matou::unix::builder().extra_workers(1).run(async move {
+        matou::builder().extra_workers(1).run(async move {
             let listener = matou::unix::net::TcpListener::options()
                 .reuse_port(true)
                 .bind(([127, 0, 0, 1], 0))
@@ -290,7 +290,7 @@ async fn tokio_churn(n: usize, pending: bool) {
 
 /// One matou sample, in ns per timeout (one warm-up chunk first).
 fn matou_timer_churn(n: usize, pending: bool) -> f64 {
-    matou::unix::builder().extra_workers(0).run(async move {
+    matou::builder().extra_workers(0).run(async move {
         matou_churn(CHUNK, pending).await;
         let t = Instant::now();
         matou_churn(n, pending).await;

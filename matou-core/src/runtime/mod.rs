@@ -33,6 +33,16 @@ use worker::Worker;
 type Factory = Arc<dyn Fn(WorkerId) -> Box<dyn EventSource> + Send + Sync>;
 
 /// Which worker a task runs on. Worker 0 is dom0, the thread that called `run`.
+///
+/// ```
+/// use matou_core::{call, current_worker, Builder};
+///
+/// Builder::new().extra_workers(1).run(async {
+///     assert!(current_worker().is_dom0()); // the main task runs on dom0
+///     let there = call(|| async { current_worker() }).unwrap().await.unwrap();
+///     assert_eq!(there.index(), 1); // `call` never picks dom0
+/// });
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct WorkerId(usize);
 
@@ -49,6 +59,16 @@ impl WorkerId {
 }
 
 /// Configures a run: how many extra workers, and each worker's event source.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// let workers = matou_core::Builder::new()
+///     .extra_workers(2)
+///     .idle_spin(Duration::ZERO) // block at once when idle
+///     .run(async { matou_core::worker_count() });
+/// assert_eq!(workers, 3); // dom0 and two more
+/// ```
 pub struct Builder {
     extra_workers: Option<usize>,
     factory: Option<Factory>,

@@ -26,6 +26,9 @@ pub(crate) enum Remote {
     Spawn(TaskRef),
     /// This task of yours was woken (its `NOTIFIED` bit is already set).
     Wake(TaskRef),
+    /// Run this on your thread, outside any task (an `OrphansHandle` spawn
+    /// from elsewhere: the child must be made by its parent's worker).
+    Run(Box<dyn FnOnce(&super::worker::Worker) + Send>),
 }
 
 pub(crate) struct WorkerHandle {

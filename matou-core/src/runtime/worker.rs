@@ -135,6 +135,21 @@ impl Worker {
         }
     }
 
+    /// Whether `task` still lives on this worker and may take new children
+    /// (used by `OrphansHandle`): its slot is still its own (keys are
+    /// reused), and it is neither terminated nor cancelling (a cancelling
+    /// task cancelled the children it had once, and would wait forever for a
+    /// new one). A task whose future returned with children is aborting the
+    /// run; one without is gone.
+    pub(crate) fn accepts_children(&self, task: Current) -> bool {
+        self.tasks.borrow().get(task.key).is_some_and(|slot| {
+            slot.header.id == task.id
+                && !slot.cancelling
+                && !slot.header.state.cancel_requested()
+                && !slot.header.state.is_terminated()
+        })
+    }
+
     pub(crate) fn header_of(&self, task: Current) -> TaskRef {
         self.tasks.borrow()[task.key].header.clone()
     }
@@ -190,6 +205,7 @@ impl Worker {
             match msg {
                 Remote::Wake(header) => self.run_queue.borrow_mut().push_back(header),
                 Remote::Spawn(task) => self.insert_task(task),
+                Remote::Run(job) => job(self),
             }
         }
         *self.remote.borrow_mut() = batch;

@@ -134,6 +134,21 @@ impl fmt::Debug for Condition {
 }
 
 /// The future returned by [`Condition::wait`]; see there for cancellation.
+///
+/// Dropped while it waits, it gives up the mutex (the caller does not get
+/// the guard back) and passes on any signal that had chosen it:
+///
+/// ```
+/// use matou_core::{race, sync::{Condition, Mutex}};
+///
+/// matou_core::run(async {
+///     let (m, c) = (Mutex::new(0), Condition::new());
+///     let guard = m.lock().await;
+///     let (winner, _) = race!(async { drop(c.wait(guard).await) }, async {});
+///     assert_eq!(winner, 1);
+///     assert!(m.try_lock().is_some()); // the dropped wait left the mutex free
+/// });
+/// ```
 #[must_use = "futures do nothing unless awaited"]
 pub struct Wait<'a, T> {
     cond: &'a Condition,

@@ -156,21 +156,79 @@ impl<T> Chan<T> {
 
 /// The sending half of a [`channel`]. Clone it for more producers; the
 /// channel closes when the last one is dropped.
+///
+/// ```
+/// use matou_core::sync::channel;
+///
+/// matou_core::run(async {
+///     let (tx, rx) = channel(1);
+///     let tx2 = tx.clone();
+///     tx.send("a").await.unwrap();
+///     drop(tx);
+///     assert!(!rx.is_closed()); // `tx2` still sends
+///     assert!(tx2.try_send("b").is_err()); // full (capacity 1)
+///     drop(tx2);
+///     assert_eq!(rx.recv().await, Some("a")); // queued values outlive the close
+///     assert_eq!(rx.recv().await, None);
+/// });
+/// ```
 pub struct Sender<T> {
     chan: Arc<Chan<T>>,
 }
 
 /// The receiving half of a [`channel`]. Clone it for more consumers; the
 /// channel closes when the last one is dropped.
+///
+/// ```
+/// use matou_core::sync::channel;
+///
+/// matou_core::run(async {
+///     let (tx, rx) = channel::<u32>(4);
+///     let worker = {
+///         let rx = rx.clone();
+///         matou_core::spawn(async move {
+///             let mut sum = 0;
+///             while let Some(v) = rx.recv().await {
+///                 sum += v;
+///             }
+///             sum
+///         })
+///     };
+///     for v in 1..=3 {
+///         tx.send(v).await.unwrap();
+///     }
+///     drop((tx, rx)); // closes the channel: the loop ends
+///     assert_eq!(worker.await.unwrap(), 6);
+/// });
+/// ```
 pub struct Receiver<T> {
     chan: Arc<Chan<T>>,
 }
 
 /// The channel is closed; the value that could not be sent.
+///
+/// ```
+/// matou_core::run(async {
+///     let (tx, rx) = matou_core::sync::channel(1);
+///     drop(rx);
+///     let matou_core::sync::SendError(back) = tx.send(7).await.unwrap_err();
+///     assert_eq!(back, 7); // nothing is lost
+/// });
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct SendError<T>(pub T);
 
 /// Why [`Sender::try_send`] failed; the value comes back either way.
+///
+/// ```
+/// use matou_core::sync::{channel, TrySendError};
+///
+/// let (tx, rx) = channel(1);
+/// tx.try_send(1).unwrap();
+/// assert_eq!(tx.try_send(2), Err(TrySendError::Full(2)));
+/// drop(rx);
+/// assert_eq!(tx.try_send(3), Err(TrySendError::Closed(3)));
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum TrySendError<T> {
     /// The channel is full (for capacity 0: no receiver is waiting).
@@ -180,6 +238,15 @@ pub enum TrySendError<T> {
 }
 
 /// Why [`Receiver::try_recv`] failed.
+///
+/// ```
+/// use matou_core::sync::{channel, TryRecvError};
+///
+/// let (tx, rx) = channel::<u8>(1);
+/// assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+/// drop(tx);
+/// assert_eq!(rx.try_recv(), Err(TryRecvError::Closed));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TryRecvError {
     /// Nothing to receive now.
@@ -359,6 +426,22 @@ impl<T> fmt::Debug for Receiver<T> {
 }
 
 /// The future returned by [`Sender::send`]; see there for cancellation.
+///
+/// ```
+/// use matou_core::sync::channel;
+/// use std::future::Future;
+/// use std::task::{Context, Waker};
+///
+/// let (tx, rx) = channel(1);
+/// tx.try_send(1).unwrap();
+/// let mut send = tx.send(2);
+/// // The channel is full: the send waits...
+/// let mut cx = Context::from_waker(Waker::noop());
+/// assert!(std::pin::Pin::new(&mut send).poll(&mut cx).is_pending());
+/// // ...and withdrawing it hands the value back.
+/// assert_eq!(send.cancel(), Some(2));
+/// assert_eq!(rx.try_recv(), Ok(1));
+/// ```
 #[must_use = "futures do nothing unless awaited"]
 pub struct SendFuture<'a, T> {
     chan: &'a Chan<T>,
@@ -452,6 +535,20 @@ impl<T> fmt::Debug for SendFuture<'_, T> {
 }
 
 /// The future returned by [`Receiver::recv`]; see there for cancellation.
+///
+/// A dropped receive loses no value, so it can lose a race and be retried:
+///
+/// ```
+/// use matou_core::{race, sync::channel};
+///
+/// matou_core::run(async {
+///     let (tx, rx) = channel::<u8>(1);
+///     let (winner, _) = race!(async { rx.recv().await.map(|_| ()) }, async { Some(()) });
+///     assert_eq!(winner, 1); // the receive lost and was dropped
+///     tx.send(9).await.unwrap();
+///     assert_eq!(rx.recv().await, Some(9)); // nothing was taken by the loser
+/// });
+/// ```
 #[must_use = "futures do nothing unless awaited"]
 pub struct RecvFuture<'a, T> {
     chan: &'a Chan<T>,

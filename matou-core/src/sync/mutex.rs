@@ -125,6 +125,21 @@ impl<T: fmt::Debug> fmt::Debug for Mutex<T> {
 }
 
 /// The future returned by [`Mutex::lock`]; see there for cancellation.
+///
+/// A lock dropped while it waits never ends up holding the mutex:
+///
+/// ```
+/// use matou_core::{race, sync::Mutex};
+///
+/// matou_core::run(async {
+///     let m = Mutex::new(());
+///     let held = m.lock().await;
+///     let (winner, _) = race!(async { drop(m.lock().await) }, async {});
+///     assert_eq!(winner, 1); // the waiting lock lost and was dropped
+///     drop(held);
+///     assert!(m.try_lock().is_some());
+/// });
+/// ```
 #[must_use = "futures do nothing unless awaited"]
 pub struct Lock<'a, T> {
     mutex: &'a Mutex<T>,
@@ -158,6 +173,16 @@ impl<T> fmt::Debug for Lock<'_, T> {
 
 /// Proof of holding a [`Mutex`]: gives access to the data; unlocks on drop,
 /// handing the lock to the oldest waiter if any.
+///
+/// ```
+/// use matou_core::sync::Mutex;
+///
+/// matou_core::run(async {
+///     let m = Mutex::new(vec![1]);
+///     m.lock().await.push(2); // the guard derefs to the data
+///     assert_eq!(*m.lock().await, [1, 2]);
+/// });
+/// ```
 ///
 /// `Send` when `T: Send` (a task may hold it across an await and, in other
 /// executors, move between threads); `Sync` only when `T: Sync` too.

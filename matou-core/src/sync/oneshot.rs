@@ -159,6 +159,15 @@ impl<T> Inner<T> {
 
 /// Sends the one value. Dropping it without sending makes the receiver fail
 /// with [`RecvError`].
+///
+/// ```
+/// use matou_core::sync::oneshot;
+///
+/// // The sender may be on any thread; the receiver is awaited in a task.
+/// let (tx, rx) = oneshot::channel();
+/// std::thread::spawn(move || tx.send("hi").unwrap());
+/// assert_eq!(matou_core::run(rx), Ok("hi"));
+/// ```
 pub struct Sender<T> {
     /// `None` once `send` consumed it (so `Drop` has nothing to do).
     inner: Option<Arc<Inner<T>>>,
@@ -167,16 +176,44 @@ pub struct Sender<T> {
 /// Receives the one value: a future giving `Result<T, RecvError>`. It can be
 /// polled through `&mut` (it is `Unpin`), e.g. raced against something else
 /// and polled again later.
+///
+/// ```
+/// use matou_core::{race, sync::oneshot};
+///
+/// matou_core::run(async {
+///     let (tx, mut rx) = oneshot::channel::<u8>();
+///     let (winner, _) = race!(async { (&mut rx).await.ok() }, async { None });
+///     assert_eq!(winner, 1); // only the borrow lost
+///     tx.send(4).unwrap();
+///     assert_eq!(rx.await, Ok(4));
+/// });
+/// ```
 pub struct Receiver<T> {
     inner: Arc<Inner<T>>,
 }
 
 /// The sender was dropped without sending, the receiver closed before a
 /// value came, or the value was already taken.
+///
+/// ```
+/// let (tx, rx) = matou_core::sync::oneshot::channel::<u8>();
+/// drop(tx);
+/// assert!(matou_core::run(rx).is_err());
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RecvError(());
 
 /// Why [`Receiver::try_recv`] failed.
+///
+/// ```
+/// use matou_core::sync::oneshot::{channel, TryRecvError};
+///
+/// let (tx, mut rx) = channel::<u8>();
+/// assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+/// tx.send(1).unwrap();
+/// assert_eq!(rx.try_recv(), Ok(1));
+/// assert_eq!(rx.try_recv(), Err(TryRecvError::Closed)); // already taken
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TryRecvError {
     /// No value yet; the sender may still send one.
@@ -243,6 +280,18 @@ impl<T> fmt::Debug for Sender<T> {
 }
 
 /// The future returned by [`Sender::closed`].
+///
+/// ```
+/// use matou_core::sync::oneshot;
+///
+/// matou_core::run(async {
+///     let (mut tx, rx) = oneshot::channel::<u64>();
+///     let asker = matou_core::spawn(async move { drop(rx) }); // loses interest
+///     tx.closed().await; // stop working on an answer nobody wants
+///     assert!(tx.is_closed());
+///     asker.await.unwrap();
+/// });
+/// ```
 #[must_use = "futures do nothing unless awaited"]
 #[derive(Debug)]
 pub struct Closed<'a, T> {

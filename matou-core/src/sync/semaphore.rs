@@ -40,10 +40,31 @@ pub struct Semaphore {
 }
 
 /// [`Semaphore::acquire`] failed: the semaphore is closed.
+///
+/// ```
+/// use matou_core::sync::Semaphore;
+///
+/// matou_core::run(async {
+///     let s = Semaphore::new(0);
+///     s.close();
+///     assert!(s.acquire().await.is_err());
+/// });
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AcquireError(());
 
 /// Why [`Semaphore::try_acquire`] failed.
+///
+/// ```
+/// use matou_core::sync::{Semaphore, TryAcquireError};
+///
+/// let s = Semaphore::new(1);
+/// let held = s.try_acquire().unwrap();
+/// assert_eq!(s.try_acquire().unwrap_err(), TryAcquireError::NoPermits);
+/// drop(held);
+/// s.close();
+/// assert_eq!(s.try_acquire().unwrap_err(), TryAcquireError::Closed);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TryAcquireError {
     /// The semaphore is closed.
@@ -195,6 +216,18 @@ impl fmt::Display for TryAcquireError {
 impl std::error::Error for TryAcquireError {}
 
 /// Permits taken from a [`Semaphore`], given back when dropped.
+///
+/// ```
+/// use matou_core::sync::Semaphore;
+///
+/// let s = Semaphore::new(3);
+/// let two = s.try_acquire_many(2).unwrap();
+/// assert_eq!((two.num_permits(), s.available_permits()), (2, 1));
+/// drop(two);
+/// assert_eq!(s.available_permits(), 3);
+/// s.try_acquire().unwrap().forget(); // gone for good
+/// assert_eq!(s.available_permits(), 2);
+/// ```
 #[must_use = "the permits are released as soon as this is dropped"]
 pub struct Permit<'a> {
     sem: &'a Semaphore,
@@ -228,6 +261,22 @@ impl fmt::Debug for Permit<'_> {
 }
 
 /// Permits taken from a `Semaphore` in an `Arc`, given back when dropped.
+/// It borrows nothing, so it can move into a spawned task.
+///
+/// ```
+/// use matou_core::sync::Semaphore;
+/// use std::sync::Arc;
+///
+/// matou_core::run(async {
+///     let limit = Arc::new(Semaphore::new(1));
+///     let permit = limit.clone().acquire_owned().await.unwrap();
+///     let job = matou_core::spawn(async move {
+///         let _permit = permit; // held for the job's lifetime
+///     });
+///     job.await.unwrap();
+///     assert_eq!(limit.available_permits(), 1);
+/// });
+/// ```
 #[must_use = "the permits are released as soon as this is dropped"]
 pub struct OwnedPermit {
     sem: Arc<Semaphore>,
@@ -266,6 +315,20 @@ impl fmt::Debug for OwnedPermit {
 }
 
 /// The future returned by [`Semaphore::acquire`]; see there for cancellation.
+///
+/// A waiter dropped while queued takes no permit with it:
+///
+/// ```
+/// use matou_core::{race, sync::Semaphore};
+///
+/// matou_core::run(async {
+///     let s = Semaphore::new(0);
+///     let (winner, _) = race!(async { s.acquire().await.map(drop) }, async { Ok(()) });
+///     assert_eq!(winner, 1);
+///     s.add_permits(1);
+///     assert!(s.try_acquire().is_ok()); // the dropped waiter did not keep it
+/// });
+/// ```
 #[must_use = "futures do nothing unless awaited"]
 #[derive(Debug)]
 pub struct Acquire<'a> {
@@ -293,6 +356,17 @@ impl Drop for Acquire<'_> {
 
 /// The future returned by [`Semaphore::acquire_owned`]; cancellation as
 /// [`Semaphore::acquire`].
+///
+/// ```
+/// use matou_core::sync::Semaphore;
+/// use std::sync::Arc;
+///
+/// matou_core::run(async {
+///     let s = Arc::new(Semaphore::new(2));
+///     let p = s.clone().acquire_many_owned(2).await.unwrap();
+///     assert_eq!((p.num_permits(), s.available_permits()), (2, 0));
+/// });
+/// ```
 #[must_use = "futures do nothing unless awaited"]
 #[derive(Debug)]
 pub struct AcquireOwned {

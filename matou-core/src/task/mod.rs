@@ -48,6 +48,15 @@ pub(crate) fn next_unique() -> u64 {
 }
 
 /// A task's identity, unique within the process.
+///
+/// ```
+/// matou_core::run(async {
+///     let a = matou_core::spawn(async {});
+///     let b = matou_core::spawn(async {});
+///     assert_ne!(a.id(), b.id());
+///     let _ = (a.await, b.await);
+/// });
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TaskId(u64);
 

@@ -1,5 +1,5 @@
 //! The server: accept loops, client handlers and the storage task, wired
-//! on the matou runtime (one run of `matou::unix::builder()`).
+//! on the matou runtime (one run of `matou::builder()`).
 //!
 //! - **Storage task** (`storage.rs`, spawned on dom0): the only owner of the
 //!   [`Store`] and of the [`Aof`]; it serializes every data command, read
@@ -304,7 +304,7 @@ async fn serve_logged(listener: TcpListener, shared: Arc<Shared>) -> io::Result<
 }
 
 /// Runs the server until shutdown: to be called inside a run of
-/// `matou::unix::builder()` (on dom0), with the store already replayed from
+/// `matou::builder()` (on dom0), with the store already replayed from
 /// `aof`.
 ///
 /// # Errors

@@ -27,6 +27,19 @@ pub(super) const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
 pub(super) const ACCEPT_BACKOFF_MAX: Duration = Duration::from_millis(100);
 
 /// Options for a listening socket: `TcpListener::options().reuse_port(true).bind(addr)`.
+///
+/// ```
+/// use matou_unix::net::TcpListener;
+///
+/// matou_unix::run(async {
+///     // Two listeners on one port (SO_REUSEPORT): the kernel spreads
+///     // connections over them, e.g. one per worker.
+///     let a = TcpListener::options().reuse_port(true).bind(([127, 0, 0, 1], 0)).unwrap();
+///     let port = a.local_addr().unwrap().port();
+///     let b = TcpListener::options().reuse_port(true).bind(([127, 0, 0, 1], port)).unwrap();
+///     assert_eq!(b.local_addr().unwrap().port(), port);
+/// });
+/// ```
 #[derive(Clone, Copy, Debug)]
 pub struct TcpListenOptions {
     cfg: sys::ListenConfig,
@@ -84,6 +97,31 @@ impl TcpListenOptions {
 }
 
 /// A TCP socket listening for connections.
+///
+/// `accept` is cancel safe (a dropped accept leaves the connection in the
+/// backlog), so a server loop can race it against a stop signal:
+///
+/// ```
+/// use matou_core::{race, Orphans};
+/// use matou_unix::net::TcpListener;
+///
+/// matou_unix::builder().extra_workers(0).run(async {
+///     let listener = TcpListener::bind(([127, 0, 0, 1], 0)).unwrap();
+///     let addr = listener.local_addr().unwrap();
+///     let clients = Orphans::new();
+///     let _peer = std::net::TcpStream::connect(addr).unwrap();
+///     let (winner, conn) = race!(
+///         async { Some(listener.accept().await.unwrap()) },
+///         std::future::pending(), // e.g. a shutdown signal
+///     );
+///     assert_eq!(winner, 0);
+///     let (stream, _) = conn.unwrap();
+///     clients.spawn(async move { stream.write_all(b"hi").await }).unwrap();
+///     while let Some(r) = clients.next().await.unwrap() {
+///         r.unwrap().unwrap();
+///     }
+/// });
+/// ```
 #[derive(Debug)]
 pub struct TcpListener {
     inner: IoSource<std::net::TcpListener>,
@@ -179,6 +217,38 @@ impl TcpListener {
 
 /// A TCP connection. Implements `futures_io::AsyncRead` and `AsyncWrite`
 /// (also on `&TcpStream`).
+///
+/// Cancel safety: a dropped `read` or `write` loses nothing (no byte moved
+/// unless it returned); a dropped `read_exact` or `write_all` may have moved
+/// part of its buffer. So race a `read` against a stop signal, not a
+/// `read_exact`:
+///
+/// ```
+/// use matou_core::{race, spawn};
+/// use matou_unix::net::{TcpListener, TcpStream};
+/// use matou_unix::time::sleep;
+/// use std::time::Duration;
+///
+/// matou_unix::builder().extra_workers(0).run(async {
+///     let listener = TcpListener::bind(([127, 0, 0, 1], 0)).unwrap();
+///     let addr = listener.local_addr().unwrap();
+///     let client = spawn(async move {
+///         let c = TcpStream::connect(addr).await.unwrap();
+///         sleep(Duration::from_millis(20)).await; // later than the server's patience
+///         c.write_all(b"late").await.unwrap();
+///     });
+///     let (s, _) = listener.accept().await.unwrap();
+///     let mut buf = [0; 4];
+///     let (winner, _) = race!(
+///         async { s.read(&mut buf).await.map(drop) },
+///         async { sleep(Duration::from_millis(1)).await; Ok(()) },
+///     );
+///     assert_eq!(winner, 1); // the read lost, and took no byte with it
+///     s.read_exact(&mut buf).await.unwrap();
+///     assert_eq!(&buf, b"late");
+///     client.await.unwrap();
+/// });
+/// ```
 ///
 /// As with any poll-based socket, one waker per direction is remembered: two
 /// tasks polling reads of one stream at once would steal each other's wake-ups

@@ -11,6 +11,21 @@ use std::io;
 use std::net::SocketAddr;
 
 /// A UDP socket.
+///
+/// Each `send`/`recv` is one datagram; a dropped `recv_from` takes none.
+///
+/// ```
+/// use matou_unix::net::UdpSocket;
+///
+/// matou_unix::run(async {
+///     let a = UdpSocket::bind(([127, 0, 0, 1], 0)).unwrap();
+///     let b = UdpSocket::bind(([127, 0, 0, 1], 0)).unwrap();
+///     a.send_to(b"one datagram", b.local_addr().unwrap()).await.unwrap();
+///     let mut buf = [0; 64];
+///     let (n, from) = b.recv_from(&mut buf).await.unwrap();
+///     assert_eq!((&buf[..n], from), (&b"one datagram"[..], a.local_addr().unwrap()));
+/// });
+/// ```
 #[derive(Debug)]
 pub struct UdpSocket {
     inner: IoSource<std::net::UdpSocket>,

@@ -15,6 +15,28 @@ use std::path::Path;
 use std::time::Duration;
 
 /// A Unix-domain socket listening for connections.
+///
+/// ```
+/// use matou_unix::net::{UnixListener, UnixStream};
+///
+/// let dir = std::env::temp_dir().join(format!("matou-doc-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir).unwrap();
+/// let path = dir.join("sock");
+/// let p = path.clone();
+/// matou_unix::run(async move {
+///     let listener = UnixListener::bind(&path).unwrap();
+///     let p = path.clone();
+///     let client = matou_core::spawn(async move {
+///         UnixStream::connect(&p).await.unwrap().write_all(b"hey").await.unwrap();
+///     });
+///     let (s, _) = listener.accept().await.unwrap();
+///     let mut buf = [0; 3];
+///     s.read_exact(&mut buf).await.unwrap();
+///     assert_eq!(&buf, b"hey");
+///     client.await.unwrap();
+/// });
+/// std::fs::remove_dir_all(&dir).unwrap();
+/// ```
 #[derive(Debug)]
 pub struct UnixListener {
     inner: IoSource<std::os::unix::net::UnixListener>,
@@ -82,7 +104,22 @@ impl UnixListener {
 }
 
 /// A Unix-domain stream connection. Implements `futures_io::AsyncRead` and
-/// `AsyncWrite` (also on `&UnixStream`).
+/// `AsyncWrite` (also on `&UnixStream`). Cancel safety as for
+/// [`TcpStream`](crate::net::TcpStream): `read`/`write` lose nothing when
+/// dropped, `read_exact`/`write_all` may have moved part of the buffer.
+///
+/// ```
+/// use matou_unix::net::UnixStream;
+///
+/// matou_unix::run(async {
+///     let (a, b) = UnixStream::pair().unwrap();
+///     a.write_all(b"ping").await.unwrap();
+///     drop(a); // b then reads the end of the stream
+///     let mut buf = [0; 8];
+///     assert_eq!(b.read(&mut buf).await.unwrap(), 4);
+///     assert_eq!(b.read(&mut buf).await.unwrap(), 0);
+/// });
+/// ```
 #[derive(Debug)]
 pub struct UnixStream {
     inner: IoSource<std::os::unix::net::UnixStream>,

@@ -493,6 +493,20 @@ impl State {
 
 /// What the current worker's reactor holds: a diagnostic for leak tests and
 /// monitoring.
+///
+/// ```
+/// use matou_unix::{reactor_stats, time};
+/// use std::time::Duration;
+///
+/// matou_unix::builder().extra_workers(0).run(async {
+///     let before = reactor_stats().unwrap();
+///     // A timeout that fires cancels its inner wait; nothing stays behind.
+///     let _ = time::timeout(Duration::from_millis(1), std::future::pending::<()>()).await;
+///     time::sleep(Duration::from_millis(1)).await; // a scheduling point
+///     assert_eq!(reactor_stats().unwrap(), before);
+/// });
+/// assert!(reactor_stats().is_none()); // off a worker
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ReactorStats {
     /// Descriptors registered with its epoll.
@@ -524,6 +538,25 @@ pub fn reactor_stats() -> Option<ReactorStats> {
 /// compose it into your own `Builder::event_source` factory. Creating it makes
 /// it the current thread's reactor, so it must be created on the worker's own
 /// thread (the factory is called there).
+///
+/// ```
+/// use matou_core::Builder;
+/// use matou_unix::EpollSource;
+///
+/// // What `matou_unix::builder()` does, with an error policy of your own.
+/// let ok = Builder::new()
+///     .extra_workers(1)
+///     .event_source(|worker| {
+///         let source = EpollSource::new()
+///             .unwrap_or_else(|e| panic!("worker {}: {e}", worker.index()));
+///         Box::new(source)
+///     })
+///     .run(async {
+///         matou_unix::time::sleep(std::time::Duration::from_millis(1)).await;
+///         true
+///     });
+/// assert!(ok);
+/// ```
 pub struct EpollSource {
     reactor: Rc<Reactor>,
 }
