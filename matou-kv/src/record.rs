@@ -32,6 +32,7 @@ const APPEND: u8 = 5;
 const PEXPIREAT: u8 = 6;
 const PERSIST: u8 = 7;
 const FLUSHALL: u8 = 8;
+const MULTI: u8 = 9;
 
 /// One mutation of the store.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -78,6 +79,9 @@ pub enum LogRecord {
     },
     /// Remove every key (FLUSHDB, FLUSHALL).
     FlushAll,
+    /// A transaction (EXEC): its records, applied in order, as one frame,
+    /// so that a log cut anywhere holds all of it or none. Never nested.
+    Multi(Vec<LogRecord>),
 }
 
 fn put_varint(out: &mut Vec<u8>, mut n: u64) {
@@ -206,6 +210,16 @@ impl LogRecord {
                 put_bytes(out, key);
             }
             LogRecord::FlushAll => out.push(FLUSHALL),
+            LogRecord::Multi(records) => {
+                out.push(MULTI);
+                put_varint(out, records.len() as u64);
+                let mut one = Vec::new();
+                for r in records {
+                    one.clear();
+                    r.encode(&mut one);
+                    put_bytes(out, &one);
+                }
+            }
         }
     }
 
@@ -256,6 +270,19 @@ impl LogRecord {
             },
             PERSIST => LogRecord::Persist { key: i.bytes()? },
             FLUSHALL => LogRecord::FlushAll,
+            MULTI => {
+                let n = i.count(2)?;
+                let mut records = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let one = i.bytes()?;
+                    // Not nested: bounds the decoder's recursion to one level.
+                    if one.first() == Some(&MULTI) {
+                        return None;
+                    }
+                    records.push(LogRecord::decode(&one)?);
+                }
+                LogRecord::Multi(records)
+            }
             _ => return None,
         };
         i.0.is_empty().then_some(r)
@@ -289,6 +316,11 @@ impl LogRecord {
                 store.set_expire(&key, None);
             }
             LogRecord::FlushAll => store.clear(),
+            LogRecord::Multi(records) => {
+                for r in records {
+                    r.apply(store);
+                }
+            }
         }
     }
 }
@@ -326,6 +358,13 @@ mod tests {
             },
             LogRecord::Persist { key: b"k".to_vec() },
             LogRecord::FlushAll,
+            LogRecord::Multi(vec![
+                LogRecord::Del {
+                    keys: vec![b"a".to_vec()],
+                },
+                LogRecord::FlushAll,
+            ]),
+            LogRecord::Multi(vec![]),
         ]
     }
 
@@ -380,6 +419,8 @@ mod tests {
         assert_eq!(LogRecord::decode(&eleven), None, "varint over 64 bits");
         assert_eq!(LogRecord::decode(&[99]), None, "unknown tag");
         assert_eq!(LogRecord::decode(&[]), None);
+        let nested = LogRecord::Multi(vec![LogRecord::Multi(vec![])]).to_bytes();
+        assert_eq!(LogRecord::decode(&nested), None, "nested transaction");
     }
 
     #[test]

@@ -36,6 +36,7 @@
 mod conn;
 mod exec;
 mod kind;
+pub mod multi;
 mod parse;
 #[cfg(test)]
 mod tests;

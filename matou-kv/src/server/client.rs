@@ -16,7 +16,8 @@
 
 use super::storage::{Answer, Job, Req};
 use super::Shared;
-use crate::command::{info_text, Action, Command, Session};
+use crate::command::multi::{Exec, Intercept, Multi, Queued};
+use crate::command::{info_text, Action, Command, Conn, Session};
 use crate::resp::{Decoder, ProtocolError, Reply};
 use matou::sync::oneshot;
 use matou::unix::net::TcpStream;
@@ -46,6 +47,10 @@ enum Out {
     /// INFO for these sections: the job's next answer holds the storage's
     /// figures, the handler adds its own.
     Info(Vec<Vec<u8>>),
+    /// EXEC: the job's next answer holds the answers of these, in order.
+    Exec(Vec<Out>),
+    /// A connection command queued in a transaction: run once EXEC ran.
+    Conn(Conn),
 }
 
 /// What the connection does after its batch.
@@ -63,6 +68,7 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
     let _guard = ClientGuard(&shared.clients);
     let id = shared.next_client_id.fetch_add(1, Ordering::Relaxed);
     let mut session = Session::new(id, shared.config.requirepass.as_deref());
+    let mut multi = Multi::new();
     // Resumable: a big request arriving in many reads is not re-parsed from
     // its start at each one.
     let mut decoder = Decoder::new(shared.config.limits());
@@ -108,7 +114,22 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
                         continue;
                     }
                     shared.commands.fetch_add(1, Ordering::Relaxed);
-                    match session.parse(&args) {
+                    let parsed = match multi.intercept(&args, session.authenticated) {
+                        Intercept::Pass => session.parse(&args),
+                        Intercept::Reply(r) => Err(r),
+                        Intercept::Watch(keys, cell) => {
+                            outs.push(Out::Storage);
+                            reqs.push(Req::Watch(keys, cell));
+                            continue;
+                        }
+                        Intercept::Exec(exec) => {
+                            let (out, req) = exec_request(exec);
+                            outs.push(out);
+                            reqs.push(req);
+                            continue;
+                        }
+                    };
+                    match parsed {
                         Err(e) => outs.push(Out::Ready(e)),
                         Ok(Command::Read(r)) => {
                             outs.push(Out::Storage);
@@ -167,23 +188,11 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
         let mut answers = answers.into_iter();
         wire.clear();
         for o in outs.drain(..) {
-            let r = match o {
-                Out::Ready(r) => r,
-                Out::Storage => match answers.next() {
-                    Some(Answer::Reply(r)) => r,
-                    _ => Reply::Nil,
-                },
-                Out::Info(sections) => {
-                    let mut data = match answers.next() {
-                        Some(Answer::Info(d)) => *d,
-                        _ => Default::default(),
-                    };
-                    shared.fill_info(&mut data);
-                    Reply::Bulk(info_text(&data, &sections).into_bytes())
-                }
-            };
+            let r = render(o, &mut answers, &mut session, &shared, &mut after);
             r.encode(&mut wire);
         }
+        // AUTH queued in a transaction ran just now.
+        decoder.set_authenticated(session.authenticated);
         if let Some(e) = &bad {
             e.reply().encode(&mut wire);
         }
@@ -205,5 +214,80 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
             }
             _ => return Ok(()),
         }
+    }
+}
+
+/// The storage request of an EXEC, and where its answers go.
+fn exec_request(exec: Exec) -> (Out, Req) {
+    let mut outs = Vec::with_capacity(exec.queued.len());
+    let mut reqs = Vec::new();
+    for q in exec.queued {
+        outs.push(match q {
+            Queued::Read(r) => {
+                reqs.push(Req::Read(r));
+                Out::Storage
+            }
+            Queued::Write(w) => {
+                reqs.push(Req::Write(w));
+                Out::Storage
+            }
+            Queued::Info(sections) => {
+                reqs.push(Req::Info);
+                Out::Info(sections)
+            }
+            Queued::Conn(c) => Out::Conn(c),
+            Queued::Ready(r) => Out::Ready(r),
+        });
+    }
+    (Out::Exec(outs), Req::Exec(reqs, exec.watched))
+}
+
+/// The reply for `o`, taking its answers from the storage's.
+fn render(
+    o: Out,
+    answers: &mut impl Iterator<Item = Answer>,
+    session: &mut Session,
+    shared: &Shared,
+    after: &mut After,
+) -> Reply {
+    match o {
+        Out::Ready(r) => r,
+        Out::Storage => match answers.next() {
+            Some(Answer::Reply(r)) => r,
+            _ => Reply::Nil,
+        },
+        Out::Info(sections) => {
+            let mut data = match answers.next() {
+                Some(Answer::Info(d)) => *d,
+                _ => Default::default(),
+            };
+            shared.fill_info(&mut data);
+            Reply::Bulk(info_text(&data, &sections).into_bytes())
+        }
+        Out::Exec(outs) => match answers.next() {
+            Some(Answer::Exec(Some(inner))) => {
+                let mut inner = inner.into_iter();
+                Reply::Array(
+                    outs.into_iter()
+                        .map(|o| render(o, &mut inner, session, shared, after))
+                        .collect(),
+                )
+            }
+            Some(Answer::Reply(r)) => r,
+            _ => Reply::NilArray,
+        },
+        Out::Conn(c) => match session.execute(c, &shared.view) {
+            Action::Reply(r) => r,
+            Action::Close(r) => {
+                *after = After::Close;
+                r
+            }
+            Action::Shutdown => {
+                *after = After::Shutdown;
+                Reply::ok()
+            }
+            // Queued as `Queued::Info`: never here.
+            Action::Info(_) => Reply::err("ERR INFO could not run in this transaction"),
+        },
     }
 }

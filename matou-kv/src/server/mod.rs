@@ -61,6 +61,7 @@
 
 mod client;
 mod storage;
+mod txn;
 
 pub use storage::TICK;
 

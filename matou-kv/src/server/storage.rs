@@ -34,8 +34,10 @@
 //!   whatever the policy.
 
 use super::now_ms;
-use crate::aof::{Aof, RewriteOutput};
-use crate::command::{execute_read, execute_write, InfoData, Read, Write};
+use super::txn::Versions;
+use crate::aof::{Aof, RewriteOutput, MAX_PAYLOAD};
+use crate::command::multi::WatchCell;
+use crate::command::{execute_read, execute_write, InfoData, Read, Write, TOO_LARGE_FOR_LOG};
 use crate::record::LogRecord;
 use crate::resp::Reply;
 use crate::store::Store;
@@ -63,6 +65,11 @@ pub(super) enum Req {
     Write(Write),
     /// The storage's figures for INFO.
     Info,
+    /// WATCH: record these keys' versions in the cell.
+    Watch(Vec<Vec<u8>>, WatchCell),
+    /// EXEC: unless a key of the cell changed, run these (reads, writes,
+    /// INFO) in one piece, logged as one record (see `command::multi`).
+    Exec(Vec<Req>, WatchCell),
 }
 
 /// The storage task's answer to one [`Req`].
@@ -72,6 +79,8 @@ pub(super) enum Answer {
     /// [`InfoData`] with the storage's fields filled (keyspace, memory,
     /// persistence, expired keys); the handler fills the rest.
     Info(Box<InfoData>),
+    /// EXEC's answers, one per request, or `None` if a watched key changed.
+    Exec(Option<Vec<Answer>>),
 }
 
 /// One handler's batch, answered as a whole, in order.
@@ -115,6 +124,8 @@ struct Storage {
     rewrite_not_before: Instant,
     /// Answers held until the batch's commit (reused between batches).
     held: Vec<(oneshot::Sender<Vec<Answer>>, Vec<Answer>)>,
+    /// What WATCH compares (see `txn`).
+    versions: Versions,
 }
 
 /// Owns the store and the log until `jobs` is closed and drained.
@@ -127,6 +138,7 @@ pub(super) async fn run(store: Store, aof: Aof, jobs: Receiver<Job>) -> io::Resu
         rewriting: None,
         rewrite_not_before: Instant::now(),
         held: Vec::new(),
+        versions: Versions::new(),
     };
     let mut next_tick = Instant::now() + TICK;
     let mut batch = Vec::new();
@@ -184,15 +196,14 @@ impl Storage {
             let mut answers = Vec::with_capacity(job.reqs.len());
             for req in job.reqs {
                 answers.push(match req {
-                    Req::Read(r) => Answer::Reply(execute_read(&r, &self.store, now)),
-                    Req::Write(w) => {
-                        let (reply, record) = execute_write(w, &mut self.store, now);
+                    Req::Exec(reqs, watched) => self.exec(reqs, &watched, now),
+                    req => {
+                        let (answer, record) = self.run(req, now);
                         if let Some(r) = &record {
                             self.aof.append(r);
                         }
-                        Answer::Reply(reply)
+                        answer
                     }
-                    Req::Info => Answer::Info(Box::new(self.info())),
                 });
             }
             if self.aof.has_pending() {
@@ -216,13 +227,69 @@ impl Storage {
         }
     }
 
+    /// Runs one request outside EXEC: its answer and what to log.
+    fn run(&mut self, req: Req, now: u64) -> (Answer, Option<LogRecord>) {
+        match req {
+            Req::Read(r) => (Answer::Reply(execute_read(&r, &self.store, now)), None),
+            Req::Write(w) => {
+                if matches!(w, Write::Flush) {
+                    self.versions.touch_all(&self.store);
+                }
+                let (reply, record) = execute_write(w, &mut self.store, now);
+                if let Some(r) = &record {
+                    self.versions.touch_record(r);
+                }
+                (Answer::Reply(reply), record)
+            }
+            Req::Info => (Answer::Info(Box::new(self.info())), None),
+            Req::Watch(keys, cell) => {
+                let w = self.versions.watch(keys, &self.store, now);
+                lock(&cell).extend(w);
+                (Answer::Reply(Reply::ok()), None)
+            }
+            Req::Exec(..) => (Answer::Reply(Reply::err("ERR EXEC inside EXEC")), None),
+        }
+    }
+
+    /// EXEC: nothing runs if a watched key changed; otherwise every request
+    /// runs here with nothing in between, and their records are logged as
+    /// one [`LogRecord::Multi`] (or the one record, if only one).
+    fn exec(&mut self, reqs: Vec<Req>, watched: &WatchCell, now: u64) -> Answer {
+        let watched = std::mem::take(&mut *lock(watched));
+        if !self.versions.unchanged(&watched, &self.store, now) {
+            return Answer::Exec(None);
+        }
+        let bound = reqs.iter().fold(0usize, |acc, r| match r {
+            Req::Write(w) => acc.saturating_add(w.record_bound()),
+            _ => acc,
+        });
+        if bound > MAX_PAYLOAD {
+            return Answer::Reply(Reply::err(TOO_LARGE_FOR_LOG));
+        }
+        let mut records = Vec::new();
+        let mut answers = Vec::with_capacity(reqs.len());
+        for req in reqs {
+            let (answer, record) = self.run(req, now);
+            answers.extend([answer]);
+            records.extend(record);
+        }
+        match records.len() {
+            0 => {}
+            1 => self.aof.append(&records[0]),
+            _ => self.aof.append(&LogRecord::Multi(records)),
+        }
+        Answer::Exec(Some(answers))
+    }
+
     /// The periodic duties: active expiry (logged as `Del`), everysec fsync.
     fn tick(&mut self) {
         self.clock = self.clock.max(now_ms());
         let removed = self.store.active_expire(self.clock, EXPIRE_WORK);
         if !removed.is_empty() {
             self.expired_keys += removed.len() as u64;
-            self.aof.append(&LogRecord::Del { keys: removed });
+            let record = LogRecord::Del { keys: removed };
+            self.versions.touch_record(&record);
+            self.aof.append(&record);
             if let Err(e) = self.aof.commit() {
                 fatal("write", e);
             }
@@ -326,4 +393,10 @@ impl Storage {
             ..InfoData::default()
         }
     }
+}
+
+/// The cell's lock; a panic elsewhere cannot leave a list of keys half
+/// valid, so a poisoned lock is used as is.
+fn lock(cell: &WatchCell) -> std::sync::MutexGuard<'_, Vec<crate::command::multi::Watched>> {
+    cell.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
