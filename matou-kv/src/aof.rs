@@ -43,8 +43,10 @@ pub use frame::{
     frame, frame_set, read_log, Cut, Damage, LogReader, Replayed, CHUNK, HEADER, MAX_PAYLOAD,
 };
 
+use crate::databases::{Databases, Snapshots};
 use crate::record::LogRecord;
-use crate::store::{Snapshot, Store};
+use crate::record::LogRecord as Record;
+use crate::store::Store;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -99,7 +101,7 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 ///
 /// # Errors
 /// Reading, truncating or syncing the file.
-pub fn replay(path: &Path, store: &mut Store) -> io::Result<Replayed> {
+pub fn replay(path: &Path, store: &mut impl Replay) -> io::Result<Replayed> {
     let file = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Replayed::default()),
@@ -107,7 +109,7 @@ pub fn replay(path: &Path, store: &mut Store) -> io::Result<Replayed> {
     };
     let mut reader = LogReader::new(file);
     while let Some(record) = reader.next_record()? {
-        record.apply(store);
+        store.replay(record);
     }
     let outcome = reader.outcome();
     if let Some(cut) = outcome.cut {
@@ -118,16 +120,54 @@ pub fn replay(path: &Path, store: &mut Store) -> io::Result<Replayed> {
     Ok(outcome)
 }
 
-/// Writes `snapshot` as `Set` frames to `out`, in pieces of about
+/// What a log is replayed into: a [`Store`] (database 0 alone) or all the
+/// [`Databases`].
+pub trait Replay {
+    /// Applies one record.
+    fn replay(&mut self, record: Record);
+}
+
+impl Replay for Store {
+    fn replay(&mut self, record: Record) {
+        record.apply(self);
+    }
+}
+
+impl Replay for Databases {
+    fn replay(&mut self, record: Record) {
+        self.apply(record);
+    }
+}
+
+/// Writes `snapshot` as `Set` frames to `out` (wrapped in their database's
+/// index but for database 0), in pieces of about
 /// [`CHUNK`] bytes; the bytes written.
 ///
 /// # Errors
 /// The writer's, or `InvalidData` for an entry too large for a frame.
-pub fn write_snapshot(snapshot: &Snapshot, out: &mut impl Write) -> io::Result<u64> {
+pub fn write_snapshot(snapshot: &Snapshots, out: &mut impl Write) -> io::Result<u64> {
     let mut buf = Vec::with_capacity(2 * CHUNK);
     let mut total = 0u64;
-    for e in snapshot.iter() {
-        if !frame_set(&mut buf, e.key, e.value, e.expire_at) {
+    let entries = snapshot
+        .0
+        .iter()
+        .flat_map(|(db, s)| s.iter().map(|e| (*db, e)));
+    for (db, e) in entries {
+        let framed = match db {
+            0 => frame_set(&mut buf, e.key, e.value, e.expire_at),
+            _ => frame(
+                &Record::Db {
+                    db,
+                    record: Box::new(Record::Set {
+                        key: e.key.to_vec(),
+                        value: e.value.to_vec(),
+                        expire_at_ms: e.expire_at,
+                    }),
+                },
+                &mut buf,
+            ),
+        };
+        if !framed {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 "an entry is too large for a log frame",
@@ -148,7 +188,7 @@ pub fn write_snapshot(snapshot: &Snapshot, out: &mut impl Write) -> io::Result<u
 pub struct RewriteJob {
     id: u64,
     tmp: PathBuf,
-    snapshot: Snapshot,
+    snapshot: Snapshots,
 }
 
 /// A written and fsynced snapshot, to hand back to [`Aof::finish_rewrite`].
@@ -237,7 +277,7 @@ impl Aof {
     ///
     /// # Errors
     /// Creating the directory, replaying, truncating or opening the file.
-    pub fn open(dir: &Path, policy: Fsync, store: &mut Store) -> io::Result<(Aof, Replayed)> {
+    pub fn open(dir: &Path, policy: Fsync, store: &mut impl Replay) -> io::Result<(Aof, Replayed)> {
         fs::create_dir_all(dir)?;
         for entry in fs::read_dir(dir)? {
             let entry = entry?;
@@ -400,7 +440,7 @@ impl Aof {
     ///
     /// # Errors
     /// `AlreadyExists` if a rewrite is in progress.
-    pub fn begin_rewrite(&mut self, snapshot: Snapshot) -> io::Result<RewriteJob> {
+    pub fn begin_rewrite(&mut self, snapshot: impl Into<Snapshots>) -> io::Result<RewriteJob> {
         if self.rewriting.is_some() {
             return Err(io::Error::new(
                 io::ErrorKind::AlreadyExists,
@@ -416,7 +456,7 @@ impl Aof {
         Ok(RewriteJob {
             id,
             tmp: self.dir.join(format!("{REWRITE_PREFIX}{id}")),
-            snapshot,
+            snapshot: snapshot.into(),
         })
     }
 

@@ -48,6 +48,8 @@ pub struct Config {
     /// (Redis's `client-query-buffer-limit`): over it, the client gets a
     /// protocol error and is disconnected.
     pub max_query_bytes: usize,
+    /// Numbered databases (SELECT 0 to this - 1).
+    pub databases: usize,
 }
 
 impl Default for Config {
@@ -63,6 +65,7 @@ impl Default for Config {
             max_request_bytes: resp::DEFAULT_MAX_BULK,
             max_args: resp::DEFAULT_MAX_ARGS,
             max_query_bytes: DEFAULT_MAX_QUERY,
+            databases: crate::databases::DEFAULT_DATABASES,
         }
     }
 }
@@ -109,7 +112,7 @@ impl Config {
                 ("port", port.to_string()),
                 ("bind", self.bind.clone()),
                 ("dir", self.dir.display().to_string()),
-                ("databases", "1".into()),
+                ("databases", self.databases.to_string()),
                 ("maxclients", self.maxclients.to_string()),
                 ("proto-max-bulk-len", self.max_request_bytes.to_string()),
                 (
@@ -174,6 +177,7 @@ FLAGS (each also accepts --flag=value):
     --max-query-bytes N    most bytes buffered for one incomplete request; a
                            bigger request gets an error and the connection is
                            closed [default: 1073741824]
+    --databases N          numbered databases, SELECT 0 to N-1 [default: 16]
     --config FILE          read `name value` lines first (redis.conf style; the
                            names are the flags' without `--`, or appendfsync,
                            proto-max-bulk-len and client-query-buffer-limit);
@@ -245,6 +249,7 @@ const FLAGS: &[&str] = &[
     "max-request-bytes",
     "max-args",
     "max-query-bytes",
+    "databases",
 ];
 
 /// Applies the lines of a config file; errors start with the line number.
@@ -320,6 +325,7 @@ fn apply(c: &mut Config, name: &str, value: &str) -> Result<(), String> {
         "max-request-bytes" => c.max_request_bytes = at_least_one(value)?,
         "max-args" => c.max_args = at_least_one(value)?,
         "max-query-bytes" => c.max_query_bytes = at_least_one(value)?,
+        "databases" => c.databases = at_least_one(value)?,
         _ => return Err(format!("unknown option `{name}`")),
     }
     Ok(())

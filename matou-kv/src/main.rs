@@ -5,7 +5,7 @@
 
 use matou_kv::aof::Aof;
 use matou_kv::config::{self, Parsed};
-use matou_kv::store::Store;
+use matou_kv::databases::Databases;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -21,7 +21,7 @@ fn main() -> ExitCode {
         }
     };
     // Replay before serving: no client ever sees a partly loaded store.
-    let mut store = Store::new();
+    let mut store = Databases::new(config.databases);
     let started = std::time::Instant::now();
     let aof = match Aof::open(&config.dir, config.fsync, &mut store) {
         Ok((aof, replayed)) => {
@@ -42,6 +42,16 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if store.count() > config.databases {
+        eprintln!(
+            "matou-kv: the log uses {} databases, more than `databases` ({}): start with \
+             --databases {} or more",
+            store.count(),
+            config.databases,
+            store.count()
+        );
+        return ExitCode::FAILURE;
+    }
     let workers = config.workers;
     match matou::unix::builder()
         .extra_workers(workers)

@@ -33,6 +33,8 @@ const PEXPIREAT: u8 = 6;
 const PERSIST: u8 = 7;
 const FLUSHALL: u8 = 8;
 const MULTI: u8 = 9;
+const DB: u8 = 10;
+const SWAPDB: u8 = 11;
 
 /// One mutation of the store.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -82,6 +84,17 @@ pub enum LogRecord {
     /// A transaction (EXEC): its records, applied in order, as one frame,
     /// so that a log cut anywhere holds all of it or none. Never nested.
     Multi(Vec<LogRecord>),
+    /// `record` applies to database `db` (a record without this wrapper
+    /// applies to database 0, which keeps logs of before SELECT valid).
+    /// The inner record is a plain one: no wrapper, transaction or SWAPDB.
+    Db {
+        /// The database index.
+        db: u32,
+        /// What happens there.
+        record: Box<LogRecord>,
+    },
+    /// SWAPDB a b.
+    SwapDb(u32, u32),
 }
 
 fn put_varint(out: &mut Vec<u8>, mut n: u64) {
@@ -210,6 +223,16 @@ impl LogRecord {
                 put_bytes(out, key);
             }
             LogRecord::FlushAll => out.push(FLUSHALL),
+            LogRecord::Db { db, record } => {
+                out.push(DB);
+                put_varint(out, u64::from(*db));
+                record.encode(out);
+            }
+            LogRecord::SwapDb(a, b) => {
+                out.push(SWAPDB);
+                put_varint(out, u64::from(*a));
+                put_varint(out, u64::from(*b));
+            }
             LogRecord::Multi(records) => {
                 out.push(MULTI);
                 put_varint(out, records.len() as u64);
@@ -275,7 +298,7 @@ impl LogRecord {
                 let mut records = Vec::with_capacity(n);
                 for _ in 0..n {
                     let one = i.bytes()?;
-                    // Not nested: bounds the decoder's recursion to one level.
+                    // Not nested: bounds the decoder's recursion.
                     if one.first() == Some(&MULTI) {
                         return None;
                     }
@@ -283,12 +306,31 @@ impl LogRecord {
                 }
                 LogRecord::Multi(records)
             }
+            DB => {
+                let db = u32::try_from(i.varint()?).ok()?;
+                if matches!(i.0.first(), Some(&(MULTI | DB | SWAPDB))) {
+                    return None;
+                }
+                let record = LogRecord::decode(i.0)?;
+                i.0 = &[];
+                LogRecord::Db {
+                    db,
+                    record: Box::new(record),
+                }
+            }
+            SWAPDB => LogRecord::SwapDb(
+                u32::try_from(i.varint()?).ok()?,
+                u32::try_from(i.varint()?).ok()?,
+            ),
             _ => return None,
         };
         i.0.is_empty().then_some(r)
     }
 
-    /// Applies the mutation to `store` (no clock involved).
+    /// Applies the mutation to `store` (no clock involved). A record of
+    /// several databases (`Db`, `SwapDb`) needs them all: see
+    /// [`Databases::apply`](crate::databases::Databases::apply); here `Db`
+    /// applies its inner record and `SwapDb` does nothing.
     pub fn apply(self, store: &mut Store) {
         match self {
             LogRecord::Set {
@@ -321,6 +363,8 @@ impl LogRecord {
                     r.apply(store);
                 }
             }
+            LogRecord::Db { record, .. } => record.apply(store),
+            LogRecord::SwapDb(..) => {}
         }
     }
 }
@@ -365,6 +409,18 @@ mod tests {
                 LogRecord::FlushAll,
             ]),
             LogRecord::Multi(vec![]),
+            LogRecord::Db {
+                db: 15,
+                record: Box::new(LogRecord::Persist { key: b"k".to_vec() }),
+            },
+            LogRecord::Multi(vec![
+                LogRecord::Db {
+                    db: 1,
+                    record: Box::new(LogRecord::FlushAll),
+                },
+                LogRecord::SwapDb(0, 3),
+            ]),
+            LogRecord::SwapDb(u32::MAX, 0),
         ]
     }
 
@@ -421,6 +477,15 @@ mod tests {
         assert_eq!(LogRecord::decode(&[]), None);
         let nested = LogRecord::Multi(vec![LogRecord::Multi(vec![])]).to_bytes();
         assert_eq!(LogRecord::decode(&nested), None, "nested transaction");
+        let db_in_db = LogRecord::Db {
+            db: 1,
+            record: Box::new(LogRecord::SwapDb(1, 2)),
+        };
+        assert_eq!(
+            LogRecord::decode(&db_in_db.to_bytes()),
+            None,
+            "SWAPDB in a database"
+        );
     }
 
     #[test]

@@ -329,6 +329,9 @@ pub struct InfoData {
     pub keys: usize,
     /// Keys with an expiry (`Store::expires_len`).
     pub expires: usize,
+    /// (database, keys, keys with an expiry) of each non-empty database,
+    /// for the keyspace section; empty: `db0` from `keys` and `expires`.
+    pub keyspace: Vec<(usize, usize, usize)>,
     /// The log's fsync policy name.
     pub aof_fsync: String,
     /// The log's size in bytes.
@@ -438,12 +441,13 @@ pub fn info_text(d: &InfoData, sections: &[Vec<u8>]) -> String {
                 kv("connected_slaves", &0);
             }
             _ => {
-                if d.keys > 0 {
-                    let _ = write!(
-                        out,
-                        "db0:keys={},expires={},avg_ttl=0\r\n",
-                        d.keys, d.expires
-                    );
+                let db0 = [(0, d.keys, d.expires)];
+                let dbs = match d.keyspace.is_empty() {
+                    true => &db0[..],
+                    false => &d.keyspace[..],
+                };
+                for &(db, keys, expires) in dbs.iter().filter(|(_, keys, _)| *keys > 0) {
+                    let _ = write!(out, "db{db}:keys={keys},expires={expires},avg_ttl=0\r\n");
                 }
             }
         }

@@ -220,6 +220,8 @@ pub const TABLE: &[Spec] = &[
     spec("persist", 2, WR_DEL, ONE, W),
     spec("flushdb", -1, &["write"], NONE, W),
     spec("flushall", -1, &["write"], NONE, W),
+    spec("move", 3, WR_FAST, ONE, W),
+    spec("swapdb", 3, &["write", "fast"], NONE, W),
     spec("ping", -1, &["fast"], NONE, C),
     spec("echo", 2, &["fast"], NONE, C),
     spec("auth", -2, NO_AUTH, NONE, C),
@@ -485,8 +487,20 @@ pub enum Write {
     },
     /// PERSIST key.
     Persist(Vec<u8>),
-    /// FLUSHDB, FLUSHALL.
+    /// FLUSHDB (of a [`Store`](crate::store::Store) alone: FLUSHALL).
     Flush,
+    /// FLUSHALL: every database (the storage task's; on one store, as
+    /// FLUSHDB).
+    FlushAll,
+    /// MOVE key db: needs the databases (the storage task's).
+    Move {
+        /// The key.
+        key: Vec<u8>,
+        /// The destination database, as given.
+        db: i64,
+    },
+    /// SWAPDB a b: needs the databases (the storage task's).
+    SwapDb(i64, i64),
 }
 
 impl Write {
@@ -507,7 +521,11 @@ impl Write {
             Write::IncrBy { key, .. } | Write::Expire { key, .. } => {
                 strings(&mut std::iter::once(key)).saturating_add(32)
             }
-            Write::Flush => 32,
+            Write::Flush | Write::FlushAll | Write::SwapDb(..) => 32,
+            // The key twice, and a value (at most MAX_STRING).
+            Write::Move { key, .. } => strings(&mut [key, key].into_iter())
+                .saturating_add(MAX_STRING)
+                .saturating_add(64),
         }
     }
 }

@@ -35,6 +35,8 @@ pub const EXECABORT: &str = "EXECABORT Transaction discarded because of previous
 /// What the storage task recorded for one watched key, at WATCH time.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Watched {
+    /// Its database.
+    pub db: usize,
     /// The key.
     pub key: Vec<u8>,
     /// The version the storage task's table gave it.
@@ -57,6 +59,9 @@ pub enum Queued {
     Write(Write),
     /// INFO: the storage task's figures, completed by the connection.
     Info(Vec<Vec<u8>>),
+    /// SELECT: switches the database of the commands after it (and of the
+    /// connection), on the storage task.
+    Select(i64),
     /// A connection command, run by the connection once EXEC's data part
     /// is done (so an aborted EXEC changes nothing there either).
     Conn(Conn),
@@ -219,6 +224,7 @@ impl Multi {
             Ok(Command::Read(r)) => Queued::Read(r),
             Ok(Command::Write(w)) => Queued::Write(w),
             Ok(Command::Conn(Conn::Info(sections))) => Queued::Info(sections),
+            Ok(Command::Conn(Conn::Select(db))) => Queued::Select(db),
             Ok(Command::Conn(c)) => Queued::Conn(c),
             Err(e) => Queued::Ready(e),
         };
@@ -250,7 +256,10 @@ mod tests {
         assert!(matches!(m.intercept(&args("get k"), true), Intercept::Pass));
         assert_eq!(reply(&mut m, "multi"), Reply::ok());
         assert_eq!(reply(&mut m, "set k v"), Reply::Simple("QUEUED".into()));
-        assert_eq!(reply(&mut m, "set k v ex nope"), Reply::Simple("QUEUED".into()));
+        assert_eq!(
+            reply(&mut m, "set k v ex nope"),
+            Reply::Simple("QUEUED".into())
+        );
         match m.intercept(&args("exec"), true) {
             Intercept::Exec(e) => {
                 assert_eq!(e.queued.len(), 2);
@@ -261,7 +270,10 @@ mod tests {
         assert!(!m.in_multi());
 
         assert_eq!(reply(&mut m, "multi"), Reply::ok());
-        assert_eq!(reply(&mut m, "multi"), Reply::err("ERR MULTI calls can not be nested"));
+        assert_eq!(
+            reply(&mut m, "multi"),
+            Reply::err("ERR MULTI calls can not be nested")
+        );
         assert_eq!(reply(&mut m, "set k v"), Reply::Simple("QUEUED".into()));
         assert!(matches!(reply(&mut m, "get"), Reply::Error(_)));
         assert_eq!(reply(&mut m, "exec"), Reply::err(EXECABORT));
@@ -278,7 +290,10 @@ mod tests {
     fn without_multi_and_auth() {
         let mut m = Multi::new();
         assert_eq!(reply(&mut m, "exec"), Reply::err("ERR EXEC without MULTI"));
-        assert_eq!(reply(&mut m, "discard"), Reply::err("ERR DISCARD without MULTI"));
+        assert_eq!(
+            reply(&mut m, "discard"),
+            Reply::err("ERR DISCARD without MULTI")
+        );
         assert_eq!(
             reply(&mut m, "watch"),
             Reply::err("ERR wrong number of arguments for 'watch' command")
@@ -304,7 +319,10 @@ mod tests {
         let Intercept::Exec(e) = m.intercept(&args("exec"), true) else {
             panic!()
         };
-        assert!(Arc::ptr_eq(&cell, &e.watched), "EXEC checks what WATCH filled");
+        assert!(
+            Arc::ptr_eq(&cell, &e.watched),
+            "EXEC checks what WATCH filled"
+        );
         let Intercept::Watch(_, again) = m.intercept(&args("watch a"), true) else {
             panic!()
         };

@@ -131,11 +131,30 @@ pub fn parse(args: &[Vec<u8>], authenticated: bool) -> Result<Command, Reply> {
             })
         }
         "persist" => write(Write::Persist(key())),
-        "flushdb" | "flushall" => match args.get(1) {
-            None => write(Write::Flush),
-            Some(a) if args.len() == 2 && (is(a, "sync") || is(a, "async")) => write(Write::Flush),
-            Some(_) => Err(Reply::err(SYNTAX)),
-        },
+        "flushdb" | "flushall" => {
+            let flush = match spec.name {
+                "flushall" => Write::FlushAll,
+                _ => Write::Flush,
+            };
+            match args.get(1) {
+                None => write(flush),
+                Some(a) if args.len() == 2 && (is(a, "sync") || is(a, "async")) => write(flush),
+                Some(_) => Err(Reply::err(SYNTAX)),
+            }
+        }
+        "move" => write(Write::Move {
+            key: key(),
+            db: int(&args[2])?,
+        }),
+        "swapdb" => {
+            let index = |a: &[u8], which: &str| {
+                parse_i64(a).ok_or_else(|| Reply::err(format!("ERR invalid {which} DB index")))
+            };
+            write(Write::SwapDb(
+                index(&args[1], "first")?,
+                index(&args[2], "second")?,
+            ))
+        }
         "ping" => match args.len() {
             1 => conn(Conn::Ping(None)),
             2 => conn(Conn::Ping(Some(args[1].clone()))),

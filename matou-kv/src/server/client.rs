@@ -14,7 +14,7 @@
 //! connection closed (the decoder's limits bound each argument and their
 //! count, this bounds their sum).
 
-use super::storage::{Answer, Job, Req};
+use super::storage::{Answer, DbCell, Job, Req};
 use super::Shared;
 use crate::command::multi::{Exec, Intercept, Multi, Queued};
 use crate::command::{info_text, Action, Command, Conn, Session};
@@ -69,6 +69,7 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
     let id = shared.next_client_id.fetch_add(1, Ordering::Relaxed);
     let mut session = Session::new(id, shared.config.requirepass.as_deref());
     let mut multi = Multi::new();
+    let db = DbCell::default();
     // Resumable: a big request arriving in many reads is not re-parsed from
     // its start at each one.
     let mut decoder = Decoder::new(shared.config.limits());
@@ -139,6 +140,10 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
                             outs.push(Out::Storage);
                             reqs.push(Req::Write(w));
                         }
+                        Ok(Command::Conn(Conn::Select(i))) => {
+                            outs.push(Out::Storage);
+                            reqs.push(Req::Select(i));
+                        }
                         Ok(Command::Conn(c)) => match session.execute(c, &shared.view) {
                             Action::Reply(r) => outs.push(Out::Ready(r)),
                             Action::Close(r) => {
@@ -176,7 +181,12 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
             Vec::new()
         } else {
             let (tx, rx) = oneshot::channel();
-            if shared.jobs.send(Job { reqs, reply: tx }).await.is_err() {
+            let job = Job {
+                reqs,
+                db: db.clone(),
+                reply: tx,
+            };
+            if shared.jobs.send(job).await.is_err() {
                 // The storage task is gone (shutdown): nothing to answer with.
                 return Ok(());
             }
@@ -234,6 +244,10 @@ fn exec_request(exec: Exec) -> (Out, Req) {
             Queued::Info(sections) => {
                 reqs.push(Req::Info);
                 Out::Info(sections)
+            }
+            Queued::Select(i) => {
+                reqs.push(Req::Select(i));
+                Out::Storage
             }
             Queued::Conn(c) => Out::Conn(c),
             Queued::Ready(r) => Out::Ready(r),

@@ -68,7 +68,7 @@ pub use storage::TICK;
 use crate::aof::Aof;
 use crate::command::{ConfigView, InfoData};
 use crate::config::Config;
-use crate::store::Store;
+use crate::databases::Databases;
 use matou::sync::Sender;
 use matou::unix::net::{serve_on_every_worker, TcpListener, TcpStream};
 use matou::unix::time;
@@ -311,7 +311,7 @@ async fn serve_logged(listener: TcpListener, shared: Arc<Shared>) -> io::Result<
 /// # Errors
 /// Binding the address, or an accept loop that failed (after a clean stop of
 /// everything else, the log included).
-pub async fn run(config: Config, store: Store, aof: Aof) -> io::Result<()> {
+pub async fn run(config: Config, store: Databases, aof: Aof) -> io::Result<()> {
     let ip: std::net::IpAddr = config
         .bind
         .parse()

@@ -21,6 +21,7 @@
 //! again (set anew).
 
 use crate::command::multi::Watched;
+use crate::databases::Databases;
 use crate::record::LogRecord;
 use crate::store::Store;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -34,9 +35,10 @@ pub(super) struct Versions {
     seq: u64,
 }
 
-fn slot(key: &[u8]) -> usize {
+fn slot(db: usize, key: &[u8]) -> usize {
     // Fixed keys: the slot of a key must not change while it is watched.
     let mut h = DefaultHasher::new();
+    db.hash(&mut h);
     key.hash(&mut h);
     (h.finish() as usize) & (SLOTS - 1)
 }
@@ -49,39 +51,53 @@ impl Versions {
         }
     }
 
-    /// Marks `key` changed.
-    pub(super) fn touch(&mut self, key: &[u8]) {
+    /// Marks `key` of database `db` changed.
+    pub(super) fn touch(&mut self, db: usize, key: &[u8]) {
         self.seq += 1;
-        self.slots[slot(key)] = self.seq;
+        self.slots[slot(db, key)] = self.seq;
     }
 
-    /// Marks every key `record` changes. A flush names no key: the caller
-    /// touches the keys it removes before it runs (see [`Self::touch_all`]).
+    /// Marks every key `record` changes (a plain record is database 0's,
+    /// as in the log). A flush or SWAPDB names no key: the caller touches
+    /// the keys involved before it runs (see [`Self::touch_all`]).
     pub(super) fn touch_record(&mut self, record: &LogRecord) {
+        self.touch_in(0, record);
+    }
+
+    fn touch_in(&mut self, db: usize, record: &LogRecord) {
         match record {
             LogRecord::Set { key, .. }
             | LogRecord::Append { key, .. }
             | LogRecord::PExpireAt { key, .. }
-            | LogRecord::Persist { key } => self.touch(key),
-            LogRecord::MSet { pairs } => pairs.iter().for_each(|(k, _)| self.touch(k)),
-            LogRecord::Del { keys } => keys.iter().for_each(|k| self.touch(k)),
-            LogRecord::FlushAll => {}
-            LogRecord::Multi(records) => records.iter().for_each(|r| self.touch_record(r)),
+            | LogRecord::Persist { key } => self.touch(db, key),
+            LogRecord::MSet { pairs } => pairs.iter().for_each(|(k, _)| self.touch(db, k)),
+            LogRecord::Del { keys } => keys.iter().for_each(|k| self.touch(db, k)),
+            LogRecord::FlushAll | LogRecord::SwapDb(..) => {}
+            LogRecord::Multi(records) => records.iter().for_each(|r| self.touch_in(db, r)),
+            LogRecord::Db { db, record } => self.touch_in(*db as usize, record),
         }
     }
 
-    /// Marks every key of `store` changed (before a flush empties it).
-    pub(super) fn touch_all(&mut self, store: &Store) {
+    /// Marks every key of `store`, database `db`, changed (before a flush
+    /// or a SWAPDB).
+    pub(super) fn touch_all(&mut self, db: usize, store: &Store) {
         for e in store.iter() {
-            self.touch(e.key);
+            self.touch(db, e.key);
         }
     }
 
     /// WATCH: what EXEC will compare, for each key.
-    pub(super) fn watch(&self, keys: Vec<Vec<u8>>, store: &Store, now: u64) -> Vec<Watched> {
+    pub(super) fn watch(
+        &self,
+        db: usize,
+        keys: Vec<Vec<u8>>,
+        store: &Store,
+        now: u64,
+    ) -> Vec<Watched> {
         keys.into_iter()
             .map(|key| Watched {
-                version: self.slots[slot(&key)],
+                db,
+                version: self.slots[slot(db, &key)],
                 expired: store.raw(&key).is_some() && !store.contains(&key, now),
                 key,
             })
@@ -89,9 +105,10 @@ impl Versions {
     }
 
     /// Whether none of the watched keys changed since WATCH.
-    pub(super) fn unchanged(&self, watched: &[Watched], store: &Store, now: u64) -> bool {
+    pub(super) fn unchanged(&self, watched: &[Watched], dbs: &Databases, now: u64) -> bool {
         watched.iter().all(|w| {
-            let moved = self.slots[slot(&w.key)] != w.version;
+            let store = dbs.db(w.db);
+            let moved = self.slots[slot(w.db, &w.key)] != w.version;
             let present = store.raw(&w.key).is_some();
             if w.expired {
                 !(moved && present)
@@ -108,35 +125,39 @@ mod tests {
 
     #[test]
     fn changes_expiry_and_flush_are_seen() {
-        let mut st = Store::new();
+        let mut dbs = Databases::new(2);
         let mut v = Versions::new();
-        st.set(b"a", b"1".to_vec(), Some(100));
-        st.set(b"b", b"1".to_vec(), None);
-        let w = v.watch(vec![b"a".to_vec(), b"b".to_vec()], &st, 50);
-        assert!(v.unchanged(&w, &st, 100));
-        assert!(!v.unchanged(&w, &st, 101), "a expired since WATCH");
+        dbs.db_mut(0).set(b"a", b"1".to_vec(), Some(100));
+        dbs.db_mut(0).set(b"b", b"1".to_vec(), None);
+        let w = v.watch(0, vec![b"a".to_vec(), b"b".to_vec()], dbs.db(0), 50);
+        assert!(v.unchanged(&w, &dbs, 100));
+        assert!(!v.unchanged(&w, &dbs, 101), "a expired since WATCH");
         v.touch_record(&LogRecord::Persist { key: b"b".to_vec() });
         let wb = &w[1..];
-        assert!(!v.unchanged(wb, &st, 0), "b changed");
-        let wb = v.watch(vec![b"b".to_vec()], &st, 0);
-        v.touch_all(&st);
-        assert!(!v.unchanged(&wb, &st, 0), "flush");
-        let wc = v.watch(vec![b"c".to_vec()], &st, 0);
-        v.touch_all(&st);
-        assert!(v.unchanged(&wc, &st, 0) || slot(b"c") == slot(b"a") || slot(b"c") == slot(b"b"));
+        assert!(!v.unchanged(wb, &dbs, 0), "b changed");
+        let wb = v.watch(0, vec![b"b".to_vec()], dbs.db(0), 0);
+        v.touch_all(0, dbs.db(0));
+        assert!(!v.unchanged(&wb, &dbs, 0), "flush");
+        let wc = v.watch(0, vec![b"c".to_vec()], dbs.db(0), 0);
+        v.touch_all(0, dbs.db(0));
+        assert!(
+            v.unchanged(&wc, &dbs, 0)
+                || slot(0, b"c") == slot(0, b"a")
+                || slot(0, b"c") == slot(0, b"b")
+        );
     }
 
     #[test]
     fn removing_an_already_expired_key_is_no_change() {
-        let mut st = Store::new();
+        let mut dbs = Databases::new(2);
         let mut v = Versions::new();
-        st.set(b"a", b"1".to_vec(), Some(10));
-        let w = v.watch(vec![b"a".to_vec()], &st, 20);
-        st.remove(b"a");
-        v.touch(b"a");
-        assert!(v.unchanged(&w, &st, 20));
-        st.set(b"a", b"2".to_vec(), None);
-        v.touch(b"a");
-        assert!(!v.unchanged(&w, &st, 20));
+        dbs.db_mut(0).set(b"a", b"1".to_vec(), Some(10));
+        let w = v.watch(0, vec![b"a".to_vec()], dbs.db(0), 20);
+        dbs.db_mut(0).remove(b"a");
+        v.touch(0, b"a");
+        assert!(v.unchanged(&w, &dbs, 20));
+        dbs.db_mut(0).set(b"a", b"2".to_vec(), None);
+        v.touch(0, b"a");
+        assert!(!v.unchanged(&w, &dbs, 20));
     }
 }
