@@ -138,17 +138,19 @@ fn log_rewrite_keeps_every_database() {
     {
         let mut d0 = db(&s, 0);
         let mut d3 = db(&s, 3);
-        for round in 0..30 {
-            let mut p = redis::pipe();
-            for k in 0..50 {
-                p.cmd("SET")
-                    .arg(format!("k{k}"))
-                    .arg(format!("{round}{value}"));
-            }
-            p.query::<()>(&mut d0).unwrap();
-            p.query::<()>(&mut d3).unwrap();
-        }
+        // Before the rewrites: it reaches the new log through a snapshot.
         set(&mut d3, "three", "3");
+        for round in 0..30 {
+            for (c, name) in [(&mut d0, "d0"), (&mut d3, "d3")] {
+                let mut p = redis::pipe();
+                for k in 0..50 {
+                    p.cmd("SET")
+                        .arg(format!("k{k}"))
+                        .arg(format!("{name}{round}{value}"));
+                }
+                p.query::<()>(c).unwrap();
+            }
+        }
     }
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -166,7 +168,9 @@ fn log_rewrite_keeps_every_database() {
     assert_eq!((dbsize(&mut d0), dbsize(&mut d3)), (50, 51));
     assert_eq!(get(&mut d3, "three").as_deref(), Some("3"));
     assert_eq!(get(&mut d0, "three"), None);
-    assert_eq!(get(&mut d3, "k7"), Some(format!("29{value}")));
+    assert_eq!(get(&mut d3, "k7"), Some(format!("d329{value}")));
+    assert_eq!(get(&mut d0, "k7"), Some(format!("d029{value}")));
+    assert!(s.stderr().contains("log rewritten"), "no rewrite happened");
 }
 
 #[test]
