@@ -470,23 +470,25 @@ mod tests {
         let v = run("--fsync no").view(6380);
         let r = config_get_reply(&v.params, &[b"save".to_vec(), b"appendonly".to_vec()]);
         assert_eq!(
-            r,
+            r.to_bytes(),
             Reply::Array(vec![
                 Reply::bulk("save"),
                 Reply::bulk(""),
                 Reply::bulk("appendonly"),
                 Reply::bulk("yes"),
             ])
+            .to_bytes()
         );
         let r = config_get_reply(&v.params, &[b"port".to_vec(), b"appendfsync".to_vec()]);
         assert_eq!(
-            r,
+            r.to_bytes(),
             Reply::Array(vec![
                 Reply::bulk("appendfsync"),
                 Reply::bulk("no"),
                 Reply::bulk("port"),
                 Reply::bulk("6380"),
             ])
+            .to_bytes()
         );
     }
 

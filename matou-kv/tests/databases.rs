@@ -63,7 +63,11 @@ fn select_isolates_and_flushdb_empties_only_its_database() {
     // `redis-cli -n 1 flushdb`: database 1 only.
     let mut f = db(&server, 1);
     cmd("FLUSHDB").query::<()>(&mut f).unwrap();
-    assert_eq!(get(&mut d0, "k").as_deref(), Some("zero"), "FLUSHDB hit db 0");
+    assert_eq!(
+        get(&mut d0, "k").as_deref(),
+        Some("zero"),
+        "FLUSHDB hit db 0"
+    );
     assert_eq!(dbsize(&mut d1), 0);
     set(&mut d1, "again", "1");
     // Out of range: refused, and the connection stays where it was.

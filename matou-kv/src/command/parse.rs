@@ -347,8 +347,7 @@ fn parse_hello(args: &[Vec<u8>]) -> Result<Conn, Reply> {
         let v = parse_i64(v).ok_or(Reply::err(
             "ERR Protocol version is not an integer or out of range",
         ))?;
-        // Only RESP2 is spoken: HELLO 3 is refused, and clients fall back.
-        if v != 2 {
+        if v != 2 && v != 3 {
             return Err(Reply::err("NOPROTO unsupported protocol version"));
         }
         proto = Some(v);

@@ -199,7 +199,8 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
         wire.clear();
         for o in outs.drain(..) {
             let r = render(o, &mut answers, &mut session, &shared, &mut after);
-            r.encode(&mut wire);
+            // HELLO's own reply is already in the protocol it asked for.
+            r.encode_proto(session.proto, &mut wire);
         }
         // AUTH queued in a transaction ran just now.
         decoder.set_authenticated(session.authenticated);
@@ -276,7 +277,7 @@ fn render(
                 _ => Default::default(),
             };
             shared.fill_info(&mut data);
-            Reply::Bulk(info_text(&data, &sections).into_bytes())
+            Reply::Verbatim("txt", info_text(&data, &sections).into_bytes())
         }
         Out::Exec(outs) => match answers.next() {
             Some(Answer::Exec(Some(inner))) => {
