@@ -322,7 +322,7 @@ impl Storage {
                     self.versions.touch_all(b, self.store.db(b));
                     self.store.swap(a, b);
                 }
-                let record = (a != b).then(|| LogRecord::SwapDb(a as u32, b as u32));
+                let record = (a != b).then_some(LogRecord::SwapDb(a as u32, b as u32));
                 return (Reply::ok(), record);
             }
             _ => {}

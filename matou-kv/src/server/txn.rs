@@ -113,7 +113,8 @@ impl Versions {
             if w.expired {
                 !(moved && present)
             } else {
-                !moved && !(present && !store.contains(&w.key, now))
+                // Unchanged, and not expired since (absent is fine).
+                !moved && (!present || store.contains(&w.key, now))
             }
         })
     }
