@@ -172,7 +172,7 @@ impl Session {
             },
             Conn::ClientGetName => Reply::opt_bulk(self.name.clone()),
             Conn::ClientId => Reply::Integer(i64::try_from(self.id).unwrap_or(i64::MAX)),
-            Conn::ClientSetInfo | Conn::ConfigResetStat => Reply::ok(),
+            Conn::ClientSetInfo | Conn::ConfigResetStat | Conn::FunctionFlush => Reply::ok(),
             Conn::Help(what) => help(what),
             Conn::Info(sections) => return Action::Info(sections),
             Conn::ConfigGet(patterns) => config_get_reply(&config.params, &patterns),

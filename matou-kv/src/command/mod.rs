@@ -179,6 +179,14 @@ const CONFIG_SUBS: &[Spec] = &[
     spec("config|help", 2, CONN, NONE, C),
 ];
 
+const FUNCTION_SUBS: &[Spec] = &[spec(
+    "function|flush",
+    -2,
+    &["write", "noscript"],
+    NONE,
+    C,
+)];
+
 const COMMAND_SUBS: &[Spec] = &[
     spec("command|count", 2, CONN, NONE, C),
     spec("command|docs", -2, CONN, NONE, C),
@@ -243,6 +251,10 @@ pub const TABLE: &[Spec] = &[
     Spec {
         subcommands: CONFIG_SUBS,
         ..spec("config", -2, &[], NONE, C)
+    },
+    Spec {
+        subcommands: FUNCTION_SUBS,
+        ..spec("function", -2, &[], NONE, C)
     },
     Spec {
         subcommands: COMMAND_SUBS,
@@ -573,6 +585,9 @@ pub enum Conn {
     ConfigSet,
     /// CONFIG RESETSTAT.
     ConfigResetStat,
+    /// `FUNCTION FLUSH [ASYNC|SYNC]`: there are no functions (FUNCTION LOAD
+    /// does not exist), so there is nothing to remove.
+    FunctionFlush,
     /// COMMAND and its subcommands.
     Command(CommandQuery),
     /// QUIT.

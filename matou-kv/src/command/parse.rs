@@ -203,6 +203,14 @@ pub fn parse(args: &[Vec<u8>], authenticated: bool) -> Result<Command, Reply> {
         "config|get" => conn(Conn::ConfigGet(args[2..].to_vec())),
         "config|set" => conn(Conn::ConfigSet),
         "config|resetstat" => conn(Conn::ConfigResetStat),
+        // No function can exist (no FUNCTION LOAD): flushing them is done.
+        "function|flush" => match args.get(2) {
+            None => conn(Conn::FunctionFlush),
+            Some(a) if args.len() == 3 && (is(a, "sync") || is(a, "async")) => {
+                conn(Conn::FunctionFlush)
+            }
+            Some(_) => Err(Reply::err(SYNTAX)),
+        },
         "config|help" => conn(Conn::Help("CONFIG")),
         "command" => conn(Conn::Command(CommandQuery::All)),
         "command|count" => conn(Conn::Command(CommandQuery::Count)),
