@@ -87,7 +87,7 @@ fn execabort_applies_nothing_and_typed_errors_fail_alone() {
     let dir = temp_dir("multi-abort");
     let server = Server::start(&dir, &[]);
     let mut c = server.client();
-    for bad in [&["NOSUCH", "x"][..], &["GET"][..], &["WATCH", "k"][..]] {
+    for bad in [&["NOSUCH", "x"][..], &["GET"][..], &["EXEC", "x"][..]] {
         assert_eq!(q(&mut c, &["MULTI"]).unwrap(), Value::Okay);
         queued(&mut c, &["SET", "k", "v"]);
         assert!(q(&mut c, bad).is_err(), "{bad:?}");
@@ -115,9 +115,24 @@ fn execabort_applies_nothing_and_typed_errors_fail_alone() {
     assert_eq!(q(&mut c, &["DISCARD"]).unwrap(), Value::Okay);
     assert_eq!(get(&mut c, "gone"), None);
     assert!(q(&mut c, &["EXEC"]).is_err(), "EXEC without MULTI");
+    // Nested MULTI and WATCH inside MULTI: refused, the transaction goes on.
     assert_eq!(q(&mut c, &["MULTI"]).unwrap(), Value::Okay);
-    assert!(q(&mut c, &["MULTI"]).is_err(), "nested MULTI");
-    assert_eq!(q(&mut c, &["EXEC"]).unwrap(), Value::Array(vec![]));
+    let e = q(&mut c, &["MULTI"]).unwrap_err();
+    assert!(
+        e.to_string().contains("MULTI calls can not be nested"),
+        "{e}"
+    );
+    let e = q(&mut c, &["WATCH", "x"]).unwrap_err();
+    assert!(
+        e.to_string().contains("WATCH inside MULTI is not allowed"),
+        "{e}"
+    );
+    queued(&mut c, &["SET", "kept", "1"]);
+    assert_eq!(
+        q(&mut c, &["EXEC"]).unwrap(),
+        Value::Array(vec![Value::Okay])
+    );
+    assert_eq!(get(&mut c, "kept").as_deref(), Some("1"));
 }
 
 /// WATCH k, let `change` run on another connection, then MULTI SET EXEC:

@@ -179,13 +179,7 @@ const CONFIG_SUBS: &[Spec] = &[
     spec("config|help", 2, CONN, NONE, C),
 ];
 
-const FUNCTION_SUBS: &[Spec] = &[spec(
-    "function|flush",
-    -2,
-    &["write", "noscript"],
-    NONE,
-    C,
-)];
+const FUNCTION_SUBS: &[Spec] = &[spec("function|flush", -2, &["write", "noscript"], NONE, C)];
 
 const COMMAND_SUBS: &[Spec] = &[
     spec("command|count", 2, CONN, NONE, C),
