@@ -8,6 +8,13 @@
 //! [`Job`], and writes every reply of the batch with one `write`, in
 //! request order.
 //!
+//! Transactions ([`Multi`]) are decided before the parse: inside MULTI a
+//! request is queued (`+QUEUED`) or refused, and EXEC sends the whole queue
+//! to the storage task as one request, whose answers become EXEC's array;
+//! queued connection commands run when that array is built, so an aborted
+//! EXEC changes nothing. Replies are encoded in the session's protocol
+//! (RESP3 after `HELLO 3`), the one it has once the batch ran.
+//!
 //! Memory per connection is bounded: the read buffer only holds the
 //! incomplete request at its end, and a request that would grow it past
 //! `--max-query-bytes` is answered with a protocol error and the

@@ -2,7 +2,7 @@
 //! on the matou runtime (one run of `matou::unix::builder()`).
 //!
 //! - **Storage task** (`storage.rs`, spawned on dom0): the only owner of the
-//!   [`Store`] and of the [`Aof`]; it serializes every data command, read
+//!   [`Databases`] and of the [`Aof`]; it serializes every data command, read
 //!   or write, commits the log once per batch of jobs (group commit), runs
 //!   the periodic duties (active expiry, everysec fsync) and has the log
 //!   rewritten on a thread of its own without stopping service.

@@ -1,9 +1,19 @@
-//! The storage task: the one owner of the [`Store`] and of the [`Aof`].
+//! The storage task: the one owner of the [`Databases`] and of the [`Aof`].
 //!
 //! It receives [`Job`]s (one per handler batch) on a bounded
 //! `matou::sync` channel and answers each through its `oneshot`. Invariants:
 //! - **Serial.** Every command, read or write, runs here, in arrival
 //!   order; nothing else touches the store or the log.
+//! - **EXEC is one piece.** A transaction's requests run back to back
+//!   within its job, so no other client sees half of it, and its records
+//!   are appended as one [`LogRecord::Multi`] frame, so no crash or cut log
+//!   replays half of it; it is answered after the commit like any write.
+//!   Every logged change (and every key a flush or SWAPDB affects) bumps
+//!   the WATCH version table (`txn`), which EXEC checks first.
+//! - **Databases.** Each job runs in its connection's database (a cell
+//!   only this task writes, by SELECT, so that SELECT takes effect in
+//!   request order, inside a transaction too); records of database `n > 0`
+//!   are logged wrapped in [`LogRecord::Db`].
 //! - **Group commit.** After one `recv().await` it takes every job already
 //!   queued (`try_recv` until empty), executes them, appends their records,
 //!   commits once (one `write`, and one `fsync` under `--fsync always`), and
