@@ -201,6 +201,25 @@ fn watch_is_per_database_and_select_in_multi_switches() {
         .query(&mut w)
         .unwrap();
     assert!(r.is_none(), "the write in db 1 did not abort");
+    // SWAPDB touches a watched key that only the other database has (it
+    // appears), and leaves alone one that neither has.
+    set(&mut other0, "only0", "1");
+    for (key, aborts) in [("only0", true), ("neither", false)] {
+        cmd("WATCH").arg(key).query::<()>(&mut w).unwrap();
+        cmd("SWAPDB")
+            .arg(0)
+            .arg(1)
+            .query::<()>(&mut other0)
+            .unwrap();
+        let r: Option<Vec<String>> = redis::pipe()
+            .atomic()
+            .cmd("SET")
+            .arg("z")
+            .arg("1")
+            .query(&mut w)
+            .unwrap();
+        assert_eq!(r.is_none(), aborts, "SWAPDB and a WATCH of {key}");
+    }
     // SELECT inside MULTI switches the commands after it, and the
     // connection.
     let _: Vec<redis::Value> = redis::pipe()

@@ -97,6 +97,18 @@ fn execabort_applies_nothing_and_typed_errors_fail_alone() {
         assert_eq!(get(&mut c, "k"), None, "{bad:?}: EXECABORT applied a write");
         assert_eq!(get(&mut c, "k2"), None);
     }
+    // SHUTDOWN is refused inside MULTI (and fails it): the server lives on.
+    assert_eq!(q(&mut c, &["MULTI"]).unwrap(), Value::Okay);
+    let e = q(&mut c, &["SHUTDOWN"]).unwrap_err();
+    assert!(
+        e.to_string().contains("not allowed inside a transaction"),
+        "{e}"
+    );
+    assert_eq!(q(&mut c, &["EXEC"]).unwrap_err().code(), Some("EXECABORT"));
+    assert_eq!(
+        q(&mut c, &["PING"]).unwrap(),
+        Value::SimpleString("PONG".into())
+    );
     // A typed-parse error is reported in EXEC's reply, the rest runs (raw:
     // the crate turns an error inside an array into an error of the whole).
     let mut raw = server.raw();

@@ -32,6 +32,10 @@ use std::sync::{Arc, Mutex};
 /// EXEC of a transaction that had a queue-time error.
 pub const EXECABORT: &str = "EXECABORT Transaction discarded because of previous errors.";
 
+/// Commands refused inside MULTI (and failing the transaction), as Redis
+/// 7.0 flags them `no-multi`.
+const NO_MULTI: &[&str] = &["shutdown", "save"];
+
 /// What the storage task recorded for one watched key, at WATCH time.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Watched {
@@ -221,6 +225,11 @@ impl Multi {
             self.failed = true;
             return Reply::err(NOAUTH);
         }
+        // Redis's CMD_NO_MULTI among matou-kv's commands.
+        if NO_MULTI.contains(&spec.name) {
+            self.failed = true;
+            return Reply::err("ERR Command not allowed inside a transaction");
+        }
         let q = match super::parse(args, authenticated) {
             Ok(Command::Read(r)) => Queued::Read(r),
             Ok(Command::Write(w)) => Queued::Write(w),
@@ -281,6 +290,12 @@ mod tests {
 
         assert_eq!(reply(&mut m, "multi"), Reply::ok());
         assert!(matches!(reply(&mut m, "nosuch x"), Reply::Error(_)));
+        assert_eq!(reply(&mut m, "exec"), Reply::err(EXECABORT));
+        assert_eq!(reply(&mut m, "multi"), Reply::ok());
+        assert_eq!(
+            reply(&mut m, "shutdown"),
+            Reply::err("ERR Command not allowed inside a transaction")
+        );
         assert_eq!(reply(&mut m, "exec"), Reply::err(EXECABORT));
         assert_eq!(reply(&mut m, "multi"), Reply::ok());
         assert!(matches!(reply(&mut m, "watch k"), Reply::Error(_)));

@@ -328,8 +328,12 @@ impl Storage {
                     return (Reply::err(DB_RANGE), None);
                 };
                 if a != b {
-                    self.versions.touch_all(a, self.store.db(a));
-                    self.versions.touch_all(b, self.store.db(b));
+                    // A key of either database changes in both (it appears
+                    // in one, disappears from the other).
+                    for (x, y) in [(a, b), (b, a)] {
+                        self.versions.touch_all(x, self.store.db(x));
+                        self.versions.touch_all(x, self.store.db(y));
+                    }
                     self.store.swap(a, b);
                 }
                 let record = (a != b).then_some(LogRecord::SwapDb(a as u32, b as u32));
