@@ -87,6 +87,15 @@ fn hello_switches_the_protocol_and_the_reply_shapes() {
     }
     exchange(&mut s, "GET nokey\r\n", "$-1\r\n");
     exchange(&mut other, "GET nokey\r\n", "$-1\r\n");
+    // In one pipeline: the replies before HELLO 3 stay RESP2.
+    exchange(&mut other, "GET nokey\r\nHELLO 3\r\n", "$-1\r\n%7\r\n");
+    let mut rest = Vec::new();
+    while !rest.ends_with(b"$7\r\nmodules\r\n*0\r\n") {
+        let mut b = [0u8; 1];
+        other.read_exact(&mut b).unwrap();
+        rest.push(b[0]);
+    }
+    exchange(&mut other, "GET nokey\r\n", "_\r\n");
 }
 
 #[test]

@@ -12,8 +12,9 @@
 //! request is queued (`+QUEUED`) or refused, and EXEC sends the whole queue
 //! to the storage task as one request, whose answers become EXEC's array;
 //! queued connection commands run when that array is built, so an aborted
-//! EXEC changes nothing. Replies are encoded in the session's protocol
-//! (RESP3 after `HELLO 3`), the one it has once the batch ran.
+//! EXEC changes nothing. Each reply is encoded in the protocol the session
+//! had when its request was parsed (RESP3 from a `HELLO 3` on, its own
+//! reply included).
 //!
 //! Memory per connection is bounded: the read buffer only holds the
 //! incomplete request at its end, and a request that would grow it past
@@ -111,6 +112,10 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
         end += n;
 
         let mut reqs = Vec::new();
+        // The protocol of each reply is the session's when its request was
+        // parsed: (first reply, protocol) wherever a HELLO changed it.
+        let batch_proto = session.proto;
+        let mut switches: Vec<(usize, u8)> = Vec::new();
         let mut after = After::Continue;
         let mut consumed = 0;
         let mut bad = None;
@@ -166,6 +171,11 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
                     }
                     // AUTH lifts the decoder's pre-authentication caps.
                     decoder.set_authenticated(session.authenticated);
+                    let proto_now = switches.last().map_or(batch_proto, |s| s.1);
+                    if session.proto != proto_now {
+                        // HELLO's own reply is in the protocol it asked for.
+                        switches.push((outs.len().saturating_sub(1), session.proto));
+                    }
                 }
                 Ok(None) => break,
                 Err(e) => {
@@ -204,10 +214,14 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
         };
         let mut answers = answers.into_iter();
         wire.clear();
-        for o in outs.drain(..) {
+        let mut proto = batch_proto;
+        let mut switches = switches.into_iter().peekable();
+        for (i, o) in outs.drain(..).enumerate() {
+            while let Some((_, p)) = switches.next_if(|s| s.0 == i) {
+                proto = p;
+            }
             let r = render(o, &mut answers, &mut session, &shared, &mut after);
-            // HELLO's own reply is already in the protocol it asked for.
-            r.encode_proto(session.proto, &mut wire);
+            r.encode_proto(proto, &mut wire);
         }
         // AUTH queued in a transaction ran just now.
         decoder.set_authenticated(session.authenticated);
