@@ -72,8 +72,10 @@ pub use frame::{
 };
 pub use repair::Repaired;
 
+use crate::databases::{Databases, Snapshots};
 use crate::record::LogRecord;
-use crate::store::{Snapshot, Store};
+use crate::record::LogRecord as Record;
+use crate::store::Store;
 use std::fmt;
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -163,10 +165,10 @@ impl Refused {
 ///
 /// # Errors
 /// A [`Refused`] log (unchanged), or reading, truncating or syncing it.
-fn replay(file: &File, path: &Path, store: &mut Store) -> io::Result<Replayed> {
+fn replay(file: &File, path: &Path, store: &mut impl Replay) -> io::Result<Replayed> {
     let mut reader = LogReader::new(LogFile::new(file)?)?;
     while let Some(record) = reader.next_record()? {
-        record.apply(store);
+        store.replay(record);
     }
     let outcome = reader.outcome();
     let Some(cut) = outcome.cut else {
@@ -194,17 +196,79 @@ fn replay(file: &File, path: &Path, store: &mut Store) -> io::Result<Replayed> {
     ))
 }
 
+/// What a log is replayed into: a [`Store`] (database 0 alone) or all the
+/// [`Databases`]. A repair also empties it first and snapshots it after.
+pub trait Replay {
+    /// Applies one record.
+    fn replay(&mut self, record: Record);
+    /// Forgets every key (a repair replays from scratch).
+    fn reset(&mut self);
+    /// Pointer copies of every key, for writing a new log.
+    fn snapshots(&self) -> Snapshots;
+    /// Keys held.
+    fn keys(&self) -> usize;
+}
+
+impl Replay for Store {
+    fn replay(&mut self, record: Record) {
+        record.apply(self);
+    }
+    fn reset(&mut self) {
+        *self = Store::new();
+    }
+    fn snapshots(&self) -> Snapshots {
+        self.snapshot().into()
+    }
+    fn keys(&self) -> usize {
+        self.len()
+    }
+}
+
+impl Replay for Databases {
+    fn replay(&mut self, record: Record) {
+        self.apply(record);
+    }
+    fn reset(&mut self) {
+        *self = Databases::new(self.count());
+    }
+    fn snapshots(&self) -> Snapshots {
+        self.snapshot()
+    }
+    fn keys(&self) -> usize {
+        self.len()
+    }
+}
+
 /// Writes a whole log holding `snapshot` to `out`: the file header, then
-/// `Set` frames in pieces of about [`CHUNK`] bytes; the bytes written.
+/// `Set` frames (wrapped in their database's index but for database 0) in
+/// pieces of about [`CHUNK`] bytes; the bytes written.
 ///
 /// # Errors
 /// The writer's, or `InvalidData` for an entry too large for a frame.
-pub fn write_snapshot(snapshot: &Snapshot, out: &mut impl Write) -> io::Result<u64> {
+pub fn write_snapshot(snapshot: &Snapshots, out: &mut impl Write) -> io::Result<u64> {
     let mut buf = Vec::with_capacity(2 * CHUNK);
     buf.extend_from_slice(&FILE_HEADER);
     let mut total = 0u64;
-    for e in snapshot.iter() {
-        if !frame_set(&mut buf, e.key, e.value, e.expire_at) {
+    let entries = snapshot
+        .0
+        .iter()
+        .flat_map(|(db, s)| s.iter().map(|e| (*db, e)));
+    for (db, e) in entries {
+        let framed = match db {
+            0 => frame_set(&mut buf, e.key, e.value, e.expire_at),
+            _ => frame(
+                &Record::Db {
+                    db,
+                    record: Box::new(Record::Set {
+                        key: e.key.to_vec(),
+                        value: e.value.to_vec(),
+                        expire_at_ms: e.expire_at,
+                    }),
+                },
+                &mut buf,
+            ),
+        };
+        if !framed {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 "an entry is too large for a log frame",
@@ -225,7 +289,7 @@ pub fn write_snapshot(snapshot: &Snapshot, out: &mut impl Write) -> io::Result<u
 pub struct RewriteJob {
     id: u64,
     tmp: PathBuf,
-    snapshot: Snapshot,
+    snapshot: Snapshots,
 }
 
 /// A written and fsynced snapshot, to hand back to [`Aof::finish_rewrite`].
@@ -318,7 +382,7 @@ impl Aof {
     /// # Errors
     /// Another process holds the directory; a [`Refused`] log (left
     /// unchanged); creating, replaying, truncating or opening the file.
-    pub fn open(dir: &Path, policy: Fsync, store: &mut Store) -> io::Result<(Aof, Replayed)> {
+    pub fn open(dir: &Path, policy: Fsync, store: &mut impl Replay) -> io::Result<(Aof, Replayed)> {
         Self::open_with(dir, policy, store, false).map(|(aof, replayed, _)| (aof, replayed))
     }
 
@@ -333,7 +397,7 @@ impl Aof {
     pub fn open_with(
         dir: &Path,
         policy: Fsync,
-        store: &mut Store,
+        store: &mut impl Replay,
         repair: bool,
     ) -> io::Result<(Aof, Replayed, Option<Repaired>)> {
         files::create_private_dir(dir)?;
@@ -546,7 +610,7 @@ impl Aof {
     ///
     /// # Errors
     /// `AlreadyExists` if a rewrite is in progress.
-    pub fn begin_rewrite(&mut self, snapshot: Snapshot) -> io::Result<RewriteJob> {
+    pub fn begin_rewrite(&mut self, snapshot: impl Into<Snapshots>) -> io::Result<RewriteJob> {
         if self.rewriting.is_some() {
             return Err(io::Error::new(
                 io::ErrorKind::AlreadyExists,
@@ -562,7 +626,7 @@ impl Aof {
         Ok(RewriteJob {
             id,
             tmp: self.dir.join(format!("{REWRITE_PREFIX}{id}")),
-            snapshot,
+            snapshot: snapshot.into(),
         })
     }
 
@@ -635,8 +699,8 @@ impl Aof {
     /// # Errors
     /// As [`RewriteJob::run`] and [`Aof::finish_rewrite`]; the old log
     /// stays in use after a failure before the rename.
-    pub fn rewrite(&mut self, store: &Store) -> io::Result<()> {
-        let job = self.begin_rewrite(store.snapshot())?;
+    pub fn rewrite(&mut self, store: &impl Replay) -> io::Result<()> {
+        let job = self.begin_rewrite(store.snapshots())?;
         match job.run() {
             Ok(out) => self.finish_rewrite(out),
             Err(e) => {

@@ -55,6 +55,8 @@ pub struct Config {
     /// `--repair-log`: a damaged log is moved aside and repaired instead of
     /// refusing the start.
     pub repair_log: bool,
+    /// Numbered databases (SELECT 0 to this - 1).
+    pub databases: usize,
 }
 
 impl Default for Config {
@@ -71,6 +73,7 @@ impl Default for Config {
             max_args: resp::DEFAULT_MAX_ARGS,
             max_query_bytes: DEFAULT_MAX_QUERY,
             repair_log: false,
+            databases: crate::databases::DEFAULT_DATABASES,
         }
     }
 }
@@ -117,7 +120,7 @@ impl Config {
                 ("port", port.to_string()),
                 ("bind", self.bind.clone()),
                 ("dir", self.dir.display().to_string()),
-                ("databases", "1".into()),
+                ("databases", self.databases.to_string()),
                 ("maxclients", self.maxclients.to_string()),
                 ("proto-max-bulk-len", self.max_request_bytes.to_string()),
                 (
@@ -186,6 +189,7 @@ FLAGS (each also accepts --flag=value):
     --max-query-bytes N    most bytes buffered for one incomplete request; a
                            bigger request gets an error and the connection is
                            closed [default: 1073741824]
+    --databases N          numbered databases, SELECT 0 to N-1 [default: 16]
     --config FILE          read `name value` lines first (redis.conf style; the
                            names are the flags' without `--`, or appendfsync,
                            proto-max-bulk-len and client-query-buffer-limit);
@@ -301,6 +305,7 @@ const FLAGS: &[&str] = &[
     "max-request-bytes",
     "max-args",
     "max-query-bytes",
+    "databases",
 ];
 
 /// Applies the lines of a config file; errors start with the line number.
@@ -376,6 +381,7 @@ fn apply(c: &mut Config, name: &str, value: &str) -> Result<(), String> {
         "max-request-bytes" => c.max_request_bytes = at_least_one(value)?,
         "max-args" => c.max_args = at_least_one(value)?,
         "max-query-bytes" => c.max_query_bytes = at_least_one(value)?,
+        "databases" => c.databases = at_least_one(value)?,
         _ => return Err(format!("unknown option `{name}`")),
     }
     Ok(())
@@ -520,23 +526,25 @@ mod tests {
         let v = run("--fsync no").view(6380);
         let r = config_get_reply(&v.params, &[b"save".to_vec(), b"appendonly".to_vec()]);
         assert_eq!(
-            r,
+            r.to_bytes(),
             Reply::Array(vec![
                 Reply::bulk("save"),
                 Reply::bulk(""),
                 Reply::bulk("appendonly"),
                 Reply::bulk("yes"),
             ])
+            .to_bytes()
         );
         let r = config_get_reply(&v.params, &[b"port".to_vec(), b"appendfsync".to_vec()]);
         assert_eq!(
-            r,
+            r.to_bytes(),
             Reply::Array(vec![
                 Reply::bulk("appendfsync"),
                 Reply::bulk("no"),
                 Reply::bulk("port"),
                 Reply::bulk("6380"),
             ])
+            .to_bytes()
         );
     }
 

@@ -28,6 +28,7 @@
 pub mod aof;
 pub mod command;
 pub mod config;
+pub mod databases;
 pub mod glob;
 pub mod record;
 pub mod resp;

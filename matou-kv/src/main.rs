@@ -8,7 +8,7 @@
 
 use matou_kv::aof::{files, scan, Aof, LogFile};
 use matou_kv::config::{self, Parsed};
-use matou_kv::store::Store;
+use matou_kv::databases::Databases;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -56,7 +56,7 @@ fn main() -> ExitCode {
         }
     };
     // Replay before serving: no client ever sees a partly loaded store.
-    let mut store = Store::new();
+    let mut store = Databases::new(config.databases);
     let started = std::time::Instant::now();
     let aof = match Aof::open_with(&config.dir, config.fsync, &mut store, config.repair_log) {
         Ok((aof, replayed, repaired)) => {
@@ -82,6 +82,16 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if store.count() > config.databases {
+        eprintln!(
+            "matou-kv: the log uses {} databases, more than `databases` ({}): start with \
+             --databases {} or more",
+            store.count(),
+            config.databases,
+            store.count()
+        );
+        return ExitCode::FAILURE;
+    }
     let workers = config.workers;
     match matou::builder()
         .extra_workers(workers)

@@ -32,6 +32,9 @@ const APPEND: u8 = 5;
 const PEXPIREAT: u8 = 6;
 const PERSIST: u8 = 7;
 const FLUSHALL: u8 = 8;
+const MULTI: u8 = 9;
+const DB: u8 = 10;
+const SWAPDB: u8 = 11;
 
 /// Whether `b` is the tag byte of some record: the cheap first filter of a
 /// log scan looking for where the next record starts (see `aof::scan`).
@@ -174,6 +177,20 @@ pub enum LogRecord {
     },
     /// Remove every key (FLUSHDB, FLUSHALL).
     FlushAll,
+    /// A transaction (EXEC): its records, applied in order, as one frame,
+    /// so that a log cut anywhere holds all of it or none. Never nested.
+    Multi(Vec<LogRecord>),
+    /// `record` applies to database `db` (a record without this wrapper
+    /// applies to database 0, which keeps logs of before SELECT valid).
+    /// The inner record is a plain one: no wrapper, transaction or SWAPDB.
+    Db {
+        /// The database index.
+        db: u32,
+        /// What happens there.
+        record: Box<LogRecord>,
+    },
+    /// SWAPDB a b.
+    SwapDb(u32, u32),
 }
 
 fn put_varint(out: &mut Vec<u8>, mut n: u64) {
@@ -302,6 +319,26 @@ impl LogRecord {
                 put_bytes(out, key);
             }
             LogRecord::FlushAll => out.push(FLUSHALL),
+            LogRecord::Db { db, record } => {
+                out.push(DB);
+                put_varint(out, u64::from(*db));
+                record.encode(out);
+            }
+            LogRecord::SwapDb(a, b) => {
+                out.push(SWAPDB);
+                put_varint(out, u64::from(*a));
+                put_varint(out, u64::from(*b));
+            }
+            LogRecord::Multi(records) => {
+                out.push(MULTI);
+                put_varint(out, records.len() as u64);
+                let mut one = Vec::new();
+                for r in records {
+                    one.clear();
+                    r.encode(&mut one);
+                    put_bytes(out, &one);
+                }
+            }
         }
     }
 
@@ -352,12 +389,44 @@ impl LogRecord {
             },
             PERSIST => LogRecord::Persist { key: i.bytes()? },
             FLUSHALL => LogRecord::FlushAll,
+            MULTI => {
+                let n = i.count(2)?;
+                let mut records = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let one = i.bytes()?;
+                    // Not nested: bounds the decoder's recursion.
+                    if one.first() == Some(&MULTI) {
+                        return None;
+                    }
+                    records.push(LogRecord::decode(&one)?);
+                }
+                LogRecord::Multi(records)
+            }
+            DB => {
+                let db = u32::try_from(i.varint()?).ok()?;
+                if matches!(i.0.first(), Some(&(MULTI | DB | SWAPDB))) {
+                    return None;
+                }
+                let record = LogRecord::decode(i.0)?;
+                i.0 = &[];
+                LogRecord::Db {
+                    db,
+                    record: Box::new(record),
+                }
+            }
+            SWAPDB => LogRecord::SwapDb(
+                u32::try_from(i.varint()?).ok()?,
+                u32::try_from(i.varint()?).ok()?,
+            ),
             _ => return None,
         };
         i.0.is_empty().then_some(r)
     }
 
-    /// Applies the mutation to `store` (no clock involved).
+    /// Applies the mutation to `store` (no clock involved). A record of
+    /// several databases (`Db`, `SwapDb`) needs them all: see
+    /// [`Databases::apply`](crate::databases::Databases::apply); here `Db`
+    /// applies its inner record and `SwapDb` does nothing.
     pub fn apply(self, store: &mut Store) {
         match self {
             LogRecord::Set {
@@ -385,6 +454,13 @@ impl LogRecord {
                 store.set_expire(&key, None);
             }
             LogRecord::FlushAll => store.clear(),
+            LogRecord::Multi(records) => {
+                for r in records {
+                    r.apply(store);
+                }
+            }
+            LogRecord::Db { record, .. } => record.apply(store),
+            LogRecord::SwapDb(..) => {}
         }
     }
 }
@@ -422,6 +498,25 @@ mod tests {
             },
             LogRecord::Persist { key: b"k".to_vec() },
             LogRecord::FlushAll,
+            LogRecord::Multi(vec![
+                LogRecord::Del {
+                    keys: vec![b"a".to_vec()],
+                },
+                LogRecord::FlushAll,
+            ]),
+            LogRecord::Multi(vec![]),
+            LogRecord::Db {
+                db: 15,
+                record: Box::new(LogRecord::Persist { key: b"k".to_vec() }),
+            },
+            LogRecord::Multi(vec![
+                LogRecord::Db {
+                    db: 1,
+                    record: Box::new(LogRecord::FlushAll),
+                },
+                LogRecord::SwapDb(0, 3),
+            ]),
+            LogRecord::SwapDb(u32::MAX, 0),
         ]
     }
 
@@ -476,6 +571,17 @@ mod tests {
         assert_eq!(LogRecord::decode(&eleven), None, "varint over 64 bits");
         assert_eq!(LogRecord::decode(&[99]), None, "unknown tag");
         assert_eq!(LogRecord::decode(&[]), None);
+        let nested = LogRecord::Multi(vec![LogRecord::Multi(vec![])]).to_bytes();
+        assert_eq!(LogRecord::decode(&nested), None, "nested transaction");
+        let db_in_db = LogRecord::Db {
+            db: 1,
+            record: Box::new(LogRecord::SwapDb(1, 2)),
+        };
+        assert_eq!(
+            LogRecord::decode(&db_in_db.to_bytes()),
+            None,
+            "SWAPDB in a database"
+        );
     }
 
     #[test]

@@ -483,7 +483,10 @@ pub fn split_inline(line: &[u8]) -> Option<Args> {
 }
 
 /// A reply, as a command produces it; [`Reply::encode`] gives its RESP2
-/// bytes.
+/// bytes, [`Reply::encode_resp3`] its RESP3 ones. The RESP3-only types
+/// have the RESP2 form Redis gives them (a map is a flat array of pairs, a
+/// set an array, a double, big number or verbatim string a bulk string, a
+/// boolean `:1`/`:0`, a push an array).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Reply {
     /// `+OK`: a status line (no CR/LF).
@@ -501,6 +504,21 @@ pub enum Reply {
     Array(Vec<Reply>),
     /// `*-1`: the null array.
     NilArray,
+    /// `%N`: (key, value) pairs, in order.
+    Map(Vec<(Reply, Reply)>),
+    /// `~N`: an unordered collection.
+    Set(Vec<Reply>),
+    /// `,1.5`: a double, already formatted as Redis does (`inf`, `-inf`).
+    Double(String),
+    /// `#t` / `#f`.
+    Bool(bool),
+    /// `=N\r\ntxt:...`: text with its 3-letter format (`txt`, `mkd`).
+    Verbatim(&'static str, Vec<u8>),
+    /// `(1234...`: an integer of any size, in decimal.
+    BigNumber(String),
+    /// `>N`: an out-of-band push (for what later needs it: MONITOR,
+    /// subscriptions).
+    Push(Vec<Reply>),
 }
 
 impl Reply {
@@ -531,7 +549,78 @@ impl Reply {
 
     /// Appends the RESP2 encoding to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
+        self.encode_in(false, out);
+    }
+
+    /// Appends the RESP3 encoding to `out` (what a connection that sent
+    /// `HELLO 3` gets).
+    pub fn encode_resp3(&self, out: &mut Vec<u8>) {
+        self.encode_in(true, out);
+    }
+
+    /// Appends the encoding for protocol `proto` (2 or 3).
+    pub fn encode_proto(&self, proto: u8, out: &mut Vec<u8>) {
+        self.encode_in(proto >= 3, out);
+    }
+
+    fn encode_in(&self, resp3: bool, out: &mut Vec<u8>) {
+        let header = |out: &mut Vec<u8>, prefix: u8, n: usize| {
+            out.push(prefix);
+            push_int(out, n as i64);
+            out.extend_from_slice(b"\r\n");
+        };
+        let bulk = |out: &mut Vec<u8>, b: &[u8]| {
+            header(out, b'$', b.len());
+            out.extend_from_slice(b);
+            out.extend_from_slice(b"\r\n");
+        };
         match self {
+            Reply::Nil | Reply::NilArray if resp3 => out.extend_from_slice(b"_\r\n"),
+            Reply::Map(pairs) => {
+                match resp3 {
+                    true => header(out, b'%', pairs.len()),
+                    false => header(out, b'*', 2 * pairs.len()),
+                }
+                for (k, v) in pairs {
+                    k.encode_in(resp3, out);
+                    v.encode_in(resp3, out);
+                }
+            }
+            Reply::Set(items) | Reply::Push(items) => {
+                let prefix = match (resp3, self) {
+                    (false, _) => b'*',
+                    (true, Reply::Set(_)) => b'~',
+                    (true, _) => b'>',
+                };
+                header(out, prefix, items.len());
+                for item in items {
+                    item.encode_in(resp3, out);
+                }
+            }
+            Reply::Double(d) if resp3 => line(out, b',', d.as_bytes()),
+            Reply::BigNumber(n) if resp3 => line(out, b'(', n.as_bytes()),
+            Reply::Double(s) | Reply::BigNumber(s) => bulk(out, s.as_bytes()),
+            Reply::Bool(b) => match resp3 {
+                true => out.extend_from_slice(if *b { b"#t\r\n" } else { b"#f\r\n" }),
+                false => out.extend_from_slice(if *b { b":1\r\n" } else { b":0\r\n" }),
+            },
+            Reply::Verbatim(format, text) => {
+                if resp3 {
+                    header(out, b'=', format.len() + 1 + text.len());
+                    out.extend_from_slice(format.as_bytes());
+                    out.push(b':');
+                    out.extend_from_slice(text);
+                    out.extend_from_slice(b"\r\n");
+                } else {
+                    bulk(out, text);
+                }
+            }
+            Reply::Array(items) => {
+                header(out, b'*', items.len());
+                for item in items {
+                    item.encode_in(resp3, out);
+                }
+            }
             Reply::Simple(s) => line(out, b'+', s.as_bytes()),
             Reply::Error(s) => line(out, b'-', s.as_bytes()),
             Reply::Integer(n) => {
@@ -547,14 +636,6 @@ impl Reply {
                 out.extend_from_slice(b"\r\n");
             }
             Reply::Nil => out.extend_from_slice(b"$-1\r\n"),
-            Reply::Array(items) => {
-                out.push(b'*');
-                push_int(out, items.len() as i64);
-                out.extend_from_slice(b"\r\n");
-                for item in items {
-                    item.encode(out);
-                }
-            }
             Reply::NilArray => out.extend_from_slice(b"*-1\r\n"),
         }
     }

@@ -187,7 +187,7 @@ fn connection_commands() {
     let s = start("connection", &[]);
     let mut c = s.client();
     assert_eq!(q::<String>(&mut c, &["SELECT", "0"]), "OK");
-    assert!(q_err(&mut c, &["SELECT", "1"]).contains("DB index is out of range"));
+    assert!(q_err(&mut c, &["SELECT", "16"]).contains("DB index is out of range"));
     assert_eq!(q::<Option<String>>(&mut c, &["CLIENT", "GETNAME"]), None);
     assert_eq!(q::<String>(&mut c, &["CLIENT", "SETNAME", "me"]), "OK");
     assert_eq!(

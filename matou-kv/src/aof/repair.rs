@@ -20,8 +20,7 @@
 use super::files::{check_is_open_file, create_private};
 use super::frame::LogFile;
 use super::scan::{survey, Survey};
-use super::{sync_dir, write_snapshot, FILE_NAME, REWRITE_PREFIX};
-use crate::store::Store;
+use super::{sync_dir, write_snapshot, Replay, FILE_NAME, REWRITE_PREFIX};
 use std::fmt;
 use std::fs::{self, File};
 use std::io;
@@ -106,14 +105,14 @@ fn link_aside(dir: &Path, log: &Path) -> io::Result<PathBuf> {
 /// # Errors
 /// Reading the damaged file, or writing, linking or renaming: the damaged
 /// log is then still in place.
-pub fn repair(dir: &Path, damaged: &File, store: &mut Store) -> io::Result<Repaired> {
+pub fn repair(dir: &Path, damaged: &File, store: &mut impl Replay) -> io::Result<Repaired> {
     let path = dir.join(FILE_NAME);
-    *store = Store::new();
-    let survey = survey(&LogFile::new(damaged)?, |r| r.apply(store))?;
+    store.reset();
+    let survey = survey(&LogFile::new(damaged)?, |r| store.replay(r))?;
     let tmp = dir.join(format!("{REWRITE_PREFIX}repair"));
     let written = (|| {
         let mut new = create_private(&tmp)?;
-        let size = write_snapshot(&store.snapshot(), &mut new)?;
+        let size = write_snapshot(&store.snapshots(), &mut new)?;
         new.sync_all()?;
         Ok(size)
     })();
@@ -131,7 +130,7 @@ pub fn repair(dir: &Path, damaged: &File, store: &mut Store) -> io::Result<Repai
     Ok(Repaired {
         damaged_copy,
         survey,
-        keys: store.len(),
+        keys: store.keys(),
         new_size,
     })
 }

@@ -47,6 +47,8 @@ pub struct Session {
     pub authenticated: bool,
     /// CLIENT SETNAME.
     pub name: Option<Vec<u8>>,
+    /// The protocol of the replies: 2 (RESP2) until `HELLO 3`.
+    pub proto: u8,
 }
 
 /// Compares without an early exit, so that the time taken does not tell how
@@ -69,6 +71,7 @@ impl Session {
             id,
             authenticated: requirepass.is_none(),
             name: None,
+            proto: 2,
         }
     }
 
@@ -120,7 +123,7 @@ impl Session {
                 }
             }
             Conn::Hello {
-                proto: _,
+                proto,
                 auth,
                 setname,
             } => {
@@ -143,22 +146,22 @@ impl Session {
                         return Action::Reply(e);
                     }
                 }
+                // Checked by the parse: 2 or 3.
+                if let Some(p) = proto {
+                    self.proto = if p == 3 { 3 } else { 2 };
+                }
                 let b = |s: &str| Reply::Bulk(s.as_bytes().to_vec());
-                Reply::Array(vec![
-                    b("server"),
-                    b("redis"),
-                    b("version"),
-                    b(REDIS_VERSION),
-                    b("proto"),
-                    Reply::Integer(2),
-                    b("id"),
-                    Reply::Integer(i64::try_from(self.id).unwrap_or(i64::MAX)),
-                    b("mode"),
-                    b("standalone"),
-                    b("role"),
-                    b("master"),
-                    b("modules"),
-                    Reply::Array(Vec::new()),
+                Reply::Map(vec![
+                    (b("server"), b("redis")),
+                    (b("version"), b(REDIS_VERSION)),
+                    (b("proto"), Reply::Integer(i64::from(self.proto))),
+                    (
+                        b("id"),
+                        Reply::Integer(i64::try_from(self.id).unwrap_or(i64::MAX)),
+                    ),
+                    (b("mode"), b("standalone")),
+                    (b("role"), b("master")),
+                    (b("modules"), Reply::Array(Vec::new())),
                 ])
             }
             Conn::Select(0) => Reply::ok(),
@@ -169,7 +172,7 @@ impl Session {
             },
             Conn::ClientGetName => Reply::opt_bulk(self.name.clone()),
             Conn::ClientId => Reply::Integer(i64::try_from(self.id).unwrap_or(i64::MAX)),
-            Conn::ClientSetInfo | Conn::ConfigResetStat => Reply::ok(),
+            Conn::ClientSetInfo | Conn::ConfigResetStat | Conn::FunctionFlush => Reply::ok(),
             Conn::Help(what) => help(what),
             Conn::Info(sections) => return Action::Info(sections),
             Conn::ConfigGet(patterns) => config_get_reply(&config.params, &patterns),
@@ -240,11 +243,13 @@ pub fn config_get_reply(params: &[(&'static str, String)], patterns: &[Vec<u8>])
             .iter()
             .any(|p| glob::matches_nocase(p, name.as_bytes()))
         {
-            out.push(Reply::Bulk(name.as_bytes().to_vec()));
-            out.push(Reply::Bulk(value.as_bytes().to_vec()));
+            out.push((
+                Reply::Bulk(name.as_bytes().to_vec()),
+                Reply::Bulk(value.as_bytes().to_vec()),
+            ));
         }
     }
-    Reply::Array(out)
+    Reply::Map(out)
 }
 
 fn spec_info(s: &Spec) -> Reply {
@@ -329,6 +334,9 @@ pub struct InfoData {
     pub keys: usize,
     /// Keys with an expiry (`Store::expires_len`).
     pub expires: usize,
+    /// (database, keys, keys with an expiry) of each non-empty database,
+    /// for the keyspace section; empty: `db0` from `keys` and `expires`.
+    pub keyspace: Vec<(usize, usize, usize)>,
     /// The log's fsync policy name.
     pub aof_fsync: String,
     /// The log's size in bytes.
@@ -438,12 +446,13 @@ pub fn info_text(d: &InfoData, sections: &[Vec<u8>]) -> String {
                 kv("connected_slaves", &0);
             }
             _ => {
-                if d.keys > 0 {
-                    let _ = write!(
-                        out,
-                        "db0:keys={},expires={},avg_ttl=0\r\n",
-                        d.keys, d.expires
-                    );
+                let db0 = [(0, d.keys, d.expires)];
+                let dbs = match d.keyspace.is_empty() {
+                    true => &db0[..],
+                    false => &d.keyspace[..],
+                };
+                for &(db, keys, expires) in dbs.iter().filter(|(_, keys, _)| *keys > 0) {
+                    let _ = write!(out, "db{db}:keys={keys},expires={expires},avg_ttl=0\r\n");
                 }
             }
         }

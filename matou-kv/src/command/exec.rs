@@ -277,7 +277,11 @@ pub fn execute_write(cmd: Write, store: &mut Store, now: u64) -> (Reply, Option<
             }
             _ => tx.done(Reply::Integer(0)),
         },
-        Write::Flush => {
+        Write::Move { .. } | Write::SwapDb(..) => (
+            Reply::err("ERR this command needs the databases of the server"),
+            None,
+        ),
+        Write::Flush | Write::FlushAll => {
             if tx.store.is_empty() {
                 (Reply::ok(), None)
             } else {

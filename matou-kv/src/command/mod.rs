@@ -36,6 +36,7 @@
 mod conn;
 mod exec;
 mod kind;
+pub mod multi;
 mod parse;
 #[cfg(test)]
 mod tests;
@@ -178,6 +179,8 @@ const CONFIG_SUBS: &[Spec] = &[
     spec("config|help", 2, CONN, NONE, C),
 ];
 
+const FUNCTION_SUBS: &[Spec] = &[spec("function|flush", -2, &["write", "noscript"], NONE, C)];
+
 const COMMAND_SUBS: &[Spec] = &[
     spec("command|count", 2, CONN, NONE, C),
     spec("command|docs", -2, CONN, NONE, C),
@@ -219,6 +222,8 @@ pub const TABLE: &[Spec] = &[
     spec("persist", 2, WR_DEL, ONE, W),
     spec("flushdb", -1, &["write"], NONE, W),
     spec("flushall", -1, &["write"], NONE, W),
+    spec("move", 3, WR_FAST, ONE, W),
+    spec("swapdb", 3, &["write", "fast"], NONE, W),
     spec("ping", -1, &["fast"], NONE, C),
     spec("echo", 2, &["fast"], NONE, C),
     spec("auth", -2, NO_AUTH, NONE, C),
@@ -240,6 +245,10 @@ pub const TABLE: &[Spec] = &[
     Spec {
         subcommands: CONFIG_SUBS,
         ..spec("config", -2, &[], NONE, C)
+    },
+    Spec {
+        subcommands: FUNCTION_SUBS,
+        ..spec("function", -2, &[], NONE, C)
     },
     Spec {
         subcommands: COMMAND_SUBS,
@@ -484,8 +493,20 @@ pub enum Write {
     },
     /// PERSIST key.
     Persist(Vec<u8>),
-    /// FLUSHDB, FLUSHALL.
+    /// FLUSHDB (of a [`Store`](crate::store::Store) alone: FLUSHALL).
     Flush,
+    /// FLUSHALL: every database (the storage task's; on one store, as
+    /// FLUSHDB).
+    FlushAll,
+    /// MOVE key db: needs the databases (the storage task's).
+    Move {
+        /// The key.
+        key: Vec<u8>,
+        /// The destination database, as given.
+        db: i64,
+    },
+    /// SWAPDB a b: needs the databases (the storage task's).
+    SwapDb(i64, i64),
 }
 
 impl Write {
@@ -506,7 +527,11 @@ impl Write {
             Write::IncrBy { key, .. } | Write::Expire { key, .. } => {
                 strings(&mut std::iter::once(key)).saturating_add(32)
             }
-            Write::Flush => 32,
+            Write::Flush | Write::FlushAll | Write::SwapDb(..) => 32,
+            // The key twice, and a value (at most MAX_STRING).
+            Write::Move { key, .. } => strings(&mut [key, key].into_iter())
+                .saturating_add(MAX_STRING)
+                .saturating_add(64),
         }
     }
 }
@@ -554,6 +579,9 @@ pub enum Conn {
     ConfigSet,
     /// CONFIG RESETSTAT.
     ConfigResetStat,
+    /// `FUNCTION FLUSH [ASYNC|SYNC]`: there are no functions (FUNCTION LOAD
+    /// does not exist), so there is nothing to remove.
+    FunctionFlush,
     /// COMMAND and its subcommands.
     Command(CommandQuery),
     /// QUIT.

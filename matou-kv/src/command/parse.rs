@@ -131,11 +131,30 @@ pub fn parse(args: &[Vec<u8>], authenticated: bool) -> Result<Command, Reply> {
             })
         }
         "persist" => write(Write::Persist(key())),
-        "flushdb" | "flushall" => match args.get(1) {
-            None => write(Write::Flush),
-            Some(a) if args.len() == 2 && (is(a, "sync") || is(a, "async")) => write(Write::Flush),
-            Some(_) => Err(Reply::err(SYNTAX)),
-        },
+        "flushdb" | "flushall" => {
+            let flush = match spec.name {
+                "flushall" => Write::FlushAll,
+                _ => Write::Flush,
+            };
+            match args.get(1) {
+                None => write(flush),
+                Some(a) if args.len() == 2 && (is(a, "sync") || is(a, "async")) => write(flush),
+                Some(_) => Err(Reply::err(SYNTAX)),
+            }
+        }
+        "move" => write(Write::Move {
+            key: key(),
+            db: int(&args[2])?,
+        }),
+        "swapdb" => {
+            let index = |a: &[u8], which: &str| {
+                parse_i64(a).ok_or_else(|| Reply::err(format!("ERR invalid {which} DB index")))
+            };
+            write(Write::SwapDb(
+                index(&args[1], "first")?,
+                index(&args[2], "second")?,
+            ))
+        }
         "ping" => match args.len() {
             1 => conn(Conn::Ping(None)),
             2 => conn(Conn::Ping(Some(args[1].clone()))),
@@ -184,6 +203,14 @@ pub fn parse(args: &[Vec<u8>], authenticated: bool) -> Result<Command, Reply> {
         "config|get" => conn(Conn::ConfigGet(args[2..].to_vec())),
         "config|set" => conn(Conn::ConfigSet),
         "config|resetstat" => conn(Conn::ConfigResetStat),
+        // No function can exist (no FUNCTION LOAD): flushing them is done.
+        "function|flush" => match args.get(2) {
+            None => conn(Conn::FunctionFlush),
+            Some(a) if args.len() == 3 && (is(a, "sync") || is(a, "async")) => {
+                conn(Conn::FunctionFlush)
+            }
+            Some(_) => Err(Reply::err(SYNTAX)),
+        },
         "config|help" => conn(Conn::Help("CONFIG")),
         "command" => conn(Conn::Command(CommandQuery::All)),
         "command|count" => conn(Conn::Command(CommandQuery::Count)),
@@ -328,8 +355,7 @@ fn parse_hello(args: &[Vec<u8>]) -> Result<Conn, Reply> {
         let v = parse_i64(v).ok_or(Reply::err(
             "ERR Protocol version is not an integer or out of range",
         ))?;
-        // Only RESP2 is spoken: HELLO 3 is refused, and clients fall back.
-        if v != 2 {
+        if v != 2 && v != 3 {
             return Err(Reply::err("NOPROTO unsupported protocol version"));
         }
         proto = Some(v);

@@ -506,20 +506,25 @@ fn auth_and_hello() {
     );
 
     let mut s = Session::new(8, Some("secret"));
-    let Reply::Array(hello) = reply(conn(
+    let Reply::Map(hello) = reply(conn(
         &mut s,
         &v,
         &["HELLO", "2", "AUTH", "default", "secret", "SETNAME", "me"],
     )) else {
         panic!()
     };
-    assert_eq!(hello[5], int(2));
-    assert_eq!(hello[7], int(8));
+    assert_eq!(hello[2], (bulk("proto"), int(2)));
+    assert_eq!(hello[3], (bulk("id"), int(8)));
     assert_eq!(s.name.as_deref(), Some(&b"me"[..]));
+    let Reply::Map(hello) = reply(conn(&mut s, &v, &["HELLO", "3"])) else {
+        panic!()
+    };
+    assert_eq!((hello[2].clone(), s.proto), ((bulk("proto"), int(3)), 3));
     assert_eq!(
-        reply(conn(&mut s, &v, &["HELLO", "3"])),
+        reply(conn(&mut s, &v, &["HELLO", "4"])),
         Reply::err("NOPROTO unsupported protocol version")
     );
+    assert_eq!(s.proto, 3, "a refused HELLO changes nothing");
     assert_eq!(
         reply(conn(&mut s, &v, &["HELLO", "2", "FOO"])),
         Reply::err("ERR Syntax error in HELLO option 'FOO'")
@@ -595,15 +600,15 @@ fn what_redis_benchmark_and_redis_cli_ask_at_start() {
     let v = view(None);
     let mut s = Session::new(1, None);
     assert_eq!(
-        reply(conn(&mut s, &v, &["CONFIG", "GET", "save"])),
-        Reply::Array(vec![bulk("save"), bulk("")])
+        reply(conn(&mut s, &v, &["CONFIG", "GET", "save"])).to_bytes(),
+        Reply::Array(vec![bulk("save"), bulk("")]).to_bytes()
     );
     assert_eq!(
-        reply(conn(&mut s, &v, &["CONFIG", "GET", "APPENDONLY"])),
-        Reply::Array(vec![bulk("appendonly"), bulk("yes")])
+        reply(conn(&mut s, &v, &["CONFIG", "GET", "APPENDONLY"])).to_bytes(),
+        Reply::Array(vec![bulk("appendonly"), bulk("yes")]).to_bytes()
     );
     assert_eq!(
-        reply(conn(&mut s, &v, &["CONFIG", "GET", "append*", "save"])),
+        reply(conn(&mut s, &v, &["CONFIG", "GET", "append*", "save"])).to_bytes(),
         Reply::Array(vec![
             bulk("save"),
             bulk(""),
@@ -612,6 +617,7 @@ fn what_redis_benchmark_and_redis_cli_ask_at_start() {
             bulk("appendfsync"),
             bulk("always")
         ])
+        .to_bytes()
     );
     assert_eq!(
         reply(conn(&mut s, &v, &["COMMAND", "DOCS"])),

@@ -275,3 +275,61 @@ fn reply_encoding() {
             .to_vec()
     );
 }
+
+#[test]
+fn resp3_types_and_their_resp2_forms() {
+    let both = |r: Reply| {
+        let mut three = Vec::new();
+        r.encode_resp3(&mut three);
+        (
+            String::from_utf8(r.to_bytes()).unwrap(),
+            String::from_utf8(three).unwrap(),
+        )
+    };
+    let b = |s: &str| Reply::Bulk(s.as_bytes().to_vec());
+    let cases = [
+        (Reply::Nil, "$-1\r\n", "_\r\n"),
+        (Reply::NilArray, "*-1\r\n", "_\r\n"),
+        (
+            Reply::Map(vec![(b("a"), Reply::Integer(1))]),
+            "*2\r\n$1\r\na\r\n:1\r\n",
+            "%1\r\n$1\r\na\r\n:1\r\n",
+        ),
+        (
+            Reply::Set(vec![b("x")]),
+            "*1\r\n$1\r\nx\r\n",
+            "~1\r\n$1\r\nx\r\n",
+        ),
+        (
+            Reply::Push(vec![b("x")]),
+            "*1\r\n$1\r\nx\r\n",
+            ">1\r\n$1\r\nx\r\n",
+        ),
+        (Reply::Double("1.5".into()), "$3\r\n1.5\r\n", ",1.5\r\n"),
+        (Reply::Bool(true), ":1\r\n", "#t\r\n"),
+        (Reply::Bool(false), ":0\r\n", "#f\r\n"),
+        (
+            Reply::Verbatim("txt", b"hi".to_vec()),
+            "$2\r\nhi\r\n",
+            "=6\r\ntxt:hi\r\n",
+        ),
+        (
+            Reply::BigNumber("123456789012345678901234567890".into()),
+            "$30\r\n123456789012345678901234567890\r\n",
+            "(123456789012345678901234567890\r\n",
+        ),
+        // Nested: the inner replies follow the protocol too.
+        (
+            Reply::Array(vec![Reply::Nil, Reply::Map(vec![])]),
+            "*2\r\n$-1\r\n*0\r\n",
+            "*2\r\n_\r\n%0\r\n",
+        ),
+    ];
+    for (r, two, three) in cases {
+        assert_eq!(
+            both(r.clone()),
+            (two.to_string(), three.to_string()),
+            "{r:?}"
+        );
+    }
+}

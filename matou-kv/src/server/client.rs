@@ -8,15 +8,24 @@
 //! [`Job`], and writes every reply of the batch with one `write`, in
 //! request order.
 //!
+//! Transactions ([`Multi`]) are decided before the parse: inside MULTI a
+//! request is queued (`+QUEUED`) or refused, and EXEC sends the whole queue
+//! to the storage task as one request, whose answers become EXEC's array;
+//! queued connection commands run when that array is built, so an aborted
+//! EXEC changes nothing. Each reply is encoded in the protocol the session
+//! had when its request was parsed (RESP3 from a `HELLO 3` on, its own
+//! reply included).
+//!
 //! Memory per connection is bounded: the read buffer only holds the
 //! incomplete request at its end, and a request that would grow it past
 //! `--max-query-bytes` is answered with a protocol error and the
 //! connection closed (the decoder's limits bound each argument and their
 //! count, this bounds their sum).
 
-use super::storage::{Answer, Job, Req};
+use super::storage::{Answer, DbCell, Job, Req};
 use super::Shared;
-use crate::command::{info_text, Action, Command, Session};
+use crate::command::multi::{Exec, Intercept, Multi, Queued};
+use crate::command::{info_text, Action, Command, Conn, Session};
 use crate::resp::{Decoder, ProtocolError, Reply};
 use matou::sync::oneshot;
 use matou::unix::net::TcpStream;
@@ -46,6 +55,10 @@ enum Out {
     /// INFO for these sections: the job's next answer holds the storage's
     /// figures, the handler adds its own.
     Info(Vec<Vec<u8>>),
+    /// EXEC: the job's next answer holds the answers of these, in order.
+    Exec(Vec<Out>),
+    /// A connection command queued in a transaction: run once EXEC ran.
+    Conn(Conn),
 }
 
 /// What the connection does after its batch.
@@ -63,6 +76,8 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
     let _guard = ClientGuard(&shared.clients);
     let id = shared.next_client_id.fetch_add(1, Ordering::Relaxed);
     let mut session = Session::new(id, shared.config.requirepass.as_deref());
+    let mut multi = Multi::new();
+    let db = DbCell::default();
     // Resumable: a big request arriving in many reads is not re-parsed from
     // its start at each one.
     let mut decoder = Decoder::new(shared.config.limits());
@@ -97,6 +112,10 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
         end += n;
 
         let mut reqs = Vec::new();
+        // The protocol of each reply is the session's when its request was
+        // parsed: (first reply, protocol) wherever a HELLO changed it.
+        let batch_proto = session.proto;
+        let mut switches: Vec<(usize, u8)> = Vec::new();
         let mut after = After::Continue;
         let mut consumed = 0;
         let mut bad = None;
@@ -108,7 +127,22 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
                         continue;
                     }
                     shared.commands.fetch_add(1, Ordering::Relaxed);
-                    match session.parse(&args) {
+                    let parsed = match multi.intercept(&args, session.authenticated) {
+                        Intercept::Pass => session.parse(&args),
+                        Intercept::Reply(r) => Err(r),
+                        Intercept::Watch(keys, cell) => {
+                            outs.push(Out::Storage);
+                            reqs.push(Req::Watch(keys, cell));
+                            continue;
+                        }
+                        Intercept::Exec(exec) => {
+                            let (out, req) = exec_request(exec);
+                            outs.push(out);
+                            reqs.push(req);
+                            continue;
+                        }
+                    };
+                    match parsed {
                         Err(e) => outs.push(Out::Ready(e)),
                         Ok(Command::Read(r)) => {
                             outs.push(Out::Storage);
@@ -117,6 +151,10 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
                         Ok(Command::Write(w)) => {
                             outs.push(Out::Storage);
                             reqs.push(Req::Write(w));
+                        }
+                        Ok(Command::Conn(Conn::Select(i))) => {
+                            outs.push(Out::Storage);
+                            reqs.push(Req::Select(i));
                         }
                         Ok(Command::Conn(c)) => match session.execute(c, &shared.view) {
                             Action::Reply(r) => outs.push(Out::Ready(r)),
@@ -133,6 +171,11 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
                     }
                     // AUTH lifts the decoder's pre-authentication caps.
                     decoder.set_authenticated(session.authenticated);
+                    let proto_now = switches.last().map_or(batch_proto, |s| s.1);
+                    if session.proto != proto_now {
+                        // HELLO's own reply is in the protocol it asked for.
+                        switches.push((outs.len().saturating_sub(1), session.proto));
+                    }
                 }
                 Ok(None) => break,
                 Err(e) => {
@@ -155,7 +198,12 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
             Vec::new()
         } else {
             let (tx, rx) = oneshot::channel();
-            if shared.jobs.send(Job { reqs, reply: tx }).await.is_err() {
+            let job = Job {
+                reqs,
+                db: db.clone(),
+                reply: tx,
+            };
+            if shared.jobs.send(job).await.is_err() {
                 // The storage task is gone (shutdown): nothing to answer with.
                 return Ok(());
             }
@@ -166,24 +214,17 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
         };
         let mut answers = answers.into_iter();
         wire.clear();
-        for o in outs.drain(..) {
-            let r = match o {
-                Out::Ready(r) => r,
-                Out::Storage => match answers.next() {
-                    Some(Answer::Reply(r)) => r,
-                    _ => Reply::Nil,
-                },
-                Out::Info(sections) => {
-                    let mut data = match answers.next() {
-                        Some(Answer::Info(d)) => *d,
-                        _ => Default::default(),
-                    };
-                    shared.fill_info(&mut data);
-                    Reply::Bulk(info_text(&data, &sections).into_bytes())
-                }
-            };
-            r.encode(&mut wire);
+        let mut proto = batch_proto;
+        let mut switches = switches.into_iter().peekable();
+        for (i, o) in outs.drain(..).enumerate() {
+            while let Some((_, p)) = switches.next_if(|s| s.0 == i) {
+                proto = p;
+            }
+            let r = render(o, &mut answers, &mut session, &shared, &mut after);
+            r.encode_proto(proto, &mut wire);
         }
+        // AUTH queued in a transaction ran just now.
+        decoder.set_authenticated(session.authenticated);
         if let Some(e) = &bad {
             e.reply().encode(&mut wire);
         }
@@ -205,5 +246,84 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
             }
             _ => return Ok(()),
         }
+    }
+}
+
+/// The storage request of an EXEC, and where its answers go.
+fn exec_request(exec: Exec) -> (Out, Req) {
+    let mut outs = Vec::with_capacity(exec.queued.len());
+    let mut reqs = Vec::new();
+    for q in exec.queued {
+        outs.push(match q {
+            Queued::Read(r) => {
+                reqs.push(Req::Read(r));
+                Out::Storage
+            }
+            Queued::Write(w) => {
+                reqs.push(Req::Write(w));
+                Out::Storage
+            }
+            Queued::Info(sections) => {
+                reqs.push(Req::Info);
+                Out::Info(sections)
+            }
+            Queued::Select(i) => {
+                reqs.push(Req::Select(i));
+                Out::Storage
+            }
+            Queued::Conn(c) => Out::Conn(c),
+            Queued::Ready(r) => Out::Ready(r),
+        });
+    }
+    (Out::Exec(outs), Req::Exec(reqs, exec.watched))
+}
+
+/// The reply for `o`, taking its answers from the storage's.
+fn render(
+    o: Out,
+    answers: &mut impl Iterator<Item = Answer>,
+    session: &mut Session,
+    shared: &Shared,
+    after: &mut After,
+) -> Reply {
+    match o {
+        Out::Ready(r) => r,
+        Out::Storage => match answers.next() {
+            Some(Answer::Reply(r)) => r,
+            _ => Reply::Nil,
+        },
+        Out::Info(sections) => {
+            let mut data = match answers.next() {
+                Some(Answer::Info(d)) => *d,
+                _ => Default::default(),
+            };
+            shared.fill_info(&mut data);
+            Reply::Verbatim("txt", info_text(&data, &sections).into_bytes())
+        }
+        Out::Exec(outs) => match answers.next() {
+            Some(Answer::Exec(Some(inner))) => {
+                let mut inner = inner.into_iter();
+                Reply::Array(
+                    outs.into_iter()
+                        .map(|o| render(o, &mut inner, session, shared, after))
+                        .collect(),
+                )
+            }
+            Some(Answer::Reply(r)) => r,
+            _ => Reply::NilArray,
+        },
+        Out::Conn(c) => match session.execute(c, &shared.view) {
+            Action::Reply(r) => r,
+            Action::Close(r) => {
+                *after = After::Close;
+                r
+            }
+            Action::Shutdown => {
+                *after = After::Shutdown;
+                Reply::ok()
+            }
+            // Queued as `Queued::Info`: never here.
+            Action::Info(_) => Reply::err("ERR INFO could not run in this transaction"),
+        },
     }
 }

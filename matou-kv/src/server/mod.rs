@@ -2,7 +2,7 @@
 //! on the matou runtime (one run of `matou::builder()`).
 //!
 //! - **Storage task** (`storage.rs`, spawned on dom0): the only owner of the
-//!   [`Store`] and of the [`Aof`]; it serializes every data command, read
+//!   [`Databases`] and of the [`Aof`]; it serializes every data command, read
 //!   or write, commits the log once per batch of jobs (group commit), runs
 //!   the periodic duties (active expiry, everysec fsync) and has the log
 //!   rewritten on a thread of its own without stopping service.
@@ -61,13 +61,14 @@
 
 mod client;
 mod storage;
+mod txn;
 
 pub use storage::TICK;
 
 use crate::aof::Aof;
 use crate::command::{ConfigView, InfoData};
 use crate::config::Config;
-use crate::store::Store;
+use crate::databases::Databases;
 use matou::sync::Sender;
 use matou::unix::net::{serve_on_every_worker, TcpListener, TcpStream};
 use matou::unix::time;
@@ -310,7 +311,7 @@ async fn serve_logged(listener: TcpListener, shared: Arc<Shared>) -> io::Result<
 /// # Errors
 /// Binding the address, or an accept loop that failed (after a clean stop of
 /// everything else, the log included).
-pub async fn run(config: Config, store: Store, aof: Aof) -> io::Result<()> {
+pub async fn run(config: Config, store: Databases, aof: Aof) -> io::Result<()> {
     let ip: std::net::IpAddr = config
         .bind
         .parse()

@@ -1,9 +1,19 @@
-//! The storage task: the one owner of the [`Store`] and of the [`Aof`].
+//! The storage task: the one owner of the [`Databases`] and of the [`Aof`].
 //!
 //! It receives [`Job`]s (one per handler batch) on a bounded
 //! `matou::sync` channel and answers each through its `oneshot`. Invariants:
 //! - **Serial.** Every command, read or write, runs here, in arrival
 //!   order; nothing else touches the store or the log.
+//! - **EXEC is one piece.** A transaction's requests run back to back
+//!   within its job, so no other client sees half of it, and its records
+//!   are appended as one [`LogRecord::Multi`] frame, so no crash or cut log
+//!   replays half of it; it is answered after the commit like any write.
+//!   Every logged change (and every key a flush or SWAPDB affects) bumps
+//!   the WATCH version table (`txn`), which EXEC checks first.
+//! - **Databases.** Each job runs in its connection's database (a cell
+//!   only this task writes, by SELECT, so that SELECT takes effect in
+//!   request order, inside a transaction too); records of database `n > 0`
+//!   are logged wrapped in [`LogRecord::Db`].
 //! - **Group commit.** After one `recv().await` it takes every job already
 //!   queued (`try_recv` until empty), executes them, appends their records,
 //!   commits once (one `write`, and one `fsync` under `--fsync always`), and
@@ -34,16 +44,20 @@
 //!   whatever the policy.
 
 use super::now_ms;
-use crate::aof::{Aof, RewriteOutput};
-use crate::command::{execute_read, execute_write, InfoData, Read, Write};
+use super::txn::Versions;
+use crate::aof::{Aof, RewriteOutput, MAX_PAYLOAD};
+use crate::command::multi::WatchCell;
+use crate::command::{execute_read, execute_write, InfoData, Read, Write, TOO_LARGE_FOR_LOG};
+use crate::databases::Databases;
 use crate::record::LogRecord;
 use crate::resp::Reply;
-use crate::store::Store;
 use matou::sync::{oneshot, Receiver};
 use matou::unix::time;
 use std::future::{poll_fn, Future};
 use std::io;
 use std::pin::{pin, Pin};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
@@ -55,6 +69,8 @@ const EXPIRE_WORK: usize = 1000;
 /// After a failed rewrite, how long before trying again (the log goes on
 /// growing meanwhile, but a full disk is not hammered with snapshots).
 const REWRITE_RETRY: Duration = Duration::from_secs(10);
+/// SELECT, MOVE or SWAPDB of a database that does not exist.
+const DB_RANGE: &str = "ERR DB index is out of range";
 
 /// One request for the storage task, parsed by the handler.
 #[derive(Debug)]
@@ -63,7 +79,20 @@ pub(super) enum Req {
     Write(Write),
     /// The storage's figures for INFO.
     Info,
+    /// WATCH: record these keys' versions in the cell.
+    Watch(Vec<Vec<u8>>, WatchCell),
+    /// EXEC: unless a key of the cell changed, run these (reads, writes,
+    /// INFO, SELECT) in one piece, logged as one record (see
+    /// `command::multi`).
+    Exec(Vec<Req>, WatchCell),
+    /// SELECT: the database of the requests after it, and of the
+    /// connection's next jobs.
+    Select(i64),
 }
+
+/// The connection's database, which only the storage task changes (by
+/// SELECT), so that it is always the one of the requests in order.
+pub(super) type DbCell = Arc<AtomicUsize>;
 
 /// The storage task's answer to one [`Req`].
 #[derive(Debug)]
@@ -72,11 +101,15 @@ pub(super) enum Answer {
     /// [`InfoData`] with the storage's fields filled (keyspace, memory,
     /// persistence, expired keys); the handler fills the rest.
     Info(Box<InfoData>),
+    /// EXEC's answers, one per request, or `None` if a watched key changed.
+    Exec(Option<Vec<Answer>>),
 }
 
 /// One handler's batch, answered as a whole, in order.
 pub(super) struct Job {
     pub reqs: Vec<Req>,
+    /// The connection's database.
+    pub db: DbCell,
     pub reply: oneshot::Sender<Vec<Answer>>,
 }
 
@@ -104,7 +137,7 @@ fn fatal(what: &str, e: io::Error) -> ! {
 }
 
 struct Storage {
-    store: Store,
+    store: Databases,
     aof: Aof,
     /// The store's clock: the maximum `now_ms` seen, so that a wall-clock
     /// step back never revives expired keys.
@@ -115,10 +148,12 @@ struct Storage {
     rewrite_not_before: Instant,
     /// Answers held until the batch's commit (reused between batches).
     held: Vec<(oneshot::Sender<Vec<Answer>>, Vec<Answer>)>,
+    /// What WATCH compares (see `txn`).
+    versions: Versions,
 }
 
 /// Owns the store and the log until `jobs` is closed and drained.
-pub(super) async fn run(store: Store, aof: Aof, jobs: Receiver<Job>) -> io::Result<()> {
+pub(super) async fn run(store: Databases, aof: Aof, jobs: Receiver<Job>) -> io::Result<()> {
     let mut s = Storage {
         store,
         aof,
@@ -127,6 +162,7 @@ pub(super) async fn run(store: Store, aof: Aof, jobs: Receiver<Job>) -> io::Resu
         rewriting: None,
         rewrite_not_before: Instant::now(),
         held: Vec::new(),
+        versions: Versions::new(),
     };
     let mut next_tick = Instant::now() + TICK;
     let mut batch = Vec::new();
@@ -182,19 +218,22 @@ impl Storage {
         let now = self.clock;
         for job in batch.drain(..) {
             let mut answers = Vec::with_capacity(job.reqs.len());
+            // A connection only ever has one job in flight: no one else
+            // changes its cell meanwhile.
+            let mut db = job.db.load(Ordering::Relaxed).min(self.store.count() - 1);
             for req in job.reqs {
                 answers.push(match req {
-                    Req::Read(r) => Answer::Reply(execute_read(&r, &self.store, now)),
-                    Req::Write(w) => {
-                        let (reply, record) = execute_write(w, &mut self.store, now);
+                    Req::Exec(reqs, watched) => self.exec(reqs, &watched, &mut db, now),
+                    req => {
+                        let (answer, record) = self.run(req, &mut db, now);
                         if let Some(r) = &record {
                             self.aof.append(r);
                         }
-                        Answer::Reply(reply)
+                        answer
                     }
-                    Req::Info => Answer::Info(Box::new(self.info())),
                 });
             }
+            job.db.store(db, Ordering::Relaxed);
             if self.aof.has_pending() {
                 self.held.push((job.reply, answers));
             } else {
@@ -216,13 +255,139 @@ impl Storage {
         }
     }
 
+    /// Runs one request outside EXEC: its answer and what to log.
+    fn run(&mut self, req: Req, db: &mut usize, now: u64) -> (Answer, Option<LogRecord>) {
+        match req {
+            Req::Read(r) => (
+                Answer::Reply(execute_read(&r, self.store.db(*db), now)),
+                None,
+            ),
+            Req::Write(w) => {
+                let (reply, record) = self.write(w, *db, now);
+                if let Some(r) = &record {
+                    self.versions.touch_record(r);
+                }
+                (Answer::Reply(reply), record)
+            }
+            Req::Info => (Answer::Info(Box::new(self.info())), None),
+            Req::Watch(keys, cell) => {
+                let w = self.versions.watch(*db, keys, self.store.db(*db), now);
+                lock(&cell).extend(w);
+                (Answer::Reply(Reply::ok()), None)
+            }
+            Req::Exec(..) => (Answer::Reply(Reply::err("ERR EXEC inside EXEC")), None),
+            Req::Select(i) => match self.db_index(i) {
+                Some(i) => {
+                    *db = i;
+                    (Answer::Reply(Reply::ok()), None)
+                }
+                None => (Answer::Reply(Reply::err(DB_RANGE)), None),
+            },
+        }
+    }
+
+    fn db_index(&self, i: i64) -> Option<usize> {
+        usize::try_from(i).ok().filter(|&i| i < self.store.count())
+    }
+
+    /// A write on database `db`, and its record as the log holds it.
+    fn write(&mut self, w: Write, db: usize, now: u64) -> (Reply, Option<LogRecord>) {
+        match w {
+            Write::Flush => self.versions.touch_all(db, self.store.db(db)),
+            Write::FlushAll => {
+                let mut records = Vec::new();
+                for i in 0..self.store.count() {
+                    if !self.store.db(i).is_empty() {
+                        self.versions.touch_all(i, self.store.db(i));
+                        self.store.db_mut(i).clear();
+                        records.push(Databases::in_db(i, LogRecord::FlushAll));
+                    }
+                }
+                let record = match records.len() {
+                    0 => None,
+                    1 => records.pop(),
+                    _ => Some(LogRecord::Multi(records)),
+                };
+                return (Reply::ok(), record);
+            }
+            Write::Move { key, db: to } => {
+                let Some(to) = self.db_index(to) else {
+                    return (Reply::err(DB_RANGE), None);
+                };
+                if to == db {
+                    return (
+                        Reply::err("ERR source and destination objects are the same"),
+                        None,
+                    );
+                }
+                let (moved, record) = self.store.move_key(&key, db, to, now);
+                return (Reply::Integer(i64::from(moved)), record);
+            }
+            Write::SwapDb(a, b) => {
+                let (Some(a), Some(b)) = (self.db_index(a), self.db_index(b)) else {
+                    return (Reply::err(DB_RANGE), None);
+                };
+                if a != b {
+                    // A key of either database changes in both (it appears
+                    // in one, disappears from the other).
+                    for (x, y) in [(a, b), (b, a)] {
+                        self.versions.touch_all(x, self.store.db(x));
+                        self.versions.touch_all(x, self.store.db(y));
+                    }
+                    self.store.swap(a, b);
+                }
+                let record = (a != b).then_some(LogRecord::SwapDb(a as u32, b as u32));
+                return (Reply::ok(), record);
+            }
+            _ => {}
+        }
+        let (reply, record) = execute_write(w, self.store.db_mut(db), now);
+        (reply, record.map(|r| Databases::in_db(db, r)))
+    }
+
+    /// EXEC: nothing runs if a watched key changed; otherwise every request
+    /// runs here with nothing in between, and their records are logged as
+    /// one [`LogRecord::Multi`] (or the one record, if only one).
+    fn exec(&mut self, reqs: Vec<Req>, watched: &WatchCell, db: &mut usize, now: u64) -> Answer {
+        let watched = std::mem::take(&mut *lock(watched));
+        if !self.versions.unchanged(&watched, &self.store, now) {
+            return Answer::Exec(None);
+        }
+        let bound = reqs.iter().fold(0usize, |acc, r| match r {
+            Req::Write(w) => acc.saturating_add(w.record_bound()),
+            _ => acc,
+        });
+        if bound > MAX_PAYLOAD {
+            return Answer::Reply(Reply::err(TOO_LARGE_FOR_LOG));
+        }
+        let mut records = Vec::new();
+        let mut answers = Vec::with_capacity(reqs.len());
+        for req in reqs {
+            let (answer, record) = self.run(req, db, now);
+            answers.extend([answer]);
+            records.extend(record);
+        }
+        match records.len() {
+            0 => {}
+            1 => self.aof.append(&records[0]),
+            _ => self.aof.append(&LogRecord::Multi(records)),
+        }
+        Answer::Exec(Some(answers))
+    }
+
     /// The periodic duties: active expiry (logged as `Del`), everysec fsync.
     fn tick(&mut self) {
         self.clock = self.clock.max(now_ms());
-        let removed = self.store.active_expire(self.clock, EXPIRE_WORK);
-        if !removed.is_empty() {
-            self.expired_keys += removed.len() as u64;
-            self.aof.append(&LogRecord::Del { keys: removed });
+        for db in 0..self.store.count() {
+            let removed = self.store.db_mut(db).active_expire(self.clock, EXPIRE_WORK);
+            if !removed.is_empty() {
+                self.expired_keys += removed.len() as u64;
+                let record = Databases::in_db(db, LogRecord::Del { keys: removed });
+                self.versions.touch_record(&record);
+                self.aof.append(&record);
+            }
+        }
+        if self.aof.has_pending() {
             if let Err(e) = self.aof.commit() {
                 fatal("write", e);
             }
@@ -317,6 +482,11 @@ impl Storage {
             used_memory: self.store.data_bytes(),
             keys: self.store.len(),
             expires: self.store.expires_len(),
+            keyspace: self
+                .store
+                .iter()
+                .map(|(i, s)| (i, s.len(), s.expires_len()))
+                .collect(),
             aof_fsync: self.aof.policy().name().into(),
             aof_current_size: self.aof.size(),
             aof_base_size: self.aof.base_size(),
@@ -326,4 +496,11 @@ impl Storage {
             ..InfoData::default()
         }
     }
+}
+
+/// The cell's lock; a panic elsewhere cannot leave a list of keys half
+/// valid, so a poisoned lock is used as is.
+fn lock(cell: &WatchCell) -> std::sync::MutexGuard<'_, Vec<crate::command::multi::Watched>> {
+    cell.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
