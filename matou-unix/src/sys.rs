@@ -308,3 +308,10 @@ pub(crate) fn is_connected(fd: impl AsFd) -> io::Result<bool> {
         Err(e) => Err(e.into()),
     }
 }
+
+/// Sets `O_NONBLOCK` on `fd`, keeping its other status flags.
+pub(crate) fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
+    let flags = rustix::fs::fcntl_getfl(fd)?;
+    rustix::fs::fcntl_setfl(fd, flags | rustix::fs::OFlags::NONBLOCK)?;
+    Ok(())
+}

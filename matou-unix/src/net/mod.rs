@@ -191,3 +191,18 @@ macro_rules! impl_as_fd {
     };
 }
 pub(crate) use impl_as_fd;
+
+/// Implements `into_std` by releasing the reactor registration.
+macro_rules! impl_into_std {
+    ($ty:ty, $std:ty) => {
+        impl $ty {
+            /// Releases the reactor registration and gives back the std
+            /// socket, still in non-blocking mode (as tokio's `into_std`;
+            /// call `set_nonblocking(false)` for blocking use).
+            pub fn into_std(self) -> $std {
+                self.inner.into_inner()
+            }
+        }
+    };
+}
+pub(crate) use impl_into_std;

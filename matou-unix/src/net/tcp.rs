@@ -90,6 +90,7 @@ pub struct TcpListener {
 }
 
 impl_as_fd!(TcpListener);
+super::impl_into_std!(TcpListener, std::net::TcpListener);
 
 impl TcpListener {
     /// Binds and listens with the default options (`SO_REUSEADDR`, backlog
@@ -189,6 +190,7 @@ pub struct TcpStream {
 }
 
 impl_as_fd!(TcpStream);
+super::impl_into_std!(TcpStream, std::net::TcpStream);
 impl_async_io!(TcpStream);
 
 impl TcpStream {

@@ -17,6 +17,7 @@ pub struct UdpSocket {
 }
 
 impl_as_fd!(UdpSocket);
+super::impl_into_std!(UdpSocket, std::net::UdpSocket);
 
 impl UdpSocket {
     /// Binds a socket to `addr` (port 0 picks a free port).
