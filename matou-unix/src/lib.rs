@@ -12,6 +12,7 @@
 //! - [`blocking`]: blocking closures on a thread pool ([`blocking::unblock`]).
 //! - [`fs`]: files and directories, on the blocking pool.
 //! - [`fd`]: [`fd::AsyncFd`], readiness of any descriptor.
+//! - [`process`]: child processes with async pipes and `wait`.
 //! - [`echo`]: the echo server of seed 002, reusable in-process.
 //!
 //! Layout: `sys` is the only module that calls the OS (through `rustix`);
@@ -47,6 +48,7 @@ pub mod echo;
 pub mod fd;
 pub mod fs;
 pub mod net;
+pub mod process;
 mod reactor;
 pub mod signal;
 mod sys;
