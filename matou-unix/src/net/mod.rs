@@ -12,11 +12,13 @@
 //! Errors are `std::io::Error` carrying the OS errno. Closing happens on drop.
 
 mod every_worker;
+mod resolve;
 mod tcp;
 mod udp;
 mod unix;
 
 pub use every_worker::serve_on_every_worker;
+pub use resolve::{lookup_host, ToSocketAddrs, CONNECTION_ATTEMPT_DELAY};
 pub use tcp::{TcpListenOptions, TcpListener, TcpStream};
 pub use udp::UdpSocket;
 pub use unix::{UnixListener, UnixStream};
