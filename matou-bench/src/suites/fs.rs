@@ -8,7 +8,9 @@
 //!   it, until the end, through each runtime's async `File`, then `sync_all`
 //!   is *not* called (page cache only, like `fs::copy`);
 //! - **read 10,000 small files**: `fs::read` of 10,000 files of 1 KiB, one
-//!   after another in one task.
+//!   after another in one task; once with matou's default idle spin and once
+//!   with `idle_spin(0)` (the spinning worker competes with the pool thread
+//!   for the CPU on a small machine).
 //!
 //! The files live in a fresh directory under the system temp dir (created
 //! before the timed region, removed at the end). `--quick`: 32 MiB and 1,000
@@ -18,7 +20,8 @@ use crate::harness::{alternate, ns, Config, Report, Row};
 use futures_io::{AsyncRead, AsyncWrite};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::time::Instant;
+use matou::DEFAULT_IDLE_SPIN;
+use std::time::{Duration, Instant};
 
 const BIG: usize = 256 * 1024 * 1024;
 const SMALL_FILES: usize = 10_000;
@@ -76,10 +79,18 @@ pub fn run(cfg: &Config, report: &mut Report) {
     let small = dir.0.join("small");
     let (m, t) = alternate(
         rounds,
-        || vec![matou_read_small(&small, files)],
+        || vec![matou_read_small(&small, files, DEFAULT_IDLE_SPIN)],
         || vec![tokio_read_small(&small, files)],
     );
     report.push(row(format!("read {files} files of 1 KiB"), m[0], t[0]));
+    // The worker's idle spin competes with the pool thread for the CPU (two
+    // cores here): the same workload without it.
+    let (m, t) = alternate(
+        rounds,
+        || vec![matou_read_small(&small, files, Duration::ZERO)],
+        || vec![tokio_read_small(&small, files)],
+    );
+    report.push(row(format!("read {files} files of 1 KiB, idle_spin 0"), m[0], t[0]));
 }
 
 fn row(name: String, matou_ns: f64, tokio_ns: f64) -> Row {
@@ -176,9 +187,9 @@ fn tokio_stream_copy(src: &Path, dst: &Path, len: usize) -> f64 {
     })
 }
 
-fn matou_read_small(dir: &Path, files: usize) -> f64 {
+fn matou_read_small(dir: &Path, files: usize, idle_spin: Duration) -> f64 {
     let dir = dir.to_path_buf();
-    matou::unix::builder().extra_workers(0).run(async move {
+    matou::unix::builder().extra_workers(0).idle_spin(idle_spin).run(async move {
         let t0 = Instant::now();
         let mut total = 0;
         for i in 0..files {
