@@ -9,12 +9,14 @@ use matou_unix::net::{TcpListener, TcpStream, UnixStream};
 use matou_unix::reactor_stats;
 use matou_unix::time::{sleep, timeout};
 use std::io::{Read, Write};
-use std::os::fd::OwnedFd;
 use std::time::Duration;
 
 fn pipe() -> (std::fs::File, std::fs::File) {
     let (r, w) = rustix::pipe::pipe().unwrap();
-    (std::fs::File::from(OwnedFd::from(r)), std::fs::File::from(OwnedFd::from(w)))
+    (
+        std::fs::File::from(r),
+        std::fs::File::from(w),
+    )
 }
 
 #[test]
@@ -44,15 +46,24 @@ fn readable_waits_for_an_edge_and_a_cancelled_wait_is_forgotten() {
         let (r, mut w) = pipe();
         let r = AsyncFd::new_nonblocking(r).unwrap();
         let mut buf = [0u8; 8];
-        let e = (&*r.get_ref()).read(&mut buf).unwrap_err();
+        let e = r.get_ref().read(&mut buf).unwrap_err();
         assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock);
         // Nothing written: the wait times out (and is cancelled).
-        assert!(timeout(Duration::from_millis(30), r.readable()).await.is_err());
+        assert!(timeout(Duration::from_millis(30), r.readable())
+            .await
+            .is_err());
         sleep(Duration::from_millis(5)).await;
-        assert_eq!(reactor_stats().unwrap().waiting, 0, "cancelled wait left filed");
+        assert_eq!(
+            reactor_stats().unwrap().waiting,
+            0,
+            "cancelled wait left filed"
+        );
         w.write_all(b"x").unwrap();
-        timeout(Duration::from_secs(5), r.readable()).await.unwrap().unwrap();
-        assert_eq!((&*r.get_ref()).read(&mut buf).unwrap(), 1);
+        timeout(Duration::from_secs(5), r.readable())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.get_ref().read(&mut buf).unwrap(), 1);
         // into_inner releases the registration.
         let f = r.into_inner();
         assert_eq!(reactor_stats().unwrap().registered, 0);
@@ -74,10 +85,13 @@ fn write_with_waits_for_room_in_a_full_pipe() {
             r.read_exact(&mut buf).unwrap();
             r // Kept open until the write is done.
         });
-        let n = timeout(Duration::from_secs(5), w.write_with(|mut f| f.write(&chunk)))
-            .await
-            .unwrap()
-            .unwrap();
+        let n = timeout(
+            Duration::from_secs(5),
+            w.write_with(|mut f| f.write(&chunk)),
+        )
+        .await
+        .unwrap()
+        .unwrap();
         assert!(n > 0);
         drop(reader.join().unwrap());
     });

@@ -42,7 +42,10 @@ fn many_jobs_from_every_worker_all_return_their_values() {
     let per_task: u64 = (0..50u64).map(|i| i * 2).sum();
     for extra in WORKERS {
         let sums = run("many_unblock", extra, async move {
-            let mut ps = vec![matou_core::spawn(fifty_jobs()), matou_core::spawn(fifty_jobs())];
+            let mut ps = vec![
+                matou_core::spawn(fifty_jobs()),
+                matou_core::spawn(fifty_jobs()),
+            ];
             for _ in 0..extra {
                 ps.push(matou_core::call(fifty_jobs).unwrap());
             }
@@ -64,7 +67,10 @@ fn a_panic_in_the_closure_is_resumed_in_the_awaiting_task() {
     let err = r.unwrap_err();
     assert!(format!("{err:?}").contains("boom in the pool"), "{err:?}");
     // The pool survived the panic.
-    assert_eq!(run("unblock_after_panic", 0, async { unblock(|| 1).await }), 1);
+    assert_eq!(
+        run("unblock_after_panic", 0, async { unblock(|| 1).await }),
+        1
+    );
 }
 
 #[test]
@@ -97,7 +103,10 @@ fn a_cancelled_wait_drops_the_result_on_the_pool_after_the_closure_ran() {
         release.send(()).unwrap();
         let t0 = Instant::now();
         while !dropped.load(Ordering::SeqCst) {
-            assert!(t0.elapsed() < Duration::from_secs(5), "result never dropped");
+            assert!(
+                t0.elapsed() < Duration::from_secs(5),
+                "result never dropped"
+            );
             sleep(Duration::from_millis(5)).await;
         }
         assert!(ran.load(Ordering::SeqCst), "the closure ran to completion");

@@ -36,7 +36,11 @@ fn cancelling_a_task_waiting_on_unblock_leaves_no_thread_after_the_idle_timeout(
             sleep(Duration::from_millis(20)).await;
         }
         // Gone only after the job ended (150 ms) plus the idle timeout (100 ms).
-        assert!(t0.elapsed() >= Duration::from_millis(200), "{:?}", t0.elapsed());
+        assert!(
+            t0.elapsed() >= Duration::from_millis(200),
+            "{:?}",
+            t0.elapsed()
+        );
         assert_eq!(BlockingPool::current().threads(), 0);
     });
     assert!(threads() <= before + 1, "{} threads vs {before}", threads());

@@ -40,7 +40,10 @@ fn whole_file_functions_agree_with_std() {
             std::fs::write(d.join("g"), b"from std").unwrap();
             assert_eq!(fs::read(d.join("g")).await.unwrap(), b"from std");
             assert_eq!(fs::read_to_string(d.join("g")).await.unwrap(), "from std");
-            assert_eq!(fs::copy(a.join("f"), d.join("copy")).await.unwrap(), 300_000);
+            assert_eq!(
+                fs::copy(a.join("f"), d.join("copy")).await.unwrap(),
+                300_000
+            );
             assert_eq!(std::fs::read(d.join("copy")).unwrap(), data);
             assert_eq!(fs::metadata(d.join("copy")).await.unwrap().len(), 300_000);
             fs::rename(d.join("copy"), d.join("moved")).await.unwrap();
@@ -105,7 +108,10 @@ fn file_reads_writes_and_seeks_like_std() {
             assert_eq!(f.seek(SeekFrom::Current(5)).await.unwrap(), 15);
             f.read_exact(&mut head).await.unwrap();
             assert_eq!(&head, &d2[15..25]);
-            assert_eq!(f.seek(SeekFrom::End(-3)).await.unwrap(), d2.len() as u64 - 3);
+            assert_eq!(
+                f.seek(SeekFrom::End(-3)).await.unwrap(),
+                d2.len() as u64 - 3
+            );
             let mut tail = Vec::new();
             f.read_to_end(&mut tail).await.unwrap();
             assert_eq!(tail, &d2[d2.len() - 3..]);

@@ -82,7 +82,11 @@ fn output_collects_stdout_stderr_and_the_exit_code() {
             let e = Command::new("/nonexistent/program").spawn().unwrap_err();
             assert_eq!(e.kind(), std::io::ErrorKind::NotFound);
             // stdout null: nothing collected... and inherit keeps ours.
-            let st = Command::new("true").stdout(Stdio::null()).status().await.unwrap();
+            let st = Command::new("true")
+                .stdout(Stdio::null())
+                .status()
+                .await
+                .unwrap();
             assert!(st.success());
         });
     }
@@ -97,7 +101,12 @@ fn a_child_killed_by_a_signal_reports_it() {
         let st = child.wait().await.unwrap();
         assert_eq!(st.signal(), Some(9), "{st:?}");
         // Killed by someone else (SIGTERM from sh itself).
-        let st = Command::new("sh").arg("-c").arg("kill -TERM $$").status().await.unwrap();
+        let st = Command::new("sh")
+            .arg("-c")
+            .arg("kill -TERM $$")
+            .status()
+            .await
+            .unwrap();
         assert_eq!(st.signal(), Some(15), "{st:?}");
     });
 }
@@ -110,7 +119,11 @@ fn wait_does_not_block_the_worker() {
         let waiter = matou_core::spawn(async move { child.wait().await.unwrap() });
         let t0 = Instant::now();
         sleep(Duration::from_millis(50)).await;
-        assert!(t0.elapsed() < Duration::from_millis(150), "{:?}", t0.elapsed());
+        assert!(
+            t0.elapsed() < Duration::from_millis(150),
+            "{:?}",
+            t0.elapsed()
+        );
         assert!(waiter.await.unwrap().success());
         assert!(t0.elapsed() >= Duration::from_millis(250));
     });
@@ -131,7 +144,10 @@ fn dropping_with_kill_on_drop_leaves_no_zombie_and_no_fd() {
             let pid = child.id();
             assert!(exists(pid));
             drop(child);
-            assert!(gone(pid).await, "child {pid} still in /proc (zombie or alive)");
+            assert!(
+                gone(pid).await,
+                "child {pid} still in /proc (zombie or alive)"
+            );
             assert_eq!(open_fds(), before);
         });
     }
@@ -163,10 +179,14 @@ fn cancelling_a_wait_and_a_pipe_read_leaves_no_fd() {
                 .spawn()
                 .unwrap();
             let pid = child.id();
-            assert!(timeout(Duration::from_millis(30), child.wait()).await.is_err());
+            assert!(timeout(Duration::from_millis(30), child.wait())
+                .await
+                .is_err());
             let mut out = child.stdout.take().unwrap();
             let mut buf = [0u8; 8];
-            assert!(timeout(Duration::from_millis(30), out.read(&mut buf)).await.is_err());
+            assert!(timeout(Duration::from_millis(30), out.read(&mut buf))
+                .await
+                .is_err());
             // The status is still there to collect after a cancelled wait.
             child.start_kill().unwrap();
             assert_eq!(child.wait().await.unwrap().signal(), Some(9));

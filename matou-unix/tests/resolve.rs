@@ -83,15 +83,23 @@ fn happy_eyeballs_moves_on_at_once_after_a_refused_address_and_closes_the_loser(
             let good = l.local_addr().unwrap();
             let accept = matou_core::spawn(async move { l.accept().await.map(|_| ()) });
             let t0 = Instant::now();
-            let c = TcpStream::connect(vec![refused_port(), good]).await.unwrap();
+            let c = TcpStream::connect(vec![refused_port(), good])
+                .await
+                .unwrap();
             // The refusal started the second attempt without the 250 ms stagger.
-            assert!(t0.elapsed() < Duration::from_millis(200), "{:?}", t0.elapsed());
+            assert!(
+                t0.elapsed() < Duration::from_millis(200),
+                "{:?}",
+                t0.elapsed()
+            );
             assert_eq!(c.peer_addr().unwrap(), good);
             accept.await.unwrap().unwrap();
             drop(c);
             assert_eq!(open_fds(), before, "a losing socket was left open");
             // All refused: the last error.
-            let e = TcpStream::connect(vec![refused_port(), refused_port()]).await.unwrap_err();
+            let e = TcpStream::connect(vec![refused_port(), refused_port()])
+                .await
+                .unwrap_err();
             assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused);
         });
     }
@@ -108,7 +116,11 @@ fn bad_addresses_are_clear_errors() {
         let e = lookup_host(Vec::<SocketAddr>::new()).await.unwrap_err();
         assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
         // A name that does not resolve (reserved TLD, RFC 2606): an error, no hang.
-        let r = timeout(Duration::from_secs(20), lookup_host("no-such-host.invalid:80")).await;
+        let r = timeout(
+            Duration::from_secs(20),
+            lookup_host("no-such-host.invalid:80"),
+        )
+        .await;
         assert!(r.unwrap().is_err());
     });
 }

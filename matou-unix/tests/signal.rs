@@ -111,22 +111,28 @@ fn sighup_is_delivered_to_two_listeners_on_one_worker_and_several() {
             let mut b = Signals::new(&[SignalKind::HUP, SignalKind::USR2]).unwrap();
             let other = if extra > 0 {
                 // The second listener lives on another worker.
-                matou_core::call(move || async move {
-                    timeout(Duration::from_secs(10), b.recv()).await
-                })
+                matou_core::call(
+                    move || async move { timeout(Duration::from_secs(10), b.recv()).await },
+                )
                 .unwrap()
             } else {
                 matou_core::spawn(async move { timeout(Duration::from_secs(10), b.recv()).await })
             };
             sleep(Duration::from_millis(50)).await;
             kill_process(getpid(), Signal::HUP).unwrap();
-            assert_eq!(timeout(Duration::from_secs(10), a.recv()).await, Ok(SignalKind::HUP));
+            assert_eq!(
+                timeout(Duration::from_secs(10), a.recv()).await,
+                Ok(SignalKind::HUP)
+            );
             assert_eq!(other.await.unwrap(), Ok(SignalKind::HUP));
             // Two deliveries before the listener looks coalesce into one.
             kill_process(getpid(), Signal::HUP).unwrap();
             kill_process(getpid(), Signal::HUP).unwrap();
             sleep(Duration::from_millis(20)).await;
-            assert_eq!(timeout(Duration::from_secs(10), a.recv()).await, Ok(SignalKind::HUP));
+            assert_eq!(
+                timeout(Duration::from_secs(10), a.recv()).await,
+                Ok(SignalKind::HUP)
+            );
             assert!(timeout(Duration::from_millis(50), a.recv()).await.is_err());
         });
     }
@@ -142,10 +148,17 @@ fn any_catchable_signal_by_number_and_forbidden_ones_are_refused() {
         assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput, "{bad}");
     }
     run("usr1_winch", 0, async move {
-        let mut s = Signals::new(&[SignalKind::from_raw(usr1).unwrap(), SignalKind::WINCH]).unwrap();
+        let mut s =
+            Signals::new(&[SignalKind::from_raw(usr1).unwrap(), SignalKind::WINCH]).unwrap();
         kill_process(getpid(), Signal::WINCH).unwrap();
-        assert_eq!(timeout(Duration::from_secs(10), s.recv()).await, Ok(SignalKind::WINCH));
+        assert_eq!(
+            timeout(Duration::from_secs(10), s.recv()).await,
+            Ok(SignalKind::WINCH)
+        );
         kill_process(getpid(), Signal::USR1).unwrap();
-        assert_eq!(timeout(Duration::from_secs(10), s.recv()).await, Ok(SignalKind::USR1));
+        assert_eq!(
+            timeout(Duration::from_secs(10), s.recv()).await,
+            Ok(SignalKind::USR1)
+        );
     });
 }

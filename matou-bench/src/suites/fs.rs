@@ -18,9 +18,9 @@
 
 use crate::harness::{alternate, ns, Config, Report, Row};
 use futures_io::{AsyncRead, AsyncWrite};
+use matou::DEFAULT_IDLE_SPIN;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use matou::DEFAULT_IDLE_SPIN;
 use std::time::{Duration, Instant};
 
 const BIG: usize = 256 * 1024 * 1024;
@@ -90,7 +90,11 @@ pub fn run(cfg: &Config, report: &mut Report) {
         || vec![matou_read_small(&small, files, Duration::ZERO)],
         || vec![tokio_read_small(&small, files)],
     );
-    report.push(row(format!("read {files} files of 1 KiB, idle_spin 0"), m[0], t[0]));
+    report.push(row(
+        format!("read {files} files of 1 KiB, idle_spin 0"),
+        m[0],
+        t[0],
+    ));
 }
 
 fn row(name: String, matou_ns: f64, tokio_ns: f64) -> Row {
@@ -189,19 +193,22 @@ fn tokio_stream_copy(src: &Path, dst: &Path, len: usize) -> f64 {
 
 fn matou_read_small(dir: &Path, files: usize, idle_spin: Duration) -> f64 {
     let dir = dir.to_path_buf();
-    matou::unix::builder().extra_workers(0).idle_spin(idle_spin).run(async move {
-        let t0 = Instant::now();
-        let mut total = 0;
-        for i in 0..files {
-            total += matou::unix::fs::read(dir.join(i.to_string()))
-                .await
-                .expect("read")
-                .len();
-        }
-        let e = t0.elapsed();
-        assert_eq!(total, files * SMALL);
-        ns(e)
-    })
+    matou::unix::builder()
+        .extra_workers(0)
+        .idle_spin(idle_spin)
+        .run(async move {
+            let t0 = Instant::now();
+            let mut total = 0;
+            for i in 0..files {
+                total += matou::unix::fs::read(dir.join(i.to_string()))
+                    .await
+                    .expect("read")
+                    .len();
+            }
+            let e = t0.elapsed();
+            assert_eq!(total, files * SMALL);
+            ns(e)
+        })
 }
 
 fn tokio_read_small(dir: &Path, files: usize) -> f64 {

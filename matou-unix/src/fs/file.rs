@@ -92,7 +92,9 @@ impl File {
     /// Those of std (e.g. `NotFound`).
     pub async fn open(path: impl AsRef<Path>) -> io::Result<File> {
         let path = path.as_ref().to_path_buf();
-        Ok(File::from_std(unblock(move || std::fs::File::open(path)).await?))
+        Ok(File::from_std(
+            unblock(move || std::fs::File::open(path)).await?,
+        ))
     }
 
     /// Creates or truncates `path` for writing (`std::fs::File::create`).
@@ -222,9 +224,7 @@ impl File {
                             return Poll::Ready(Err(e));
                         }
                         Op::Write(Err(e)) => self.write_error = Some(e),
-                        Op::Write(Ok(())) | Op::Seek(Ok(_)) | Op::Rewind(Ok(_)) => {
-                            self.clear_buf()
-                        }
+                        Op::Write(Ok(())) | Op::Seek(Ok(_)) | Op::Rewind(Ok(_)) => self.clear_buf(),
                     }
                 }
                 State::Idle(_) => {

@@ -172,8 +172,7 @@ pub async fn lookup_host(addr: impl ToSocketAddrs) -> io::Result<Vec<SocketAddr>
 /// RFC 8305 §4: alternate the families, starting with the first address's.
 pub(crate) fn interleave(addrs: Vec<SocketAddr>) -> Vec<SocketAddr> {
     let first_v6 = addrs.first().is_some_and(SocketAddr::is_ipv6);
-    let (mut a, mut b): (Vec<_>, Vec<_>) =
-        addrs.into_iter().partition(|x| x.is_ipv6() == first_v6);
+    let (mut a, mut b): (Vec<_>, Vec<_>) = addrs.into_iter().partition(|x| x.is_ipv6() == first_v6);
     let mut out = Vec::with_capacity(a.len() + b.len());
     let (mut a, mut b) = (a.drain(..), b.drain(..));
     loop {
@@ -187,7 +186,10 @@ pub(crate) fn interleave(addrs: Vec<SocketAddr>) -> Vec<SocketAddr> {
 type Attempt<'a, T> = Pin<Box<dyn Future<Output = io::Result<T>> + 'a>>;
 
 /// Races `connect` over `addrs` (already ordered), as the module docs say.
-pub(crate) async fn happy_eyeballs<'a, T, F, Fut>(addrs: Vec<SocketAddr>, connect: F) -> io::Result<T>
+pub(crate) async fn happy_eyeballs<'a, T, F, Fut>(
+    addrs: Vec<SocketAddr>,
+    connect: F,
+) -> io::Result<T>
 where
     F: Fn(SocketAddr) -> Fut,
     Fut: Future<Output = io::Result<T>> + 'a,

@@ -297,16 +297,17 @@ async fn read_both(
     let (mut out_buf, mut err_buf) = (Vec::new(), Vec::new());
     let mut chunk = vec![0u8; 16 * 1024];
     std::future::poll_fn(|cx| {
-        let mut step = |r: &mut (dyn AsyncRead + Unpin), buf: &mut Vec<u8>| -> Poll<io::Result<()>> {
-            loop {
-                match std::pin::Pin::new(&mut *r).poll_read(cx, &mut chunk) {
-                    Poll::Ready(Ok(0)) => return Poll::Ready(Ok(())),
-                    Poll::Ready(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
-                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                    Poll::Pending => return Poll::Pending,
+        let mut step =
+            |r: &mut (dyn AsyncRead + Unpin), buf: &mut Vec<u8>| -> Poll<io::Result<()>> {
+                loop {
+                    match std::pin::Pin::new(&mut *r).poll_read(cx, &mut chunk) {
+                        Poll::Ready(Ok(0)) => return Poll::Ready(Ok(())),
+                        Poll::Ready(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
+                        Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                        Poll::Pending => return Poll::Pending,
+                    }
                 }
-            }
-        };
+            };
         if let Some(o) = out.as_mut() {
             if let Poll::Ready(r) = step(o, &mut out_buf) {
                 r?;

@@ -56,8 +56,13 @@ pipe_type!(
 );
 
 impl futures_io::AsyncWrite for ChildStdin {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        self.fd.poll_write_with(cx, |f| sys::write_fd(f.as_fd(), buf))
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.fd
+            .poll_write_with(cx, |f| sys::write_fd(f.as_fd(), buf))
     }
 
     fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -70,13 +75,21 @@ impl futures_io::AsyncWrite for ChildStdin {
 }
 
 impl futures_io::AsyncRead for ChildStdout {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
         self.fd.poll_read_with(cx, |f| sys::read_fd(f.as_fd(), buf))
     }
 }
 
 impl futures_io::AsyncRead for ChildStderr {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
         self.fd.poll_read_with(cx, |f| sys::read_fd(f.as_fd(), buf))
     }
 }
