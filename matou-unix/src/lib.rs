@@ -8,7 +8,8 @@
 //! - [`time`]: `sleep`, `sleep_until`, `timeout`, `interval`.
 //! - [`net`]: TCP, UDP and Unix-domain sockets, IPv4 and IPv6, with
 //!   `futures-io` `AsyncRead`/`AsyncWrite` on the streams.
-//! - [`signal`]: SIGINT and SIGTERM as awaitables.
+//! - [`signal`]: any catchable signal as a stream of deliveries; SIGINT and
+//!   SIGTERM shortcuts.
 //! - [`blocking`]: blocking closures on a thread pool ([`blocking::unblock`]).
 //! - [`fs`]: files and directories, on the blocking pool.
 //! - [`fd`]: [`fd::AsyncFd`], readiness of any descriptor.
