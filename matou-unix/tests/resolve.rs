@@ -137,3 +137,60 @@ fn cancelling_a_lookup_leaves_no_fd_behind() {
         assert_eq!(open_fds(), before);
     });
 }
+
+#[test]
+fn happy_eyeballs_starts_the_next_address_after_250_ms_and_closes_the_hung_attempt() {
+    let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    run("happy_eyeballs_stagger", 0, async {
+        let before = open_fds();
+        // A listener whose accept queue is full: the kernel drops further
+        // SYNs, so a connect to it hangs (in SYN retries) like a blackhole.
+        let full = TcpListener::options().backlog(0).bind(loopback4()).unwrap();
+        let hung = full.local_addr().unwrap();
+        let mut fillers = Vec::new();
+        for _ in 0..2 {
+            fillers.push(timeout(Duration::from_millis(300), TcpStream::connect(hung)).await);
+        }
+        if timeout(Duration::from_millis(300), TcpStream::connect(hung)).await.is_ok() {
+            eprintln!("this kernel answers a full accept queue: skipped");
+            return;
+        }
+        let l = TcpListener::bind(loopback4()).unwrap();
+        let good = l.local_addr().unwrap();
+        let accept = matou_core::spawn(async move { l.accept().await.map(|_| ()) });
+        let t0 = Instant::now();
+        let c = TcpStream::connect(vec![hung, good]).await.unwrap();
+        let took = t0.elapsed();
+        assert!(
+            took >= Duration::from_millis(240) && took < Duration::from_secs(2),
+            "second attempt started after {took:?}"
+        );
+        assert_eq!(c.peer_addr().unwrap(), good);
+        accept.await.unwrap().unwrap();
+        drop((c, fillers, full));
+        matou_unix::time::sleep(Duration::from_millis(5)).await;
+        assert_eq!(open_fds(), before, "the hung attempt's socket was left open");
+    });
+}
+
+#[test]
+fn happy_eyeballs_interleaves_families() {
+    let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !has_ipv6() {
+        eprintln!("no IPv6 loopback here: skipped");
+        return;
+    }
+    run("happy_eyeballs_families", 0, async {
+        let refused6 = {
+            let l = std::net::TcpListener::bind(loopback6()).unwrap();
+            l.local_addr().unwrap()
+        };
+        let l = TcpListener::bind(loopback4()).unwrap();
+        let good = l.local_addr().unwrap();
+        let accept = matou_core::spawn(async move { l.accept().await.map(|_| ()) });
+        // Three refused IPv6 addresses then IPv4: v4 is tried second.
+        let c = TcpStream::connect(vec![refused6, refused6, refused6, good]).await.unwrap();
+        assert_eq!(c.peer_addr().unwrap(), good);
+        accept.await.unwrap().unwrap();
+    });
+}
