@@ -13,10 +13,7 @@ use std::time::Duration;
 
 fn pipe() -> (std::fs::File, std::fs::File) {
     let (r, w) = rustix::pipe::pipe().unwrap();
-    (
-        std::fs::File::from(r),
-        std::fs::File::from(w),
-    )
+    (std::fs::File::from(r), std::fs::File::from(w))
 }
 
 #[test]

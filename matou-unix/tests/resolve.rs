@@ -151,7 +151,10 @@ fn happy_eyeballs_starts_the_next_address_after_250_ms_and_closes_the_hung_attem
         for _ in 0..2 {
             fillers.push(timeout(Duration::from_millis(300), TcpStream::connect(hung)).await);
         }
-        if timeout(Duration::from_millis(300), TcpStream::connect(hung)).await.is_ok() {
+        if timeout(Duration::from_millis(300), TcpStream::connect(hung))
+            .await
+            .is_ok()
+        {
             eprintln!("this kernel answers a full accept queue: skipped");
             return;
         }
@@ -169,7 +172,11 @@ fn happy_eyeballs_starts_the_next_address_after_250_ms_and_closes_the_hung_attem
         accept.await.unwrap().unwrap();
         drop((c, fillers, full));
         matou_unix::time::sleep(Duration::from_millis(5)).await;
-        assert_eq!(open_fds(), before, "the hung attempt's socket was left open");
+        assert_eq!(
+            open_fds(),
+            before,
+            "the hung attempt's socket was left open"
+        );
     });
 }
 
@@ -189,7 +196,9 @@ fn happy_eyeballs_interleaves_families() {
         let good = l.local_addr().unwrap();
         let accept = matou_core::spawn(async move { l.accept().await.map(|_| ()) });
         // Three refused IPv6 addresses then IPv4: v4 is tried second.
-        let c = TcpStream::connect(vec![refused6, refused6, refused6, good]).await.unwrap();
+        let c = TcpStream::connect(vec![refused6, refused6, refused6, good])
+            .await
+            .unwrap();
         assert_eq!(c.peer_addr().unwrap(), good);
         accept.await.unwrap().unwrap();
     });

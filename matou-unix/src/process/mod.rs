@@ -361,3 +361,36 @@ fn reap_in_background(mut child: std::process::Child) {
         let _ = child.wait();
     }));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::ExitStatusExt;
+
+    #[test]
+    fn the_pool_fallback_waits_without_a_pidfd() {
+        let st = crate::run(async {
+            let mut child = Command::new("sh")
+                .arg("-c")
+                .arg("sleep 0.1; exit 4")
+                .spawn()
+                .unwrap();
+            // As on a kernel without pidfd_open.
+            child.pidfd = None;
+            let waiter = matou_core::spawn(async move { child.wait().await.unwrap() });
+            let t0 = std::time::Instant::now();
+            crate::time::sleep(Duration::from_millis(20)).await;
+            assert!(
+                t0.elapsed() < Duration::from_millis(90),
+                "the worker was blocked"
+            );
+            let st = waiter.await.unwrap();
+            let mut killed = Command::new("sleep").arg("30").spawn().unwrap();
+            killed.pidfd = None;
+            killed.start_kill().unwrap();
+            assert_eq!(killed.wait().await.unwrap().signal(), Some(9));
+            st
+        });
+        assert_eq!(st.code(), Some(4));
+    }
+}
