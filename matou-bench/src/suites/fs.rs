@@ -6,7 +6,8 @@
 //!   std's `copy_file_range`: this measures the hand-off, not the copy);
 //! - **copy 256 MiB, File 1 MiB chunks**: open both files, read 1 MiB, write
 //!   it, until the end, through each runtime's async `File`, then `sync_all`
-//!   is *not* called (page cache only, like `fs::copy`);
+//!   is *not* called (page cache only, like `fs::copy`); with the default
+//!   idle spin and with `idle_spin(0)`;
 //! - **read 10,000 small files**: `fs::read` of 10,000 files of 1 KiB, one
 //!   after another in one task; once with matou's default idle spin and once
 //!   with `idle_spin(0)` (the spinning worker competes with the pool thread
@@ -69,12 +70,18 @@ pub fn run(cfg: &Config, report: &mut Report) {
     );
     report.push(row(format!("copy {mib} MiB fs::copy"), m[0], t[0]));
 
-    let (m, t) = alternate(
-        rounds,
-        || vec![matou_stream_copy(&src, &dst, big)],
-        || vec![tokio_stream_copy(&src, &dst, big)],
-    );
-    report.push(row(format!("copy {mib} MiB File 1MiB chunks"), m[0], t[0]));
+    for (spin, label) in [(DEFAULT_IDLE_SPIN, ""), (Duration::ZERO, ", idle_spin 0")] {
+        let (m, t) = alternate(
+            rounds,
+            || vec![matou_stream_copy(&src, &dst, big, spin)],
+            || vec![tokio_stream_copy(&src, &dst, big)],
+        );
+        report.push(row(
+            format!("copy {mib} MiB File 1MiB chunks{label}"),
+            m[0],
+            t[0],
+        ));
+    }
 
     let small = dir.0.join("small");
     let (m, t) = alternate(
@@ -136,36 +143,40 @@ fn tokio_copy(src: &Path, dst: &Path) -> f64 {
 }
 
 /// Reads `src` and writes `dst` in `CHUNK`s through matou's `File`.
-fn matou_stream_copy(src: &Path, dst: &Path, len: usize) -> f64 {
+fn matou_stream_copy(src: &Path, dst: &Path, len: usize, idle_spin: Duration) -> f64 {
     let (src, dst) = (src.to_path_buf(), dst.to_path_buf());
-    matou::unix::builder().extra_workers(0).run(async move {
-        let t0 = Instant::now();
-        let mut r = matou::unix::fs::File::open(&src).await.expect("open");
-        let mut w = matou::unix::fs::File::create(&dst).await.expect("create");
-        let mut buf = vec![0u8; CHUNK];
-        let mut total = 0;
-        loop {
-            let n = std::future::poll_fn(|cx| Pin::new(&mut r).poll_read(cx, &mut buf))
-                .await
-                .expect("read");
-            if n == 0 {
-                break;
-            }
-            let mut done = 0;
-            while done < n {
-                done += std::future::poll_fn(|cx| Pin::new(&mut w).poll_write(cx, &buf[done..n]))
+    matou::unix::builder()
+        .extra_workers(0)
+        .idle_spin(idle_spin)
+        .run(async move {
+            let t0 = Instant::now();
+            let mut r = matou::unix::fs::File::open(&src).await.expect("open");
+            let mut w = matou::unix::fs::File::create(&dst).await.expect("create");
+            let mut buf = vec![0u8; CHUNK];
+            let mut total = 0;
+            loop {
+                let n = std::future::poll_fn(|cx| Pin::new(&mut r).poll_read(cx, &mut buf))
                     .await
-                    .expect("write");
+                    .expect("read");
+                if n == 0 {
+                    break;
+                }
+                let mut done = 0;
+                while done < n {
+                    done +=
+                        std::future::poll_fn(|cx| Pin::new(&mut w).poll_write(cx, &buf[done..n]))
+                            .await
+                            .expect("write");
+                }
+                total += n;
             }
-            total += n;
-        }
-        std::future::poll_fn(|cx| Pin::new(&mut w).poll_flush(cx))
-            .await
-            .expect("flush");
-        let e = t0.elapsed();
-        assert_eq!(total, len);
-        ns(e)
-    })
+            std::future::poll_fn(|cx| Pin::new(&mut w).poll_flush(cx))
+                .await
+                .expect("flush");
+            let e = t0.elapsed();
+            assert_eq!(total, len);
+            ns(e)
+        })
 }
 
 fn tokio_stream_copy(src: &Path, dst: &Path, len: usize) -> f64 {
