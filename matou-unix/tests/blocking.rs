@@ -8,24 +8,43 @@ use matou_unix::blocking::unblock;
 use matou_unix::time::sleep;
 use std::time::{Duration, Instant};
 
+/// How late a 50 ms timer fires on a worker while a 200 ms blocking call
+/// runs on the pool.
+fn timer_lateness_during_a_blocking_call(extra: usize) -> Duration {
+    run("timer_vs_unblock", extra, async {
+        let blocking = matou_core::spawn(async {
+            unblock(|| {
+                std::thread::sleep(Duration::from_millis(200));
+                7
+            })
+            .await
+        });
+        let t0 = Instant::now();
+        sleep(Duration::from_millis(50)).await;
+        let late = t0.elapsed().saturating_sub(Duration::from_millis(50));
+        assert_eq!(blocking.await.unwrap(), 7);
+        assert!(t0.elapsed() >= Duration::from_millis(195));
+        late
+    })
+}
+
 #[test]
 fn a_timer_fires_on_time_while_a_blocking_call_runs_on_the_pool() {
     for extra in WORKERS {
-        run("timer_vs_unblock", extra, async {
-            let blocking = matou_core::spawn(async {
-                unblock(|| {
-                    std::thread::sleep(Duration::from_millis(200));
-                    7
-                })
-                .await
-            });
-            let t0 = Instant::now();
-            sleep(Duration::from_millis(50)).await;
-            let late = t0.elapsed().saturating_sub(Duration::from_millis(50));
-            assert!(late < Duration::from_millis(20), "timer late by {late:?}");
-            assert_eq!(blocking.await.unwrap(), 7);
-            assert!(t0.elapsed() >= Duration::from_millis(195));
-        });
+        // A blocked worker makes every attempt ~150 ms late; a loaded shared
+        // machine may delay one attempt: the best of three must be on time.
+        let mut lateness = Vec::new();
+        for _ in 0..3 {
+            let late = timer_lateness_during_a_blocking_call(extra);
+            lateness.push(late);
+            if late < Duration::from_millis(20) {
+                break;
+            }
+        }
+        assert!(
+            lateness.iter().any(|l| *l < Duration::from_millis(20)),
+            "timer late by {lateness:?} (extra workers: {extra})"
+        );
     }
 }
 
