@@ -42,6 +42,8 @@ use std::time::Duration;
 pub struct Command {
     std: std::process::Command,
     kill_on_drop: bool,
+    /// Which of stdin, stdout, stderr the user set (for `output`'s defaults).
+    set: [bool; 3],
 }
 
 impl Command {
@@ -50,6 +52,7 @@ impl Command {
         Command {
             std: std::process::Command::new(program),
             kill_on_drop: false,
+            set: [false; 3],
         }
     }
 
@@ -92,18 +95,21 @@ impl Command {
     /// The child's standard input: `Stdio::piped()`, `inherit()`, `null()`.
     pub fn stdin(&mut self, cfg: impl Into<Stdio>) -> &mut Command {
         self.std.stdin(cfg);
+        self.set[0] = true;
         self
     }
 
     /// The child's standard output.
     pub fn stdout(&mut self, cfg: impl Into<Stdio>) -> &mut Command {
         self.std.stdout(cfg);
+        self.set[1] = true;
         self
     }
 
     /// The child's standard error.
     pub fn stderr(&mut self, cfg: impl Into<Stdio>) -> &mut Command {
         self.std.stderr(cfg);
+        self.set[2] = true;
         self
     }
 
@@ -130,14 +136,24 @@ impl Command {
         Child::new(child, self.kill_on_drop)
     }
 
-    /// Runs the child to completion with its output collected (stdout and
-    /// stderr piped, stdin null unless set otherwise... std's rule is
-    /// followed: the settings made here win).
+    /// Runs the child to completion with its output collected. As in std,
+    /// stdout and stderr default to piped (collected) and stdin to null;
+    /// what was set explicitly on this `Command` wins. Unlike std, the
+    /// defaults stay set on this `Command` afterwards (std's builder cannot
+    /// unset them).
     ///
     /// # Errors
     /// As [`Command::spawn`] and [`Child::wait_with_output`].
     pub async fn output(&mut self) -> io::Result<Output> {
-        self.std.stdout(Stdio::piped()).stderr(Stdio::piped());
+        if !self.set[0] {
+            self.std.stdin(Stdio::null());
+        }
+        if !self.set[1] {
+            self.std.stdout(Stdio::piped());
+        }
+        if !self.set[2] {
+            self.std.stderr(Stdio::piped());
+        }
         self.spawn()?.wait_with_output().await
     }
 
