@@ -12,9 +12,10 @@
 //!
 //! Invariants:
 //! - `State::Idle` holds the std file; `State::Busy` means a job owns it;
-//! - in `Idle`, `buf[pos..]` are bytes read from the file but not yet
-//!   returned (the kernel's offset is `buf.len() - pos` ahead of the
-//!   caller's); a write or seek first discards them, moving the offset back;
+//! - in `Idle`, `buf[pos..filled]` are bytes read from the file but not yet
+//!   returned (the kernel's offset is `filled - pos` ahead of the caller's);
+//!   a write or seek first discards them, moving the offset back. `buf`
+//!   keeps its length between reads, so a read job does not zero it again;
 //! - a write's error is kept in `write_error` until an operation reports it.
 
 use crate::blocking::{unblock, Unblock};
@@ -67,8 +68,10 @@ enum State {
 /// ```
 pub struct File {
     state: State,
-    /// Unread bytes of the last read are `buf[pos..]` (see the invariants).
+    /// Unread bytes of the last read are `buf[pos..filled]` (see the
+    /// invariants).
     pos: usize,
+    filled: usize,
     write_error: Option<io::Error>,
     /// The target of the caller's seek in flight, so that a seek polled
     /// again collects its own result and not that of an abandoned one.
@@ -126,6 +129,7 @@ impl File {
         File {
             state: State::Idle(Some((file, Vec::new()))),
             pos: 0,
+            filled: 0,
             write_error: None,
             seeking: None,
         }
@@ -214,9 +218,7 @@ impl File {
                     self.seeking = None;
                     match op {
                         Op::Read(Ok(n)) => {
-                            if let State::Idle(Some((_, buf))) = &mut self.state {
-                                buf.truncate(n);
-                            }
+                            self.filled = n;
                             self.pos = 0;
                         }
                         Op::Read(Err(e)) | Op::Seek(Err(e)) | Op::Rewind(Err(e)) => {
@@ -244,16 +246,11 @@ impl File {
     }
 
     fn ahead(&self) -> usize {
-        match &self.state {
-            State::Idle(Some((_, buf))) => buf.len() - self.pos,
-            _ => 0,
-        }
+        self.filled - self.pos
     }
 
     fn clear_buf(&mut self) {
-        if let State::Idle(Some((_, buf))) = &mut self.state {
-            buf.clear();
-        }
+        self.filled = 0;
         self.pos = 0;
     }
 
@@ -282,8 +279,8 @@ impl AsyncRead for File {
             let State::Idle(Some((_, buf))) = &this.state else {
                 unreachable!("poll_idle leaves the file idle")
             };
-            if this.pos < buf.len() {
-                let n = out.len().min(buf.len() - this.pos);
+            if this.pos < this.filled {
+                let n = out.len().min(this.filled - this.pos);
                 out[..n].copy_from_slice(&buf[this.pos..this.pos + n]);
                 this.pos += n;
                 return Poll::Ready(Ok(n));
@@ -293,10 +290,11 @@ impl AsyncRead for File {
             }
             let want = out.len().min(MAX_BUF);
             this.start(move |file, buf| {
-                buf.clear();
-                buf.resize(want, 0);
+                if buf.len() < want {
+                    buf.resize(want, 0);
+                }
                 Op::Read(loop {
-                    match file.read(buf) {
+                    match file.read(&mut buf[..want]) {
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                         r => break r,
                     }
