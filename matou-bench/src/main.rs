@@ -6,7 +6,8 @@
 //!
 //! Suites: `core` (the scheduler workloads of tokio's
 //! `benches/rt_multi_threaded.rs`), `sync` (mutex, channels, oneshot, against
-//! `tokio::sync`), `unix` (TCP echo, timer churn). No
+//! `tokio::sync`), `unix` (TCP echo, timer churn), `fs` (file copy, small
+//! files, against `tokio::fs`). No
 //! suite runs them all. Each benchmark alternates one matou sample and one
 //! tokio sample for K rounds and reports the medians (see [`harness`]); the
 //! table goes to stdout and, with `--json FILE`, one JSON object per line
@@ -31,6 +32,10 @@ const SUITES: &[(&str, &str)] = &[
     (
         "unix",
         "TCP echo 1 KiB at 1/64/512 connections (time/msg, p99), timer churn",
+    ),
+    (
+        "fs",
+        "files: copy 256 MiB (fs::copy, File chunks), read 10,000 small files",
     ),
 ];
 
@@ -81,6 +86,7 @@ fn main() -> ExitCode {
             "core" => suites::core::run(&cfg, &mut report),
             "sync" => suites::sync::run(&cfg, &mut report),
             "unix" => suites::unix::run(&cfg, &mut report),
+            "fs" => suites::fs::run(&cfg, &mut report),
             _ => unreachable!("checked above"),
         }
     }

@@ -8,7 +8,12 @@
 //! - [`time`]: `sleep`, `sleep_until`, `timeout`, `interval`.
 //! - [`net`]: TCP, UDP and Unix-domain sockets, IPv4 and IPv6, with
 //!   `futures-io` `AsyncRead`/`AsyncWrite` on the streams.
-//! - [`signal`]: SIGINT and SIGTERM as awaitables.
+//! - [`signal`]: any catchable signal as a stream of deliveries; SIGINT and
+//!   SIGTERM shortcuts.
+//! - [`blocking`]: blocking closures on a thread pool ([`blocking::unblock`]).
+//! - [`fs`]: files and directories, on the blocking pool.
+//! - [`fd`]: [`fd::AsyncFd`], readiness of any descriptor.
+//! - [`process`]: child processes with async pipes and `wait`.
 //! - [`echo`]: the echo server of seed 002, reusable in-process.
 //!
 //! Layout: `sys` is the only module that calls the OS (through `rustix`);
@@ -39,8 +44,12 @@
 #![warn(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod blocking;
 pub mod echo;
+pub mod fd;
+pub mod fs;
 pub mod net;
+pub mod process;
 mod reactor;
 pub mod signal;
 mod sys;
@@ -48,6 +57,7 @@ pub mod time;
 
 pub use reactor::{reactor_stats, EpollSource, ReactorStats};
 
+use blocking::BlockingPool;
 use std::future::Future;
 
 /// A [`matou_core::Builder`] whose every worker gets an [`EpollSource`];
@@ -57,7 +67,27 @@ use std::future::Future;
 /// The run panics at start if a worker cannot create its epoll instance (e.g.
 /// out of file descriptors).
 pub fn builder() -> matou_core::Builder {
-    matou_core::Builder::new().event_source(|worker| {
+    with_pool(BlockingPool::global().clone())
+}
+
+/// [`builder`] whose run has its own blocking pool (for
+/// [`blocking::unblock`], [`fs`], ...) configured by `pool`, instead of the
+/// process-wide default one.
+///
+/// ```
+/// use matou_unix::blocking::{unblock, PoolConfig};
+///
+/// let v = matou_unix::builder_with(PoolConfig::default().max_threads(4))
+///     .run(async { unblock(|| 6 * 7).await });
+/// assert_eq!(v, 42);
+/// ```
+pub fn builder_with(pool: blocking::PoolConfig) -> matou_core::Builder {
+    with_pool(BlockingPool::new(pool))
+}
+
+fn with_pool(pool: BlockingPool) -> matou_core::Builder {
+    matou_core::Builder::new().event_source(move |worker| {
+        pool.install();
         let source = EpollSource::new().unwrap_or_else(|e| {
             panic!(
                 "matou-unix: worker {}: cannot create the epoll event source: {e}",

@@ -1,5 +1,6 @@
-//! Process signals as awaitables: [`ctrl_c`], [`shutdown`] and [`Signals`]
-//! for SIGINT and SIGTERM, so a server can shut down gracefully.
+//! Process signals as awaitables: [`Signals`] for any catchable signal
+//! ([`SignalKind::HUP`], ..., [`SignalKind::from_raw`]), and [`ctrl_c`] and
+//! [`shutdown`] for SIGINT and SIGTERM, so a server can shut down gracefully.
 //!
 //! How a signal travels (a handler never runs user code in signal context):
 //!
@@ -28,44 +29,118 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 
-/// The signals matou-unix can wait for.
+/// A catchable signal: a named constant ([`SignalKind::HUP`], ...) or any
+/// number through [`SignalKind::from_raw`].
 ///
 /// ```
 /// use matou_unix::signal::{SignalKind, Signals};
 ///
 /// matou_unix::run(async {
 ///     // Listening replaces the default action (exit) for these kinds.
-///     let _signals = Signals::new(&[SignalKind::Interrupt, SignalKind::Terminate]).unwrap();
+///     let _signals = Signals::new(&[SignalKind::INT, SignalKind::TERM]).unwrap();
+///     assert_eq!(SignalKind::from_raw(1).unwrap(), SignalKind::HUP);
 /// });
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum SignalKind {
-    /// SIGINT (Ctrl-C).
-    Interrupt,
-    /// SIGTERM (the polite "please stop" of service managers).
-    Terminate,
-}
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SignalKind(i32);
 
-const KINDS: [SignalKind; 2] = [SignalKind::Interrupt, SignalKind::Terminate];
+/// One past the highest signal number on Linux (`SIGRTMAX` is 64).
+const MAX_SIGNAL: usize = 65;
 
 impl SignalKind {
-    fn index(self) -> usize {
-        self as usize
+    /// SIGHUP: the terminal hung up; daemons take it as "reload".
+    pub const HUP: SignalKind = SignalKind(libc_sig::HUP);
+    /// SIGINT (Ctrl-C).
+    pub const INT: SignalKind = SignalKind(libc_sig::INT);
+    /// SIGQUIT (Ctrl-\).
+    pub const QUIT: SignalKind = SignalKind(libc_sig::QUIT);
+    /// SIGUSR1.
+    pub const USR1: SignalKind = SignalKind(libc_sig::USR1);
+    /// SIGUSR2.
+    pub const USR2: SignalKind = SignalKind(libc_sig::USR2);
+    /// SIGPIPE. Listening replaces Rust's default "ignore"; writes to a
+    /// closed pipe still fail with `EPIPE` instead of killing the process.
+    pub const PIPE: SignalKind = SignalKind(libc_sig::PIPE);
+    /// SIGALRM.
+    pub const ALRM: SignalKind = SignalKind(libc_sig::ALRM);
+    /// SIGTERM (the polite "please stop" of service managers).
+    pub const TERM: SignalKind = SignalKind(libc_sig::TERM);
+    /// SIGCHLD: a child stopped or exited (the `process` module does not
+    /// need it; listening does not change how children are reaped).
+    pub const CHLD: SignalKind = SignalKind(libc_sig::CHLD);
+    /// SIGCONT.
+    pub const CONT: SignalKind = SignalKind(libc_sig::CONT);
+    /// SIGWINCH: the terminal was resized.
+    pub const WINCH: SignalKind = SignalKind(libc_sig::WINCH);
+
+    /// SIGINT, under its earlier name.
+    #[allow(non_upper_case_globals)]
+    pub const Interrupt: SignalKind = SignalKind::INT;
+    /// SIGTERM, under its earlier name.
+    #[allow(non_upper_case_globals)]
+    pub const Terminate: SignalKind = SignalKind::TERM;
+
+    /// The signal numbered `signum` (e.g. `libc::SIGRTMIN() + 1`).
+    ///
+    /// # Errors
+    /// `InvalidInput` for a number that is not a signal, or one that cannot
+    /// or must not be caught: SIGKILL, SIGSTOP, SIGILL, SIGFPE, SIGSEGV
+    /// (signal-hook's forbidden set).
+    pub fn from_raw(signum: i32) -> io::Result<SignalKind> {
+        let forbidden = [
+            libc_sig::KILL,
+            libc_sig::STOP,
+            libc_sig::ILL,
+            libc_sig::FPE,
+            libc_sig::SEGV,
+        ];
+        if signum <= 0 || signum as usize >= MAX_SIGNAL || forbidden.contains(&signum) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("matou-unix: signal {signum} cannot be listened for"),
+            ));
+        }
+        Ok(SignalKind(signum))
     }
 
-    fn number(self) -> i32 {
-        match self {
-            SignalKind::Interrupt => rustix::process::Signal::INT.as_raw(),
-            SignalKind::Terminate => rustix::process::Signal::TERM.as_raw(),
-        }
+    /// Its number.
+    pub fn as_raw(self) -> i32 {
+        self.0
+    }
+
+    fn index(self) -> usize {
+        self.0 as usize
     }
 }
+
+/// Signal numbers, from rustix (which knows the platform's values).
+mod libc_sig {
+    use rustix::process::Signal;
+    pub(super) const HUP: i32 = Signal::HUP.as_raw();
+    pub(super) const INT: i32 = Signal::INT.as_raw();
+    pub(super) const QUIT: i32 = Signal::QUIT.as_raw();
+    pub(super) const USR1: i32 = Signal::USR1.as_raw();
+    pub(super) const USR2: i32 = Signal::USR2.as_raw();
+    pub(super) const PIPE: i32 = Signal::PIPE.as_raw();
+    pub(super) const ALRM: i32 = Signal::ALARM.as_raw();
+    pub(super) const TERM: i32 = Signal::TERM.as_raw();
+    pub(super) const CHLD: i32 = Signal::CHILD.as_raw();
+    pub(super) const CONT: i32 = Signal::CONT.as_raw();
+    pub(super) const WINCH: i32 = Signal::WINCH.as_raw();
+    pub(super) const KILL: i32 = Signal::KILL.as_raw();
+    pub(super) const STOP: i32 = Signal::STOP.as_raw();
+    pub(super) const ILL: i32 = Signal::ILL.as_raw();
+    pub(super) const FPE: i32 = Signal::FPE.as_raw();
+    pub(super) const SEGV: i32 = Signal::SEGV.as_raw();
+}
+
+const KINDS: [SignalKind; 2] = [SignalKind::INT, SignalKind::TERM];
 
 /// Process-wide state shared with the handlers.
 struct Global {
     eventfd: OwnedFd,
-    counts: [AtomicU64; 2],
-    installed: Mutex<[bool; 2]>,
+    counts: [AtomicU64; MAX_SIGNAL],
+    installed: Mutex<[bool; MAX_SIGNAL]>,
 }
 
 static GLOBAL: OnceLock<Global> = OnceLock::new();
@@ -78,8 +153,8 @@ fn global() -> io::Result<&'static Global> {
     // Another thread may have won the race; its eventfd is kept, ours dropped.
     Ok(GLOBAL.get_or_init(|| Global {
         eventfd: fd,
-        counts: [AtomicU64::new(0), AtomicU64::new(0)],
-        installed: Mutex::new([false; 2]),
+        counts: std::array::from_fn(|_| AtomicU64::new(0)),
+        installed: Mutex::new([false; MAX_SIGNAL]),
     }))
 }
 
@@ -99,14 +174,34 @@ fn install(kind: SignalKind) -> io::Result<&'static Global> {
         // SAFETY: `register` requires the action to be async-signal-safe: it
         // only loads an initialised `OnceLock` (an atomic read), does an atomic
         // add and a raw `write(2)` through rustix (no allocation, no lock, no
-        // errno). SIGINT and SIGTERM are not among the forbidden signals.
-        unsafe { signal_hook_registry::register(kind.number(), action) }?;
+        // errno). `SignalKind` never holds a forbidden signal (`from_raw`
+        // rejects them), and signal-hook-registry checks again.
+        unsafe { signal_hook_registry::register(kind.as_raw(), action) }?;
         installed[index] = true;
     }
     Ok(g)
 }
 
 /// A listener for a set of signals.
+///
+/// A stream of deliveries: call [`Signals::recv`] in a loop. Each call
+/// reports one kind that was delivered since the previous call (or since the
+/// listener was created). Coalescing: several deliveries of the same kind
+/// in between count as one (as the kernel itself merges pending standard
+/// signals); no delivery is missed. Every listener sees every delivery: any
+/// number of `Signals`, on any workers, may listen for the same signal.
+///
+/// ```no_run
+/// use matou_unix::signal::{SignalKind, Signals};
+///
+/// matou_unix::run(async {
+///     let mut hup = Signals::new(&[SignalKind::HUP]).unwrap();
+///     loop {
+///         hup.recv().await;
+///         println!("reloading the configuration");
+///     }
+/// });
+/// ```
 ///
 /// ```
 /// use matou_unix::signal::{SignalKind, Signals};
@@ -119,14 +214,10 @@ fn install(kind: SignalKind) -> io::Result<&'static Global> {
 ///     assert_eq!(signals.recv().await, SignalKind::Terminate);
 /// });
 /// ```
-///
-/// Each call to [`Signals::recv`] reports one kind that was delivered since
-/// the previous call (or since the listener was created); several deliveries
-/// of the same kind in between count as one.
 #[derive(Debug)]
 pub struct Signals {
-    kinds: Vec<SignalKind>,
-    seen: [u64; 2],
+    /// The kinds listened for, each with the delivery count last seen.
+    kinds: Vec<(SignalKind, u64)>,
 }
 
 impl Signals {
@@ -135,28 +226,29 @@ impl Signals {
     /// # Errors
     /// When the handler or the eventfd cannot be set up.
     pub fn new(kinds: &[SignalKind]) -> io::Result<Signals> {
-        let mut seen = [0; 2];
+        let mut listened: Vec<(SignalKind, u64)> = Vec::with_capacity(kinds.len());
         for &k in kinds {
             let g = install(k)?;
-            seen[k.index()] = g.counts[k.index()].load(Ordering::SeqCst);
+            if listened.iter().all(|(seen, _)| *seen != k) {
+                listened.push((k, g.counts[k.index()].load(Ordering::SeqCst)));
+            }
         }
-        let mut kinds = kinds.to_vec();
-        kinds.dedup();
-        Ok(Signals { kinds, seen })
+        Ok(Signals { kinds: listened })
     }
 
     fn take_delivered(&mut self, g: &Global) -> Option<SignalKind> {
-        for &k in &self.kinds {
+        for (k, seen) in &mut self.kinds {
             let now = g.counts[k.index()].load(Ordering::SeqCst);
-            if now != self.seen[k.index()] {
-                self.seen[k.index()] = now;
-                return Some(k);
+            if now != *seen {
+                *seen = now;
+                return Some(*k);
             }
         }
         None
     }
 
-    /// Waits for the next delivery of one of the kinds.
+    /// Waits for the next delivery of one of the kinds. Cancel-safe: a
+    /// delivery not reported is reported by the next call.
     ///
     /// # Panics
     /// When polled on a worker without matou-unix's event source.
@@ -195,4 +287,12 @@ pub async fn ctrl_c() -> io::Result<()> {
 /// When the handlers cannot be installed.
 pub async fn shutdown() -> io::Result<SignalKind> {
     Ok(Signals::new(&KINDS)?.recv().await)
+}
+
+/// A listener for one signal: `signal(SignalKind::HUP)?.recv().await`.
+///
+/// # Errors
+/// When the handler cannot be installed.
+pub fn signal(kind: SignalKind) -> io::Result<Signals> {
+    Signals::new(&[kind])
 }

@@ -308,3 +308,52 @@ pub(crate) fn is_connected(fd: impl AsFd) -> io::Result<bool> {
         Err(e) => Err(e.into()),
     }
 }
+
+/// Sets `O_NONBLOCK` on `fd`, keeping its other status flags.
+pub(crate) fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
+    let flags = rustix::fs::fcntl_getfl(fd)?;
+    rustix::fs::fcntl_setfl(fd, flags | rustix::fs::OFlags::NONBLOCK)?;
+    Ok(())
+}
+
+/// A non-blocking, close-on-exec pidfd for the child `pid` (readable once
+/// the child has exited). `ENOSYS` on kernels before 5.3.
+pub(crate) fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
+    let pid = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+        .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+    Ok(rustix::process::pidfd_open(
+        pid,
+        rustix::process::PidfdFlags::NONBLOCK,
+    )?)
+}
+
+/// Blocks until the child `pid` has exited, leaving it waitable (`WNOWAIT`:
+/// std's `Child` still reaps it and keeps its status).
+pub(crate) fn wait_exited_nowait(pid: u32) -> io::Result<()> {
+    let pid = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+        .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+    loop {
+        match rustix::process::waitid(
+            rustix::process::WaitId::Pid(pid),
+            rustix::process::WaitIdOptions::EXITED | rustix::process::WaitIdOptions::NOWAIT,
+        ) {
+            Err(Errno::INTR) => {}
+            r => return r.map(drop).map_err(io::Error::from),
+        }
+    }
+}
+
+/// `read(2)` on any descriptor (pipes, ttys...).
+pub(crate) fn read_fd(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    Ok(rustix::io::read(fd, buf)?)
+}
+
+/// `write(2)` on any descriptor. A pipe whose reader is gone gives `EPIPE`
+/// only if `SIGPIPE` is ignored (Rust programs ignore it by default).
+pub(crate) fn write_fd(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
+    Ok(rustix::io::write(fd, buf)?)
+}

@@ -101,3 +101,64 @@ fn a_listener_sees_only_deliveries_after_its_creation() {
             .is_err());
     });
 }
+
+#[test]
+fn sighup_is_delivered_to_two_listeners_on_one_worker_and_several() {
+    let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    for extra in common::WORKERS {
+        run("sighup_two", extra, async move {
+            let mut a = matou_unix::signal::signal(SignalKind::HUP).unwrap();
+            let mut b = Signals::new(&[SignalKind::HUP, SignalKind::USR2]).unwrap();
+            let other = if extra > 0 {
+                // The second listener lives on another worker.
+                matou_core::call(
+                    move || async move { timeout(Duration::from_secs(10), b.recv()).await },
+                )
+                .unwrap()
+            } else {
+                matou_core::spawn(async move { timeout(Duration::from_secs(10), b.recv()).await })
+            };
+            sleep(Duration::from_millis(50)).await;
+            kill_process(getpid(), Signal::HUP).unwrap();
+            assert_eq!(
+                timeout(Duration::from_secs(10), a.recv()).await,
+                Ok(SignalKind::HUP)
+            );
+            assert_eq!(other.await.unwrap(), Ok(SignalKind::HUP));
+            // Two deliveries before the listener looks coalesce into one.
+            kill_process(getpid(), Signal::HUP).unwrap();
+            kill_process(getpid(), Signal::HUP).unwrap();
+            sleep(Duration::from_millis(20)).await;
+            assert_eq!(
+                timeout(Duration::from_secs(10), a.recv()).await,
+                Ok(SignalKind::HUP)
+            );
+            assert!(timeout(Duration::from_millis(50), a.recv()).await.is_err());
+        });
+    }
+}
+
+#[test]
+fn any_catchable_signal_by_number_and_forbidden_ones_are_refused() {
+    let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let usr1 = Signal::USR1.as_raw();
+    assert_eq!(SignalKind::from_raw(usr1).unwrap(), SignalKind::USR1);
+    for bad in [0, -1, 9, 19, 11, 65, 1000] {
+        let e = SignalKind::from_raw(bad).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput, "{bad}");
+    }
+    run("usr1_winch", 0, async move {
+        let mut s =
+            Signals::new(&[SignalKind::from_raw(usr1).unwrap(), SignalKind::WINCH]).unwrap();
+        kill_process(getpid(), Signal::WINCH).unwrap();
+        assert_eq!(
+            timeout(Duration::from_secs(10), s.recv()).await,
+            Ok(SignalKind::WINCH)
+        );
+        kill_process(getpid(), Signal::USR1).unwrap();
+        assert_eq!(
+            timeout(Duration::from_secs(10), s.recv()).await,
+            Ok(SignalKind::USR1)
+        );
+    });
+}

@@ -73,7 +73,7 @@ fn connected_send_and_recv() {
         });
         let me = run("udp_connected", extra, async move {
             let s = UdpSocket::bind(loopback4()).unwrap();
-            s.connect(peer_addr).unwrap();
+            s.connect(peer_addr).await.unwrap();
             assert_eq!(s.peer_addr().unwrap(), peer_addr);
             s.send(b"ping").await.unwrap();
             let mut buf = [0u8; 16];
@@ -95,10 +95,30 @@ fn a_refused_datagram_reports_econnrefused() {
         .unwrap();
     let e = run("udp_refused", 0, async move {
         let s = UdpSocket::bind(loopback4()).unwrap();
-        s.connect(closed).unwrap();
+        s.connect(closed).await.unwrap();
         s.send(b"anyone?").await.unwrap();
         let mut buf = [0u8; 8];
         s.recv(&mut buf).await.unwrap_err()
     });
     assert_eq!(e.raw_os_error(), Some(111), "{e:?}");
+}
+
+#[test]
+fn connect_and_send_to_accept_host_names() {
+    let peer = std::net::UdpSocket::bind(loopback4()).unwrap();
+    let port = peer.local_addr().unwrap().port();
+    run("udp_names", 0, async move {
+        let s = UdpSocket::bind(loopback4()).unwrap();
+        s.send_to(b"one", ("localhost", port)).await.unwrap();
+        s.connect(format!("localhost:{port}")).await.unwrap();
+        s.send(b"two").await.unwrap();
+        let mut buf = [0u8; 8];
+        for want in [&b"one"[..], b"two"] {
+            let (n, from) = peer.recv_from(&mut buf).unwrap();
+            assert_eq!(&buf[..n], want);
+            assert_eq!(from, s.local_addr().unwrap());
+        }
+        let e = s.send_to(b"x", "no-port").await.unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+    });
 }

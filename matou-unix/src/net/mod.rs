@@ -12,11 +12,13 @@
 //! Errors are `std::io::Error` carrying the OS errno. Closing happens on drop.
 
 mod every_worker;
+mod resolve;
 mod tcp;
 mod udp;
 mod unix;
 
 pub use every_worker::serve_on_every_worker;
+pub use resolve::{lookup_host, ToSocketAddrs, CONNECTION_ATTEMPT_DELAY};
 pub use tcp::{TcpListenOptions, TcpListener, TcpStream};
 pub use udp::UdpSocket;
 pub use unix::{UnixListener, UnixStream};
@@ -191,3 +193,18 @@ macro_rules! impl_as_fd {
     };
 }
 pub(crate) use impl_as_fd;
+
+/// Implements `into_std` by releasing the reactor registration.
+macro_rules! impl_into_std {
+    ($ty:ty, $std:ty) => {
+        impl $ty {
+            /// Releases the reactor registration and gives back the std
+            /// socket, still in non-blocking mode (as tokio's `into_std`;
+            /// call `set_nonblocking(false)` for blocking use).
+            pub fn into_std(self) -> $std {
+                self.inner.into_inner()
+            }
+        }
+    };
+}
+pub(crate) use impl_into_std;

@@ -128,6 +128,7 @@ pub struct TcpListener {
 }
 
 impl_as_fd!(TcpListener);
+super::impl_into_std!(TcpListener, std::net::TcpListener);
 
 impl TcpListener {
     /// Binds and listens with the default options (`SO_REUSEADDR`, backlog
@@ -259,6 +260,7 @@ pub struct TcpStream {
 }
 
 impl_as_fd!(TcpStream);
+super::impl_into_std!(TcpStream, std::net::TcpStream);
 impl_async_io!(TcpStream);
 
 impl TcpStream {
@@ -277,14 +279,29 @@ impl TcpStream {
         Ok(TcpStream::from_nonblocking(stream))
     }
 
-    /// Connects to `addr`.
+    /// Connects to `addr`: a socket address or anything std's
+    /// `ToSocketAddrs` takes (`"localhost:6379"`, `("example.org", 80)`),
+    /// resolved off the workers ([`super::lookup_host`]). Several addresses
+    /// are raced with Happy Eyeballs (RFC 8305: families interleaved, a new
+    /// attempt every 250 ms or at once after a failure, the losers closed).
     ///
     /// # Errors
-    /// The OS's, e.g. `ECONNREFUSED`, `ENETUNREACH`, `ETIMEDOUT` (after the
-    /// kernel's own SYN retries; wrap in [`crate::time::timeout`] for a
-    /// shorter bound). Dropping the future closes the socket.
-    pub async fn connect(addr: impl Into<SocketAddr>) -> io::Result<TcpStream> {
-        let (s, done) = sys::tcp_connect(addr.into())?;
+    /// `InvalidInput` for a malformed address, the resolver's, or the OS's
+    /// (of the last attempt), e.g. `ECONNREFUSED`, `ENETUNREACH`,
+    /// `ETIMEDOUT` (after the kernel's own SYN retries; wrap in
+    /// [`crate::time::timeout`] for a shorter bound). Dropping the future
+    /// cancels the lookup's wait and closes every socket it opened.
+    pub async fn connect(addr: impl super::ToSocketAddrs) -> io::Result<TcpStream> {
+        let addrs = super::lookup_host(addr).await?;
+        if let [one] = addrs[..] {
+            return TcpStream::connect_addr(one).await;
+        }
+        super::resolve::happy_eyeballs(super::resolve::interleave(addrs), TcpStream::connect_addr)
+            .await
+    }
+
+    async fn connect_addr(addr: SocketAddr) -> io::Result<TcpStream> {
+        let (s, done) = sys::tcp_connect(addr)?;
         let stream = TcpStream::from_nonblocking(s);
         if !done {
             stream.finish_connect().await?;

@@ -32,6 +32,7 @@ pub struct UdpSocket {
 }
 
 impl_as_fd!(UdpSocket);
+super::impl_into_std!(UdpSocket, std::net::UdpSocket);
 
 impl UdpSocket {
     /// Binds a socket to `addr` (port 0 picks a free port).
@@ -56,20 +57,40 @@ impl UdpSocket {
     }
 
     /// Sets the default peer for [`UdpSocket::send`] and filters what
-    /// [`UdpSocket::recv`] receives. Never blocks.
+    /// [`UdpSocket::recv`] receives. `addr` is anything
+    /// [`super::ToSocketAddrs`] takes (a name is resolved off the workers);
+    /// the resolved addresses are tried in turn, those of the socket's own
+    /// family first, until one is accepted (UDP has no handshake).
     ///
     /// # Errors
-    /// The OS's.
-    pub fn connect(&self, addr: impl Into<SocketAddr>) -> io::Result<()> {
-        self.inner.get_ref().connect(addr.into())
+    /// `InvalidInput`, the resolver's, or the OS's for the last address.
+    pub async fn connect(&self, addr: impl super::ToSocketAddrs) -> io::Result<()> {
+        let mut last = None;
+        for a in self.resolve(addr).await? {
+            match self.inner.get_ref().connect(a) {
+                Ok(()) => return Ok(()),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| io::ErrorKind::InvalidInput.into()))
     }
 
-    /// Sends one datagram to `addr`; returns its length.
+    /// The addresses of `addr`, those of this socket's family first.
+    async fn resolve(&self, addr: impl super::ToSocketAddrs) -> io::Result<Vec<SocketAddr>> {
+        let mut addrs = super::lookup_host(addr).await?;
+        let v6 = self.local_addr()?.is_ipv6();
+        addrs.sort_by_key(|a| a.is_ipv6() != v6);
+        Ok(addrs)
+    }
+
+    /// Sends one datagram to `addr` (resolved as [`UdpSocket::connect`]
+    /// does; the first address of the socket's family is used); returns its
+    /// length.
     ///
     /// # Errors
-    /// The OS's, e.g. `EMSGSIZE`.
-    pub async fn send_to(&self, buf: &[u8], addr: impl Into<SocketAddr>) -> io::Result<usize> {
-        let addr = addr.into();
+    /// `InvalidInput`, the resolver's, or the OS's, e.g. `EMSGSIZE`.
+    pub async fn send_to(&self, buf: &[u8], addr: impl super::ToSocketAddrs) -> io::Result<usize> {
+        let addr = self.resolve(addr).await?[0];
         self.inner.io(Dir::Write, |s| s.send_to(buf, addr)).await
     }
 

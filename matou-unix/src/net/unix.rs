@@ -43,6 +43,7 @@ pub struct UnixListener {
 }
 
 impl_as_fd!(UnixListener);
+super::impl_into_std!(UnixListener, std::os::unix::net::UnixListener);
 
 impl UnixListener {
     /// Binds to `path` (which must not exist) and listens (backlog 1024).
@@ -126,6 +127,7 @@ pub struct UnixStream {
 }
 
 impl_as_fd!(UnixStream);
+super::impl_into_std!(UnixStream, std::os::unix::net::UnixStream);
 impl_async_io!(UnixStream);
 
 impl UnixStream {
@@ -243,5 +245,23 @@ impl UnixStream {
     /// The OS's.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.inner.get_ref().local_addr()
+    }
+
+    /// Waits until the stream may be readable (spurious wake-ups possible;
+    /// wait only after a read reported `WouldBlock`: readiness is
+    /// edge-triggered).
+    ///
+    /// # Errors
+    /// When the descriptor cannot be registered.
+    pub async fn readable(&self) -> io::Result<()> {
+        self.inner.ready(Dir::Read).await
+    }
+
+    /// Waits until the stream may be writable (as [`UnixStream::readable`]).
+    ///
+    /// # Errors
+    /// When the descriptor cannot be registered.
+    pub async fn writable(&self) -> io::Result<()> {
+        self.inner.ready(Dir::Write).await
     }
 }

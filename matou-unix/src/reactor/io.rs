@@ -138,8 +138,18 @@ impl<T: AsFd> IoSource<T> {
     }
 }
 
-impl<T: AsFd> Drop for IoSource<T> {
-    fn drop(&mut self) {
+impl<T: AsFd> IoSource<T> {
+    /// Releases the registration and gives the descriptor back.
+    pub(crate) fn into_inner(mut self) -> T {
+        self.release();
+        let this = std::mem::ManuallyDrop::new(self);
+        // SAFETY: `this` is never used nor dropped again, so `io` is moved
+        // out exactly once; the only other field, `reg`, is `None` after
+        // `release`, so not dropping it leaks nothing.
+        unsafe { std::ptr::read(&this.io) }
+    }
+
+    fn release(&mut self) {
         let Some(reg) = self.reg.get_mut().take() else {
             return;
         };
@@ -149,5 +159,11 @@ impl<T: AsFd> Drop for IoSource<T> {
             }
             _ => reg.remote.release(reg.token, self.io.as_fd()),
         }
+    }
+}
+
+impl<T: AsFd> Drop for IoSource<T> {
+    fn drop(&mut self) {
+        self.release();
     }
 }
