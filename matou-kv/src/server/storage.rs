@@ -29,16 +29,33 @@
 //!   it would stall every connection of that worker, and `call` has no
 //!   worker at all to offer with `--workers 0`. A thread blocks only
 //!   itself, and owns nothing the task needs: the snapshot is its own.
+//! - **A batch whose commit fails changes nothing.** Every write is
+//!   executed with its prior state recorded in an [`Undo`] journal; if the
+//!   batch's commit fails (a full disk, an I/O error), the log has cut
+//!   itself back, the journal takes every write of the batch back, and the
+//!   held jobs are answered again on the restored store: their writes get
+//!   `-MISCONF`, their reads are executed anew, so no reply reveals a
+//!   rolled-back value. A client that got an error changed nothing; one
+//!   that got a reply other than an error had it committed.
+//! - **Reads survive a full disk.** While the log refuses writes
+//!   ([`Aof::refusal`]) every write is refused up front with `-MISCONF`
+//!   and reads are served as usual; each tick probes the disk
+//!   ([`Aof::probe`]) and writes resume as soon as space is back. A failed
+//!   fsync is the exception: writes stay refused until restart (see the
+//!   `aof` module docs), reads go on.
+//! - **A rewrite that fails is retried, with backoff** (1 s doubling up to
+//!   a minute): the old log stays in use meanwhile. It also checks free
+//!   space and reserves it before writing (see `RewriteJob::run`).
 //! - **Shutdown.** When the channel is closed and drained the task waits
 //!   for a rewrite in progress (and completes it), then commits and fsyncs
 //!   whatever the policy.
 
 use super::now_ms;
 use crate::aof::{Aof, RewriteOutput};
-use crate::command::{execute_read, execute_write, InfoData, Read, Write};
+use crate::command::{execute_read, execute_write_journaled, InfoData, Read, Write};
 use crate::record::LogRecord;
 use crate::resp::Reply;
-use crate::store::Store;
+use crate::store::{Store, Undo};
 use matou::sync::{oneshot, Receiver};
 use matou::unix::time;
 use std::future::{poll_fn, Future};
@@ -52,9 +69,12 @@ pub const TICK: Duration = Duration::from_millis(100);
 /// Most keys `active_expire` may look at per tick, so that expiry never
 /// stalls the commands behind it.
 const EXPIRE_WORK: usize = 1000;
-/// After a failed rewrite, how long before trying again (the log goes on
-/// growing meanwhile, but a full disk is not hammered with snapshots).
-const REWRITE_RETRY: Duration = Duration::from_secs(10);
+/// After a failed rewrite, how long before trying again, doubled at each
+/// failure up to [`REWRITE_RETRY_MAX`] (the log goes on growing meanwhile,
+/// but a full disk is not hammered with snapshots).
+const REWRITE_RETRY_MIN: Duration = Duration::from_secs(1);
+/// The longest wait between two rewrite attempts.
+const REWRITE_RETRY_MAX: Duration = Duration::from_secs(64);
 
 /// One request for the storage task, parsed by the handler.
 #[derive(Debug)]
@@ -95,12 +115,16 @@ enum Event {
     Rewritten(Result<io::Result<RewriteOutput>, oneshot::RecvError>),
 }
 
-fn fatal(what: &str, e: io::Error) -> ! {
-    // The store already holds writes the log refused: replying (even with an
-    // error) or carrying on would break the durability promise. Redis exits
-    // too under `appendfsync always`.
-    eprintln!("matou-kv: FATAL: cannot {what} the append-only log: {e}; exiting");
-    std::process::exit(1);
+/// What a held request was, to answer it again after a rollback.
+enum Redo {
+    Read(Read),
+    Write,
+    Info,
+}
+
+/// Redis's error for a write refused because the log cannot be written.
+fn misconf(reason: &str) -> Reply {
+    Reply::err(format!("MISCONF Errors writing to the AOF file: {reason}"))
 }
 
 struct Storage {
@@ -113,8 +137,12 @@ struct Storage {
     rewriting: Option<Rewriting>,
     /// No rewrite starts before this instant (set after a failure).
     rewrite_not_before: Instant,
+    /// The wait after the next rewrite failure.
+    rewrite_backoff: Duration,
     /// Answers held until the batch's commit (reused between batches).
-    held: Vec<(oneshot::Sender<Vec<Answer>>, Vec<Answer>)>,
+    held: Vec<(oneshot::Sender<Vec<Answer>>, Vec<Answer>, Vec<Redo>)>,
+    /// The prior state of what the batch changed (reused between batches).
+    undo: Undo,
 }
 
 /// Owns the store and the log until `jobs` is closed and drained.
@@ -126,7 +154,9 @@ pub(super) async fn run(store: Store, aof: Aof, jobs: Receiver<Job>) -> io::Resu
         expired_keys: 0,
         rewriting: None,
         rewrite_not_before: Instant::now(),
+        rewrite_backoff: REWRITE_RETRY_MIN,
         held: Vec::new(),
+        undo: Undo::new(),
     };
     let mut next_tick = Instant::now() + TICK;
     let mut batch = Vec::new();
@@ -155,10 +185,12 @@ pub(super) async fn run(store: Store, aof: Aof, jobs: Receiver<Job>) -> io::Resu
         let result = (&mut r.done).await;
         s.finish_rewrite(result);
     }
-    if let Err(e) = s.aof.sync() {
-        fatal("fsync", e);
-    }
-    Ok(())
+    s.aof.sync().map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("cannot sync the append-only log at shutdown: {e}"),
+        )
+    })
 }
 
 /// The next job, or the rewrite's result if one runs and it came first.
@@ -180,23 +212,35 @@ impl Storage {
     fn execute(&mut self, batch: &mut Vec<Job>) {
         self.clock = self.clock.max(now_ms());
         let now = self.clock;
+        // Refused up front: nothing is executed, nothing is logged.
+        let refused = self.aof.refusal().map(misconf);
         for job in batch.drain(..) {
             let mut answers = Vec::with_capacity(job.reqs.len());
+            let mut redo = Vec::with_capacity(job.reqs.len());
             for req in job.reqs {
-                answers.push(match req {
-                    Req::Read(r) => Answer::Reply(execute_read(&r, &self.store, now)),
-                    Req::Write(w) => {
-                        let (reply, record) = execute_write(w, &mut self.store, now);
-                        if let Some(r) = &record {
-                            self.aof.append(r);
-                        }
-                        Answer::Reply(reply)
+                let answer = match req {
+                    Req::Read(r) => {
+                        let reply = execute_read(&r, &self.store, now);
+                        redo.push(Redo::Read(r));
+                        reply
                     }
-                    Req::Info => Answer::Info(Box::new(self.info())),
-                });
+                    Req::Write(w) => {
+                        redo.push(Redo::Write);
+                        match &refused {
+                            Some(e) => e.clone(),
+                            None => self.write(w, now),
+                        }
+                    }
+                    Req::Info => {
+                        redo.push(Redo::Info);
+                        answers.push(Answer::Info(Box::new(self.info())));
+                        continue;
+                    }
+                };
+                answers.push(Answer::Reply(answer));
             }
             if self.aof.has_pending() {
-                self.held.push((job.reply, answers));
+                self.held.push((job.reply, answers, redo));
             } else {
                 // Only durable state was seen: no need to wait for the
                 // commit. A handler that went away is no error.
@@ -204,37 +248,91 @@ impl Storage {
             }
         }
         if self.held.is_empty() {
+            self.undo.clear();
             return;
         }
         // Group commit: one write + one fsync for every write of the batch,
         // and only then their replies.
-        if let Err(e) = self.aof.commit() {
-            fatal("write", e);
-        }
-        for (reply, answers) in self.held.drain(..) {
-            let _ = reply.send(answers);
+        match self.aof.commit() {
+            Ok(()) => {
+                self.undo.clear();
+                for (reply, answers, _) in self.held.drain(..) {
+                    let _ = reply.send(answers);
+                }
+            }
+            Err(e) => {
+                self.log_refusal(&e);
+                self.undo.rollback(&mut self.store);
+                let refused = misconf(self.aof.refusal().unwrap_or("the write failed"));
+                let held = std::mem::take(&mut self.held);
+                for (reply, _, redo) in held {
+                    let answers = redo
+                        .into_iter()
+                        .map(|r| match r {
+                            Redo::Read(r) => Answer::Reply(execute_read(&r, &self.store, now)),
+                            Redo::Write => Answer::Reply(refused.clone()),
+                            Redo::Info => Answer::Info(Box::new(self.info())),
+                        })
+                        .collect();
+                    let _ = reply.send(answers);
+                }
+            }
         }
     }
 
-    /// The periodic duties: active expiry (logged as `Del`), everysec fsync.
+    /// Executes one write, journaled, and buffers its record.
+    fn write(&mut self, w: Write, now: u64) -> Reply {
+        let (reply, record) = execute_write_journaled(w, &mut self.store, now, &mut self.undo);
+        if let Some(r) = &record {
+            self.aof.append(r);
+        }
+        reply
+    }
+
+    fn log_refusal(&self, e: &io::Error) {
+        let until = if self.aof.is_broken() {
+            "until restart"
+        } else {
+            "until the log can be written again"
+        };
+        eprintln!("matou-kv: cannot write the append-only log: {e}; writes refused {until}");
+    }
+
+    /// The periodic duties: the full-disk probe, active expiry (logged as
+    /// `Del`, skipped while writes are refused), everysec fsync.
     fn tick(&mut self) {
         self.clock = self.clock.max(now_ms());
-        let removed = self.store.active_expire(self.clock, EXPIRE_WORK);
-        if !removed.is_empty() {
-            self.expired_keys += removed.len() as u64;
-            self.aof.append(&LogRecord::Del { keys: removed });
-            if let Err(e) = self.aof.commit() {
-                fatal("write", e);
+        if self.aof.refusal().is_some() && !self.aof.is_broken() && self.aof.probe() {
+            eprintln!("matou-kv: the append-only log can be written again; writes accepted");
+        }
+        if self.aof.refusal().is_none() {
+            let removed =
+                self.store
+                    .active_expire_journaled(self.clock, EXPIRE_WORK, Some(&mut self.undo));
+            if !removed.is_empty() {
+                let n = removed.len() as u64;
+                self.aof.append(&LogRecord::Del { keys: removed });
+                match self.aof.commit() {
+                    Ok(()) => self.expired_keys += n,
+                    Err(e) => {
+                        self.log_refusal(&e);
+                        self.undo.rollback(&mut self.store);
+                    }
+                }
             }
+            self.undo.clear();
         }
         if let Err(e) = self.aof.tick() {
-            fatal("fsync", e);
+            self.log_refusal(&e);
         }
     }
 
     /// Starts a rewrite if the log doubled (see the module docs).
     fn maybe_start_rewrite(&mut self) {
-        if !self.aof.needs_rewrite() || Instant::now() < self.rewrite_not_before {
+        if !self.aof.needs_rewrite()
+            || Instant::now() < self.rewrite_not_before
+            || self.aof.refusal().is_some()
+        {
             return;
         }
         let size_before = self.aof.size();
@@ -244,7 +342,7 @@ impl Storage {
             Ok(job) => job,
             Err(e) => {
                 eprintln!("matou-kv: log rewrite not started: {e}");
-                self.rewrite_not_before = Instant::now() + REWRITE_RETRY;
+                self.rewrite_failed();
                 return;
             }
         };
@@ -270,7 +368,7 @@ impl Storage {
             Err(e) => {
                 eprintln!("matou-kv: log rewrite not started: cannot spawn its thread: {e}");
                 self.aof.abort_rewrite();
-                self.rewrite_not_before = Instant::now() + REWRITE_RETRY;
+                self.rewrite_failed();
             }
         }
     }
@@ -289,11 +387,15 @@ impl Storage {
                         self.aof.size(),
                         r.started.elapsed()
                     );
+                    self.rewrite_backoff = REWRITE_RETRY_MIN;
                     return;
                 }
                 // After the rename, which file a crash would leave is
-                // unknown: the log refuses writes, and so must we.
-                Err(e) if self.aof.is_broken() => fatal("rewrite", e),
+                // unknown: the log refuses writes (reads go on).
+                Err(e) if self.aof.is_broken() => {
+                    self.log_refusal(&e);
+                    return;
+                }
                 Err(e) => e,
             },
             Ok(Err(e)) => {
@@ -306,8 +408,18 @@ impl Storage {
             }
         };
         // The old log is intact and still in use: retry later.
-        eprintln!("matou-kv: log rewrite failed: {failed}");
-        self.rewrite_not_before = Instant::now() + REWRITE_RETRY;
+        eprintln!(
+            "matou-kv: log rewrite failed: {failed}; the current log stays in use, \
+             next attempt in {:?}",
+            self.rewrite_backoff
+        );
+        self.rewrite_failed();
+    }
+
+    /// Schedules the next rewrite attempt after a failure, with backoff.
+    fn rewrite_failed(&mut self) {
+        self.rewrite_not_before = Instant::now() + self.rewrite_backoff;
+        self.rewrite_backoff = (self.rewrite_backoff * 2).min(REWRITE_RETRY_MAX);
     }
 
     /// The storage's part of INFO.
