@@ -307,6 +307,10 @@ pub struct Aof {
     last_rewrite_failed: bool,
     /// Set by a failed commit or fsync; every commit fails meanwhile.
     refusal: Option<Refusal>,
+    /// Tests: every write stops half-way with this errno, as on a full
+    /// disk, and the probe fails.
+    #[cfg(test)]
+    pub(crate) fail_writes: Option<i32>,
 }
 
 impl Aof {
@@ -360,6 +364,8 @@ impl Aof {
                 next_rewrite_id: 0,
                 last_rewrite_failed: false,
                 refusal: None,
+                #[cfg(test)]
+                fail_writes: None,
             },
             replayed,
         ))
@@ -421,7 +427,7 @@ impl Aof {
             self.drop_pending();
             return Err(e);
         }
-        if let Err(e) = self.file.write_all(&self.pending) {
+        if let Err(e) = self.write_pending() {
             self.drop_pending();
             // Cut a partial frame off, so the file stays a valid prefix.
             match self.file.set_len(self.size) {
@@ -452,6 +458,16 @@ impl Aof {
         Ok(())
     }
 
+    fn write_pending(&mut self) -> io::Result<()> {
+        #[cfg(test)]
+        if let Some(errno) = self.fail_writes {
+            self.file
+                .write_all(&self.pending[..self.pending.len() / 2])?;
+            return Err(io::Error::from_raw_os_error(errno));
+        }
+        self.file.write_all(&self.pending)
+    }
+
     /// Why writes are refused right now, if they are (see the module docs).
     pub fn refusal(&self) -> Option<&str> {
         self.refusal.as_ref().map(|r| r.reason.as_str())
@@ -467,6 +483,10 @@ impl Aof {
             None => return true,
             Some(r) if r.sticky => return false,
             Some(_) => {}
+        }
+        #[cfg(test)]
+        if self.fail_writes.is_some() {
+            return false;
         }
         let flags = rustix::fs::FallocateFlags::KEEP_SIZE;
         match rustix::fs::fallocate(&self.file, flags, self.size, PROBE_BYTES) {
@@ -680,5 +700,7 @@ impl Aof {
     }
 }
 
+#[cfg(test)]
+mod refusal_tests;
 #[cfg(test)]
 mod tests;

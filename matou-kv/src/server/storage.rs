@@ -439,3 +439,6 @@ impl Storage {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
