@@ -187,3 +187,89 @@ fn full_disk_one_worker_every_policy() {
 fn full_disk_several_workers() {
     full_disk("3", "everysec");
 }
+
+/// The rewrite's temporary file in the data directory, if any.
+fn rewrite_leftovers(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("appendonly.mlog.rewrite-"))
+        .collect()
+}
+
+fn wait_for(server: &mut Server, what: &str, within: Duration) {
+    let deadline = Instant::now() + within;
+    while !server.stderr().contains(what) {
+        assert!(
+            Instant::now() < deadline,
+            "no {what:?} in the log: {}",
+            server.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A rewrite that would not leave room for the live log does not start:
+/// no temporary file, the old log goes on taking writes, and the rewrite
+/// is retried and done once space is back.
+fn rewrite_checks_free_space(workers: &str) {
+    let Some(mount) = Mount::new("rewrite-space") else {
+        return;
+    };
+    let mut server = Server::start(&mount.0, &["--workers", workers]);
+    let mut c = server.client();
+    // 1.2 MiB of log for a store of 300 KiB (overwrites): a rewrite is due.
+    let big = "y".repeat(100 * 1024);
+    // Leave about 0.9 MiB free: less than the snapshot and its margin.
+    let filler = mount.0.join("filler");
+    fill(&filler, FS_SIZE - 2 * 1024 * 1024 - 100 * 1024);
+    for i in 0..12 {
+        let () = redis::cmd("SET")
+            .arg(format!("k{}", i % 3))
+            .arg(format!("{i}{big}"))
+            .query(&mut c)
+            .unwrap();
+    }
+    wait_for(
+        &mut server,
+        "not enough free space for a log rewrite",
+        Duration::from_secs(5),
+    );
+    assert_eq!(rewrite_leftovers(&mount.0), Vec::<String>::new());
+    // The live log still takes writes (the rewrite took no space from it).
+    for i in 0..5 {
+        let () = redis::cmd("SET")
+            .arg(format!("small{i}"))
+            .arg("v")
+            .query(&mut c)
+            .unwrap();
+    }
+    std::fs::remove_file(&filler).unwrap();
+    wait_for(
+        &mut server,
+        "log rewritten in the background",
+        Duration::from_secs(20),
+    );
+    assert_eq!(rewrite_leftovers(&mount.0), Vec::<String>::new());
+    let () = redis::cmd("SET").arg("after").arg("1").query(&mut c).unwrap();
+    drop(c);
+    assert!(server.terminate().success());
+    server.spawn();
+    let mut c = server.client();
+    let v: String = redis::cmd("GET").arg("k2").query(&mut c).unwrap();
+    assert_eq!(v, format!("11{big}"));
+    let n: usize = redis::cmd("DBSIZE").query(&mut c).unwrap();
+    assert_eq!(n, 9);
+    drop(c);
+    server.kill();
+}
+
+#[test]
+fn rewrite_checks_free_space_one_worker() {
+    rewrite_checks_free_space("0");
+}
+
+#[test]
+fn rewrite_checks_free_space_several_workers() {
+    rewrite_checks_free_space("3");
+}
