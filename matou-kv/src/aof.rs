@@ -172,9 +172,7 @@ pub fn write_snapshot(snapshot: &Snapshot, out: &mut impl Write) -> io::Result<u
 fn check_free_space(dir: &Path, need: u64) -> io::Result<()> {
     let st = rustix::fs::statvfs(dir)?;
     let free = st.f_bavail.saturating_mul(st.f_frsize);
-    let wanted = need
-        .saturating_add(need / 8)
-        .saturating_add(REWRITE_MARGIN);
+    let wanted = need.saturating_add(need / 8).saturating_add(REWRITE_MARGIN);
     if free < wanted {
         return Err(io::Error::new(
             io::ErrorKind::StorageFull,
@@ -220,8 +218,7 @@ impl RewriteJob {
             // take what the live log needs half-way through (KEEP_SIZE: the
             // file's length stays what is written). A file system without
             // fallocate only had the free-space check.
-            match rustix::fs::fallocate(&file, rustix::fs::FallocateFlags::KEEP_SIZE, 0, estimate)
-            {
+            match rustix::fs::fallocate(&file, rustix::fs::FallocateFlags::KEEP_SIZE, 0, estimate) {
                 Ok(()) => {}
                 Err(rustix::io::Errno::OPNOTSUPP) => {}
                 Err(e) => return Err(io::Error::from(e)),

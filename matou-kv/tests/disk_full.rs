@@ -251,7 +251,11 @@ fn rewrite_checks_free_space(workers: &str) {
         Duration::from_secs(20),
     );
     assert_eq!(rewrite_leftovers(&mount.0), Vec::<String>::new());
-    let () = redis::cmd("SET").arg("after").arg("1").query(&mut c).unwrap();
+    let () = redis::cmd("SET")
+        .arg("after")
+        .arg("1")
+        .query(&mut c)
+        .unwrap();
     drop(c);
     assert!(server.terminate().success());
     server.spawn();

@@ -130,11 +130,19 @@ fn fd_exhaustion(workers: &str) {
             .unwrap();
     }
     server.wait_log("log rewrite failed", Duration::from_secs(10));
-    assert!(server.log().contains("Too many open files"), "{}", server.log());
+    assert!(
+        server.log().contains("Too many open files"),
+        "{}",
+        server.log()
+    );
     // Still serving, from the current log.
     let v: String = redis::cmd("GET").arg("k1").query(&mut c).unwrap();
     assert_eq!(v, format!("13{big}"));
-    let () = redis::cmd("SET").arg("during").arg("1").query(&mut c).unwrap();
+    let () = redis::cmd("SET")
+        .arg("during")
+        .arg("1")
+        .query(&mut c)
+        .unwrap();
 
     // Descriptors are back: the retry completes.
     drop(held);
@@ -146,7 +154,11 @@ fn fd_exhaustion(workers: &str) {
         let v: String = redis::cmd("GET").arg(k).query(&mut c).unwrap();
         assert_eq!(v, want);
     }
-    let () = redis::cmd("SET").arg("after").arg("2").query(&mut c).unwrap();
+    let () = redis::cmd("SET")
+        .arg("after")
+        .arg("2")
+        .query(&mut c)
+        .unwrap();
     drop(c);
     drop(server);
 

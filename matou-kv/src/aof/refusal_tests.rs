@@ -103,7 +103,10 @@ fn a_rewrite_without_room_for_its_snapshot_fails_cleanly() {
     let (mut aof, _) = Aof::open(&d, Fsync::Always, &mut store).unwrap();
     let st = rustix::fs::statvfs(&d).unwrap();
     let free = st.f_bavail * st.f_frsize;
-    assert!(check_free_space(&d, free).is_err(), "no room for the margin");
+    assert!(
+        check_free_space(&d, free).is_err(),
+        "no room for the margin"
+    );
     let e = check_free_space(&d, u64::MAX / 2).unwrap_err();
     assert_eq!(e.kind(), io::ErrorKind::StorageFull);
     check_free_space(&d, 0).unwrap();

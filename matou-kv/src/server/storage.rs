@@ -122,6 +122,10 @@ enum Redo {
     Info,
 }
 
+/// A job answered only after the batch's commit: where to answer, the
+/// answers if the commit succeeds, what to answer again if it fails.
+type Held = (oneshot::Sender<Vec<Answer>>, Vec<Answer>, Vec<Redo>);
+
 /// Redis's error for a write refused because the log cannot be written.
 fn misconf(reason: &str) -> Reply {
     Reply::err(format!("MISCONF Errors writing to the AOF file: {reason}"))
@@ -140,7 +144,7 @@ struct Storage {
     /// The wait after the next rewrite failure.
     rewrite_backoff: Duration,
     /// Answers held until the batch's commit (reused between batches).
-    held: Vec<(oneshot::Sender<Vec<Answer>>, Vec<Answer>, Vec<Redo>)>,
+    held: Vec<Held>,
     /// The prior state of what the batch changed (reused between batches).
     undo: Undo,
 }

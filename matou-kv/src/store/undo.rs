@@ -31,7 +31,9 @@ pub struct Undo {
 
 impl std::fmt::Debug for Undo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Undo").field("steps", &self.steps.len()).finish()
+        f.debug_struct("Undo")
+            .field("steps", &self.steps.len())
+            .finish()
     }
 }
 
