@@ -308,6 +308,9 @@ pub struct Aof {
     /// disk, and the probe fails.
     #[cfg(test)]
     pub(crate) fail_writes: Option<i32>,
+    /// Tests: every fsync fails with this errno.
+    #[cfg(test)]
+    pub(crate) fail_fsyncs: Option<i32>,
 }
 
 impl Aof {
@@ -363,6 +366,8 @@ impl Aof {
                 refusal: None,
                 #[cfg(test)]
                 fail_writes: None,
+                #[cfg(test)]
+                fail_fsyncs: None,
             },
             replayed,
         ))
@@ -497,7 +502,14 @@ impl Aof {
 
     fn fsync(&mut self) -> io::Result<()> {
         // fdatasync: the size change is metadata it covers too.
-        if let Err(e) = self.file.sync_data() {
+        #[cfg(test)]
+        let synced = match self.fail_fsyncs {
+            Some(errno) => Err(io::Error::from_raw_os_error(errno)),
+            None => self.file.sync_data(),
+        };
+        #[cfg(not(test))]
+        let synced = self.file.sync_data();
+        if let Err(e) = synced {
             self.refuse(format!("fsync: {e}"), true);
             return Err(e);
         }

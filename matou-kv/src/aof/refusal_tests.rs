@@ -118,3 +118,46 @@ fn a_rewrite_without_room_for_its_snapshot_fails_cleanly() {
     job.run().unwrap();
     let _ = fs::remove_dir_all(&d);
 }
+
+const EIO: i32 = 5;
+
+#[test]
+fn a_failed_fsync_refuses_writes_until_restart() {
+    // Under `always` the failed batch is cut off the file too.
+    let d = dir("fsync-always");
+    let (mut aof, _) = Aof::open(&d, Fsync::Always, &mut Store::new()).unwrap();
+    aof.append(&set("a", "1"));
+    aof.commit().unwrap();
+    let good = aof.size();
+    aof.fail_fsyncs = Some(EIO);
+    aof.append(&set("b", "2"));
+    assert_eq!(aof.commit().unwrap_err().raw_os_error(), Some(EIO));
+    assert_eq!(fs::metadata(aof.path()).unwrap().len(), good);
+    assert!(aof.is_broken());
+    aof.fail_fsyncs = None;
+    // Sticky: fsyncgate, a later fsync cannot be trusted.
+    assert!(!aof.probe());
+    aof.append(&set("c", "3"));
+    assert!(aof.commit().is_err());
+    drop(aof);
+    let store = replayed(&d);
+    assert_eq!(store.len(), 1);
+    assert!(store.raw(b"a").is_some());
+    let _ = fs::remove_dir_all(&d);
+
+    // Under `everysec` the failure comes from the tick, after the replies.
+    let d = dir("fsync-everysec");
+    let (mut aof, _) = Aof::open(&d, Fsync::EverySec, &mut Store::new()).unwrap();
+    aof.append(&set("a", "1"));
+    aof.commit().unwrap();
+    aof.fail_fsyncs = Some(EIO);
+    aof.last_fsync = Instant::now() - Duration::from_secs(2);
+    assert!(aof.tick().is_err());
+    assert!(aof.is_broken());
+    assert!(aof.refusal().unwrap().starts_with("fsync: "));
+    aof.fail_fsyncs = None;
+    assert!(!aof.probe());
+    aof.append(&set("b", "2"));
+    assert!(aof.commit().is_err());
+    let _ = fs::remove_dir_all(&d);
+}

@@ -122,6 +122,15 @@ enum Redo {
     Info,
 }
 
+/// Writes one line on stderr, ignoring failure: stderr may be a file on
+/// the very disk that is full, and `eprintln!` would panic there.
+macro_rules! note {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 /// A job answered only after the batch's commit: where to answer, the
 /// answers if the commit succeeds, what to answer again if it fails.
 type Held = (oneshot::Sender<Vec<Answer>>, Vec<Answer>, Vec<Redo>);
@@ -299,7 +308,7 @@ impl Storage {
         } else {
             "until the log can be written again"
         };
-        eprintln!("matou-kv: cannot write the append-only log: {e}; writes refused {until}");
+        note!("matou-kv: cannot write the append-only log: {e}; writes refused {until}");
     }
 
     /// The periodic duties: the full-disk probe, active expiry (logged as
@@ -307,7 +316,7 @@ impl Storage {
     fn tick(&mut self) {
         self.clock = self.clock.max(now_ms());
         if self.aof.refusal().is_some() && !self.aof.is_broken() && self.aof.probe() {
-            eprintln!("matou-kv: the append-only log can be written again; writes accepted");
+            note!("matou-kv: the append-only log can be written again; writes accepted");
         }
         if self.aof.refusal().is_none() {
             let removed =
@@ -345,7 +354,7 @@ impl Storage {
         let job = match self.aof.begin_rewrite(self.store.snapshot()) {
             Ok(job) => job,
             Err(e) => {
-                eprintln!("matou-kv: log rewrite not started: {e}");
+                note!("matou-kv: log rewrite not started: {e}");
                 self.rewrite_failed();
                 return;
             }
@@ -370,7 +379,7 @@ impl Storage {
                 });
             }
             Err(e) => {
-                eprintln!("matou-kv: log rewrite not started: cannot spawn its thread: {e}");
+                note!("matou-kv: log rewrite not started: cannot spawn its thread: {e}");
                 self.aof.abort_rewrite();
                 self.rewrite_failed();
             }
@@ -385,7 +394,7 @@ impl Storage {
         let failed = match result {
             Ok(Ok(out)) => match self.aof.finish_rewrite(out) {
                 Ok(()) => {
-                    eprintln!(
+                    note!(
                         "matou-kv: log rewritten in the background: {} -> {} bytes in {:?}",
                         r.size_before,
                         self.aof.size(),
@@ -412,7 +421,7 @@ impl Storage {
             }
         };
         // The old log is intact and still in use: retry later.
-        eprintln!(
+        note!(
             "matou-kv: log rewrite failed: {failed}; the current log stays in use, \
              next attempt in {:?}",
             self.rewrite_backoff

@@ -159,3 +159,24 @@ fn a_failed_commit_leaves_the_store_as_before_and_reads_do_not_see_it() {
     assert_eq!(replayed, s.store, "the log and the store agree");
     let _ = std::fs::remove_dir_all(&d);
 }
+
+#[test]
+fn after_a_failed_fsync_reads_are_served_and_writes_refused() {
+    let (mut s, d) = storage("fsync");
+    batch(&mut s, &[&[&["set", "k", "old"]]]);
+    s.aof.fail_fsyncs = Some(5);
+    let answers = batch(&mut s, &[&[&["set", "k", "new"], &["get", "k"]]]);
+    assert!(is_misconf(&answers[0][0]), "{:?}", answers[0][0]);
+    assert_eq!(answers[0][1], bulk("old"));
+    s.aof.fail_fsyncs = None;
+    for _ in 0..3 {
+        s.tick();
+    }
+    let answers = batch(&mut s, &[&[&["set", "k", "x"], &["get", "k"]]]);
+    assert!(
+        is_misconf(&answers[0][0]),
+        "a failed fsync must stay sticky"
+    );
+    assert_eq!(answers[0][1], bulk("old"));
+    let _ = std::fs::remove_dir_all(&d);
+}
