@@ -42,16 +42,23 @@
 //!   1. owner: [`Aof::begin_rewrite`] with `store.snapshot()` (pointer
 //!      copies), taken with no append in between, returns a [`RewriteJob`]
 //!      and starts copying every later appended record into a side buffer;
-//!   2. anywhere (another thread): [`RewriteJob::run`] writes the snapshot
-//!      to a temporary file and fsyncs it, while the owner keeps serving and
-//!      appending to the old log;
+//!   2. anywhere (another thread): [`RewriteJob::run`] checks that the file
+//!      system has room for the snapshot and for the live log's growth
+//!      (`statvfs`, [`REWRITE_MARGIN`]), reserves the snapshot's estimated
+//!      size (`fallocate`), so that the temporary file cannot push the
+//!      live log into ENOSPC half-way, then writes the snapshot to it and
+//!      fsyncs it, while the owner keeps serving and appending to the old
+//!      log;
 //!   3. owner: [`Aof::finish_rewrite`] commits what is pending to the old
 //!      log, appends the side buffer to the new file, fsyncs it, renames it
 //!      over the log and fsyncs the directory, then appends to the new file.
 //!
 //!   A crash at any moment leaves the old log or the new one, each complete.
-//!   If step 2 fails, [`Aof::abort_rewrite`] drops the side buffer and the
-//!   old log goes on as if nothing happened.
+//!   If step 2 fails (no room, ENOSPC, EMFILE...), its temporary file is
+//!   removed, [`Aof::abort_rewrite`] drops the side buffer and the old log
+//!   goes on as if nothing happened; step 3 opens every descriptor it needs
+//!   before the rename, so running out of them there aborts the same way.
+//!   The owner retries later.
 
 mod frame;
 
@@ -599,8 +606,10 @@ impl Aof {
     /// # Errors
     /// An output that is not the current rewrite's, or a file operation:
     /// before the rename the rewrite is aborted and the old log stays in
-    /// use; a failure after it (syncing the directory, reopening) makes the
-    /// log unusable, since which file survives a crash is then unknown.
+    /// use (running out of descriptors included: every handle the switch
+    /// needs is opened before the rename); a failure after it (syncing the
+    /// directory) makes the log refuse writes until restart, since which
+    /// file survives a crash is then unknown.
     pub fn finish_rewrite(&mut self, out: RewriteOutput) -> io::Result<()> {
         if self.rewriting.as_ref().map(|r| r.id) != Some(out.id) {
             let _ = fs::remove_file(&out.tmp);

@@ -363,7 +363,7 @@ impl Storage {
         let spawned = std::thread::Builder::new()
             .name("matou-kv-rewrite".into())
             .spawn(move || {
-                // The task may be gone (shutdown after a fatal error): then
+                // The task may be gone (shutdown, or it failed): then
                 // nobody wants the file, and the next open removes it.
                 let _ = tx.send(job.run());
             });
