@@ -544,8 +544,16 @@ impl Aof {
     /// Commits and fsyncs whatever the policy (at shutdown).
     ///
     /// # Errors
-    /// The write's or the fsync's.
+    /// The write's or the fsync's, or the sticky refusal in force (an
+    /// earlier failed fsync).
     pub fn sync(&mut self) -> io::Result<()> {
+        if let Some(r) = self.refusal.as_ref().filter(|r| r.sticky) {
+            // A "successful" fsync now would prove nothing (module docs).
+            return Err(io::Error::other(format!(
+                "the log refused writes since: {}",
+                r.reason
+            )));
+        }
         self.commit()?;
         if self.unsynced {
             self.fsync()?;

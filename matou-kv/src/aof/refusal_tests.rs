@@ -161,3 +161,17 @@ fn a_failed_fsync_refuses_writes_until_restart() {
     assert!(aof.commit().is_err());
     let _ = fs::remove_dir_all(&d);
 }
+
+#[test]
+fn shutdown_after_a_failed_fsync_reports_it() {
+    let d = dir("fsync-shutdown");
+    let (mut aof, _) = Aof::open(&d, Fsync::No, &mut Store::new()).unwrap();
+    aof.append(&set("a", "1"));
+    aof.commit().unwrap();
+    aof.fail_fsyncs = Some(EIO);
+    assert!(aof.sync().is_err());
+    aof.fail_fsyncs = None;
+    let e = aof.sync().unwrap_err();
+    assert!(e.to_string().contains("fsync"), "{e}");
+    let _ = fs::remove_dir_all(&d);
+}
