@@ -36,20 +36,40 @@
 //!   `fsync`. The owner executes a batch of commands, appends their records,
 //!   commits once, and only then replies to any of them: a reply never
 //!   reveals a write that is not durable under the policy.
-//! - **Failures are sticky.** After a failed write or fsync the log refuses
-//!   every later commit: the store already holds writes the log may not,
-//!   and a retried fsync can report success for pages the kernel dropped.
-//!   The owner should stop the server (Redis exits too under
-//!   `appendfsync always`).
+//! - **A failed commit changes nothing, and the log then refuses writes.**
+//!   A commit that fails drops what was pending (and its copy in a
+//!   rewrite's side buffer) and cuts the file back to its last good size,
+//!   so the file stays exactly the records of the commits that succeeded;
+//!   the owner takes the batch back in the store too (`store::Undo`) and
+//!   answers its writes with an error. From then on [`Aof::refusal`] says
+//!   why writes are refused (the owner refuses them up front, `-MISCONF`,
+//!   and keeps serving reads). Two kinds:
+//!   - a failed *write* (ENOSPC, EDQUOT...) is retryable: the file was cut
+//!     back, nothing half-written remains. [`Aof::probe`] (each tick)
+//!     reserves a little space past the end (`fallocate` with
+//!     `KEEP_SIZE`, which changes no byte of the log) and, when that
+//!     works, lifts the refusal;
+//!   - a failed *fsync* (EIO) is sticky until restart: after a failed
+//!     fsync Linux may have marked the dirty pages clean and dropped them
+//!     ("fsyncgate", PostgreSQL 2018), so a retried fsync can report
+//!     success for data that never reached the disk; what the file holds
+//!     on disk is unknown. Reads go on; a restart replays what the disk
+//!     really holds. Under [`Fsync::Always`] the failed batch is cut off
+//!     the file as well, so its writes (answered with an error) do not
+//!     come back at the restart.
 //! - **Rewrite without stopping service.** A rewrite replaces the log by a
 //!   compact snapshot in three steps, so that only the cheap ones run on the
 //!   owner:
 //!   1. owner: [`Aof::begin_rewrite`] with `store.snapshot()` (pointer
 //!      copies), taken with no append in between, returns a [`RewriteJob`]
 //!      and starts copying every later appended record into a side buffer;
-//!   2. anywhere (another thread): [`RewriteJob::run`] writes the header and
-//!      the snapshot to a new `0600` temporary file and fsyncs it, while the
-//!      owner keeps serving and appending to the old log;
+//!   2. anywhere (another thread): [`RewriteJob::run`] checks that the file
+//!      system has room for the snapshot and for the live log's growth
+//!      (`statvfs`, [`REWRITE_MARGIN`]), reserves the snapshot's estimated
+//!      size (`fallocate`) in a new `0600` temporary file, so that it
+//!      cannot push the live log into ENOSPC half-way, then writes the
+//!      header and the snapshot to it and fsyncs it, while the owner keeps
+//!      serving and appending to the old log;
 //!   3. owner: [`Aof::finish_rewrite`] commits what is pending to the old
 //!      log, appends the side buffer to the new file, fsyncs it, checks
 //!      that the log's path still names the file it has open (a regular
@@ -58,8 +78,11 @@
 //!      then appends to the new file.
 //!
 //!   A crash at any moment leaves the old log or the new one, each complete.
-//!   If step 2 fails, [`Aof::abort_rewrite`] drops the side buffer and the
-//!   old log goes on as if nothing happened.
+//!   If step 2 fails (no room, ENOSPC, EMFILE...), its temporary file is
+//!   removed, [`Aof::abort_rewrite`] drops the side buffer and the old log
+//!   goes on as if nothing happened; step 3 opens every descriptor it needs
+//!   before the rename, so running out of them there aborts the same way.
+//!   The owner retries later.
 
 pub mod files;
 pub mod frame;
@@ -81,6 +104,13 @@ use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+
+/// How much [`Aof::probe`] reserves past the end of the log to decide that
+/// writes can resume.
+pub const PROBE_BYTES: u64 = 64 * 1024;
+/// Free space a rewrite leaves for the live log, beyond its own estimated
+/// size (and an eighth of it): see [`RewriteJob::run`].
+pub const REWRITE_MARGIN: u64 = 1024 * 1024;
 
 /// The log's file name inside the data directory.
 pub const FILE_NAME: &str = "appendonly.mlog";
@@ -284,10 +314,30 @@ pub fn write_snapshot(snapshot: &Snapshots, out: &mut impl Write) -> io::Result<
     Ok(total + buf.len() as u64)
 }
 
+/// Fails with `StorageFull` unless the file system of `dir` has room for
+/// `need` bytes plus [`REWRITE_MARGIN`] and an eighth of `need`, left for
+/// the live log while the rewrite runs.
+fn check_free_space(dir: &Path, need: u64) -> io::Result<()> {
+    let st = rustix::fs::statvfs(dir)?;
+    let free = st.f_bavail.saturating_mul(st.f_frsize);
+    let wanted = need.saturating_add(need / 8).saturating_add(REWRITE_MARGIN);
+    if free < wanted {
+        return Err(io::Error::new(
+            io::ErrorKind::StorageFull,
+            format!(
+                "not enough free space for a log rewrite: {free} bytes free, {wanted} wanted \
+                 (a snapshot of about {need} bytes and room for the live log)"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// The heavy half of a rewrite, to run on any thread (see the module docs).
 #[derive(Debug)]
 pub struct RewriteJob {
     id: u64,
+    dir: PathBuf,
     tmp: PathBuf,
     snapshot: Snapshots,
 }
@@ -309,9 +359,22 @@ impl RewriteJob {
     /// Creating, writing or syncing the temporary file (which is removed).
     pub fn run(self) -> io::Result<RewriteOutput> {
         let result = (|| {
+            let estimate = self.estimated_size();
+            check_free_space(&self.dir, estimate)?;
             let mut file = files::create_private(&self.tmp)?;
+            // Claim the space before writing, so that the snapshot cannot
+            // take what the live log needs half-way through (KEEP_SIZE: the
+            // file's length stays what is written). A file system without
+            // fallocate only had the free-space check.
+            match rustix::fs::fallocate(&file, rustix::fs::FallocateFlags::KEEP_SIZE, 0, estimate) {
+                Ok(()) => {}
+                Err(rustix::io::Errno::OPNOTSUPP) => {}
+                Err(e) => return Err(io::Error::from(e)),
+            }
             // write_snapshot writes in ~64 KiB pieces: no BufWriter needed.
             let size = write_snapshot(&self.snapshot, &mut file)?;
+            // Give back what the estimate reserved beyond the end.
+            file.set_len(size)?;
             file.sync_all()?;
             Ok((file, size))
         })();
@@ -327,6 +390,17 @@ impl RewriteJob {
                 Err(e)
             }
         }
+    }
+
+    /// About the snapshot's size in the log: each entry's bytes and a
+    /// frame's overhead (header, tag, varints, expiry).
+    pub fn estimated_size(&self) -> u64 {
+        self.snapshot
+            .0
+            .iter()
+            .flat_map(|(_, s)| s.iter())
+            .map(|e| (e.key.len() + e.value.len() + HEADER + 32) as u64)
+            .sum()
     }
 
     /// Keys in the snapshot.
@@ -345,6 +419,17 @@ impl RewriteJob {
 struct Rewriting {
     id: u64,
     side: Vec<u8>,
+    /// Length of `side` at the last successful commit: a failed commit
+    /// cuts it back here.
+    side_committed: usize,
+}
+
+/// Why the log refuses writes (see the module docs).
+#[derive(Debug)]
+struct Refusal {
+    reason: String,
+    /// Until restart (a failed fsync), or lifted by [`Aof::probe`].
+    sticky: bool,
 }
 
 /// The open log (see the module docs).
@@ -367,10 +452,17 @@ pub struct Aof {
     rewriting: Option<Rewriting>,
     next_rewrite_id: u64,
     last_rewrite_failed: bool,
-    /// Set by the first failed write or fsync; every later commit fails.
-    broken: Option<String>,
+    /// Set by a failed commit or fsync; every commit fails meanwhile.
+    refusal: Option<Refusal>,
     /// The directory's lock, held as long as the log is open.
     _lock: File,
+    /// Tests: every write stops half-way with this errno, as on a full
+    /// disk, and the probe fails.
+    #[cfg(test)]
+    pub(crate) fail_writes: Option<i32>,
+    /// Tests: every fsync fails with this errno.
+    #[cfg(test)]
+    pub(crate) fail_fsyncs: Option<i32>,
 }
 
 impl Aof {
@@ -476,8 +568,12 @@ impl Aof {
             rewriting: None,
             next_rewrite_id: 0,
             last_rewrite_failed: false,
-            broken: None,
+            refusal: None,
             _lock: lock,
+            #[cfg(test)]
+            fail_writes: None,
+            #[cfg(test)]
+            fail_fsyncs: None,
         };
         if replayed.format == Format::Legacy {
             match aof.rewrite(store) {
@@ -496,10 +592,20 @@ impl Aof {
         Ok((aof, replayed, repaired))
     }
 
-    fn broken_error(&self) -> Option<io::Error> {
-        self.broken.as_ref().map(|why| {
-            io::Error::other(format!("the log failed earlier and refuses writes: {why}"))
-        })
+    fn refuse(&mut self, reason: String, sticky: bool) {
+        match &mut self.refusal {
+            // A sticky refusal stays sticky.
+            Some(r) if r.sticky => {}
+            r => *r = Some(Refusal { reason, sticky }),
+        }
+    }
+
+    /// Drops what waits for a commit, in the side buffer too.
+    fn drop_pending(&mut self) {
+        self.pending.clear();
+        if let Some(r) = &mut self.rewriting {
+            r.side.truncate(r.side_committed);
+        }
     }
 
     /// Buffers `record`; nothing reaches the file before
@@ -511,8 +617,7 @@ impl Aof {
             // Larger than a frame can say (4 GiB): the command layer
             // refuses such requests; should one get here, fail loudly at
             // the next commit rather than lose it silently.
-            self.broken
-                .get_or_insert_with(|| "a record too large for a frame".into());
+            self.refuse("a record too large for a frame".into(), true);
             return;
         }
         if let Some(r) = &mut self.rewriting {
@@ -530,34 +635,101 @@ impl Aof {
     /// commit. Reply to the writes of the batch only after it returns.
     ///
     /// # Errors
-    /// The write's or the fsync's, or an earlier one's: the log is then
-    /// unusable, the owner must stop.
+    /// The write's or the fsync's, or the refusal in force ([`Aof::refusal`]).
+    /// Then nothing of the batch is in the file (it was cut back to its last
+    /// good size) nor pending: the owner must take the batch back and
+    /// answer its writes with an error.
     pub fn commit(&mut self) -> io::Result<()> {
-        if let Some(e) = self.broken_error() {
-            return Err(e);
-        }
         if self.pending.is_empty() {
             return Ok(());
         }
-        if let Err(e) = self.file.write_all(&self.pending) {
-            // Cut a partial frame off, so the file stays a valid prefix.
-            let _ = self.file.set_len(self.size);
-            self.broken = Some(format!("write: {e}"));
+        if let Some(r) = &self.refusal {
+            let e = io::Error::other(r.reason.clone());
+            self.drop_pending();
             return Err(e);
         }
+        if let Err(e) = self.write_pending() {
+            self.drop_pending();
+            // Cut a partial frame off, so the file stays a valid prefix.
+            match self.file.set_len(self.size) {
+                Ok(()) => self.refuse(e.to_string(), false),
+                Err(cut) => self.refuse(format!("write: {e}, then truncate: {cut}"), true),
+            }
+            return Err(e);
+        }
+        let before = self.size;
         self.size += self.pending.len() as u64;
-        self.pending.clear();
         self.unsynced = true;
         if self.policy == Fsync::Always {
-            self.fsync()?;
+            if let Err(e) = self.fsync() {
+                // The batch gets an error: take it off the file too, so a
+                // restart does not bring it back (best effort: the file's
+                // state on disk is unknown anyway, see the module docs).
+                self.drop_pending();
+                if self.file.set_len(before).is_ok() {
+                    self.size = before;
+                }
+                return Err(e);
+            }
+        }
+        self.pending.clear();
+        if let Some(r) = &mut self.rewriting {
+            r.side_committed = r.side.len();
         }
         Ok(())
     }
 
+    fn write_pending(&mut self) -> io::Result<()> {
+        #[cfg(test)]
+        if let Some(errno) = self.fail_writes {
+            self.file
+                .write_all(&self.pending[..self.pending.len() / 2])?;
+            return Err(io::Error::from_raw_os_error(errno));
+        }
+        self.file.write_all(&self.pending)
+    }
+
+    /// Why writes are refused right now, if they are (see the module docs).
+    pub fn refusal(&self) -> Option<&str> {
+        self.refusal.as_ref().map(|r| r.reason.as_str())
+    }
+
+    /// While a retryable refusal is in force (a failed write), checks
+    /// whether writes can resume: reserves [`PROBE_BYTES`] past the end of
+    /// the file without changing its length, and lifts the refusal if that
+    /// works (or if the file system cannot tell: the next commit then
+    /// tries for real, and fails safely). Whether writes are accepted now.
+    pub fn probe(&mut self) -> bool {
+        match &self.refusal {
+            None => return true,
+            Some(r) if r.sticky => return false,
+            Some(_) => {}
+        }
+        #[cfg(test)]
+        if self.fail_writes.is_some() {
+            return false;
+        }
+        let flags = rustix::fs::FallocateFlags::KEEP_SIZE;
+        match rustix::fs::fallocate(&self.file, flags, self.size, PROBE_BYTES) {
+            Ok(()) | Err(rustix::io::Errno::OPNOTSUPP) => {
+                self.refusal = None;
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
     fn fsync(&mut self) -> io::Result<()> {
         // fdatasync: the size change is metadata it covers too.
-        if let Err(e) = self.file.sync_data() {
-            self.broken = Some(format!("fsync: {e}"));
+        #[cfg(test)]
+        let synced = match self.fail_fsyncs {
+            Some(errno) => Err(io::Error::from_raw_os_error(errno)),
+            None => self.file.sync_data(),
+        };
+        #[cfg(not(test))]
+        let synced = self.file.sync_data();
+        if let Err(e) = synced {
+            self.refuse(format!("fsync: {e}"), true);
             return Err(e);
         }
         self.unsynced = false;
@@ -570,7 +742,7 @@ impl Aof {
     /// second old.
     ///
     /// # Errors
-    /// The fsync's (the log is then unusable).
+    /// The fsync's (the log then refuses writes until restart).
     pub fn tick(&mut self) -> io::Result<()> {
         if self.policy == Fsync::EverySec
             && self.unsynced
@@ -584,8 +756,16 @@ impl Aof {
     /// Commits and fsyncs whatever the policy (at shutdown).
     ///
     /// # Errors
-    /// The write's or the fsync's.
+    /// The write's or the fsync's, or the sticky refusal in force (an
+    /// earlier failed fsync).
     pub fn sync(&mut self) -> io::Result<()> {
+        if let Some(r) = self.refusal.as_ref().filter(|r| r.sticky) {
+            // A "successful" fsync now would prove nothing (module docs).
+            return Err(io::Error::other(format!(
+                "the log refused writes since: {}",
+                r.reason
+            )));
+        }
         self.commit()?;
         if self.unsynced {
             self.fsync()?;
@@ -622,9 +802,11 @@ impl Aof {
         self.rewriting = Some(Rewriting {
             id,
             side: Vec::new(),
+            side_committed: 0,
         });
         Ok(RewriteJob {
             id,
+            dir: self.dir.clone(),
             tmp: self.dir.join(format!("{REWRITE_PREFIX}{id}")),
             snapshot: snapshot.into(),
         })
@@ -644,8 +826,10 @@ impl Aof {
     /// # Errors
     /// An output that is not the current rewrite's, or a file operation:
     /// before the rename the rewrite is aborted and the old log stays in
-    /// use; a failure after it (syncing the directory, reopening) makes the
-    /// log unusable, since which file survives a crash is then unknown.
+    /// use (running out of descriptors included: every handle the switch
+    /// needs is opened before the rename); a failure after it (syncing the
+    /// directory) makes the log refuse writes until restart, since which
+    /// file survives a crash is then unknown.
     pub fn finish_rewrite(&mut self, out: RewriteOutput) -> io::Result<()> {
         if self.rewriting.as_ref().map(|r| r.id) != Some(out.id) {
             let _ = fs::remove_file(&out.tmp);
@@ -664,22 +848,33 @@ impl Aof {
         } = out;
         let side = self.rewriting.as_ref().map_or(&[][..], |r| &r.side[..]);
         let side_len = side.len() as u64;
+        // Every descriptor the switch needs is opened before the rename, so
+        // that running out of them (EMFILE) aborts cleanly instead of
+        // leaving a renamed log that cannot be opened.
         let before_rename = file
             .write_all(side)
             .and_then(|()| file.sync_all())
             .and_then(|()| files::check_is_open_file(&self.path, &self.file))
-            .and_then(|()| fs::rename(&tmp, &self.path));
-        if let Err(e) = before_rename {
-            self.abort_rewrite();
-            return Err(e);
-        }
+            .and_then(|()| {
+                let dir = File::open(&self.dir)?;
+                fs::rename(&tmp, &self.path)?;
+                Ok(dir)
+            });
+        let dir = match before_rename {
+            Ok(dir) => dir,
+            Err(e) => {
+                self.abort_rewrite();
+                return Err(e);
+            }
+        };
         self.rewriting = None;
-        // The new file stays open (for appending) under its new name:
-        // nothing is reopened by path.
+        // The new file stays open (it was opened O_APPEND by
+        // files::create_private) under its new name: nothing is reopened
+        // by path.
         self.file = file;
-        match sync_dir(&self.dir) {
+        self.size = size + side_len;
+        match dir.sync_all() {
             Ok(()) => {
-                self.size = size + side_len;
                 self.base_size = self.size;
                 self.unsynced = false;
                 self.rewrites += 1;
@@ -687,7 +882,7 @@ impl Aof {
                 Ok(())
             }
             Err(e) => {
-                self.broken = Some(format!("after the rewrite's rename: {e}"));
+                self.refuse(format!("fsync of the directory after a rewrite: {e}"), true);
                 Err(e)
             }
         }
@@ -740,11 +935,13 @@ impl Aof {
         &self.path
     }
 
-    /// Whether an earlier failure made the log refuse writes.
+    /// Whether writes are refused until restart (a failed fsync).
     pub fn is_broken(&self) -> bool {
-        self.broken.is_some()
+        self.refusal.as_ref().is_some_and(|r| r.sticky)
     }
 }
 
+#[cfg(test)]
+mod refusal_tests;
 #[cfg(test)]
 mod tests;

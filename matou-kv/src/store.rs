@@ -28,6 +28,10 @@
 //!   (`Arc::make_mut`); otherwise values grow in place.
 //! - Only binary-safe byte strings; the one type is "string" (TYPE).
 
+mod undo;
+
+pub use undo::Undo;
+
 use crate::glob;
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
@@ -366,6 +370,17 @@ impl Store {
     /// Active expiry: removes up to `max` keys expired at `now`, soonest
     /// expiry first, and returns them (for the log's DEL). O(max log n).
     pub fn active_expire(&mut self, now: u64, max: usize) -> Vec<Vec<u8>> {
+        self.active_expire_journaled(now, max, None)
+    }
+
+    /// [`active_expire`](Self::active_expire), recording each removed
+    /// entry in `undo` first (if given), so that it can be taken back.
+    pub fn active_expire_journaled(
+        &mut self,
+        now: u64,
+        max: usize,
+        mut undo: Option<&mut Undo>,
+    ) -> Vec<Vec<u8>> {
         let mut removed = Vec::new();
         while removed.len() < max {
             let Some(&(t, slot)) = self.expires.first() else {
@@ -375,6 +390,9 @@ impl Store {
                 break;
             }
             let key = self.entry_at(slot).key.to_vec();
+            if let Some(u) = undo.as_deref_mut() {
+                u.save_key(self, &key);
+            }
             self.remove(&key);
             removed.push(key);
         }

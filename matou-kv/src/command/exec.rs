@@ -9,7 +9,7 @@ use super::{
 use crate::aof::MAX_PAYLOAD;
 use crate::record::LogRecord;
 use crate::resp::{parse_i64, push_int, Reply};
-use crate::store::Store;
+use crate::store::{Store, Undo};
 use std::borrow::Cow;
 
 fn now_i64(now: u64) -> i64 {
@@ -107,6 +107,36 @@ fn int_bytes(n: i64) -> Vec<u8> {
     let mut v = Vec::with_capacity(20);
     push_int(&mut v, n);
     v
+}
+
+/// [`execute_write`], after recording in `undo` the prior state of every
+/// key the command may change, so that a failed log commit can take it
+/// back ([`Undo::rollback`]). The steps are recorded for the database
+/// `undo` was last set to ([`Undo::in_db`]): the one `store` is.
+pub fn execute_write_journaled(
+    cmd: Write,
+    store: &mut Store,
+    now: u64,
+    undo: &mut Undo,
+) -> (Reply, Option<LogRecord>) {
+    match &cmd {
+        Write::Set { key, .. }
+        | Write::GetDel(key)
+        | Write::IncrBy { key, .. }
+        | Write::Expire { key, .. }
+        | Write::Persist(key) => undo.save_key(store, key),
+        // A live key is appended to in place: its old length undoes it. An
+        // expired one is purged and set anew: its entry does.
+        Write::Append { key, .. } if store.contains(key, now) => undo.save_len(store, key),
+        Write::Append { key, .. } => undo.save_key(store, key),
+        Write::Del(keys) => keys.iter().for_each(|k| undo.save_key(store, k)),
+        Write::MSet { pairs, .. } => pairs.iter().for_each(|(k, _)| undo.save_key(store, k)),
+        Write::Flush | Write::FlushAll if store.is_empty() => {}
+        Write::Flush | Write::FlushAll => undo.save_all(store),
+        // Refused on one store alone (they need the databases): no change.
+        Write::Move { .. } | Write::SwapDb(..) => {}
+    }
+    execute_write(cmd, store, now)
 }
 
 /// Runs a write command: the reply and, if the store changed, the record

@@ -39,6 +39,33 @@
 //!   it would stall every connection of that worker, and `call` has no
 //!   worker at all to offer with `--workers 0`. A thread blocks only
 //!   itself, and owns nothing the task needs: the snapshot is its own.
+//! - **A batch whose commit fails changes nothing.** Every change is
+//!   executed with its prior state recorded in an [`Undo`] journal, in the
+//!   database it changes: a write on the job's database, both databases
+//!   of a MOVE, each database a FLUSHALL empties, a SWAPDB (undone by
+//!   swapping back), each database's active expiry, and every write of an
+//!   EXEC. If the batch's commit fails (a full disk, an I/O error), the log
+//!   has cut itself back, the journal takes the whole batch back, and the
+//!   held jobs are answered again on the restored databases: their writes
+//!   get `-MISCONF`, their reads are executed anew (in the database they
+//!   ran in), an EXEC that ran gets `-EXECABORT ... MISCONF ...` as a whole
+//!   (its writes were taken back, so none of its answers stands), and the
+//!   connection's database is what its SELECTs outside such an EXEC made
+//!   it. So no reply reveals a rolled-back value: a client that got an
+//!   error changed nothing; one that got a reply other than an error had it
+//!   committed. The WATCH versions the rolled-back writes bumped stay
+//!   bumped: at worst a later EXEC is aborted although nothing changed,
+//!   which WATCH allows (it is optimistic).
+//! - **Reads survive a full disk.** While the log refuses writes
+//!   ([`Aof::refusal`]) every write is refused up front with `-MISCONF`,
+//!   and an EXEC holding any write with `-EXECABORT ... MISCONF ...`
+//!   (nothing of it runs, as Redis does); reads are served as usual; each
+//!   tick probes the disk ([`Aof::probe`]) and writes resume as soon as
+//!   space is back. A failed fsync is the exception: writes stay refused
+//!   until restart (see the `aof` module docs), reads go on.
+//! - **A rewrite that fails is retried, with backoff** (1 s doubling up to
+//!   a minute): the old log stays in use meanwhile. It also checks free
+//!   space and reserves it before writing (see `RewriteJob::run`).
 //! - **Shutdown.** When the channel is closed and drained the task waits
 //!   for a rewrite in progress (and completes it), then commits and fsyncs
 //!   whatever the policy.
@@ -47,10 +74,13 @@ use super::now_ms;
 use super::txn::Versions;
 use crate::aof::{Aof, RewriteOutput, MAX_PAYLOAD};
 use crate::command::multi::WatchCell;
-use crate::command::{execute_read, execute_write, InfoData, Read, Write, TOO_LARGE_FOR_LOG};
+use crate::command::{
+    execute_read, execute_write_journaled, InfoData, Read, Write, TOO_LARGE_FOR_LOG,
+};
 use crate::databases::Databases;
 use crate::record::LogRecord;
 use crate::resp::Reply;
+use crate::store::Undo;
 use matou::sync::{oneshot, Receiver};
 use matou::unix::time;
 use std::future::{poll_fn, Future};
@@ -66,9 +96,12 @@ pub const TICK: Duration = Duration::from_millis(100);
 /// Most keys `active_expire` may look at per tick, so that expiry never
 /// stalls the commands behind it.
 const EXPIRE_WORK: usize = 1000;
-/// After a failed rewrite, how long before trying again (the log goes on
-/// growing meanwhile, but a full disk is not hammered with snapshots).
-const REWRITE_RETRY: Duration = Duration::from_secs(10);
+/// After a failed rewrite, how long before trying again, doubled at each
+/// failure up to [`REWRITE_RETRY_MAX`] (the log goes on growing meanwhile,
+/// but a full disk is not hammered with snapshots).
+const REWRITE_RETRY_MIN: Duration = Duration::from_secs(1);
+/// The longest wait between two rewrite attempts.
+const REWRITE_RETRY_MAX: Duration = Duration::from_secs(64);
 /// SELECT, MOVE or SWAPDB of a database that does not exist.
 const DB_RANGE: &str = "ERR DB index is out of range";
 
@@ -128,12 +161,58 @@ enum Event {
     Rewritten(Result<io::Result<RewriteOutput>, oneshot::RecvError>),
 }
 
-fn fatal(what: &str, e: io::Error) -> ! {
-    // The store already holds writes the log refused: replying (even with an
-    // error) or carrying on would break the durability promise. Redis exits
-    // too under `appendfsync always`.
-    eprintln!("matou-kv: FATAL: cannot {what} the append-only log: {e}; exiting");
-    std::process::exit(1);
+/// What a held request was, to answer it again after a rollback.
+enum Redo {
+    Read(Read),
+    Write,
+    Info,
+    Watch,
+    /// SELECT, and the database it selected (`None`: out of range).
+    Select(Option<usize>),
+    /// An EXEC that ran: answered as a whole with an error.
+    Exec,
+    /// An EXEC that ran nothing (a watched key changed, or refused): the
+    /// same answer (`None`: the nil of an aborted EXEC).
+    ExecNotRun(Option<Reply>),
+}
+
+/// Writes one line on stderr, ignoring failure: stderr may be a file on
+/// the very disk that is full, and `eprintln!` would panic there.
+macro_rules! note {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
+/// A job answered only after the batch's commit.
+struct Held {
+    reply: oneshot::Sender<Vec<Answer>>,
+    /// The answers if the commit succeeds.
+    answers: Vec<Answer>,
+    /// What to answer again if it fails.
+    redo: Vec<Redo>,
+    /// The connection's database cell, and its value at the job's start.
+    db: DbCell,
+    db_start: usize,
+}
+
+/// Redis's error for a write refused because the log cannot be written.
+fn misconf(reason: &str) -> Reply {
+    Reply::err(misconf_text(reason))
+}
+
+fn misconf_text(reason: &str) -> String {
+    format!("MISCONF Errors writing to the AOF file: {reason}")
+}
+
+/// Redis's answer to an EXEC whose writes the log cannot take (Redis's
+/// `execCommandAbort` with the MISCONF error).
+fn exec_misconf(reason: &str) -> Reply {
+    Reply::err(format!(
+        "EXECABORT Transaction discarded because of: {}",
+        misconf_text(reason)
+    ))
 }
 
 struct Storage {
@@ -146,10 +225,14 @@ struct Storage {
     rewriting: Option<Rewriting>,
     /// No rewrite starts before this instant (set after a failure).
     rewrite_not_before: Instant,
+    /// The wait after the next rewrite failure.
+    rewrite_backoff: Duration,
     /// Answers held until the batch's commit (reused between batches).
-    held: Vec<(oneshot::Sender<Vec<Answer>>, Vec<Answer>)>,
+    held: Vec<Held>,
     /// What WATCH compares (see `txn`).
     versions: Versions,
+    /// The prior state of what the batch changed (reused between batches).
+    undo: Undo,
 }
 
 /// Owns the store and the log until `jobs` is closed and drained.
@@ -161,8 +244,10 @@ pub(super) async fn run(store: Databases, aof: Aof, jobs: Receiver<Job>) -> io::
         expired_keys: 0,
         rewriting: None,
         rewrite_not_before: Instant::now(),
+        rewrite_backoff: REWRITE_RETRY_MIN,
         held: Vec::new(),
         versions: Versions::new(),
+        undo: Undo::new(),
     };
     let mut next_tick = Instant::now() + TICK;
     let mut batch = Vec::new();
@@ -191,10 +276,12 @@ pub(super) async fn run(store: Databases, aof: Aof, jobs: Receiver<Job>) -> io::
         let result = (&mut r.done).await;
         s.finish_rewrite(result);
     }
-    if let Err(e) = s.aof.sync() {
-        fatal("fsync", e);
-    }
-    Ok(())
+    s.aof.sync().map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("cannot sync the append-only log at shutdown: {e}"),
+        )
+    })
 }
 
 /// The next job, or the rewrite's result if one runs and it came first.
@@ -218,24 +305,53 @@ impl Storage {
         let now = self.clock;
         for job in batch.drain(..) {
             let mut answers = Vec::with_capacity(job.reqs.len());
+            let mut redo = Vec::with_capacity(job.reqs.len());
             // A connection only ever has one job in flight: no one else
             // changes its cell meanwhile.
-            let mut db = job.db.load(Ordering::Relaxed).min(self.store.count() - 1);
+            let db_start = job.db.load(Ordering::Relaxed).min(self.store.count() - 1);
+            let mut db = db_start;
             for req in job.reqs {
-                answers.push(match req {
-                    Req::Exec(reqs, watched) => self.exec(reqs, &watched, &mut db, now),
+                let answer = match req {
+                    Req::Exec(reqs, watched) => {
+                        let answer = self.exec(reqs, &watched, &mut db, now);
+                        redo.push(match &answer {
+                            Answer::Exec(Some(_)) => Redo::Exec,
+                            Answer::Reply(r) => Redo::ExecNotRun(Some(r.clone())),
+                            _ => Redo::ExecNotRun(None),
+                        });
+                        answer
+                    }
+                    Req::Read(r) => {
+                        let answer = Answer::Reply(execute_read(&r, self.store.db(db), now));
+                        redo.push(Redo::Read(r));
+                        answer
+                    }
                     req => {
+                        redo.push(match &req {
+                            Req::Write(_) => Redo::Write,
+                            Req::Info => Redo::Info,
+                            Req::Watch(..) => Redo::Watch,
+                            Req::Select(i) => Redo::Select(self.db_index(*i)),
+                            Req::Read(_) | Req::Exec(..) => unreachable!("answered above"),
+                        });
                         let (answer, record) = self.run(req, &mut db, now);
                         if let Some(r) = &record {
                             self.aof.append(r);
                         }
                         answer
                     }
-                });
+                };
+                answers.push(answer);
             }
             job.db.store(db, Ordering::Relaxed);
             if self.aof.has_pending() {
-                self.held.push((job.reply, answers));
+                self.held.push(Held {
+                    reply: job.reply,
+                    answers,
+                    redo,
+                    db: job.db,
+                    db_start,
+                });
             } else {
                 // Only durable state was seen: no need to wait for the
                 // commit. A handler that went away is no error.
@@ -243,16 +359,63 @@ impl Storage {
             }
         }
         if self.held.is_empty() {
+            self.undo.clear();
             return;
         }
         // Group commit: one write + one fsync for every write of the batch,
         // and only then their replies.
-        if let Err(e) = self.aof.commit() {
-            fatal("write", e);
+        match self.aof.commit() {
+            Ok(()) => {
+                self.undo.clear();
+                for held in self.held.drain(..) {
+                    let _ = held.reply.send(held.answers);
+                }
+            }
+            Err(e) => {
+                self.log_refusal(&e);
+                self.undo.rollback(&mut self.store);
+                let held = std::mem::take(&mut self.held);
+                for h in held {
+                    let answers = self.answer_again(h.redo, h.db_start, &h.db, now);
+                    let _ = h.reply.send(answers);
+                }
+            }
         }
-        for (reply, answers) in self.held.drain(..) {
-            let _ = reply.send(answers);
-        }
+    }
+
+    /// A held job's answers after its batch was rolled back (see the
+    /// module docs); sets its connection's database to what its SELECTs
+    /// outside a rolled-back EXEC made it.
+    fn answer_again(&self, redo: Vec<Redo>, mut db: usize, cell: &DbCell, now: u64) -> Vec<Answer> {
+        let reason = self.aof.refusal().unwrap_or("the write failed");
+        let answers = redo
+            .into_iter()
+            .map(|r| match r {
+                Redo::Read(r) => Answer::Reply(execute_read(&r, self.store.db(db), now)),
+                Redo::Write => Answer::Reply(misconf(reason)),
+                Redo::Info => Answer::Info(Box::new(self.info())),
+                Redo::Watch => Answer::Reply(Reply::ok()),
+                Redo::Select(Some(i)) => {
+                    db = i;
+                    Answer::Reply(Reply::ok())
+                }
+                Redo::Select(None) => Answer::Reply(Reply::err(DB_RANGE)),
+                Redo::Exec => Answer::Reply(exec_misconf(reason)),
+                Redo::ExecNotRun(Some(r)) => Answer::Reply(r),
+                Redo::ExecNotRun(None) => Answer::Exec(None),
+            })
+            .collect();
+        cell.store(db, Ordering::Relaxed);
+        answers
+    }
+
+    fn log_refusal(&self, e: &io::Error) {
+        let until = if self.aof.is_broken() {
+            "until restart"
+        } else {
+            "until the log can be written again"
+        };
+        note!("matou-kv: cannot write the append-only log: {e}; writes refused {until}");
     }
 
     /// Runs one request outside EXEC: its answer and what to log.
@@ -260,6 +423,10 @@ impl Storage {
         match req {
             Req::Read(r) => (
                 Answer::Reply(execute_read(&r, self.store.db(*db), now)),
+                None,
+            ),
+            Req::Write(_) if self.aof.refusal().is_some() => (
+                Answer::Reply(misconf(self.aof.refusal().unwrap_or_default())),
                 None,
             ),
             Req::Write(w) => {
@@ -275,7 +442,7 @@ impl Storage {
                 lock(&cell).extend(w);
                 (Answer::Reply(Reply::ok()), None)
             }
-            Req::Exec(..) => (Answer::Reply(Reply::err("ERR EXEC inside EXEC")), None),
+            Req::Exec(..) => (Answer::Reply(exec_in_exec()), None),
             Req::Select(i) => match self.db_index(i) {
                 Some(i) => {
                     *db = i;
@@ -290,7 +457,8 @@ impl Storage {
         usize::try_from(i).ok().filter(|&i| i < self.store.count())
     }
 
-    /// A write on database `db`, and its record as the log holds it.
+    /// A write on database `db`, journaled (see the module docs), and its
+    /// record as the log holds it.
     fn write(&mut self, w: Write, db: usize, now: u64) -> (Reply, Option<LogRecord>) {
         match w {
             Write::Flush => self.versions.touch_all(db, self.store.db(db)),
@@ -299,6 +467,7 @@ impl Storage {
                 for i in 0..self.store.count() {
                     if !self.store.db(i).is_empty() {
                         self.versions.touch_all(i, self.store.db(i));
+                        self.undo.in_db(i).save_all(self.store.db(i));
                         self.store.db_mut(i).clear();
                         records.push(Databases::in_db(i, LogRecord::FlushAll));
                     }
@@ -320,6 +489,9 @@ impl Storage {
                         None,
                     );
                 }
+                for i in [db, to] {
+                    self.undo.in_db(i).save_key(self.store.db(i), &key);
+                }
                 let (moved, record) = self.store.move_key(&key, db, to, now);
                 return (Reply::Integer(i64::from(moved)), record);
             }
@@ -334,6 +506,7 @@ impl Storage {
                         self.versions.touch_all(x, self.store.db(x));
                         self.versions.touch_all(x, self.store.db(y));
                     }
+                    self.undo.save_swap(a, b);
                     self.store.swap(a, b);
                 }
                 let record = (a != b).then_some(LogRecord::SwapDb(a as u32, b as u32));
@@ -341,7 +514,9 @@ impl Storage {
             }
             _ => {}
         }
-        let (reply, record) = execute_write(w, self.store.db_mut(db), now);
+        self.undo.in_db(db);
+        let (reply, record) =
+            execute_write_journaled(w, self.store.db_mut(db), now, &mut self.undo);
         (reply, record.map(|r| Databases::in_db(db, r)))
     }
 
@@ -360,6 +535,11 @@ impl Storage {
         if bound > MAX_PAYLOAD {
             return Answer::Reply(Reply::err(TOO_LARGE_FOR_LOG));
         }
+        if let Some(reason) = self.aof.refusal() {
+            if reqs.iter().any(|r| matches!(r, Req::Write(_))) {
+                return Answer::Reply(exec_misconf(reason));
+            }
+        }
         let mut records = Vec::new();
         let mut answers = Vec::with_capacity(reqs.len());
         for req in reqs {
@@ -375,31 +555,49 @@ impl Storage {
         Answer::Exec(Some(answers))
     }
 
-    /// The periodic duties: active expiry (logged as `Del`), everysec fsync.
+    /// The periodic duties: the full-disk probe, active expiry in each
+    /// database (logged as `Del`, journaled, skipped while writes are
+    /// refused), everysec fsync.
     fn tick(&mut self) {
         self.clock = self.clock.max(now_ms());
-        for db in 0..self.store.count() {
-            let removed = self.store.db_mut(db).active_expire(self.clock, EXPIRE_WORK);
-            if !removed.is_empty() {
-                self.expired_keys += removed.len() as u64;
-                let record = Databases::in_db(db, LogRecord::Del { keys: removed });
-                self.versions.touch_record(&record);
-                self.aof.append(&record);
-            }
+        if self.aof.refusal().is_some() && !self.aof.is_broken() && self.aof.probe() {
+            note!("matou-kv: the append-only log can be written again; writes accepted");
         }
-        if self.aof.has_pending() {
-            if let Err(e) = self.aof.commit() {
-                fatal("write", e);
+        if self.aof.refusal().is_none() {
+            let mut expired = 0;
+            for db in 0..self.store.count() {
+                let removed = self.store.db_mut(db).active_expire_journaled(
+                    self.clock,
+                    EXPIRE_WORK,
+                    Some(self.undo.in_db(db)),
+                );
+                if !removed.is_empty() {
+                    expired += removed.len() as u64;
+                    let record = Databases::in_db(db, LogRecord::Del { keys: removed });
+                    self.versions.touch_record(&record);
+                    self.aof.append(&record);
+                }
             }
+            match self.aof.commit() {
+                Ok(()) => self.expired_keys += expired,
+                Err(e) => {
+                    self.log_refusal(&e);
+                    self.undo.rollback(&mut self.store);
+                }
+            }
+            self.undo.clear();
         }
         if let Err(e) = self.aof.tick() {
-            fatal("fsync", e);
+            self.log_refusal(&e);
         }
     }
 
     /// Starts a rewrite if the log doubled (see the module docs).
     fn maybe_start_rewrite(&mut self) {
-        if !self.aof.needs_rewrite() || Instant::now() < self.rewrite_not_before {
+        if !self.aof.needs_rewrite()
+            || Instant::now() < self.rewrite_not_before
+            || self.aof.refusal().is_some()
+        {
             return;
         }
         let size_before = self.aof.size();
@@ -408,8 +606,8 @@ impl Storage {
         let job = match self.aof.begin_rewrite(self.store.snapshot()) {
             Ok(job) => job,
             Err(e) => {
-                eprintln!("matou-kv: log rewrite not started: {e}");
-                self.rewrite_not_before = Instant::now() + REWRITE_RETRY;
+                note!("matou-kv: log rewrite not started: {e}");
+                self.rewrite_failed();
                 return;
             }
         };
@@ -417,7 +615,7 @@ impl Storage {
         let spawned = std::thread::Builder::new()
             .name("matou-kv-rewrite".into())
             .spawn(move || {
-                // The task may be gone (shutdown after a fatal error): then
+                // The task may be gone (shutdown, or it failed): then
                 // nobody wants the file, and the next open removes it.
                 let _ = tx.send(job.run());
             });
@@ -433,9 +631,9 @@ impl Storage {
                 });
             }
             Err(e) => {
-                eprintln!("matou-kv: log rewrite not started: cannot spawn its thread: {e}");
+                note!("matou-kv: log rewrite not started: cannot spawn its thread: {e}");
                 self.aof.abort_rewrite();
-                self.rewrite_not_before = Instant::now() + REWRITE_RETRY;
+                self.rewrite_failed();
             }
         }
     }
@@ -448,17 +646,21 @@ impl Storage {
         let failed = match result {
             Ok(Ok(out)) => match self.aof.finish_rewrite(out) {
                 Ok(()) => {
-                    eprintln!(
+                    note!(
                         "matou-kv: log rewritten in the background: {} -> {} bytes in {:?}",
                         r.size_before,
                         self.aof.size(),
                         r.started.elapsed()
                     );
+                    self.rewrite_backoff = REWRITE_RETRY_MIN;
                     return;
                 }
                 // After the rename, which file a crash would leave is
-                // unknown: the log refuses writes, and so must we.
-                Err(e) if self.aof.is_broken() => fatal("rewrite", e),
+                // unknown: the log refuses writes (reads go on).
+                Err(e) if self.aof.is_broken() => {
+                    self.log_refusal(&e);
+                    return;
+                }
                 Err(e) => e,
             },
             Ok(Err(e)) => {
@@ -471,8 +673,18 @@ impl Storage {
             }
         };
         // The old log is intact and still in use: retry later.
-        eprintln!("matou-kv: log rewrite failed: {failed}");
-        self.rewrite_not_before = Instant::now() + REWRITE_RETRY;
+        note!(
+            "matou-kv: log rewrite failed: {failed}; the current log stays in use, \
+             next attempt in {:?}",
+            self.rewrite_backoff
+        );
+        self.rewrite_failed();
+    }
+
+    /// Schedules the next rewrite attempt after a failure, with backoff.
+    fn rewrite_failed(&mut self) {
+        self.rewrite_not_before = Instant::now() + self.rewrite_backoff;
+        self.rewrite_backoff = (self.rewrite_backoff * 2).min(REWRITE_RETRY_MAX);
     }
 
     /// The storage's part of INFO.
@@ -498,9 +710,16 @@ impl Storage {
     }
 }
 
+fn exec_in_exec() -> Reply {
+    Reply::err("ERR EXEC inside EXEC")
+}
+
 /// The cell's lock; a panic elsewhere cannot leave a list of keys half
 /// valid, so a poisoned lock is used as is.
 fn lock(cell: &WatchCell) -> std::sync::MutexGuard<'_, Vec<crate::command::multi::Watched>> {
     cell.lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
+
+#[cfg(test)]
+mod tests;

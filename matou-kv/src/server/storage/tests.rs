@@ -1,0 +1,356 @@
+//! The storage task's batch with an injected log failure: the batch is
+//! taken back, its writes answered `-MISCONF`, its reads executed on the
+//! restored store; later writes are refused up front until a tick's probe
+//! succeeds. The rollback covers every database, SWAPDB and EXEC.
+
+use super::*;
+use crate::aof::Fsync;
+use crate::command::multi::WatchCell;
+use crate::command::{parse, Command};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+
+const ENOSPC: i32 = 28;
+
+fn storage(name: &str) -> (Storage, std::path::PathBuf) {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let d = std::env::temp_dir().join(format!(
+        "matou-kv-storage-{name}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    ));
+    let _ = std::fs::remove_dir_all(&d);
+    let mut store = Databases::new(16);
+    let (aof, _) = Aof::open(&d, Fsync::Always, &mut store).unwrap();
+    let s = Storage {
+        store,
+        aof,
+        clock: now_ms(),
+        expired_keys: 0,
+        rewriting: None,
+        rewrite_not_before: Instant::now(),
+        rewrite_backoff: REWRITE_RETRY_MIN,
+        held: Vec::new(),
+        versions: Versions::new(),
+        undo: Undo::new(),
+    };
+    (s, d)
+}
+
+/// A data command, or `select N`, or `exec` followed by the commands of
+/// the transaction separated by `;` (`["exec", "set", "a", "1", ";",
+/// "get", "a"]`), with no key watched.
+fn req(words: &[&str]) -> Req {
+    match words {
+        ["select", n] => return Req::Select(n.parse().unwrap()),
+        ["exec", rest @ ..] => {
+            let reqs = rest.split(|w| *w == ";").map(req).collect();
+            return Req::Exec(reqs, WatchCell::default());
+        }
+        _ => {}
+    }
+    let args: Vec<Vec<u8>> = words.iter().map(|w| w.as_bytes().to_vec()).collect();
+    match parse(&args, true).unwrap() {
+        Command::Read(r) => Req::Read(r),
+        Command::Write(w) => Req::Write(w),
+        Command::Conn(_) => panic!("not a data command"),
+    }
+}
+
+/// Runs one batch of jobs (each a list of commands) and returns the
+/// replies, job by job.
+fn batch(s: &mut Storage, jobs: &[&[&[&str]]]) -> Vec<Vec<Reply>> {
+    let cells: Vec<DbCell> = jobs.iter().map(|_| DbCell::default()).collect();
+    batch_in(s, jobs, &cells)
+}
+
+/// [`batch`], each job run in the database of its cell.
+fn batch_in(s: &mut Storage, jobs: &[&[&[&str]]], cells: &[DbCell]) -> Vec<Vec<Reply>> {
+    let mut rxs = Vec::new();
+    let mut batch = Vec::new();
+    for (cmds, cell) in jobs.iter().zip(cells) {
+        let (tx, rx) = oneshot::channel();
+        batch.push(Job {
+            reqs: cmds.iter().map(|c| req(c)).collect(),
+            db: cell.clone(),
+            reply: tx,
+        });
+        rxs.push(rx);
+    }
+    s.execute(&mut batch);
+    rxs.into_iter()
+        .map(|mut rx| {
+            rx.try_recv()
+                .expect("every job is answered")
+                .into_iter()
+                .map(|a| match a {
+                    Answer::Reply(r) => r,
+                    Answer::Exec(Some(answers)) => Reply::Array(
+                        answers
+                            .into_iter()
+                            .map(|a| match a {
+                                Answer::Reply(r) => r,
+                                other => panic!("not a plain reply in EXEC: {other:?}"),
+                            })
+                            .collect(),
+                    ),
+                    Answer::Exec(None) => Reply::Nil,
+                    Answer::Info(_) => panic!("no INFO here"),
+                })
+                .collect()
+        })
+        .collect()
+}
+
+fn bulk(v: &str) -> Reply {
+    Reply::Bulk(v.as_bytes().to_vec())
+}
+
+fn is_misconf(r: &Reply) -> bool {
+    matches!(r, Reply::Error(e) if e.starts_with("MISCONF Errors writing to the AOF file: "))
+}
+
+#[test]
+fn a_failed_commit_leaves_the_store_as_before_and_reads_do_not_see_it() {
+    let (mut s, d) = storage("rollback");
+    batch(
+        &mut s,
+        &[&[
+            &["set", "k", "old"],
+            &["set", "n", "10"],
+            &["set", "gone", "x"],
+            &["append", "a", "abc"],
+            &["set", "t", "v", "px", "100000"],
+        ]],
+    );
+    let before: Vec<(Vec<u8>, Vec<u8>, Option<u64>)> = s
+        .store
+        .db(0)
+        .iter()
+        .map(|e| (e.key.to_vec(), e.value.to_vec(), e.expire_at))
+        .collect();
+    s.aof.fail_writes = Some(ENOSPC);
+    let answers = batch(
+        &mut s,
+        &[
+            // Answered before any write: durable state.
+            &[&["get", "k"]],
+            &[
+                &["set", "k", "new"],
+                &["get", "k"],
+                &["incr", "n"],
+                &["del", "gone"],
+                &["append", "a", "def"],
+                &["persist", "t"],
+                &["set", "fresh", "1"],
+                &["mget", "k", "fresh", "a"],
+            ],
+            &[&["flushall"], &["dbsize"]],
+            &[&["get", "k"], &["exists", "gone"]],
+        ],
+    );
+    assert_eq!(answers[0], vec![bulk("old")]);
+    let j = &answers[1];
+    assert!(is_misconf(&j[0]), "{:?}", j[0]);
+    assert_eq!(j[1], bulk("old"), "a read saw a rolled-back write");
+    for w in [2, 3, 4, 5, 6] {
+        assert!(is_misconf(&j[w]), "write {w}: {:?}", j[w]);
+    }
+    assert_eq!(
+        j[7],
+        Reply::Array(vec![bulk("old"), Reply::Nil, bulk("abc")])
+    );
+    assert!(is_misconf(&answers[2][0]));
+    assert_eq!(answers[2][1], Reply::Integer(5));
+    assert_eq!(answers[3], vec![bulk("old"), Reply::Integer(1)]);
+    let after: Vec<(Vec<u8>, Vec<u8>, Option<u64>)> = s
+        .store
+        .db(0)
+        .iter()
+        .map(|e| (e.key.to_vec(), e.value.to_vec(), e.expire_at))
+        .collect();
+    let (mut b, mut a) = (before, after);
+    b.sort();
+    a.sort();
+    assert_eq!(a, b, "the store changed");
+
+    // The disk is still full: refused up front, reads served.
+    let answers = batch(&mut s, &[&[&["set", "k", "again"], &["get", "k"]]]);
+    assert!(is_misconf(&answers[0][0]));
+    assert_eq!(answers[0][1], bulk("old"));
+    s.tick();
+    assert!(s.aof.refusal().is_some(), "the probe must fail while full");
+
+    // Space is back: the next tick's probe lifts the refusal.
+    s.aof.fail_writes = None;
+    s.tick();
+    let answers = batch(&mut s, &[&[&["set", "k", "new"], &["get", "k"]]]);
+    assert_eq!(answers[0], vec![Reply::ok(), bulk("new")]);
+    assert_replays_to_the_store(s, &d);
+}
+
+/// Closes the log (and its directory lock) and checks that replaying it
+/// gives the store.
+fn assert_replays_to_the_store(mut s: Storage, d: &std::path::Path) {
+    s.aof.sync().unwrap();
+    let Storage { store, aof, .. } = s;
+    drop(aof);
+    let mut replayed = Databases::new(16);
+    drop(Aof::open(d, Fsync::Always, &mut replayed).unwrap());
+    assert_eq!(replayed, store, "the log and the store agree");
+    let _ = std::fs::remove_dir_all(d);
+}
+
+/// One key: its database, key, value and expiry.
+type Row = (usize, Vec<u8>, Vec<u8>, Option<u64>);
+
+/// Every key of every database, sorted.
+fn contents(dbs: &Databases) -> Vec<Row> {
+    let mut all: Vec<_> = dbs
+        .iter()
+        .flat_map(|(i, s)| {
+            s.iter()
+                .map(move |e| (i, e.key.to_vec(), e.value.to_vec(), e.expire_at))
+        })
+        .collect();
+    all.sort();
+    all
+}
+
+fn cell(db: usize) -> DbCell {
+    DbCell::new(AtomicUsize::new(db))
+}
+
+fn is_exec_misconf(r: &Reply) -> bool {
+    matches!(r, Reply::Error(e)
+        if e.starts_with("EXECABORT Transaction discarded because of: MISCONF "))
+}
+
+#[test]
+fn a_failed_commit_takes_back_every_database_swapdb_and_exec() {
+    let (mut s, d) = storage("databases");
+    let setup: &[&[&str]] = &[
+        &["set", "a", "zero"],
+        &["select", "3"],
+        &["set", "a", "three"],
+        &["set", "m", "moved"],
+        &["set", "t", "v", "px", "100000"],
+        &["select", "9"],
+        &["set", "nine", "9"],
+    ];
+    let ok = batch(&mut s, &[setup]);
+    assert!(ok[0].iter().all(|r| *r == Reply::ok()), "{ok:?}");
+    let before = contents(&s.store);
+    assert_eq!(before.len(), 5);
+
+    s.aof.fail_writes = Some(ENOSPC);
+    let cells = [cell(3), cell(0), cell(3), cell(0), cell(9)];
+    let answers = batch_in(
+        &mut s,
+        &[
+            // A write on database 3, then a read of it.
+            &[&["set", "a", "changed"], &["get", "a"]],
+            // A SELECT outside EXEC stands; the write after it does not.
+            &[&["select", "5"], &["set", "x", "1"], &["dbsize"]],
+            // MOVE and SWAPDB, then a read of database 3.
+            &[
+                &["move", "m", "7"],
+                &["swapdb", "0", "3"],
+                &["get", "a"],
+                &["get", "m"],
+            ],
+            // EXEC: a SELECT, writes, a FLUSHALL; then a read outside it.
+            &[
+                &[
+                    "exec", "select", "2", ";", "set", "e", "1", ";", "get", "e", ";", "flushall",
+                    ";", "set", "after", "flush",
+                ],
+                &["get", "a"],
+            ],
+            &[&["flushdb"], &["get", "nine"]],
+        ],
+        &cells,
+    );
+    assert!(is_misconf(&answers[0][0]), "{:?}", answers[0][0]);
+    assert_eq!(
+        answers[0][1],
+        bulk("three"),
+        "a read saw a rolled-back write"
+    );
+    assert_eq!(answers[1][0], Reply::ok());
+    assert!(is_misconf(&answers[1][1]));
+    assert_eq!(answers[1][2], Reply::Integer(0));
+    assert!(is_misconf(&answers[2][0]) && is_misconf(&answers[2][1]));
+    assert_eq!(answers[2][2..], [bulk("three"), bulk("moved")]);
+    assert!(is_exec_misconf(&answers[3][0]), "{:?}", answers[3][0]);
+    assert_eq!(answers[3][1], bulk("zero"), "EXEC's SELECT was taken back");
+    assert!(is_misconf(&answers[4][0]));
+    assert_eq!(answers[4][1], bulk("9"));
+    assert_eq!(contents(&s.store), before, "the databases changed");
+    let dbs: Vec<usize> = cells.iter().map(|c| c.load(Ordering::Relaxed)).collect();
+    assert_eq!(dbs, [3, 5, 3, 0, 9], "each connection's database");
+
+    // Still full: an EXEC with a write is refused whole, up front; one
+    // with reads only runs.
+    let answers = batch(
+        &mut s,
+        &[&[
+            &["exec", "get", "a", ";", "set", "a", "x"],
+            &["exec", "get", "a", ";", "select", "3", ";", "get", "a"],
+            &["get", "a"],
+        ]],
+    );
+    assert!(is_exec_misconf(&answers[0][0]), "{:?}", answers[0][0]);
+    assert_eq!(
+        answers[0][1],
+        Reply::Array(vec![bulk("zero"), Reply::ok(), bulk("three")])
+    );
+    assert_eq!(answers[0][2], bulk("three"), "SELECT in a run EXEC stands");
+    assert_eq!(contents(&s.store), before);
+
+    // Space is back: the same changes now apply, and the log agrees.
+    s.aof.fail_writes = None;
+    s.tick();
+    let answers = batch(
+        &mut s,
+        &[&[
+            &["exec", "select", "2", ";", "set", "e", "1"],
+            &["swapdb", "0", "3"],
+            &["get", "e"],
+            &["select", "0"],
+            &["get", "a"],
+        ]],
+    );
+    assert_eq!(
+        answers[0],
+        vec![
+            Reply::Array(vec![Reply::ok(), Reply::ok()]),
+            Reply::ok(),
+            bulk("1"),
+            Reply::ok(),
+            bulk("three")
+        ]
+    );
+    assert_eq!(contents(&s.store).len(), 6);
+    assert_replays_to_the_store(s, &d);
+}
+
+#[test]
+fn after_a_failed_fsync_reads_are_served_and_writes_refused() {
+    let (mut s, d) = storage("fsync");
+    batch(&mut s, &[&[&["set", "k", "old"]]]);
+    s.aof.fail_fsyncs = Some(5);
+    let answers = batch(&mut s, &[&[&["set", "k", "new"], &["get", "k"]]]);
+    assert!(is_misconf(&answers[0][0]), "{:?}", answers[0][0]);
+    assert_eq!(answers[0][1], bulk("old"));
+    s.aof.fail_fsyncs = None;
+    for _ in 0..3 {
+        s.tick();
+    }
+    let answers = batch(&mut s, &[&[&["set", "k", "x"], &["get", "k"]]]);
+    assert!(
+        is_misconf(&answers[0][0]),
+        "a failed fsync must stay sticky"
+    );
+    assert_eq!(answers[0][1], bulk("old"));
+    let _ = std::fs::remove_dir_all(&d);
+}
