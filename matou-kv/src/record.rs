@@ -39,7 +39,7 @@ const SWAPDB: u8 = 11;
 /// Whether `b` is the tag byte of some record: the cheap first filter of a
 /// log scan looking for where the next record starts (see `aof::scan`).
 pub fn is_tag(b: u8) -> bool {
-    (SET..=FLUSHALL).contains(&b)
+    (SET..=SWAPDB).contains(&b)
 }
 
 /// Whether a payload of `len` bytes whose byte at offset `i` is `byte(i)`
@@ -66,7 +66,16 @@ pub fn has_record_layout(len: u64, byte: impl FnMut(u64) -> Option<u8>) -> bool 
         PEXPIREAT => w.string().and_then(|()| w.skip(8)),
         PERSIST => w.string(),
         FLUSHALL => Some(()),
-        MSET | DEL => {
+        SWAPDB => w.varint().and_then(|_| w.varint()).map(|_| ()),
+        // The database index, then a plain record: its tag is checked, the
+        // rest is left to the CRC and the strict decode (looser, as allowed).
+        DB => match w.varint().and_then(|_| w.next()) {
+            Some(inner) if is_tag(inner) && !matches!(inner, MULTI | DB | SWAPDB) => {
+                return true;
+            }
+            _ => None,
+        },
+        MSET | DEL | MULTI => {
             let per_item = if tag == MSET { 2 } else { 1 };
             let Some(n) = w.varint() else {
                 return false;

@@ -86,7 +86,27 @@ fn arb_request() -> impl Strategy<Value = Vec<u8>> {
     ]
 }
 
+/// Any record: the plain ones, and the database wrapper, SWAPDB and a
+/// transaction around them.
 fn arb_record() -> impl Strategy<Value = LogRecord> {
+    let plain = arb_plain_record;
+    prop_oneof![
+        4 => plain(),
+        1 => (any::<u32>(), plain()).prop_map(|(db, r)| LogRecord::Db { db, record: Box::new(r) }),
+        1 => (any::<u32>(), any::<u32>()).prop_map(|(a, b)| LogRecord::SwapDb(a, b)),
+        1 => prop::collection::vec(
+            prop_oneof![
+                3 => plain(),
+                1 => (any::<u32>(), plain())
+                    .prop_map(|(db, r)| LogRecord::Db { db, record: Box::new(r) }),
+            ],
+            0..4
+        )
+        .prop_map(LogRecord::Multi),
+    ]
+}
+
+fn arb_plain_record() -> impl Strategy<Value = LogRecord> {
     let bytes = || prop::collection::vec(any::<u8>(), 0..24);
     prop_oneof![
         (bytes(), bytes(), any::<Option<u64>>()).prop_map(|(key, value, expire_at_ms)| {

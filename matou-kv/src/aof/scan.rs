@@ -39,7 +39,7 @@
 //! read as a frame header whose length fits in the file, whose first
 //! payload byte is a record tag (8 of 256 values), whose payload matches
 //! its CRC-32, and which decodes strictly as one record (exact lengths, no
-//! trailing byte); a candidate longer than [`CHUNK`](super::CHUNK) must
+//! trailing byte); a candidate longer than [`CHUNK`] must
 //! first have a record's layout (its fields, walked by their lengths, end
 //! exactly at the frame's end), read with a few small reads, so that
 //! garbage with plausible long lengths does not cost a CRC over megabytes
