@@ -38,8 +38,7 @@
 //! - memory is one node per pending timer plus the vacant nodes left by the
 //!   peak: a churn of timeouts that never fire reuses the same nodes.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::hash::{Hash, Hasher};
 use std::time::{Duration, Instant};
 
 /// The wheel's resolution: deadlines are rounded up to a whole tick.
@@ -62,26 +61,137 @@ const LISTS: usize = LEVELS * SLOTS + 2;
 /// No node (end of a list, empty list, no vacant node).
 const NIL: u32 = u32::MAX;
 
-/// The index's hasher. A worker's uids come mostly in runs of consecutive
-/// numbers, so the hash keeps a uid's low bits (the table picks the bucket
-/// with them): timers filed together sit in neighbouring buckets, and a
-/// million inserts or cancels walk the table instead of missing the cache on
-/// every one. The top bits (the table's tag for each bucket) are mixed.
-#[derive(Default)]
-pub(crate) struct NearbyHasher(u64);
+/// Which timer node a key has: an open-addressed table (linear probing) of
+/// node ids, each found again through its node's key, so a bucket is 4 bytes
+/// and the table (at most half full) costs 4 to 8 bytes per timer.
+///
+/// A key's home bucket is its own low bits (mixed with high ones only
+/// beyond 2^21): a worker's uids come mostly in runs of consecutive numbers,
+/// so timers filed together sit in neighbouring buckets and a million inserts
+/// or cancels walk the table instead of missing the cache on every one.
+/// Invariants: every id in `slots` names an occupied node, at most one per
+/// key; each lies after its home bucket with no empty bucket between them.
+struct Index {
+    slots: Vec<u32>,
+    len: usize,
+}
 
-impl Hasher for NearbyHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.write_u64(self.0.rotate_left(8) ^ u64::from(b));
+/// The bits of `key` that pick its home bucket.
+fn key_bits<K: Hash>(key: &K) -> u64 {
+    struct Bits(u64);
+    impl Hasher for Bits {
+        fn finish(&self) -> u64 {
+            self.0
+        }
+        fn write(&mut self, bytes: &[u8]) {
+            for &b in bytes {
+                self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            }
+        }
+        fn write_u64(&mut self, n: u64) {
+            self.0 = n ^ (n >> 21);
         }
     }
-    fn write_u64(&mut self, n: u64) {
-        const TAG_BITS: u64 = !(u64::MAX >> 7);
-        self.0 = n ^ (n.wrapping_mul(0x9E37_79B9_7F4A_7C15) & TAG_BITS);
+    let mut bits = Bits(0);
+    key.hash(&mut bits);
+    bits.finish()
+}
+
+impl Index {
+    fn new() -> Self {
+        Index {
+            slots: Vec::new(),
+            len: 0,
+        }
+    }
+
+    fn home<K: Hash>(&self, key: &K) -> usize {
+        (key_bits(key) as usize) & (self.slots.len() - 1)
+    }
+
+    /// The bucket holding `key`'s node id.
+    fn find<K: Hash + Eq>(&self, key: &K, nodes: &[Node<K>]) -> Option<usize> {
+        if self.len == 0 {
+            return None;
+        }
+        let mask = self.slots.len() - 1;
+        let mut pos = self.home(key);
+        loop {
+            let id = self.slots[pos];
+            if id == NIL {
+                return None;
+            }
+            if nodes[id as usize].key == *key {
+                return Some(pos);
+            }
+            pos = (pos + 1) & mask;
+        }
+    }
+
+    /// Maps `nodes[id].key` to `id`; returns the id it replaces.
+    fn insert<K: Hash + Eq>(&mut self, id: u32, nodes: &[Node<K>]) -> Option<u32> {
+        if (self.len + 1) * 2 > self.slots.len() {
+            self.grow(nodes);
+        }
+        let key = &nodes[id as usize].key;
+        let mask = self.slots.len() - 1;
+        let mut pos = self.home(key);
+        loop {
+            let old = self.slots[pos];
+            if old == NIL {
+                self.slots[pos] = id;
+                self.len += 1;
+                return None;
+            }
+            if nodes[old as usize].key == *key {
+                self.slots[pos] = id;
+                return Some(old);
+            }
+            pos = (pos + 1) & mask;
+        }
+    }
+
+    /// Forgets `key`; returns its node id.
+    fn remove<K: Hash + Eq>(&mut self, key: &K, nodes: &[Node<K>]) -> Option<u32> {
+        let pos = self.find(key, nodes)?;
+        let id = self.slots[pos];
+        self.len -= 1;
+        // Backward-shift deletion: pull later ids of the probe run into the
+        // hole unless that would put one before its home bucket.
+        let mask = self.slots.len() - 1;
+        let (mut hole, mut next) = (pos, pos);
+        loop {
+            next = (next + 1) & mask;
+            let moved = self.slots[next];
+            if moved == NIL {
+                break;
+            }
+            let home = self.home(&nodes[moved as usize].key);
+            let stays = if hole <= next {
+                hole < home && home <= next
+            } else {
+                hole < home || home <= next
+            };
+            if !stays {
+                self.slots[hole] = moved;
+                hole = next;
+            }
+        }
+        self.slots[hole] = NIL;
+        Some(id)
+    }
+
+    fn grow<K: Hash + Eq>(&mut self, nodes: &[Node<K>]) {
+        let size = (self.slots.len() * 2).max(16);
+        let old = std::mem::replace(&mut self.slots, vec![NIL; size]);
+        let mask = self.slots.len() - 1;
+        for id in old.into_iter().filter(|&id| id != NIL) {
+            let mut pos = self.home(&nodes[id as usize].key);
+            while self.slots[pos] != NIL {
+                pos = (pos + 1) & mask;
+            }
+            self.slots[pos] = id;
+        }
     }
 }
 
@@ -104,7 +214,7 @@ pub(crate) struct TimerWheel<K> {
     elapsed: u64,
     nodes: Vec<Node<K>>,
     vacant: u32,
-    index: HashMap<K, u32, BuildHasherDefault<NearbyHasher>>,
+    index: Index,
     /// The first node of each list.
     heads: Box<[u32; LISTS]>,
     occupied: [u64; LEVELS],
@@ -141,7 +251,7 @@ impl<K: Copy + Eq + Hash> TimerWheel<K> {
             elapsed: 0,
             nodes: Vec::new(),
             vacant: NIL,
-            index: HashMap::default(),
+            index: Index::new(),
             heads: Box::new([NIL; LISTS]),
             occupied: [0; LEVELS],
         }
@@ -149,7 +259,7 @@ impl<K: Copy + Eq + Hash> TimerWheel<K> {
 
     /// How many timers may still fire.
     pub(crate) fn len(&self) -> usize {
-        self.index.len()
+        self.index.len
     }
 
     /// `deadline` in ticks, rounded up (so firing at that tick is never early).
@@ -195,7 +305,7 @@ impl<K: Copy + Eq + Hash> TimerWheel<K> {
             self.nodes[idx as usize] = node;
             idx
         };
-        if let Some(old) = self.index.insert(key, idx) {
+        if let Some(old) = self.index.insert(idx, &self.nodes) {
             self.unlink(old);
             self.free(old);
         }
@@ -204,7 +314,7 @@ impl<K: Copy + Eq + Hash> TimerWheel<K> {
 
     /// Forgets `key` if it is a pending timer; returns whether it was.
     pub(crate) fn cancel(&mut self, key: K) -> bool {
-        let Some(idx) = self.index.remove(&key) else {
+        let Some(idx) = self.index.remove(&key, &self.nodes) else {
             return false;
         };
         self.unlink(idx);
@@ -216,7 +326,7 @@ impl<K: Copy + Eq + Hash> TimerWheel<K> {
     /// when a timer is due, `None` when there is no timer. Never later than
     /// the earliest pending deadline rounded up to a tick.
     pub(crate) fn next_timeout(&self, now: Instant) -> Option<Duration> {
-        if self.index.is_empty() {
+        if self.index.len == 0 {
             return None;
         }
         if self.heads[DUE as usize] != NIL {
@@ -280,7 +390,7 @@ impl<K: Copy + Eq + Hash> TimerWheel<K> {
             let node = &self.nodes[idx as usize];
             let (next, when, key) = (node.next, node.when, node.key);
             if when <= self.elapsed {
-                self.index.remove(&key);
+                self.index.remove(&key, &self.nodes);
                 self.free(idx);
                 fire(key);
             } else {
@@ -354,7 +464,7 @@ impl<K: Copy + Eq + Hash> TimerWheel<K> {
     pub(crate) fn clear(&mut self) {
         self.nodes.clear();
         self.vacant = NIL;
-        self.index.clear();
+        self.index = Index::new();
         self.heads.fill(NIL);
         self.occupied = [0; LEVELS];
     }

@@ -3,6 +3,7 @@
 //! epoll and run under Miri (`scripts/miri`).
 
 use super::*;
+use std::collections::HashMap;
 
 /// A wheel whose epoch is a fixed instant, and that instant.
 fn wheel() -> (TimerWheel<u64>, Instant) {
@@ -44,6 +45,7 @@ fn drive(
         wakeups += 1;
         t.expire(now, |k| {
             assert!(now >= deadlines[&k], "timer {k} fired early");
+            assert!(now < deadlines[&k] + TICK, "timer {k} fired a tick late");
             assert!(fired.insert(k, now).is_none(), "timer {k} fired twice");
         });
         for (k, &d) in deadlines {
@@ -67,9 +69,9 @@ fn never_fires_early_nor_more_than_a_tick_late() {
         x ^= x >> 7;
         x ^= x << 17;
         let nanos = match k % 4 {
-            0 => x % 70_000_000,             // within level 0 and just past it
-            1 => (x % 5_000) * 1_000_000,    // on the grid, up to level 2
-            2 => x % 300_000_000_000,        // up to level 3
+            0 => x % 70_000_000,               // within level 0 and just past it
+            1 => (x % 5_000) * 1_000_000,      // on the grid, up to level 2
+            2 => x % 300_000_000_000,          // up to level 3
             _ => (x % 4) * 64 * 1_000_000 + 1, // just after a level-1 slot
         };
         let d = epoch + Duration::from_nanos(nanos);
@@ -87,7 +89,9 @@ fn polling_at_arbitrary_instants_is_never_early() {
     // A reactor also wakes for I/O: `expire` at instants the wheel did not ask
     // for, here every 0.3 ms, must not fire early either.
     let (mut t, epoch) = wheel();
-    let offsets = [1u64, 999_999, 1_000_000, 1_000_001, 1_500_000, 64_000_000, 64_300_001];
+    let offsets = [
+        1u64, 999_999, 1_000_000, 1_000_001, 1_500_000, 64_000_000, 64_300_001,
+    ];
     for (k, &n) in offsets.iter().enumerate() {
         t.insert(epoch + Duration::from_nanos(n), k as u64);
     }
@@ -102,7 +106,10 @@ fn polling_at_arbitrary_instants_is_never_early() {
             pending.retain(|&p| p != d);
         });
         for &d in &pending {
-            assert!(now_ns < d + 1_000_000, "timer at {d} ns pending at {now_ns} ns");
+            assert!(
+                now_ns < d + 1_000_000,
+                "timer at {d} ns pending at {now_ns} ns"
+            );
         }
     }
     assert!(pending.is_empty());
@@ -126,7 +133,10 @@ fn timers_cascade_down_every_level() {
     t.insert(top, 99);
     let (fired, wakeups) = drive(&mut t, epoch, &deadlines, top + ms(10));
     assert_eq!(fired.len(), deadlines.len(), "fired {fired:?}");
-    assert!(wakeups <= deadlines.len() * (LEVELS + 1), "{wakeups} wake-ups");
+    assert!(
+        wakeups <= deadlines.len() * (LEVELS + 1),
+        "{wakeups} wake-ups"
+    );
 }
 
 #[test]
@@ -137,7 +147,11 @@ fn far_future_deadlines_beyond_the_wheel_fire_on_time() {
     // Just past the wheel's range, a few turns of the top level away (the
     // overflow list's re-examination meets a top-level slot there), and the
     // 30 years `sleep` uses for "forever".
-    let far = [ms(RANGE) + ms(7), ms(RANGE * 3) + Duration::from_nanos(1), year * 30];
+    let far = [
+        ms(RANGE) + ms(7),
+        ms(RANGE * 3) + Duration::from_nanos(1),
+        year * 30,
+    ];
     for (k, &d) in far.iter().enumerate() {
         deadlines.insert(k as u64, epoch + d);
         t.insert(epoch + d, k as u64);
@@ -260,7 +274,40 @@ fn churn_reuses_nodes() {
         assert!(t.cancel(k));
     }
     assert_eq!(t.len(), 1);
-    assert!(t.nodes.len() <= 2, "{} nodes for 2 at the peak", t.nodes.len());
+    assert!(
+        t.nodes.len() <= 2,
+        "{} nodes for 2 at the peak",
+        t.nodes.len()
+    );
     t.clear();
     assert_eq!((t.len(), t.next_timeout(epoch)), (0, None));
+}
+
+#[test]
+fn the_index_keeps_colliding_keys_apart() {
+    // Keys that share their home bucket (the last one, so probe runs wrap
+    // around the table), cancelled in an order that makes every kind of
+    // backward shift, while a run of consecutive keys shares the table.
+    let (mut t, epoch) = wheel();
+    let n = scaled(200, 40) as u64;
+    let colliding: Vec<u64> = (0..n).map(|i| 0x1f_ffff + (i << 42)).collect();
+    for (i, &k) in colliding.iter().enumerate() {
+        t.insert(epoch + ms(10 + i as u64), k);
+        t.insert(epoch + ms(10 + i as u64), i as u64);
+    }
+    assert_eq!(t.len(), 2 * n as usize);
+    let mut order: Vec<u64> = colliding.clone();
+    order.sort_by_key(|k| (k >> 42) % 7);
+    for &k in order.iter().step_by(2) {
+        assert!(t.cancel(k), "key {k:#x} lost");
+        assert!(!t.cancel(k), "key {k:#x} cancelled twice");
+    }
+    let mut fired = Vec::new();
+    t.expire(epoch + ms(10_000), |k| fired.push(k));
+    let mut expected: Vec<u64> = order.iter().skip(1).step_by(2).copied().collect();
+    expected.extend(0..n);
+    expected.sort_unstable();
+    fired.sort_unstable();
+    assert_eq!(fired, expected);
+    assert_eq!(t.len(), 0);
 }
