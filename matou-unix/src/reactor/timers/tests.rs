@@ -64,7 +64,7 @@ fn never_fires_early_nor_more_than_a_tick_late() {
     // Deadlines off the tick grid, on it, and around level boundaries.
     let mut deadlines = HashMap::new();
     let mut x: u64 = 0x2545_f491_4f6c_dd1d;
-    for k in 0..scaled(2_000, 200) as u64 {
+    for k in 0..scaled(2_000, 40) as u64 {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
