@@ -26,10 +26,10 @@ struct Parked {
     signalled: bool,
 }
 
-/// Uids are already unique numbers: Fibonacci hashing spreads them over the
-/// table at the cost of one multiplication (SipHash would cost ~20 ns per
-/// look-up, three look-ups per park). Also used for tables keyed by
-/// [`TaskId`](crate::TaskId) (`Orphans`), unique numbers as well.
+/// Uids are already unique numbers: hashing them costs one multiplication
+/// (SipHash would cost ~20 ns per look-up, three look-ups per park).
+/// Also used for tables keyed by [`TaskId`](crate::TaskId) (`Orphans`),
+/// unique numbers as well.
 #[derive(Default)]
 pub(crate) struct UidHasher(u64);
 
@@ -43,7 +43,13 @@ impl Hasher for UidHasher {
         }
     }
     fn write_u64(&mut self, n: u64) {
-        self.0 = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        // The table picks a bucket by the low bits: keeping the uid's own
+        // (uids come in runs of consecutive numbers per thread) puts the
+        // syscalls parked together in neighbouring buckets, where Fibonacci
+        // hashing scattered them over a table far larger than the cache. The
+        // top bits, the table's tag, are mixed.
+        const TAG_BITS: u64 = !(u64::MAX >> 7);
+        self.0 = n ^ (n.wrapping_mul(0x9E37_79B9_7F4A_7C15) & TAG_BITS);
     }
 }
 

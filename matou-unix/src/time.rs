@@ -1,12 +1,14 @@
 //! Timers: [`sleep`], [`sleep_until`], [`timeout`] and [`interval`].
 //!
-//! A timer is one entry in its worker's timer heap (see the reactor), keyed by
+//! A timer is one entry in its worker's timer wheel (see the reactor), keyed by
 //! the uid of the `syscall` its task parks on: no thread, no descriptor per
 //! timer. Dropping a pending [`Sleep`] drops its syscall; the core reports the
 //! uid to the next `select`, which forgets the timer.
 //!
-//! Deadlines are honoured to the millisecond, never early: epoll's timeout is
-//! rounded up.
+//! A timer never fires before its deadline, and at most one tick (1 ms) after
+//! it when its worker is free to run it: the wheel rounds deadlines up to a
+//! whole millisecond, and the worker sleeps in epoll until the wheel's next
+//! deadline.
 
 use crate::reactor;
 use matou_core::{suspend, syscall, Suspend};

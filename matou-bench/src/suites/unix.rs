@@ -1,4 +1,4 @@
-//! Suite `unix`: TCP echo and timer churn.
+//! Suite `unix`: TCP echo, timer churn and a million pending timers.
 //!
 //! **Echo.** The same echo service on both runtimes, measured by one client
 //! driver that is identical for both:
@@ -23,6 +23,15 @@
 //! `current_thread`: with `f` ready at once (the timer is never filed on
 //! either side) and with `f` pending once (the timer is filed, then cancelled
 //! when `f` completes). Reported in ns per timeout.
+//!
+//! **Pending timers.** One task holds a million `sleep(10 s)` futures (made
+//! before the timed region, in one allocation on both sides), polls each once
+//! (`insert`: each files its timer with its worker's wheel), then drops them
+//! all (`cancel`: matou's time includes the yields until its reactor has
+//! forgotten every one; tokio's drop removes the entry from its wheel at
+//! once). matou `extra_workers(0)` against tokio `current_thread`, in ns per
+//! timer; plus the resident memory the pending timers add (futures, wheel and
+//! scheduler tables, from `/proc/self/statm`), in bytes per timer.
 
 use crate::harness::{alternate, ns, quantile, Config, Report, Row};
 use matou::unix::echo;
@@ -40,6 +49,7 @@ const CONNECTIONS: [usize; 3] = [1, 64, 512];
 const MAX_CLIENT_THREADS: usize = 4;
 const TIMEOUTS: usize = 1_000_000;
 const CHUNK: usize = 1_000;
+const PENDING_TIMERS: usize = 1_000_000;
 
 /// Runs the suite.
 pub fn run(cfg: &Config, report: &mut Report) {
@@ -75,6 +85,30 @@ pub fn run(cfg: &Config, report: &mut Report) {
             baseline: "current_thread".to_string(),
             matou_ns: m[0],
             tokio_ns: t[0],
+        });
+    }
+    let (timers, label) = if cfg.quick {
+        (PENDING_TIMERS / 5, "200k")
+    } else {
+        (PENDING_TIMERS, "1M")
+    };
+    let (m, t) = alternate(
+        rounds,
+        || matou_pending_timers(timers),
+        || tokio_pending_timers(timers),
+    );
+    let figures = [
+        "insert (ns/timer)",
+        "cancel (ns/timer)",
+        "pending memory (bytes/timer)",
+    ];
+    for (i, what) in figures.iter().enumerate() {
+        report.push(Row {
+            suite: "unix",
+            name: format!("timers {label} {what}"),
+            baseline: "current_thread".to_string(),
+            matou_ns: m[i],
+            tokio_ns: t[i],
         });
     }
 }
@@ -310,6 +344,86 @@ fn tokio_timer_churn(n: usize, pending: bool) -> f64 {
             let t = Instant::now();
             tokio_churn(n, pending).await;
             ns(t.elapsed()) / n as f64
+        })
+        .await
+        .expect("timing task")
+    });
+    drop(rt);
+    r
+}
+
+/// This process's resident memory, in bytes (0 where `/proc` is missing).
+fn resident_bytes() -> f64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: f64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0.0);
+    // The page size of every Linux target this bench runs on.
+    pages * 4096.0
+}
+
+/// One matou sample: `[insert ns/timer, cancel ns/timer, bytes/timer]`.
+fn matou_pending_timers(n: usize) -> Vec<f64> {
+    matou::unix::builder().extra_workers(0).run(async move {
+        let before = resident_bytes();
+        let mut sleeps: Vec<_> = (0..n).map(|_| matou::unix::time::sleep(TEN_S)).collect();
+        let t = Instant::now();
+        std::future::poll_fn(|cx| {
+            for s in &mut sleeps {
+                assert!(Pin::new(s).poll(cx).is_pending(), "10 s have not passed");
+            }
+            Poll::Ready(())
+        })
+        .await;
+        let insert = ns(t.elapsed()) / n as f64;
+        let memory = (resident_bytes() - before) / n as f64;
+        let pending = || matou::unix::reactor_stats().map_or(0, |s| s.timers);
+        assert_eq!(pending(), n, "every sleep filed its timer");
+        let t = Instant::now();
+        drop(sleeps);
+        while pending() > 0 {
+            matou::yield_now().await;
+        }
+        let cancel = ns(t.elapsed()) / n as f64;
+        vec![insert, cancel, memory]
+    })
+}
+
+/// One tokio sample: `[insert ns/timer, cancel ns/timer, bytes/timer]`.
+fn tokio_pending_timers(n: usize) -> Vec<f64> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let r = rt.block_on(async move {
+        tokio::spawn(async move {
+            let before = resident_bytes();
+            // tokio's `Sleep` is `!Unpin`: the sleeps are pinned in one boxed
+            // slice (one allocation, like matou's `Vec`).
+            let mut sleeps: Pin<Box<[tokio::time::Sleep]>> =
+                Box::into_pin((0..n).map(|_| tokio::time::sleep(TEN_S)).collect());
+            let t = Instant::now();
+            std::future::poll_fn(|cx| {
+                // SAFETY: the slice stays in its pinned box until it is
+                // dropped below; no sleep is moved out of its place, each is
+                // only polled through a `Pin` of that place.
+                let slice = unsafe { sleeps.as_mut().get_unchecked_mut() };
+                for s in slice {
+                    // SAFETY: `s` is an element of the pinned slice (above).
+                    let s = unsafe { Pin::new_unchecked(s) };
+                    assert!(s.poll(cx).is_pending(), "10 s have not passed");
+                }
+                Poll::Ready(())
+            })
+            .await;
+            let insert = ns(t.elapsed()) / n as f64;
+            let memory = (resident_bytes() - before) / n as f64;
+            let t = Instant::now();
+            drop(sleeps);
+            let cancel = ns(t.elapsed()) / n as f64;
+            vec![insert, cancel, memory]
         })
         .await
         .expect("timing task")

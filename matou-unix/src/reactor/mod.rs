@@ -14,7 +14,7 @@
 //!   reach a reactor only through [`Remote`] (epoll fd, forget list,
 //!   interrupter), which is `Send + Sync`;
 //! - every uid filed here is in `waits` (I/O and signal waiters) or in the
-//!   timer heap, until it is signalled (removed first) or reported in
+//!   timer wheel, until it is signalled (removed first) or reported in
 //!   `cancelled` (removed then). So nothing stale is ever signalled;
 //! - no `RefCell` borrow of `state` is held while calling code that could
 //!   re-enter the reactor; dropping a core `Suspend` (which only talks to the
@@ -46,7 +46,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
-use timers::TimerHeap;
+use timers::TimerWheel;
 
 /// The epoll token of the interrupter's eventfd.
 const WAKE_TOKEN: u64 = u64::MAX;
@@ -84,7 +84,7 @@ pub(crate) enum Dir {
     Write = 1,
 }
 
-/// Where a filed uid waits (timers live in the timer heap instead).
+/// Where a filed uid waits (timers live in the timer wheel instead).
 #[derive(Clone, Copy, Debug)]
 enum Wait {
     Io { key: usize, dir: Dir },
@@ -172,7 +172,7 @@ struct State {
     /// How many uids wait on descriptors or signals: when none does and the
     /// select must not block, epoll has nothing to tell and is not asked.
     waiting: usize,
-    timers: TimerHeap,
+    timers: TimerWheel<Uid>,
     signal_waiters: Vec<Uid>,
     watching_signals: bool,
     events: Vec<sys::Event>,
@@ -232,7 +232,7 @@ impl Reactor {
                 next_generation: 0,
                 waits: UidMap::default(),
                 waiting: 0,
-                timers: TimerHeap::new(),
+                timers: TimerWheel::new(),
                 signal_waiters: Vec::new(),
                 watching_signals: false,
                 events: Vec::with_capacity(EVENTS_CAPACITY),
