@@ -139,11 +139,9 @@ impl Future for ThreadBound<Uri, bool> {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(r) => r,
             },
-            State::Running(..) => {
-                return Poll::Ready(Err(io::Error::other(
-                    "a matou connect future was polled on another thread than the one it started on",
-                )))
-            }
+            State::Running(..) => return Poll::Ready(Err(io::Error::other(
+                "a matou connect future was polled on another thread than the one it started on",
+            ))),
             _ => panic!("ThreadBound polled after completion"),
         };
         self.state = State::Done;

@@ -75,3 +75,65 @@ where
         });
     }
 }
+
+/// Spawns hyper's futures into an [`Orphans`] set on the set owner's worker,
+/// without asking them to be `Send`: what [`serve`](crate::serve) uses, so a
+/// service may await matou's `!Send` futures (timers, sockets) and still
+/// serve HTTP/2, whose streams hyper spawns.
+///
+/// It must be called on the owner's worker, as hyper's server connections
+/// do when they run as tasks of that scope; a call elsewhere (or into a
+/// closed set) is refused and drops the future, hyper's cancellation. For
+/// hyper-util's client, which may spawn from anywhere, use
+/// [`MatouExecutor`].
+///
+/// ```
+/// use matou::Orphans;
+/// use matou_hyper::MatouLocalExecutor;
+/// use hyper::rt::Executor;
+/// use std::rc::Rc;
+///
+/// matou::run(async {
+///     let scope = Orphans::new();
+///     let exec = MatouLocalExecutor::new(&scope).unwrap();
+///     let not_send = Rc::new(5);
+///     exec.execute(async move { assert_eq!(*not_send, 5) });
+///     while let Some(done) = scope.next().await.unwrap() {
+///         done.unwrap();
+///     }
+/// });
+/// ```
+#[derive(Clone)]
+pub struct MatouLocalExecutor {
+    handle: OrphansHandle<()>,
+}
+
+impl std::fmt::Debug for MatouLocalExecutor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MatouLocalExecutor").finish_non_exhaustive()
+    }
+}
+
+impl MatouLocalExecutor {
+    /// An executor spawning into `scope`; the calling task becomes the
+    /// scope's owner if it had none.
+    ///
+    /// # Errors
+    /// [`matou::Error::NotOwner`] when another task owns `scope`.
+    pub fn new(scope: &Orphans<()>) -> Result<Self, matou::Error> {
+        Ok(MatouLocalExecutor {
+            handle: scope.handle()?,
+        })
+    }
+}
+
+impl<F> Executor<F> for MatouLocalExecutor
+where
+    F: Future + 'static,
+{
+    fn execute(&self, fut: F) {
+        let _refused = self.handle.spawn_local(async move {
+            fut.await;
+        });
+    }
+}

@@ -56,7 +56,7 @@ mod shutdown;
 mod timer;
 
 pub use client::{MatouConnector, ThreadBound};
-pub use executor::MatouExecutor;
+pub use executor::{MatouExecutor, MatouLocalExecutor};
 pub use io::MatouIo;
 pub use server::{serve, ServeReport};
 pub use shutdown::Shutdown;
@@ -83,6 +83,9 @@ fn _bounds_hold() {
     type Boxed = Pin<Box<dyn Future<Output = ()> + Send>>;
     fn exec<E: Executor<Boxed> + Clone + Send + Sync + 'static>() {}
     exec::<MatouExecutor>();
+    type Local = Pin<Box<dyn Future<Output = ()>>>;
+    fn local<E: Executor<Local> + Clone + 'static>() {}
+    local::<MatouLocalExecutor>();
 
     fn connect<C: hyper_util::client::legacy::connect::Connect + Clone + Send + Sync + 'static>() {}
     connect::<MatouConnector>();

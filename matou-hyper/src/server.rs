@@ -5,7 +5,7 @@
 //! [`serve_on_every_worker`](matou::unix::net::serve_on_every_worker)) an
 //! accept loop owns an [`Orphans`] scope: each connection is a task of it,
 //! and hyper's own tasks (HTTP/2 streams) join it through
-//! [`MatouExecutor`]. On [`Shutdown::trigger`]:
+//! [`MatouLocalExecutor`]: a service's futures need not be `Send`. On [`Shutdown::trigger`]:
 //! 1. the accept loop stops and drops its listener (new connections are
 //!    refused by the kernel once every worker's listener is closed);
 //! 2. every connection gets hyper's `graceful_shutdown` (HTTP/1 finishes the
@@ -18,7 +18,7 @@
 //! spawned has ended and been collected; the [`ServeReport`] counts each
 //! connection exactly once.
 
-use crate::{MatouExecutor, MatouIo, MatouTimer, Shutdown};
+use crate::{MatouIo, MatouLocalExecutor, MatouTimer, Shutdown};
 use hyper::body::{Body, Incoming};
 use hyper::service::Service;
 use hyper::{Request, Response};
@@ -104,7 +104,7 @@ pub async fn serve<S, B>(
 ) -> io::Result<ServeReport>
 where
     S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + Sync + 'static,
-    S::Future: Send + 'static,
+    S::Future: 'static,
     S::Error: Into<Box<dyn StdError + Send + Sync>>,
     B: Body + Send + 'static,
     B::Data: Send,
@@ -117,7 +117,9 @@ where
         move || stop.trigger(),
     )
     .await?;
-    Ok(reports.into_iter().fold(ServeReport::default(), ServeReport::add))
+    Ok(reports
+        .into_iter()
+        .fold(ServeReport::default(), ServeReport::add))
 }
 
 /// Counters of one worker's connections (tasks of one worker: `Cell`s).
@@ -135,6 +137,34 @@ impl Tally {
     }
 }
 
+/// A connection task's outcome, recorded exactly once: by `record`, or as
+/// cancelled when the task is dropped first (a panic is the owner's count).
+struct Outcome<'a> {
+    tally: &'a Tally,
+    recorded: bool,
+}
+
+impl Outcome<'_> {
+    /// `Some(ok)` when hyper's connection ended, `None` when the deadline
+    /// cut it off.
+    fn record(&mut self, ended: Option<bool>) {
+        self.recorded = true;
+        Tally::bump(match ended {
+            Some(true) => &self.tally.finished,
+            Some(false) => &self.tally.failed,
+            None => &self.tally.cancelled,
+        });
+    }
+}
+
+impl Drop for Outcome<'_> {
+    fn drop(&mut self) {
+        if !self.recorded && !std::thread::panicking() {
+            Tally::bump(&self.tally.cancelled);
+        }
+    }
+}
+
 /// One worker's accept loop, connections and drain.
 async fn serve_here<S, B>(
     listener: TcpListener,
@@ -143,14 +173,14 @@ async fn serve_here<S, B>(
 ) -> io::Result<ServeReport>
 where
     S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + Sync + 'static,
-    S::Future: Send + 'static,
+    S::Future: 'static,
     S::Error: Into<Box<dyn StdError + Send + Sync>>,
     B: Body + Send + 'static,
     B::Data: Send,
     B::Error: Into<Box<dyn StdError + Send + Sync>>,
 {
     let scope = Orphans::<()>::new();
-    let exec = MatouExecutor::new(&scope).map_err(io::Error::other)?;
+    let exec = MatouLocalExecutor::new(&scope).map_err(io::Error::other)?;
     let mut builder = auto::Builder::new(exec);
     builder.http1().timer(MatouTimer);
     builder.http2().timer(MatouTimer);
@@ -185,10 +215,20 @@ where
         // Small responses go out at once rather than after Nagle's delay.
         let _ = stream.set_nodelay(true);
         accepted += 1;
-        let (builder, service, shutdown, tally) =
-            (builder.clone(), service.clone(), shutdown.clone(), tally.clone());
+        let (builder, service, shutdown, tally) = (
+            builder.clone(),
+            service.clone(),
+            shutdown.clone(),
+            tally.clone(),
+        );
         scope
             .spawn(async move {
+                // Counts the connection as cancelled unless it records an
+                // outcome first: the owner may cancel it at the deadline.
+                let mut outcome = Outcome {
+                    tally: &tally,
+                    recorded: false,
+                };
                 let conn = builder.serve_connection(MatouIo::new(stream), service);
                 let mut conn = pin!(conn);
                 let ended = select! {
@@ -201,11 +241,7 @@ where
                         }
                     }
                 };
-                match ended {
-                    Some(Ok(())) => Tally::bump(&tally.finished),
-                    Some(Err(_)) => Tally::bump(&tally.failed),
-                    None => Tally::bump(&tally.cancelled),
-                }
+                outcome.record(ended.map(|r| r.is_ok()));
             })
             .map_err(io::Error::other)?;
     };
