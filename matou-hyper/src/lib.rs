@@ -9,7 +9,10 @@
 //! - [`MatouTimer`]: hyper's `rt::Timer`, whose sleep is `Send + Sync`;
 //! - [`serve`]: HTTP/1.1 and HTTP/2 on every worker with a graceful
 //!   [`Shutdown`];
-//! - [`MatouConnector`]: the connector of hyper-util's pooled client.
+//! - [`MatouConnector`]: the connector of hyper-util's pooled client;
+//! - `TokioCompat` (feature `tokio-io`): tokio's I/O traits over matou's
+//!   streams, for tokio-io crates (codecs, tokio-rustls), and which
+//!   tokio-bound crates cannot work on matou, and why.
 //!
 //! # Serving and requesting
 //!
@@ -54,6 +57,8 @@ mod io;
 mod server;
 mod shutdown;
 mod timer;
+#[cfg(feature = "tokio-io")]
+mod tokio_io;
 
 pub use client::{MatouConnector, ThreadBound};
 pub use executor::{MatouExecutor, MatouLocalExecutor};
@@ -61,6 +66,8 @@ pub use io::MatouIo;
 pub use server::{serve, ServeReport};
 pub use shutdown::Shutdown;
 pub use timer::{HyperSleep, MatouTimer};
+#[cfg(feature = "tokio-io")]
+pub use tokio_io::TokioCompat;
 
 /// Compile-time checks that the adapters meet hyper's bounds: this fails to
 /// build if one of them stops doing so.
