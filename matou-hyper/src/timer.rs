@@ -46,6 +46,14 @@ impl hyper::rt::Timer for MatouTimer {
     fn sleep_until(&self, deadline: Instant) -> Pin<Box<dyn hyper::rt::Sleep>> {
         Box::pin(HyperSleep::new(time::sleep_until(deadline)))
     }
+
+    fn reset(&self, sleep: &mut Pin<Box<dyn hyper::rt::Sleep>>, new_deadline: Instant) {
+        // hyper resets its header-read timer on every request: reuse the box.
+        match sleep.as_mut().downcast_mut_pin::<HyperSleep>() {
+            Some(mine) => mine.get_mut().reset(new_deadline),
+            None => *sleep = self.sleep_until(new_deadline),
+        }
+    }
 }
 
 /// The `Send + Sync` sleep of [`MatouTimer`] (see the module doc for how it
@@ -89,6 +97,24 @@ impl HyperSleep {
     pub fn deadline(&self) -> Instant {
         self.deadline
     }
+
+    /// Moves the deadline; the timer is filed anew on the next poll (the old
+    /// one is cancelled now if this is its thread).
+    fn reset(&mut self, deadline: Instant) {
+        self.deadline = deadline;
+        self.release();
+    }
+
+    /// Drops the inner sleep on its own thread, forgets it elsewhere.
+    fn release(&mut self) {
+        if let Some((home, sleep)) = self.inner.take() {
+            if home == thread::current().id() {
+                drop(sleep);
+            } else {
+                std::mem::forget(sleep);
+            }
+        }
+    }
 }
 
 impl Future for HyperSleep {
@@ -100,9 +126,7 @@ impl Future for HyperSleep {
         match &this.inner {
             Some((home, _)) if *home == here => {}
             _ => {
-                if let Some((_, stranger)) = this.inner.take() {
-                    std::mem::forget(stranger);
-                }
+                this.release();
                 this.inner = Some((here, time::sleep_until(this.deadline)));
             }
         }
@@ -114,13 +138,7 @@ impl Future for HyperSleep {
 
 impl Drop for HyperSleep {
     fn drop(&mut self) {
-        if let Some((home, sleep)) = self.inner.take() {
-            if home == thread::current().id() {
-                drop(sleep);
-            } else {
-                std::mem::forget(sleep);
-            }
-        }
+        self.release();
     }
 }
 
