@@ -310,3 +310,20 @@ fn http1_over_a_unix_socket_pair() {
         conn.await.unwrap().unwrap();
     });
 }
+
+#[test]
+fn a_listener_without_reuse_port_is_a_clear_error_and_stops_every_worker() {
+    runtime().run(async {
+        // Without SO_REUSEPORT the other workers cannot bind the address.
+        let l = TcpListener::bind(([127, 0, 0, 1], 0)).unwrap();
+        let (server, stop, _entered) = start(l, Duration::from_secs(5));
+        let err = timeout(Duration::from_secs(2), server)
+            .await
+            .expect("serve stops by itself")
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse, "{err}");
+        assert!(stop.is_triggered(), "the failure stopped every worker");
+        assert_eq!(matou::live_tasks(), 1, "only the main task is left");
+    });
+}
