@@ -3,7 +3,7 @@
 //!
 //! hyper-util wants the connect future `Send`, while a matou socket's wait
 //! is parked on the worker that polls it. The future is therefore made lazily
-//! on its first poll and then bound to that thread ([`ThreadBound`]): a poll
+//! on its first poll and then bound to that thread ([`ConnectFuture`]): a poll
 //! from another thread gets an error instead of touching it, and a drop from
 //! another thread leaks the parked registration rather than reaching into
 //! another worker (hyper polls and drops the connect future inside the
@@ -80,14 +80,14 @@ impl Connection for MatouIo<TcpStream> {
 impl tower_service::Service<Uri> for MatouConnector {
     type Response = MatouIo<TcpStream>;
     type Error = io::Error;
-    type Future = ThreadBound<Uri, bool>;
+    type Future = ConnectFuture;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, uri: Uri) -> Self::Future {
-        ThreadBound {
+        ConnectFuture {
             state: State::Unstarted(uri, self.nodelay),
         }
     }
@@ -95,8 +95,9 @@ impl tower_service::Service<Uri> for MatouConnector {
 
 type Connecting = Pin<Box<dyn Future<Output = io::Result<MatouIo<TcpStream>>>>>;
 
-enum State<U, N> {
-    Unstarted(U, N),
+enum State {
+    /// The request: the URI and whether to set `TCP_NODELAY`.
+    Unstarted(Uri, bool),
     Running(ThreadId, Connecting),
     Done,
 }
@@ -105,24 +106,22 @@ enum State<U, N> {
 /// to that thread (see the module doc). Dropping it while it connects closes
 /// the socket.
 #[must_use = "futures do nothing unless polled"]
-pub struct ThreadBound<U, N> {
-    state: State<U, N>,
+pub struct ConnectFuture {
+    state: State,
 }
 
-impl<U, N> std::fmt::Debug for ThreadBound<U, N> {
+impl std::fmt::Debug for ConnectFuture {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ThreadBound").finish_non_exhaustive()
+        f.debug_struct("ConnectFuture").finish_non_exhaustive()
     }
 }
 
 // SAFETY: the `!Send` connect future is only polled and dropped on the thread
 // recorded with it (`poll` checks; `Drop` forgets it elsewhere); what crosses
-// threads before the first poll is the `Send` request (`U`, `N`).
-unsafe impl<U: Send, N: Send> Send for ThreadBound<U, N> {}
+// threads before the first poll is the `Send` request (a `Uri` and a flag).
+unsafe impl Send for ConnectFuture {}
 
-impl<U, N> Unpin for ThreadBound<U, N> {}
-
-impl Future for ThreadBound<Uri, bool> {
+impl Future for ConnectFuture {
     type Output = io::Result<MatouIo<TcpStream>>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
@@ -142,14 +141,15 @@ impl Future for ThreadBound<Uri, bool> {
             State::Running(..) => return Poll::Ready(Err(io::Error::other(
                 "a matou connect future was polled on another thread than the one it started on",
             ))),
-            _ => panic!("ThreadBound polled after completion"),
+            State::Unstarted(..) => unreachable!("started above"),
+            State::Done => panic!("ConnectFuture polled after completion"),
         };
         self.state = State::Done;
         Poll::Ready(result)
     }
 }
 
-impl<U, N> Drop for ThreadBound<U, N> {
+impl Drop for ConnectFuture {
     fn drop(&mut self) {
         if let State::Running(home, fut) = std::mem::replace(&mut self.state, State::Done) {
             if home == thread::current().id() {

@@ -60,7 +60,7 @@ mod timer;
 #[cfg(feature = "tokio-io")]
 mod tokio_io;
 
-pub use client::{MatouConnector, ThreadBound};
+pub use client::{ConnectFuture, MatouConnector};
 pub use executor::{MatouExecutor, MatouLocalExecutor};
 pub use io::MatouIo;
 pub use server::{serve, ServeReport};

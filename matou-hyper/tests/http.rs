@@ -327,3 +327,35 @@ fn a_listener_without_reuse_port_is_a_clear_error_and_stops_every_worker() {
         assert_eq!(matou::live_tasks(), 1, "only the main task is left");
     });
 }
+
+#[test]
+fn the_connector_resolves_host_names_and_refuses_https_clearly() {
+    runtime().run(async {
+        let (l, addr) = listener();
+        let (server, stop, _entered) = start(l, Duration::from_secs(1));
+        let scope = Orphans::new();
+        let c = client(&scope, false);
+        // `localhost` goes through the resolver (maybe `::1` first, which
+        // refuses: the next address is tried).
+        let (status, _, body) = get(&c, &format!("http://localhost:{}/", addr.port())).await;
+        assert_eq!(
+            (status, body.as_str()),
+            (StatusCode::OK, "hello over HTTP/1.1")
+        );
+        let err = c
+            .get(
+                format!("https://127.0.0.1:{}/", addr.port())
+                    .parse()
+                    .unwrap(),
+            )
+            .await
+            .unwrap_err();
+        let why = std::error::Error::source(&err)
+            .map(|s| s.to_string())
+            .unwrap_or_default();
+        assert!(why.contains("plain http only"), "{err:?}");
+        drain(c, scope).await;
+        stop.trigger();
+        server.await.unwrap().unwrap();
+    });
+}
