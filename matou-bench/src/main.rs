@@ -7,7 +7,8 @@
 //! Suites: `core` (the scheduler workloads of tokio's
 //! `benches/rt_multi_threaded.rs`), `sync` (mutex, channels, oneshot, against
 //! `tokio::sync`), `unix` (TCP echo, timer churn), `fs` (file copy, small
-//! files, against `tokio::fs`). No
+//! files, against `tokio::fs`), `http` (a hyper hello-world on matou-hyper
+//! and on tokio). No
 //! suite runs them all. Each benchmark alternates one matou sample and one
 //! tokio sample for K rounds and reports the medians (see [`harness`]); the
 //! table goes to stdout and, with `--json FILE`, one JSON object per line
@@ -28,6 +29,10 @@ const SUITES: &[(&str, &str)] = &[
     (
         "sync",
         "matou::sync vs tokio::sync: mutex, mpsc 1/4/16 producers, oneshot",
+    ),
+    (
+        "http",
+        "hyper hello-world, HTTP/1.1 keep-alive, 64 connections (time/req, p99)",
     ),
     (
         "unix",
@@ -87,6 +92,7 @@ fn main() -> ExitCode {
             "sync" => suites::sync::run(&cfg, &mut report),
             "unix" => suites::unix::run(&cfg, &mut report),
             "fs" => suites::fs::run(&cfg, &mut report),
+            "http" => suites::http::run(&cfg, &mut report),
             _ => unreachable!("checked above"),
         }
     }

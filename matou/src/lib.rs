@@ -63,6 +63,32 @@ pub use matou_core::*;
 /// The Unix layer: an epoll event source per worker, timers, sockets, signals.
 pub use matou_unix as unix;
 
+/// `#[matou::main]`: runs `async fn main` on the Unix runtime ([`builder`]);
+/// arguments `extra_workers = N`, `idle_spin_us = N` (both optional).
+///
+/// ```
+/// #[matou::main(extra_workers = 1, idle_spin_us = 0)]
+/// async fn main() {
+///     assert_eq!(matou::worker_count(), 2);
+///     let v = matou::call(|| async { 6 * 7 }).unwrap().await.unwrap();
+///     assert_eq!(v, 42);
+/// }
+/// ```
+pub use matou_macros::main;
+
+/// `#[matou::test]`: an `async fn` test on the Unix runtime ([`builder`]),
+/// argument `extra_workers = N` (and `idle_spin_us = N`). A panic fails the
+/// test, and so does a task that forgets a child: the run aborts with
+/// [`Error::StillHasChildren`], raised as a panic naming the spawn sites.
+///
+/// ```
+/// #[matou::test(extra_workers = 0)]
+/// async fn sleeps() {
+///     matou::unix::time::sleep(std::time::Duration::from_millis(1)).await;
+/// }
+/// ```
+pub use matou_macros::test;
+
 use std::future::Future;
 
 /// A [`Builder`] whose every worker owns the Unix event source

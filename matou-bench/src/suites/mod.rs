@@ -2,6 +2,7 @@
 
 pub mod core;
 pub mod fs;
+pub mod http;
 mod pairing;
 pub mod sync;
 pub mod unix;
