@@ -159,7 +159,7 @@ impl std::error::Error for ConfigError {}
 
 /// The `--help` text.
 pub const HELP: &str = "\
-matou-kv: a durable key-value server speaking RESP2 (Redis clients work).
+matou-kv: a durable key-value server speaking RESP2 and RESP3 (Redis clients work).
 
 USAGE:
     matou-kv [FLAGS]

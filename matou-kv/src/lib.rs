@@ -1,4 +1,4 @@
-//! matou-kv's runtime-free core: everything a durable RESP2 key-value server
+//! matou-kv's runtime-free core: everything a durable RESP2/RESP3 key-value server
 //! needs except sockets and tasks.
 //!
 //! - [`resp`]: the request decoder (multibulk and inline, with limits) and
