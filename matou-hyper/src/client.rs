@@ -9,18 +9,17 @@
 //! another worker (hyper polls and drops the connect future inside the
 //! request's task, which matou never moves).
 //!
-//! Host names are resolved with std's `ToSocketAddrs` on a short-lived thread
-//! of its own, so the worker never blocks; to be replaced by the Unix layer's
-//! resolver when `TcpStream::connect` gains one.
+//! Host names go to the Unix layer's `TcpStream::connect`, which resolves
+//! them on the blocking pool and races the addresses (Happy Eyeballs,
+//! RFC 8305), so the worker never blocks.
 
 use crate::MatouIo;
 use http::Uri;
 use hyper_util::client::legacy::connect::{Connected, Connection};
-use matou::sync::oneshot;
 use matou::unix::net::TcpStream;
 use std::future::Future;
 use std::io;
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::thread::{self, ThreadId};
@@ -162,24 +161,21 @@ impl Drop for ConnectFuture {
 }
 
 async fn connect(uri: Uri, nodelay: bool) -> io::Result<MatouIo<TcpStream>> {
-    let addrs = resolve(&uri).await?;
-    let mut last = io::Error::new(io::ErrorKind::NotFound, "the host name has no address");
-    for addr in addrs {
-        match TcpStream::connect(addr).await {
-            Ok(stream) => {
-                if nodelay {
-                    stream.set_nodelay(true)?;
-                }
-                return Ok(MatouIo::new(stream));
-            }
-            Err(e) => last = e,
-        }
+    let (host, port) = authority(&uri)?;
+    // An IPv6 literal comes bracketed.
+    let literal = host.trim_start_matches('[').trim_end_matches(']');
+    let stream = match literal.parse::<IpAddr>() {
+        Ok(ip) => TcpStream::connect(SocketAddr::new(ip, port)).await?,
+        Err(_) => TcpStream::connect((host, port)).await?,
+    };
+    if nodelay {
+        stream.set_nodelay(true)?;
     }
-    Err(last)
+    Ok(MatouIo::new(stream))
 }
 
-/// The addresses of `uri`'s authority, in the resolver's order.
-async fn resolve(uri: &Uri) -> io::Result<Vec<SocketAddr>> {
+/// `uri`'s host and port (80 by default); only `http` is spoken.
+fn authority(uri: &Uri) -> io::Result<(&str, u16)> {
     let invalid = |why: &str| io::Error::new(io::ErrorKind::InvalidInput, format!("{why}: {uri}"));
     match uri.scheme_str() {
         Some("http") => {}
@@ -187,19 +183,5 @@ async fn resolve(uri: &Uri) -> io::Result<Vec<SocketAddr>> {
         None => return Err(invalid("the URI has no scheme")),
     }
     let host = uri.host().ok_or_else(|| invalid("the URI has no host"))?;
-    let port = uri.port_u16().unwrap_or(80);
-    // An IPv6 literal comes bracketed.
-    let literal = host.trim_start_matches('[').trim_end_matches(']');
-    if let Ok(ip) = literal.parse::<IpAddr>() {
-        return Ok(vec![SocketAddr::new(ip, port)]);
-    }
-    let (tx, rx) = oneshot::channel();
-    let name = host.to_owned();
-    thread::Builder::new()
-        .name("matou-hyper-resolve".into())
-        .spawn(move || {
-            let _ = tx.send((name.as_str(), port).to_socket_addrs().map(Vec::from_iter));
-        })?;
-    rx.await
-        .map_err(|_| io::Error::other("the resolver thread ended without an answer"))?
+    Ok((host, uri.port_u16().unwrap_or(80)))
 }
