@@ -14,7 +14,13 @@ use std::task::Poll;
 
 /// Awaits every promise, in input order, without short-circuit: one failure
 /// does not stop the others from being awaited.
+///
+/// Dropped midway, it abandons every promise it still holds (see
+/// [`Promise`]'s rules): they are cancelled, not forgotten.
 pub async fn await_all<T>(promises: Vec<Promise<T>>) -> Vec<Result<T, Error>> {
+    for p in &promises {
+        p.mark_awaited();
+    }
     let mut results = Vec::with_capacity(promises.len());
     for p in promises {
         results.push(p.await);
@@ -63,7 +69,11 @@ pub async fn await_first<T>(promises: Vec<Promise<T>>) -> Result<T, Error> {
 }
 
 /// Awaits both promises (Eio's `Fiber.both`); both always run to the end.
+///
+/// Dropped midway, it abandons both promises (they are cancelled).
 pub async fn both<A, B>(a: Promise<A>, b: Promise<B>) -> (Result<A, Error>, Result<B, Error>) {
+    a.mark_awaited();
+    b.mark_awaited();
     let ra = a.await;
     let rb = b.await;
     (ra, rb)

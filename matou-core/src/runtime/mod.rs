@@ -8,8 +8,11 @@
 //!   interrupt its target;
 //! - `run` returns only after every worker thread has been joined; nothing of
 //!   the run outlives it;
-//! - a run aborted by `StillHasChildren` drops every remaining task, on its own
-//!   worker, before `run` reports the error.
+//! - a run aborted (a worker's event source failed to build) drops every
+//!   remaining task, on its own worker, before `run` reports the error;
+//! - a main future that forgot children ends like any task that did (its
+//!   children cancelled and awaited first), with `StillHasChildren` as its
+//!   result, which `run` reports.
 
 pub(crate) mod context;
 pub(crate) mod inbox;
@@ -123,7 +126,9 @@ impl Builder {
     ///
     /// # Panics
     /// Re-raises the main future's panic; panics with the error when the run
-    /// aborts (e.g. [`Error::StillHasChildren`]).
+    /// fails otherwise (e.g. [`Error::StillHasChildren`]: the main future
+    /// forgot a child, or a child's `StillHasChildren` was returned by it).
+    /// [`Builder::try_run`] gives the failure as a value instead.
     #[track_caller]
     pub fn run<F: Future + 'static>(self, future: F) -> F::Output {
         match self.try_run(future) {
@@ -137,7 +142,10 @@ impl Builder {
     ///
     /// # Errors
     /// [`Error::Panicked`] when the main future panicked,
-    /// [`Error::StillHasChildren`] when some task forgot a child.
+    /// [`Error::StillHasChildren`] when the main future returned while some of
+    /// its children were neither awaited nor cancelled (they were cancelled
+    /// and awaited before `try_run` returns). A child task that forgot its own
+    /// children fails alone: its parent sees the error on its promise.
     #[track_caller]
     pub fn try_run<F: Future + 'static>(self, future: F) -> Result<F::Output, Error> {
         let at = Location::caller();

@@ -15,12 +15,23 @@
 //!            │      once every child has TERMINATED: drop the future, terminate
 //!            └─ else, if `pollable`, poll the future (panics caught):
 //!                 Pending  -> pollable again
-//!                 Ready    -> no live child: terminate
-//!                             live children: abort the run (StillHasChildren)
+//!                 Ready    -> forgotten children (not ABANDONED): the result
+//!                             is replaced by Err(StillHasChildren)
+//!                             then no live child: terminate
+//!                             live children (abandoned or forgotten): set
+//!                             CANCEL on itself, cancel them, and terminate
+//!                             once they all have (keeping the result)
 //!                 panicked -> no live child: terminate with Panicked
 //!                             live children: set CANCEL on itself, cancel them,
 //!                             and terminate once they all have (still Panicked)
 //! ```
+//!
+//! A child whose promise was dropped while being awaited (`ABANDONED`) was
+//! cancelled by that drop; it stays in the table so that the parent's end
+//! waits for it, and is pruned from the table once it has terminated (by the
+//! promise's drop when the child had already ended, else in batches by
+//! `add_child`, so a long-lived parent's table stays as big as its live
+//! children).
 //!
 //! `terminate` removes the slot, sets `TERMINATED`, then (`settle_end`) drops
 //! the result if the promise was dropped first and wakes whoever awaits the
@@ -60,8 +71,14 @@ pub(crate) struct Slot {
     pollable: bool,
     /// Children neither awaited nor cancelled yet.
     pub(crate) children: Slab<TaskRef>,
+    /// `children.len()` at which `add_child` next prunes the abandoned
+    /// children that have ended (doubling, so pruning is amortised O(1)).
+    prune_at: usize,
     cancelling: bool,
 }
+
+/// The smallest table `add_child` bothers to prune.
+const PRUNE_MIN: usize = 64;
 
 pub(crate) struct Worker {
     pub(crate) shared: Arc<Shared>,
@@ -117,6 +134,7 @@ impl Worker {
             header: header.clone(),
             pollable: true,
             children: Slab::new(),
+            prune_at: PRUNE_MIN,
             cancelling: false,
         });
         header.slot.store(key, Ordering::Relaxed);
@@ -125,7 +143,14 @@ impl Worker {
 
     /// Records `child` in the current task's children table; returns its key.
     pub(crate) fn add_child(&self, parent: Current, child: TaskRef) -> usize {
-        self.tasks.borrow_mut()[parent.key].children.insert(child)
+        let mut tasks = self.tasks.borrow_mut();
+        let slot = &mut tasks[parent.key];
+        if slot.children.len() >= slot.prune_at {
+            slot.children
+                .retain(|_, c| !(c.state.is_abandoned() && c.state.is_terminated()));
+            slot.prune_at = (slot.children.len() * 2).max(PRUNE_MIN);
+        }
+        slot.children.insert(child)
     }
 
     /// Forgets a child of the current task (it was awaited or cancelled).
@@ -343,18 +368,36 @@ impl Worker {
             return;
         }
         if !panicked {
-            let first_child = slot.children.iter().next().map(|(_, c)| c.spawned_at);
-            let err = Error::StillHasChildren {
-                task: slot.header.spawned_at,
-                children: slot.children.len(),
-                first_child: first_child.expect("children is not empty"),
-            };
-            drop(tasks);
-            self.shared.abort(err);
-            return;
+            let spawn_sites: Vec<_> = slot
+                .children
+                .iter()
+                .filter(|(_, c)| !c.state.is_abandoned())
+                .map(|(_, c)| c.spawned_at)
+                .collect();
+            if let Some(&first_child) = spawn_sites.first() {
+                let err = Error::StillHasChildren {
+                    task: slot.header.spawned_at,
+                    children: spawn_sites.len(),
+                    first_child,
+                    spawn_sites,
+                };
+                let header = slot.header.clone();
+                drop(tasks);
+                // SAFETY: this is the task's worker, the task has not
+                // terminated and is not being polled (it just returned).
+                let _ = catch_unwind(AssertUnwindSafe(|| unsafe { header.body.store_error(err) }));
+                tasks = self.tasks.borrow_mut();
+            }
+            let slot = &tasks[key];
+            if slot.children.iter().all(|(_, c)| c.state.is_terminated()) {
+                drop(tasks);
+                self.terminate(key);
+                return;
+            }
         }
-        // A failed task cancels its children; that is no violation.
-        slot.header.state.set_cancel();
+        // Children still run: they are cancelled (a failed or finished task
+        // owes none of them a result), and the task ends after them.
+        tasks[key].header.state.set_cancel();
         drop(tasks);
         self.advance_cancel(key);
     }

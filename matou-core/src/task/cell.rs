@@ -119,6 +119,14 @@ pub(crate) trait Body: Send + Sync + 'static {
     /// As for [`Body::poll`].
     unsafe fn store_panic(&self, payload: Box<dyn Any + Send>);
 
+    /// Replaces whatever the task produced with `err` (a task that forgot
+    /// children fails with `StillHasChildren` whatever it returned). The
+    /// result it replaces is dropped here: the caller catches a panic.
+    ///
+    /// # Safety
+    /// As for [`Body::poll`].
+    unsafe fn store_error(&self, err: Error);
+
     /// Drops the future (or the closure that would build it), keeping any
     /// stored result. Called before the worker lets go of the task.
     ///
@@ -174,11 +182,19 @@ where
 
     unsafe fn store_panic(&self, payload: Box<dyn Any + Send>) {
         // SAFETY: forwarded contract.
+        unsafe { self.store_error(Error::Panicked(PanicPayload::new(payload))) }
+    }
+
+    unsafe fn store_error(&self, err: Error) {
+        // SAFETY: forwarded contract.
         unsafe { self.drop_future() };
-        let err = Error::Panicked(PanicPayload::new(payload));
         // SAFETY: the caller has exclusive access (the module's protocol).
-        self.stage
-            .with_mut(|stage| unsafe { *stage = Stage::Done(Err(err)) });
+        let previous = self
+            .stage
+            .with_mut(|stage| unsafe { std::mem::replace(&mut *stage, Stage::Done(Err(err))) });
+        // Dropped once the error is in place, so a panicking destructor
+        // cannot lose it.
+        drop(previous);
     }
 
     unsafe fn drop_future(&self) {

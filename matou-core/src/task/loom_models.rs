@@ -110,7 +110,7 @@ fn a_detached_result_is_dropped_once() {
                 t2.drop_result();
             }
         });
-        if task.state.detach() == Detached::DropResultHere {
+        if task.state.detach(false) == Detached::DropResultHere {
             task.drop_result();
         }
         worker.join().unwrap();

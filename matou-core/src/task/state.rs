@@ -11,6 +11,7 @@
 //! | `TERMINATED` | its worker, once the future is dropped and the result stored | never |
 //! | `JOIN_WAKER` | the parent, after writing its waker in the header's waiter slot | the parent, before rewriting it; only while not `TERMINATED` |
 //! | `DETACHED`   | the promise, when it is dropped with its result untaken | never |
+//! | `ABANDONED`  | the promise, with `DETACHED`, when it is dropped while being awaited (its await was cut short: a timeout, a race loser) | never |
 //!
 //! Transitions:
 //!
@@ -37,6 +38,10 @@
 //! - `DETACHED` decides who drops a result nobody took: whichever of the
 //!   promise's `detach` and the worker's `terminate` comes second sees the
 //!   other's bit and drops it; the first leaves it alone. So exactly one does.
+//! - `ABANDONED` tells the parent's worker, when the parent returns, that
+//!   this child was not forgotten: its promise was polled and then dropped
+//!   (which also requested its cancellation), so the parent only waits for
+//!   its end. A child still in the table without it is forgotten.
 
 use crate::loom::sync::atomic::{AtomicUsize, Ordering};
 use crate::waker_cell::StateWord;
@@ -47,6 +52,7 @@ const CANCEL: usize = 1 << 1;
 pub(crate) const TERMINATED: usize = 1 << 2;
 pub(crate) const JOIN_WAKER: usize = 1 << 3;
 const DETACHED: usize = 1 << 4;
+const ABANDONED: usize = 1 << 5;
 
 /// The atomic state word of one task (see the module docs).
 pub(crate) struct State(AtomicUsize);
@@ -152,13 +158,25 @@ impl State {
 
     /// The promise is dropped with its result untaken (see the module
     /// invariants for who then drops the result).
-    pub(crate) fn detach(&self) -> Detached {
-        let prev = self.0.fetch_or(DETACHED, Ordering::AcqRel);
+    /// `abandoned`: the promise was being awaited (see `ABANDONED`).
+    pub(crate) fn detach(&self, abandoned: bool) -> Detached {
+        let bits = if abandoned {
+            DETACHED | ABANDONED
+        } else {
+            DETACHED
+        };
+        let prev = self.0.fetch_or(bits, Ordering::AcqRel);
         if prev & TERMINATED != 0 {
             Detached::DropResultHere
         } else {
             Detached::WorkerDropsIt
         }
+    }
+
+    /// Whether the promise was dropped while being awaited (see
+    /// `ABANDONED`): the parent owes this child a wait, not an await.
+    pub(crate) fn is_abandoned(&self) -> bool {
+        self.0.load(Ordering::Acquire) & ABANDONED != 0
     }
 
     pub(crate) fn is_terminated(&self) -> bool {
@@ -205,6 +223,7 @@ impl fmt::Debug for State {
             (TERMINATED, "TERMINATED"),
             (JOIN_WAKER, "JOIN_WAKER"),
             (DETACHED, "DETACHED"),
+            (ABANDONED, "ABANDONED"),
         ] {
             if bits & bit != 0 {
                 flags.entry(&format_args!("{name}"));
