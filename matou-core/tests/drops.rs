@@ -61,6 +61,14 @@ fn a_promise_dropped_mid_await_cancels_its_child_before_the_parent_ends() {
                 // The promise loses the race: polled, then dropped with it.
                 let lost = matches!(race(pin!(child), pin!(yield_now())).await, Either::Right(()));
                 assert!(lost);
+                // The drop itself cancelled the child: it ends while its
+                // parent still runs, not only at the parent's end.
+                let mut yields = 0;
+                while d2.load(Ordering::SeqCst) == 0 && yields < 100_000 {
+                    yield_now().await;
+                    yields += 1;
+                }
+                assert_eq!(d2.load(Ordering::SeqCst), 1, "cancelled at the drop");
                 "parent done"
             });
             assert_eq!(parent.await.unwrap(), "parent done");
