@@ -192,6 +192,25 @@ impl<T> Promise<T> {
         matches!(self.handle.get(), Handle::Live | Handle::Awaiting)
     }
 
+    /// How `await_one` ranks a promise that would not wait: 2 when its child
+    /// succeeded, 1 when it failed (or the await would fail at once), `None`
+    /// when awaiting it would wait.
+    pub(crate) fn readiness(&self) -> Option<u8> {
+        if !self.is_unsettled() || self.check_parent().is_err() {
+            return Some(1);
+        }
+        if !self.header.state.is_terminated() {
+            return None;
+        }
+        // SAFETY: `TERMINATED` was observed (`Acquire`), the current task is
+        // the parent and the promise is unsettled, so the result is this
+        // promise's and only read here.
+        Some(match unsafe { self.header.body.succeeded() } {
+            Some(true) => 2,
+            _ => 1,
+        })
+    }
+
     /// Requests cancellation without waiting (used to cancel many at once).
     pub(crate) fn start_cancel(&self) {
         if self.is_unsettled() && self.check_parent().is_ok() {

@@ -59,7 +59,10 @@ fn a_promise_dropped_mid_await_cancels_its_child_before_the_parent_ends() {
                     yield_now().await;
                 }
                 // The promise loses the race: polled, then dropped with it.
-                let lost = matches!(race(pin!(child), pin!(yield_now())).await, Either::Right(()));
+                let lost = matches!(
+                    race(pin!(child), pin!(yield_now())).await,
+                    Either::Right(())
+                );
                 assert!(lost);
                 // The drop itself cancelled the child: it ends while its
                 // parent still runs, not only at the parent's end.
@@ -130,7 +133,11 @@ fn a_forgotten_child_fails_its_parent_with_its_spawn_site_not_the_run() {
                 }
                 other => panic!("expected StillHasChildren, got {other:?}"),
             }
-            assert_eq!(d.load(Ordering::SeqCst), 1, "the forgotten child was cancelled");
+            assert_eq!(
+                d.load(Ordering::SeqCst),
+                1,
+                "the forgotten child was cancelled"
+            );
             assert_eq!(live_tasks(), before);
         });
     }
@@ -188,7 +195,10 @@ fn the_main_future_forgetting_a_child_fails_run_after_cancelling_it() {
                 let _ = pending_child(extra, &d);
             })
             .unwrap_err();
-        assert!(matches!(err, Error::StillHasChildren { children: 1, .. }), "{err}");
+        assert!(
+            matches!(err, Error::StillHasChildren { children: 1, .. }),
+            "{err}"
+        );
         assert_eq!(drops.load(Ordering::SeqCst), 1);
     }
 }

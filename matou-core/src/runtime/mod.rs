@@ -258,6 +258,12 @@ pub fn run<F: Future + 'static>(future: F) -> F::Output {
     Builder::new().run(future)
 }
 
+/// A pseudo-random number below `n` from this worker's generator (0 off a
+/// worker thread).
+pub(crate) fn random_below(n: usize) -> usize {
+    context::with_worker(|w| w.random_below(n)).unwrap_or(0)
+}
+
 /// The worker the calling task runs on.
 ///
 /// # Panics

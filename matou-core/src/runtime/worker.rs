@@ -91,6 +91,9 @@ pub(crate) struct Worker {
     signals: RefCell<Vec<Signal>>,
     cancelled: RefCell<Vec<Uid>>,
     remote: RefCell<Vec<Remote>>,
+    /// xorshift64 state, seeded per worker: `await_one`'s choice among
+    /// promises that finished together.
+    rng: Cell<u64>,
 }
 
 impl Worker {
@@ -109,7 +112,19 @@ impl Worker {
             signals: RefCell::new(Vec::new()),
             cancelled: RefCell::new(Vec::new()),
             remote: RefCell::new(Vec::new()),
+            rng: Cell::new(seed_for(index)),
         }
+    }
+
+    /// A pseudo-random number below `n` (`n > 0`); cheap, not for secrets.
+    pub(crate) fn random_below(&self, n: usize) -> usize {
+        let mut x = self.rng.get();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.rng.set(x);
+        // The high bits are the better ones; the bias for small n is nil.
+        ((u128::from(x) * n as u128) >> 64) as usize
     }
 
     pub(crate) fn current(&self) -> Option<Current> {
@@ -485,6 +500,16 @@ impl Worker {
         }
         self.events.borrow_mut().finalize();
     }
+}
+
+/// A non-zero seed that differs per worker and per run.
+fn seed_for(index: usize) -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos() as u64);
+    let x =
+        (index as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ nanos ^ crate::task::next_unique();
+    x | 1
 }
 
 /// Drops a task's future, keeping a panicking destructor from unwinding into

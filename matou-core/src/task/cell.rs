@@ -141,6 +141,14 @@ pub(crate) trait Body: Send + Sync + 'static {
     /// the result up), on the task's own thread.
     unsafe fn drop_result(&self);
 
+    /// Whether the stored result is a success (`None`: no result stored),
+    /// without taking it; `await_one` prefers successes.
+    ///
+    /// # Safety
+    /// As for [`TaskCell::take`]: after `TERMINATED`, by the party the result
+    /// belongs to.
+    unsafe fn succeeded(&self) -> Option<bool>;
+
     /// The raw-waker vtable for tasks with this body.
     fn waker_vtable(&self) -> &'static RawWakerVTable;
 }
@@ -210,6 +218,16 @@ where
     unsafe fn drop_result(&self) {
         // SAFETY: forwarded contract: the promise gave the result up.
         drop(unsafe { self.take() });
+    }
+
+    unsafe fn succeeded(&self) -> Option<bool> {
+        self.stage.with_mut(|stage| {
+            // SAFETY: the caller has exclusive access (the module's protocol).
+            match unsafe { &*stage } {
+                Stage::Done(result) => Some(result.is_ok()),
+                _ => None,
+            }
+        })
     }
 
     fn waker_vtable(&self) -> &'static RawWakerVTable {
