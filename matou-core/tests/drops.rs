@@ -119,7 +119,7 @@ fn a_forgotten_child_fails_its_parent_with_its_spawn_site_not_the_run() {
             let d2 = d.clone();
             let line = line!() + 2;
             let parent = spawn(async move {
-                let _ = pending_child(extra, &d2);
+                drop(pending_child(extra, &d2)); // forgotten: never polled
                 "returned anyway"
             });
             match parent.await {
@@ -192,7 +192,7 @@ fn the_main_future_forgetting_a_child_fails_run_after_cancelling_it() {
         let d = drops.clone();
         let err = builder(extra)
             .try_run(async move {
-                let _ = pending_child(extra, &d);
+                drop(pending_child(extra, &d)); // forgotten: never polled
             })
             .unwrap_err();
         assert!(
