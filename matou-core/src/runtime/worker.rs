@@ -35,8 +35,10 @@
 //!
 //! `terminate` removes the slot, sets `TERMINATED`, then (`settle_end`) drops
 //! the result if the promise was dropped first and wakes whoever awaits the
-//! promise, wakes the parent if the parent is cancelling (it is waiting for
-//! its children), and runs the exit hook (orphans).
+//! promise, counts the task out of its parent's unfinished children (waking
+//! the parent if it is cancelling and this was the last one: a cancelling
+//! task with n children is woken once, not n times, and never scans them),
+//! and runs the exit hook (orphans).
 
 use super::shared::{Remote, Shared};
 use crate::error::Error;
@@ -74,7 +76,6 @@ pub(crate) struct Slot {
     /// `children.len()` at which `add_child` next prunes the abandoned
     /// children that have ended (doubling, so pruning is amortised O(1)).
     prune_at: usize,
-    cancelling: bool,
 }
 
 /// The smallest table `add_child` bothers to prune.
@@ -150,7 +151,6 @@ impl Worker {
             pollable: true,
             children: Slab::new(),
             prune_at: PRUNE_MIN,
-            cancelling: false,
         });
         header.slot.store(key, Ordering::Relaxed);
         self.run_queue.borrow_mut().push_back(header);
@@ -160,6 +160,7 @@ impl Worker {
     pub(crate) fn add_child(&self, parent: Current, child: TaskRef) -> usize {
         let mut tasks = self.tasks.borrow_mut();
         let slot = &mut tasks[parent.key];
+        slot.header.child_spawned();
         if slot.children.len() >= slot.prune_at {
             slot.children
                 .retain(|_, c| !(c.state.is_abandoned() && c.state.is_terminated()));
@@ -339,7 +340,7 @@ impl Worker {
             if !Arc::ptr_eq(&slot.header, &header) {
                 return;
             }
-            if snapshot.cancel_requested() || slot.cancelling {
+            if snapshot.cancel_requested() || header.is_cancelling() {
                 drop(tasks);
                 self.advance_cancel(key);
                 return;
@@ -404,7 +405,7 @@ impl Worker {
                 tasks = self.tasks.borrow_mut();
             }
             let slot = &tasks[key];
-            if slot.children.iter().all(|(_, c)| c.state.is_terminated()) {
+            if slot.header.children_all_ended() {
                 drop(tasks);
                 self.terminate(key);
                 return;
@@ -421,22 +422,23 @@ impl Worker {
     /// they have all terminated, drop its future and terminate it.
     fn advance_cancel(&self, key: usize) {
         let to_cancel: Vec<TaskRef> = {
-            let mut tasks = self.tasks.borrow_mut();
-            let slot = &mut tasks[key];
-            if slot.cancelling {
-                Vec::new()
-            } else {
-                slot.cancelling = true;
+            let tasks = self.tasks.borrow();
+            let slot = &tasks[key];
+            if slot.header.start_cancelling() {
                 slot.children.iter().map(|(_, c)| c.clone()).collect()
+            } else {
+                Vec::new()
             }
         };
         for child in to_cancel {
             child.request_cancel();
         }
+        // O(1) per wake: a count, not a scan of the children (the last one
+        // to end schedules this task again).
         let header = {
             let mut tasks = self.tasks.borrow_mut();
             let slot = &mut tasks[key];
-            if !slot.children.iter().all(|(_, c)| c.state.is_terminated()) {
+            if !slot.header.children_all_ended() {
                 return;
             }
             slot.pollable = false;
@@ -461,9 +463,7 @@ impl Worker {
         self.shared.task_gone(self.index);
         settle_end(&header);
         if let Some(parent) = &header.parent {
-            if parent.state.cancel_requested() {
-                parent.schedule();
-            }
+            parent.child_terminated();
         }
         if let Some((hook, k)) = &header.exit_hook {
             hook.task_exited(*k, header.id);

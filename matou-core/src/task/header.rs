@@ -19,7 +19,7 @@
 //! waking a waker costs what an `Arc` clone costs, and no allocation.
 
 use super::cell::Body;
-use super::state::{Notify, State};
+use super::state::{ChildCount, Notify, State};
 use super::waiter::WaiterSlot;
 use super::TaskId;
 use crate::loom::sync::atomic::{AtomicUsize, Ordering};
@@ -49,6 +49,9 @@ pub(crate) struct Header<B: ?Sized = dyn Body> {
     /// The waker of whoever awaits or cancels the promise.
     pub(crate) waiter: WaiterSlot,
     pub(crate) exit_hook: Option<(Arc<dyn ExitHook>, usize)>,
+    /// How many children have not terminated, and whether the task is
+    /// cancelling (waiting for them).
+    children: ChildCount,
     /// The future and then the result; last, so the header can be unsized.
     pub(crate) body: B,
 }
@@ -75,6 +78,7 @@ impl<B: Body> Header<B> {
             spawned_at,
             waiter: WaiterSlot::new(),
             exit_hook,
+            children: ChildCount::new(),
             body,
         }
     }
@@ -95,6 +99,35 @@ impl Header {
         if self.state.request_cancel() == Notify::Enqueue {
             crate::runtime::enqueue(self.clone());
         }
+    }
+
+    /// A child was spawned (by this task's worker).
+    pub(crate) fn child_spawned(&self) {
+        self.children.spawned();
+    }
+
+    /// Called by a child's worker once the child has terminated: schedules
+    /// this task if it is cancelling and that was its last child.
+    pub(crate) fn child_terminated(self: &Arc<Self>) {
+        if self.children.terminated() {
+            self.schedule();
+        }
+    }
+
+    /// Records that the task is cancelling; returns whether this is the
+    /// first time (the caller then cancels the children). Its worker only.
+    pub(crate) fn start_cancelling(&self) -> bool {
+        self.children.start_cancelling()
+    }
+
+    /// Whether the task is cancelling (see `start_cancelling`).
+    pub(crate) fn is_cancelling(&self) -> bool {
+        self.children.is_cancelling()
+    }
+
+    /// Whether every child has terminated.
+    pub(crate) fn children_all_ended(&self) -> bool {
+        self.children.all_ended()
     }
 
     pub(crate) fn slot(&self) -> usize {

@@ -145,10 +145,6 @@ impl State {
         self.0.fetch_or(CANCEL, Ordering::AcqRel);
     }
 
-    pub(crate) fn cancel_requested(&self) -> bool {
-        self.0.load(Ordering::Acquire) & CANCEL != 0
-    }
-
     /// Publishes the end of the task (see the module invariants), and says
     /// what the worker still owes: waking the parent, dropping a result the
     /// promise gave up.
@@ -230,5 +226,56 @@ impl fmt::Debug for State {
             }
         }
         flags.finish()
+    }
+}
+
+/// A task's unfinished children and its "cancelling" flag, in one word: how
+/// a cancelling task waits for its children without scanning them.
+///
+/// The count (the bits above `CANCELLING`) is incremented by the task's
+/// worker at each spawn and decremented by each child's worker when the
+/// child terminates; `CANCELLING` is set once, by the task's worker, and is
+/// the one record of "this task waits for its children to end" (cancelled,
+/// panicked, or returned with live children). One word, so the read-modify-
+/// writes are totally ordered: either the last child's decrement sees
+/// `CANCELLING` and schedules the task, or the task's later load sees 0 (or
+/// both: a spurious run of an ended task is harmless). So the wait costs
+/// O(1) per wake and one wake, whatever the number of children. Modelled in
+/// `loom_models::last_child_wakes_its_cancelling_parent`.
+pub(crate) struct ChildCount(AtomicUsize);
+
+const CANCELLING: usize = 1;
+const ONE_CHILD: usize = 2;
+
+impl ChildCount {
+    pub(crate) fn new() -> ChildCount {
+        ChildCount(AtomicUsize::new(0))
+    }
+
+    pub(crate) fn spawned(&self) {
+        self.0.fetch_add(ONE_CHILD, Ordering::Relaxed);
+    }
+
+    /// A child terminated; returns whether the task must be scheduled (it
+    /// is cancelling and that was its last child).
+    #[must_use]
+    pub(crate) fn terminated(&self) -> bool {
+        let before = self.0.fetch_sub(ONE_CHILD, Ordering::AcqRel);
+        before == ONE_CHILD | CANCELLING
+    }
+
+    /// Returns whether the task was not cancelling before.
+    #[must_use]
+    pub(crate) fn start_cancelling(&self) -> bool {
+        self.0.fetch_or(CANCELLING, Ordering::AcqRel) & CANCELLING == 0
+    }
+
+    pub(crate) fn is_cancelling(&self) -> bool {
+        self.0.load(Ordering::Relaxed) & CANCELLING != 0
+    }
+
+    /// `Acquire`: seeing 0 means seeing every child's end.
+    pub(crate) fn all_ended(&self) -> bool {
+        self.0.load(Ordering::Acquire) < ONE_CHILD
     }
 }
