@@ -4,8 +4,11 @@
 //! Three promises:
 //! 1. **Tasks are resources.** Every task is a child of the task that spawned
 //!    it and must be awaited or cancelled before its parent returns; a task that
-//!    returns with live children aborts the run ([`Error::StillHasChildren`]).
-//!    Background work goes through [`Orphans`].
+//!    returns having forgotten children fails with [`Error::StillHasChildren`]
+//!    (they are cancelled first), a failure its parent sees like a panic; a
+//!    promise dropped while being awaited cancels its child, and the parent
+//!    waits for it (the rules are on [`Promise`]). Background work goes through
+//!    [`Orphans`].
 //! 2. **Placement is explicit.** [`spawn`] runs a task on the current worker,
 //!    [`call`] on another one, [`parallel`] one per item over the others; dom0
 //!    (the thread that called [`run`]) never receives parallel work. Tasks
