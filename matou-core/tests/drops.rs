@@ -225,3 +225,45 @@ fn awaiting_a_spent_promise_gives_already_taken_and_a_stranger_gets_not_a_child(
         });
     }
 }
+
+#[test]
+fn a_server_whose_handler_forgets_a_child_logs_that_connection_and_keeps_serving() {
+    for extra in [0, 2] {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let d = drops.clone();
+        let (served, errors) = builder(extra).run(async move {
+            let before = live_tasks();
+            let orphans = Orphans::new();
+            let (mut served, mut errors) = (0, Vec::new());
+            let mut log = |r: Result<u32, Error>| match r {
+                Ok(_) => served += 1,
+                Err(e) => errors.push(e.to_string()),
+            };
+            for conn in 0..8u32 {
+                while let Care::Ready(p) = orphans.care().unwrap() {
+                    log(p.await);
+                }
+                let d = d.clone();
+                orphans
+                    .spawn(async move {
+                        let helper = pending_child(extra, &d);
+                        if conn == 5 {
+                            return conn; // forgets `helper`
+                        }
+                        helper.cancel().await.unwrap();
+                        conn
+                    })
+                    .unwrap();
+            }
+            while let Some(p) = orphans.get().await.unwrap() {
+                log(p.await);
+            }
+            assert_eq!(d.load(Ordering::SeqCst), 8);
+            assert_eq!(live_tasks(), before);
+            (served, errors)
+        });
+        assert_eq!(served, 7, "extra {extra}");
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].contains("drops.rs"), "{}", errors[0]);
+    }
+}
