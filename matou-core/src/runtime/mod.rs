@@ -16,6 +16,7 @@
 
 pub(crate) mod context;
 pub(crate) mod inbox;
+mod lifecycle;
 mod padded;
 pub(crate) mod shared;
 pub(crate) mod worker;

@@ -7,41 +7,11 @@
 //! user code (polling a future, dropping one, `select`), because user code
 //! re-enters the worker (spawn, wake, syscall).
 //!
-//! The life of a task on its worker:
-//!
-//! ```text
-//!  dequeued ─┬─ CANCEL bit or already cancelling ─> advance_cancel:
-//!            │      first time: request cancel of every live child;
-//!            │      once every child has TERMINATED: drop the future, terminate
-//!            └─ else, if `pollable`, poll the future (panics caught):
-//!                 Pending  -> pollable again
-//!                 Ready    -> forgotten children (not ABANDONED): the result
-//!                             is replaced by Err(StillHasChildren)
-//!                             then no live child: terminate
-//!                             live children (abandoned or forgotten): set
-//!                             CANCEL on itself, cancel them, and terminate
-//!                             once they all have (keeping the result)
-//!                 panicked -> no live child: terminate with Panicked
-//!                             live children: set CANCEL on itself, cancel them,
-//!                             and terminate once they all have (still Panicked)
-//! ```
-//!
-//! A child whose promise was dropped while being awaited (`ABANDONED`) was
-//! cancelled by that drop; it stays in the table so that the parent's end
-//! waits for it, and is pruned from the table once it has terminated (by the
-//! promise's drop when the child had already ended, else in batches by
-//! `add_child`, so a long-lived parent's table stays as big as its live
-//! children).
-//!
-//! `terminate` removes the slot, sets `TERMINATED`, then (`settle_end`) drops
-//! the result if the promise was dropped first and wakes whoever awaits the
-//! promise, counts the task out of its parent's unfinished children (waking
-//! the parent if it is cancelling and this was the last one: a cancelling
-//! task with n children is woken once, not n times, and never scans them),
-//! and runs the exit hook (orphans).
+//! The end of a task's life (cancel, finish, terminate) is in
+//! [`super::lifecycle`].
 
+use super::lifecycle::{drop_future_quietly, settle_end};
 use super::shared::{Remote, Shared};
-use crate::error::Error;
 use crate::loom::sync::atomic::Ordering;
 use crate::loom::sync::Arc;
 use crate::seam::{EventSource, Signal, Uid};
@@ -70,12 +40,12 @@ pub(crate) struct Slot {
     pub(crate) header: TaskRef,
     /// Whether the task's future may be polled: false while it is being
     /// polled, and once it has returned or been dropped.
-    pollable: bool,
+    pub(super) pollable: bool,
     /// Children neither awaited nor cancelled yet.
     pub(crate) children: Slab<TaskRef>,
     /// `children.len()` at which `add_child` next prunes the abandoned
     /// children that have ended (doubling, so pruning is amortised O(1)).
-    prune_at: usize,
+    pub(super) prune_at: usize,
 }
 
 /// The smallest table `add_child` bothers to prune.
@@ -90,7 +60,7 @@ pub(crate) struct Worker {
     pub(crate) syscalls: RefCell<Syscalls>,
     events: RefCell<Box<dyn EventSource>>,
     signals: RefCell<Vec<Signal>>,
-    cancelled: RefCell<Vec<Uid>>,
+    pub(super) cancelled: RefCell<Vec<Uid>>,
     remote: RefCell<Vec<Remote>>,
     /// xorshift64 state, seeded per worker: `await_one`'s choice among
     /// promises that finished together.
@@ -303,7 +273,7 @@ impl Worker {
         }
     }
 
-    fn select(&self, block: bool) {
+    pub(super) fn select(&self, block: bool) {
         let cancelled = std::mem::take(&mut *self.cancelled.borrow_mut());
         let mut signals = std::mem::take(&mut *self.signals.borrow_mut());
         self.events
@@ -342,7 +312,7 @@ impl Worker {
             }
             if snapshot.cancel_requested() || header.is_cancelling() {
                 drop(tasks);
-                self.advance_cancel(key);
+                self.advance_cancel(key).check(self, key);
                 return;
             }
             if !slot.pollable {
@@ -363,110 +333,14 @@ impl Worker {
             Ok(Poll::Pending) => {
                 self.tasks.borrow_mut()[key].pollable = true;
             }
-            Ok(Poll::Ready(())) => self.finished(key, false),
+            Ok(Poll::Ready(())) => self.finished(key, false).check(self, key),
             Err(payload) => {
                 // SAFETY: as for `poll` above.
                 let _ = catch_unwind(AssertUnwindSafe(|| unsafe {
                     header.body.store_panic(payload)
                 }));
-                self.finished(key, true);
+                self.finished(key, true).check(self, key);
             }
-        }
-    }
-
-    /// The task's future has returned (or panicked); see the module docs.
-    fn finished(&self, key: usize, panicked: bool) {
-        let mut tasks = self.tasks.borrow_mut();
-        let slot = &mut tasks[key];
-        if slot.children.is_empty() {
-            drop(tasks);
-            self.terminate(key);
-            return;
-        }
-        if !panicked {
-            let spawn_sites: Vec<_> = slot
-                .children
-                .iter()
-                .filter(|(_, c)| !c.state.is_abandoned())
-                .map(|(_, c)| c.spawned_at)
-                .collect();
-            if let Some(&first_child) = spawn_sites.first() {
-                let err = Error::StillHasChildren {
-                    task: slot.header.spawned_at,
-                    children: spawn_sites.len(),
-                    first_child,
-                    spawn_sites,
-                };
-                let header = slot.header.clone();
-                drop(tasks);
-                // SAFETY: this is the task's worker, the task has not
-                // terminated and is not being polled (it just returned).
-                let _ = catch_unwind(AssertUnwindSafe(|| unsafe { header.body.store_error(err) }));
-                tasks = self.tasks.borrow_mut();
-            }
-            let slot = &tasks[key];
-            if slot.header.children_all_ended() {
-                drop(tasks);
-                self.terminate(key);
-                return;
-            }
-        }
-        // Children still run: they are cancelled (a failed or finished task
-        // owes none of them a result), and the task ends after them.
-        tasks[key].header.state.set_cancel();
-        drop(tasks);
-        self.advance_cancel(key);
-    }
-
-    /// Moves a cancelled task forward: cancel its children once, then, when
-    /// they have all terminated, drop its future and terminate it.
-    fn advance_cancel(&self, key: usize) {
-        let to_cancel: Vec<TaskRef> = {
-            let tasks = self.tasks.borrow();
-            let slot = &tasks[key];
-            if slot.header.start_cancelling() {
-                slot.children.iter().map(|(_, c)| c.clone()).collect()
-            } else {
-                Vec::new()
-            }
-        };
-        for child in to_cancel {
-            child.request_cancel();
-        }
-        // O(1) per wake: a count, not a scan of the children (the last one
-        // to end schedules this task again).
-        let header = {
-            let mut tasks = self.tasks.borrow_mut();
-            let slot = &mut tasks[key];
-            if !slot.header.children_all_ended() {
-                return;
-            }
-            slot.pollable = false;
-            slot.header.clone()
-        };
-        drop_future_quietly(&header);
-        // The syscalls the future held are now cancelled: tell the event source
-        // before the canceller is released, so that when `cancel` returns the
-        // system side has forgotten them too (registrations, timers).
-        if !self.cancelled.borrow().is_empty() {
-            self.select(false);
-        }
-        self.terminate(key);
-    }
-
-    fn terminate(&self, key: usize) {
-        let slot = self.tasks.borrow_mut().remove(key);
-        let Slot {
-            header, children, ..
-        } = slot;
-        drop(children);
-        self.shared.task_gone(self.index);
-        settle_end(&header);
-        if let Some(parent) = &header.parent {
-            parent.child_terminated();
-        }
-        if let Some((hook, k)) = &header.exit_hook {
-            hook.task_exited(*k, header.id);
         }
     }
 
@@ -510,32 +384,4 @@ fn seed_for(index: usize) -> u64 {
     let x =
         (index as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ nanos ^ crate::task::next_unique();
     x | 1
-}
-
-/// Drops a task's future, keeping a panicking destructor from unwinding into
-/// the worker loop.
-///
-/// Only for this worker's tasks that have not terminated yet.
-fn drop_future_quietly(task: &TaskRef) {
-    // SAFETY: the caller is the task's worker and the task has not terminated
-    // (the contract above); the task is not being polled (a worker polls one
-    // task at a time and never calls this from inside a poll).
-    let _ = catch_unwind(AssertUnwindSafe(|| unsafe { task.body.drop_future() }));
-}
-
-/// Publishes a task's end (`TERMINATED`) and does what that leaves to the
-/// worker: drop a result whose promise is gone, wake a parent that waits.
-/// On the task's worker, once its future is dropped.
-fn settle_end(task: &TaskRef) {
-    let ended = task.state.terminate();
-    if ended.result_unclaimed() {
-        // SAFETY: `terminate` saw `DETACHED`: the promise gave the result up
-        // before the end, so it is ours, and this is the task's thread.
-        let _ = catch_unwind(AssertUnwindSafe(|| unsafe { task.body.drop_result() }));
-    }
-    if ended.wake_parent() {
-        // SAFETY: we are the task's worker and `terminate` saw the parent's
-        // waker published.
-        unsafe { task.waiter.wake() };
-    }
 }
