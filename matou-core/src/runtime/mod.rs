@@ -21,7 +21,7 @@ mod padded;
 pub(crate) mod shared;
 pub(crate) mod worker;
 
-pub(crate) use shared::{enqueue, Shared};
+pub(crate) use shared::Shared;
 
 use crate::error::Error;
 use crate::seam::{EventSource, ParkingEventSource};

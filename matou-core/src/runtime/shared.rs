@@ -170,13 +170,14 @@ impl Shared {
     }
 }
 
-/// Puts a woken task on its worker's queue: the local queue when the caller is
-/// that worker's thread, else the worker's inbox.
-pub(crate) fn enqueue(header: TaskRef) {
-    let mut header = Some(header);
-    super::context::with_worker(|w| w.enqueue_if_local(&mut header));
-    let Some(header) = header else { return };
-    let shared = header.shared.clone();
-    let index = header.worker;
-    shared.push_remote(index, Remote::Wake(header));
+impl crate::task::Scheduler for Shared {
+    /// The local queue when the caller is the task's worker's thread, else
+    /// the worker's inbox.
+    fn enqueue(&self, task: TaskRef) {
+        let mut task = Some(task);
+        super::context::with_worker(|w| w.enqueue_if_local(&mut task));
+        let Some(task) = task else { return };
+        let index = task.worker;
+        self.push_remote(index, Remote::Wake(task));
+    }
 }

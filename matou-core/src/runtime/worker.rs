@@ -105,7 +105,7 @@ impl Worker {
     /// Pushes `header` on the local queue if this worker owns it.
     pub(crate) fn enqueue_if_local(&self, header: &mut Option<TaskRef>) {
         if let Some(h) = header {
-            if h.worker == self.index && Arc::ptr_eq(&h.shared, &self.shared) {
+            if h.worker == self.index && same_run(h, &self.shared) {
                 self.run_queue
                     .borrow_mut()
                     .push_back(header.take().expect("checked"));
@@ -384,4 +384,10 @@ fn seed_for(index: usize) -> u64 {
     let x =
         (index as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ nanos ^ crate::task::next_unique();
     x | 1
+}
+
+/// Whether `task` belongs to the run `shared` (compared by address: the
+/// header sees its run only as a `dyn Scheduler`).
+fn same_run(task: &TaskRef, shared: &Arc<Shared>) -> bool {
+    std::ptr::addr_eq(Arc::as_ptr(&task.scheduler), Arc::as_ptr(shared))
 }

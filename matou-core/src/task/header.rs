@@ -21,10 +21,10 @@
 use super::cell::Body;
 use super::state::{ChildCount, Notify, State};
 use super::waiter::WaiterSlot;
+use super::Scheduler;
 use super::TaskId;
 use crate::loom::sync::atomic::{AtomicUsize, Ordering};
 use crate::loom::sync::Arc;
-use crate::runtime::Shared;
 use std::mem::ManuallyDrop;
 use std::panic::Location;
 use std::task::{RawWaker, RawWakerVTable, Waker};
@@ -43,7 +43,8 @@ pub(crate) struct Header<B: ?Sized = dyn Body> {
     /// Key of the task's slot in its worker's table; written and read by the
     /// owning worker's thread only (an atomic just to keep `Header: Sync`).
     pub(crate) slot: AtomicUsize,
-    pub(crate) shared: Arc<Shared>,
+    /// The run the task belongs to (its way back onto a queue).
+    pub(crate) scheduler: Arc<dyn Scheduler>,
     pub(crate) parent: Option<TaskRef>,
     pub(crate) spawned_at: &'static Location<'static>,
     /// The waker of whoever awaits or cancels the promise.
@@ -61,7 +62,7 @@ pub(crate) type TaskRef = Arc<Header>;
 
 impl<B: Body> Header<B> {
     pub(crate) fn new(
-        shared: Arc<Shared>,
+        scheduler: Arc<dyn Scheduler>,
         worker: usize,
         parent: Option<TaskRef>,
         spawned_at: &'static Location<'static>,
@@ -73,7 +74,7 @@ impl<B: Body> Header<B> {
             id: TaskId::next(),
             worker,
             slot: AtomicUsize::new(usize::MAX),
-            shared,
+            scheduler,
             parent,
             spawned_at,
             waiter: WaiterSlot::new(),
@@ -89,7 +90,7 @@ impl Header {
     /// has terminated.
     pub(crate) fn schedule(self: &Arc<Self>) {
         if self.state.notify() == Notify::Enqueue {
-            crate::runtime::enqueue(self.clone());
+            self.scheduler.enqueue(self.clone());
         }
     }
 
@@ -97,7 +98,7 @@ impl Header {
     /// that its worker notices, interrupting that worker if it sleeps.
     pub(crate) fn request_cancel(self: &Arc<Self>) {
         if self.state.request_cancel() == Notify::Enqueue {
-            crate::runtime::enqueue(self.clone());
+            self.scheduler.enqueue(self.clone());
         }
     }
 
@@ -189,7 +190,10 @@ unsafe fn wake_by_val<B: Body>(data: *const ()) {
     // SAFETY: see above; this takes over the waker's reference.
     let task: TaskRef = unsafe { Arc::from_raw(data as *const Header<B>) };
     if task.state.notify() == Notify::Enqueue {
-        crate::runtime::enqueue(task);
+        // The queue gets its own reference so that `task` keeps the
+        // scheduler alive for the call (cloning the task's count, not the
+        // run's, which every worker shares).
+        task.scheduler.enqueue(task.clone());
     }
 }
 
@@ -197,8 +201,7 @@ unsafe fn wake_by_ref<B: Body>(data: *const ()) {
     // SAFETY: see above; the reference is borrowed, not taken.
     let task = ManuallyDrop::new(unsafe { Arc::from_raw(data as *const Header<B>) });
     if task.state.notify() == Notify::Enqueue {
-        let task: TaskRef = Arc::<Header<B>>::clone(&task);
-        crate::runtime::enqueue(task);
+        task.scheduler.enqueue(Arc::<Header<B>>::clone(&task));
     }
 }
 
