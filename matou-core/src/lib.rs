@@ -37,6 +37,7 @@
 
 mod combinators;
 mod error;
+mod hooks;
 mod loom;
 mod orphans;
 mod promise;
@@ -50,12 +51,13 @@ mod waker_cell;
 
 pub use combinators::{await_all, await_first, await_one, both, race, Either, Race};
 pub use error::{Error, PanicPayload};
+pub use hooks::TaskInfo;
 pub use orphans::{Care, Orphans};
 pub use promise::{Cancel, Promise};
 pub use runtime::{
     current_worker, live_tasks, run, worker_count, Builder, WorkerId, DEFAULT_IDLE_SPIN,
 };
 pub use seam::{EventSource, Interrupt, ParkingEventSource, Signal, Uid};
-pub use spawn::{call, parallel, spawn, yield_now, YieldNow};
+pub use spawn::{call, parallel, spawn, spawn_named, yield_now, YieldNow};
 pub use syscall::{suspend, syscall, Suspend, Syscall};
 pub use task::TaskId;

@@ -157,6 +157,10 @@ impl<T> Promise<T> {
         }
     }
 
+    pub(crate) fn header(&self) -> &TaskRef {
+        &self.header
+    }
+
     /// The child task's id.
     pub fn id(&self) -> TaskId {
         self.header.id

@@ -41,6 +41,10 @@ type Factory = Arc<dyn Fn(WorkerId) -> Box<dyn EventSource> + Send + Sync>;
 pub struct WorkerId(usize);
 
 impl WorkerId {
+    pub(crate) fn new(index: usize) -> WorkerId {
+        WorkerId(index)
+    }
+
     /// 0 for dom0, then 1, 2, ... for the extra workers.
     pub fn index(self) -> usize {
         self.0
@@ -57,6 +61,7 @@ pub struct Builder {
     extra_workers: Option<usize>,
     factory: Option<Factory>,
     idle_spin: Duration,
+    poll_hooks: Option<crate::hooks::PollHooks>,
 }
 
 /// How long an idle worker keeps looking for work before it blocks in its
@@ -86,6 +91,7 @@ impl Builder {
             extra_workers: None,
             factory: None,
             idle_spin: DEFAULT_IDLE_SPIN,
+            poll_hooks: None,
         }
     }
 
@@ -102,6 +108,23 @@ impl Builder {
     /// time each time the worker runs dry. `Duration::ZERO` blocks at once.
     pub fn idle_spin(mut self, spin: Duration) -> Self {
         self.idle_spin = spin;
+        self
+    }
+
+    /// Hooks run by each worker on its own thread just before (`start`) and
+    /// just after (`stop`) it polls a task's future (Miou's `Hook`): for
+    /// tracing, profiling, or finding the task that blocks a worker. A hook
+    /// must not block; a panicking hook is caught and ignored. See
+    /// [`TaskInfo`](crate::TaskInfo) for an example.
+    pub fn on_task_poll<S, E>(mut self, start: S, stop: E) -> Self
+    where
+        S: Fn(&crate::TaskInfo<'_>) + Send + Sync + 'static,
+        E: Fn(&crate::TaskInfo<'_>) + Send + Sync + 'static,
+    {
+        self.poll_hooks = Some(crate::hooks::PollHooks {
+            start: Box::new(start),
+            stop: Box::new(stop),
+        });
         self
     }
 
@@ -162,7 +185,7 @@ impl Builder {
         let factory: Factory = self.factory.unwrap_or_else(|| {
             Arc::new(|_| Box::new(ParkingEventSource::new()) as Box<dyn EventSource>)
         });
-        let shared = Arc::new(Shared::new(extra + 1, self.idle_spin));
+        let shared = Arc::new(Shared::new(extra + 1, self.idle_spin, self.poll_hooks));
         let ready = Arc::new(Barrier::new(extra + 1));
 
         let threads: Vec<_> = (1..=extra)

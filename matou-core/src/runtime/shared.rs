@@ -49,10 +49,16 @@ pub(crate) struct Shared {
     next_call: Padded<AtomicUsize>,
     /// How long an idle worker spins before blocking (see `Builder::idle_spin`).
     pub(crate) idle_spin: Duration,
+    /// `Builder::on_task_poll`'s hooks, if any.
+    pub(crate) poll_hooks: Option<crate::hooks::PollHooks>,
 }
 
 impl Shared {
-    pub(crate) fn new(workers: usize, idle_spin: Duration) -> Shared {
+    pub(crate) fn new(
+        workers: usize,
+        idle_spin: Duration,
+        poll_hooks: Option<crate::hooks::PollHooks>,
+    ) -> Shared {
         Shared {
             workers: (0..workers)
                 .map(|_| WorkerHandle {
@@ -65,6 +71,7 @@ impl Shared {
             live: (0..workers).map(|_| Padded(AtomicUsize::new(0))).collect(),
             next_call: Padded(AtomicUsize::new(0)),
             idle_spin,
+            poll_hooks,
         }
     }
 

@@ -12,6 +12,8 @@
 
 use super::lifecycle::{drop_future_quietly, settle_end};
 use super::shared::{Remote, Shared};
+use super::WorkerId;
+use crate::hooks::TaskInfo;
 use crate::loom::sync::atomic::Ordering;
 use crate::loom::sync::Arc;
 use crate::seam::{EventSource, Signal, Uid};
@@ -320,6 +322,16 @@ impl Worker {
             }
             slot.pollable = false;
         }
+        let hooks = self.shared.poll_hooks.as_ref();
+        let info = hooks.map(|_| TaskInfo {
+            id: header.id,
+            name: header.name.get().map(|n| &**n),
+            worker: WorkerId::new(self.index),
+            spawned_at: header.spawned_at,
+        });
+        if let (Some(h), Some(info)) = (hooks, &info) {
+            let _ = catch_unwind(AssertUnwindSafe(|| (h.start)(info)));
+        }
         let previous = self.current.replace(Some(Current { key, id: header.id }));
         let result = with_waker_ref(&header, |waker| {
             let mut cx = Context::from_waker(waker);
@@ -329,6 +341,9 @@ impl Worker {
             catch_unwind(AssertUnwindSafe(|| unsafe { header.body.poll(&mut cx) }))
         });
         self.current.set(previous);
+        if let (Some(h), Some(info)) = (hooks, &info) {
+            let _ = catch_unwind(AssertUnwindSafe(|| (h.stop)(info)));
+        }
         match result {
             Ok(Poll::Pending) => {
                 self.tasks.borrow_mut()[key].pollable = true;

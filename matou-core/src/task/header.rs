@@ -47,6 +47,8 @@ pub(crate) struct Header<B: ?Sized = dyn Body> {
     pub(crate) scheduler: Arc<dyn Scheduler>,
     pub(crate) parent: Option<TaskRef>,
     pub(crate) spawned_at: &'static Location<'static>,
+    /// The name given by `spawn_named`, set before the task first runs.
+    pub(crate) name: std::sync::OnceLock<Box<str>>,
     /// The waker of whoever awaits or cancels the promise.
     pub(crate) waiter: WaiterSlot,
     pub(crate) exit_hook: Option<(Arc<dyn ExitHook>, usize)>,
@@ -77,6 +79,7 @@ impl<B: Body> Header<B> {
             scheduler,
             parent,
             spawned_at,
+            name: std::sync::OnceLock::new(),
             waiter: WaiterSlot::new(),
             exit_hook,
             children: ChildCount::new(),
