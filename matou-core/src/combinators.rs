@@ -14,7 +14,13 @@ use std::task::Poll;
 
 /// Awaits every promise, in input order, without short-circuit: one failure
 /// does not stop the others from being awaited.
+///
+/// Dropped midway, it abandons every promise it still holds (see
+/// [`Promise`]'s rules): they are cancelled, not forgotten.
 pub async fn await_all<T>(promises: Vec<Promise<T>>) -> Vec<Result<T, Error>> {
+    for p in &promises {
+        p.mark_awaited();
+    }
     let mut results = Vec::with_capacity(promises.len());
     for p in promises {
         results.push(p.await);
@@ -24,14 +30,29 @@ pub async fn await_all<T>(promises: Vec<Promise<T>>) -> Vec<Result<T, Error>> {
 
 /// Waits for the first promise to finish and returns its result with the
 /// promises that remain (still running; they must be awaited or cancelled).
-/// When several have finished, the earliest in input order wins.
+///
+/// When several have finished already, one that succeeded is preferred, and
+/// the choice among equals is random (seeded per worker), as in Miou: no
+/// position in the input is privileged. O(n) per wake-up for n promises.
+///
+/// Dropped before it returns, it abandons every promise it holds (they are
+/// cancelled, see [`Promise`]).
 ///
 /// # Panics
 /// When `promises` is empty.
 pub async fn await_one<T>(mut promises: Vec<Promise<T>>) -> (Result<T, Error>, Vec<Promise<T>>) {
     assert!(!promises.is_empty(), "await_one needs at least one promise");
+    for p in &promises {
+        p.mark_awaited();
+    }
     let (index, result) = poll_fn(|cx| {
+        if let Some(i) = pick_ready(&promises) {
+            if let Poll::Ready(r) = Pin::new(&mut promises[i]).poll(cx) {
+                return Poll::Ready((i, r));
+            }
+        }
         for (i, p) in promises.iter_mut().enumerate() {
+            // A child may end between the scan and here: then it wins.
             if let Poll::Ready(r) = Pin::new(p).poll(cx) {
                 return Poll::Ready((i, r));
             }
@@ -42,6 +63,30 @@ pub async fn await_one<T>(mut promises: Vec<Promise<T>>) -> (Result<T, Error>, V
     // The winner's promise is spent: its result is `result`.
     drop(promises.remove(index));
     (result, promises)
+}
+
+/// The index of a promise that would not wait, preferring successes and
+/// choosing uniformly among equals (reservoir sampling, one pass).
+fn pick_ready<T>(promises: &[Promise<T>]) -> Option<usize> {
+    let mut best: Option<(u8, usize)> = None;
+    let mut ties = 0usize;
+    for (i, p) in promises.iter().enumerate() {
+        let Some(rank) = p.readiness() else { continue };
+        match best {
+            Some((b, _)) if rank < b => {}
+            Some((b, _)) if rank == b => {
+                ties += 1;
+                if crate::runtime::random_below(ties) == 0 {
+                    best = Some((rank, i));
+                }
+            }
+            _ => {
+                best = Some((rank, i));
+                ties = 1;
+            }
+        }
+    }
+    best.map(|(_, i)| i)
 }
 
 /// Waits for the first promise to finish, then cancels every other one and
@@ -63,7 +108,11 @@ pub async fn await_first<T>(promises: Vec<Promise<T>>) -> Result<T, Error> {
 }
 
 /// Awaits both promises (Eio's `Fiber.both`); both always run to the end.
+///
+/// Dropped midway, it abandons both promises (they are cancelled).
 pub async fn both<A, B>(a: Promise<A>, b: Promise<B>) -> (Result<A, Error>, Result<B, Error>) {
+    a.mark_awaited();
+    b.mark_awaited();
     let ra = a.await;
     let rb = b.await;
     (ra, rb)

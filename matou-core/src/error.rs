@@ -1,7 +1,9 @@
 //! The errors of the core: what awaiting, cancelling, placing or running a task
-//! can report. Every variant is an ordinary value for the caller, except
-//! [`Error::StillHasChildren`], which aborts the whole run (Miou's rule that a task
-//! is a resource).
+//! can report. Every variant is an ordinary value for the caller.
+//! [`Error::StillHasChildren`] is how Miou's rule that a task is a resource is
+//! enforced: it is the failure of the task that forgot a child, and travels up
+//! like a panic does (its parent sees it when it awaits the promise; `run`
+//! fails with it only when the main future forgot a child).
 
 use std::any::Any;
 use std::fmt;
@@ -32,7 +34,11 @@ pub enum Error {
     /// `call` or `parallel` found no worker other than dom0 and the caller's own.
     NoDomainAvailable,
     /// A task returned while some of its children were neither awaited nor
-    /// cancelled. This aborts the whole run.
+    /// cancelled (their promises dropped unpolled, or kept past the task's
+    /// end). Those children were cancelled and awaited, and this error
+    /// replaced the task's own result: the parent's await of its promise
+    /// gives it, and [`run`](crate::run) fails with it when the task is the
+    /// main future.
     StillHasChildren {
         /// Where the offending task was spawned (or where `run` was called).
         task: &'static Location<'static>,
@@ -40,7 +46,12 @@ pub enum Error {
         children: usize,
         /// Where the first of those children was spawned.
         first_child: &'static Location<'static>,
+        /// Where each of those children was spawned, in spawn order.
+        spawn_sites: Vec<&'static Location<'static>>,
     },
+    /// The promise's result was already taken (it was awaited to the end
+    /// before); checked after [`Error::NotAChild`].
+    AlreadyTaken,
     /// An [`Orphans`](crate::Orphans) set was used by a task other than its owner.
     NotOwner,
 }
@@ -54,11 +65,12 @@ impl fmt::Display for Error {
             Error::NoDomainAvailable => {
                 f.write_str("no worker is available for parallel work (dom0 and the caller's own worker are excluded)")
             }
-            Error::StillHasChildren { task, children, first_child } => write!(
+            Error::StillHasChildren { task, children, first_child, .. } => write!(
                 f,
                 "the task spawned at {task} returned while {children} of its children were neither awaited nor cancelled (the first spawned at {first_child})"
             ),
             Error::NotOwner => f.write_str("this orphans set belongs to another task"),
+            Error::AlreadyTaken => f.write_str("this promise's result was already taken by an earlier await"),
         }
     }
 }

@@ -4,8 +4,11 @@
 //! Three promises:
 //! 1. **Tasks are resources.** Every task is a child of the task that spawned
 //!    it and must be awaited or cancelled before its parent returns; a task that
-//!    returns with live children aborts the run ([`Error::StillHasChildren`]).
-//!    Background work goes through [`Orphans`].
+//!    returns having forgotten children fails with [`Error::StillHasChildren`]
+//!    (they are cancelled first), a failure its parent sees like a panic; a
+//!    promise dropped while being awaited cancels its child, and the parent
+//!    waits for it (the rules are on [`Promise`]). Background work goes through
+//!    [`Orphans`].
 //! 2. **Placement is explicit.** [`spawn`] runs a task on the current worker,
 //!    [`call`] on another one, [`parallel`] one per item over the others; dom0
 //!    (the thread that called [`run`]) never receives parallel work. Tasks
@@ -39,6 +42,7 @@
 
 mod combinators;
 mod error;
+mod hooks;
 mod loom;
 mod orphans;
 mod promise;
@@ -53,6 +57,7 @@ mod waker_cell;
 
 pub use combinators::{await_all, await_first, await_one, both, race, Either, Race};
 pub use error::{Error, PanicPayload};
+pub use hooks::TaskInfo;
 pub use orphans::{Care, Orphans, OrphansHandle, Refused, RefusedReason};
 pub use promise::{Cancel, Promise};
 pub use runtime::{
@@ -60,6 +65,6 @@ pub use runtime::{
 };
 pub use seam::{EventSource, Interrupt, ParkingEventSource, Signal, Uid};
 pub use select::{race_all, RaceAll};
-pub use spawn::{call, parallel, spawn, yield_now, YieldNow};
+pub use spawn::{call, parallel, spawn, spawn_named, yield_now, YieldNow};
 pub use syscall::{suspend, syscall, Suspend, Syscall};
 pub use task::TaskId;

@@ -39,6 +39,26 @@ where
     })
 }
 
+/// Like [`spawn`], with a name that poll hooks (and logs) see in
+/// [`TaskInfo::name`](crate::TaskInfo).
+///
+/// # Panics
+/// Outside a matou task.
+#[track_caller]
+pub fn spawn_named<F>(name: impl Into<Box<str>>, future: F) -> Promise<F::Output>
+where
+    F: Future + 'static,
+{
+    let at = Location::caller();
+    let name = name.into();
+    context::with_current("matou::spawn_named", |w, cur| {
+        let promise = spawn_local(w, cur, future, at, None);
+        // The task is queued, not run: it has its name before its first poll.
+        let _ = promise.header().name.set(name);
+        promise
+    })
+}
+
 /// Runs the future that `make` builds as a new child task on another worker,
 /// in parallel with its parent. `make` runs on that worker, so the future it
 /// returns need not be `Send`; only its output crosses back.

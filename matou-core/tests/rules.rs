@@ -141,6 +141,7 @@ fn still_has_children_on_another_worker_names_the_task() {
             .unwrap();
             p.await
         })
+        .expect("the child's failure is its own, not the run's")
         .unwrap_err();
     match err {
         Error::StillHasChildren {

@@ -26,8 +26,10 @@ fn forgotten_child_aborts_the_run() {
                 task,
                 children,
                 first_child,
+                spawn_sites,
             } => {
                 assert_eq!(children, 1);
+                assert_eq!(spawn_sites, [first_child]);
                 assert!(task.file().ends_with("seeds.rs"), "{task}");
                 assert!(first_child.file().ends_with("seeds.rs"));
             }

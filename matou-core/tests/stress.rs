@@ -1,5 +1,5 @@
-//! Randomized stress: random trees of spawn / call / await / cancel / panic on
-//! every worker, bounded in time. After each run: every task ended, every
+//! Randomized stress: random trees of spawn / call / await / cancel / panic /
+//! drop mid-await / forget on every worker, bounded in time. After each run: every task ended, every
 //! destructor ran exactly once, and the live-task count is back to one.
 
 use matou_core::*;
@@ -62,11 +62,23 @@ fn node(
         }
         let mut sum = 0;
         for p in promises {
-            match next(&mut seed) % 4 {
-                0 => p.cancel().await.unwrap(),
+            match next(&mut seed) % 12 {
+                0..=2 => p.cancel().await.unwrap(),
+                // Dropped mid-await: the child is cancelled, this task waits
+                // for it at its end.
+                3 | 4 => {
+                    let mut p = std::pin::pin!(p);
+                    if let Either::Left(r) = race(p.as_mut(), yield_now()).await {
+                        sum += r.unwrap_or(0);
+                    }
+                }
+                // Forgotten: this task fails with StillHasChildren.
+                5 => drop(p),
                 _ => match p.await {
                     Ok(v) => sum += v,
-                    Err(Error::Panicked(_)) | Err(Error::Cancelled) => {}
+                    Err(Error::Panicked(_))
+                    | Err(Error::Cancelled)
+                    | Err(Error::StillHasChildren { .. }) => {}
                     Err(e) => panic!("unexpected {e}"),
                 },
             }

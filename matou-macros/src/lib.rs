@@ -4,9 +4,10 @@
 //!
 //! Both rewrite `async fn f() -> T { body }` into `fn f() -> T {
 //! matou::builder()...run(async move { body }) }`. The run's own checks
-//! stay: a task that forgets a child aborts the run with
-//! `StillHasChildren`, which `run` raises as a panic naming the spawn sites,
-//! so under `#[matou::test]` it is a failing test with that message.
+//! stay: a task that forgets a child fails with `StillHasChildren`; when
+//! that reaches the main future (or the main future forgets one), `run`
+//! raises it as a panic naming the spawn sites, so under `#[matou::test]` it
+//! is a failing test with that message.
 //!
 //! Arguments (all optional, `name = integer`):
 //! - `extra_workers`: workers besides dom0 (default: one per CPU beyond the

@@ -25,6 +25,11 @@
 //!   dom0, `call` for the others).
 //! - *ping-pong* uses `tokio::sync::oneshot` on both sides (it works with any
 //!   waker), so the channel is the same and only the scheduler differs.
+//! - *cancel a task with 10,000 children*: matou spawns a task that spawns
+//!   10 000 never-ending children, then cancels it and waits until the whole
+//!   subtree has terminated; tokio fills a `JoinSet` with 10 000
+//!   never-ending tasks, then `shutdown`s it (abort all, await all). Not in
+//!   tokio's bench file: it measures that cancelling n children is O(n).
 //!
 //! Runtime construction is outside the timed region; each sample is the mean
 //! of `inner` iterations after one warm-up inside one runtime.
@@ -94,7 +99,38 @@ pub fn run(cfg: &Config, report: &mut Report) {
             || matou_sample(p.extra, inner, || matou_chain(ITER)),
             || tokio_sample(p, inner, || tokio_chain(ITER)),
         );
+        bench(
+            cfg,
+            report,
+            "core",
+            p,
+            "cancel a task with 10,000 children",
+            || matou_sample(p.extra, inner, matou_cancel_wide),
+            || tokio_sample(p, inner, tokio_cancel_wide),
+        );
     }
+}
+
+async fn matou_cancel_wide() {
+    let parent = matou::spawn(async {
+        let children: Vec<_> = (0..NUM_SPAWN)
+            .map(|_| matou::spawn(std::future::pending::<()>()))
+            .collect();
+        std::future::pending::<()>().await;
+        drop(children);
+    });
+    // The parent runs once and spawns its children.
+    matou::yield_now().await;
+    parent.cancel().await.expect("cancel");
+}
+
+async fn tokio_cancel_wide() {
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..NUM_SPAWN {
+        set.spawn(std::future::pending::<()>());
+    }
+    tokio::task::yield_now().await;
+    set.shutdown().await;
 }
 
 async fn matou_spawn_many() {

@@ -8,16 +8,20 @@
 //!   interrupt its target;
 //! - `run` returns only after every worker thread has been joined; nothing of
 //!   the run outlives it;
-//! - a run aborted by `StillHasChildren` drops every remaining task, on its own
-//!   worker, before `run` reports the error.
+//! - a run aborted (a worker's event source failed to build) drops every
+//!   remaining task, on its own worker, before `run` reports the error;
+//! - a main future that forgot children ends like any task that did (its
+//!   children cancelled and awaited first), with `StillHasChildren` as its
+//!   result, which `run` reports.
 
 pub(crate) mod context;
 pub(crate) mod inbox;
+mod lifecycle;
 mod padded;
 pub(crate) mod shared;
 pub(crate) mod worker;
 
-pub(crate) use shared::{enqueue, Shared};
+pub(crate) use shared::Shared;
 
 use crate::error::Error;
 use crate::seam::{EventSource, ParkingEventSource};
@@ -47,6 +51,10 @@ type Factory = Arc<dyn Fn(WorkerId) -> Box<dyn EventSource> + Send + Sync>;
 pub struct WorkerId(usize);
 
 impl WorkerId {
+    pub(crate) fn new(index: usize) -> WorkerId {
+        WorkerId(index)
+    }
+
     /// 0 for dom0, then 1, 2, ... for the extra workers.
     pub fn index(self) -> usize {
         self.0
@@ -73,6 +81,7 @@ pub struct Builder {
     extra_workers: Option<usize>,
     factory: Option<Factory>,
     idle_spin: Duration,
+    poll_hooks: Option<crate::hooks::PollHooks>,
 }
 
 /// How long an idle worker keeps looking for work before it blocks in its
@@ -102,6 +111,7 @@ impl Builder {
             extra_workers: None,
             factory: None,
             idle_spin: DEFAULT_IDLE_SPIN,
+            poll_hooks: None,
         }
     }
 
@@ -118,6 +128,23 @@ impl Builder {
     /// time each time the worker runs dry. `Duration::ZERO` blocks at once.
     pub fn idle_spin(mut self, spin: Duration) -> Self {
         self.idle_spin = spin;
+        self
+    }
+
+    /// Hooks run by each worker on its own thread just before (`start`) and
+    /// just after (`stop`) it polls a task's future (Miou's `Hook`): for
+    /// tracing, profiling, or finding the task that blocks a worker. A hook
+    /// must not block; a panicking hook is caught and ignored. See
+    /// [`TaskInfo`](crate::TaskInfo) for an example.
+    pub fn on_task_poll<S, E>(mut self, start: S, stop: E) -> Self
+    where
+        S: Fn(&crate::TaskInfo<'_>) + Send + Sync + 'static,
+        E: Fn(&crate::TaskInfo<'_>) + Send + Sync + 'static,
+    {
+        self.poll_hooks = Some(crate::hooks::PollHooks {
+            start: Box::new(start),
+            stop: Box::new(stop),
+        });
         self
     }
 
@@ -143,7 +170,9 @@ impl Builder {
     ///
     /// # Panics
     /// Re-raises the main future's panic; panics with the error when the run
-    /// aborts (e.g. [`Error::StillHasChildren`]).
+    /// fails otherwise (e.g. [`Error::StillHasChildren`]: the main future
+    /// forgot a child, or a child's `StillHasChildren` was returned by it).
+    /// [`Builder::try_run`] gives the failure as a value instead.
     #[track_caller]
     pub fn run<F: Future + 'static>(self, future: F) -> F::Output {
         match self.try_run(future) {
@@ -157,7 +186,10 @@ impl Builder {
     ///
     /// # Errors
     /// [`Error::Panicked`] when the main future panicked,
-    /// [`Error::StillHasChildren`] when some task forgot a child.
+    /// [`Error::StillHasChildren`] when the main future returned while some of
+    /// its children were neither awaited nor cancelled (they were cancelled
+    /// and awaited before `try_run` returns). A child task that forgot its own
+    /// children fails alone: its parent sees the error on its promise.
     #[track_caller]
     pub fn try_run<F: Future + 'static>(self, future: F) -> Result<F::Output, Error> {
         let at = Location::caller();
@@ -173,7 +205,7 @@ impl Builder {
         let factory: Factory = self.factory.unwrap_or_else(|| {
             Arc::new(|_| Box::new(ParkingEventSource::new()) as Box<dyn EventSource>)
         });
-        let shared = Arc::new(Shared::new(extra + 1, self.idle_spin));
+        let shared = Arc::new(Shared::new(extra + 1, self.idle_spin, self.poll_hooks));
         let ready = Arc::new(Barrier::new(extra + 1));
 
         let threads: Vec<_> = (1..=extra)
@@ -268,6 +300,12 @@ fn worker_thread(shared: Arc<Shared>, index: usize, factory: Factory, ready: Arc
 #[track_caller]
 pub fn run<F: Future + 'static>(future: F) -> F::Output {
     Builder::new().run(future)
+}
+
+/// A pseudo-random number below `n` from this worker's generator (0 off a
+/// worker thread).
+pub(crate) fn random_below(n: usize) -> usize {
+    context::with_worker(|w| w.random_below(n)).unwrap_or(0)
 }
 
 /// The worker the calling task runs on.

@@ -52,10 +52,16 @@ pub(crate) struct Shared {
     next_call: Padded<AtomicUsize>,
     /// How long an idle worker spins before blocking (see `Builder::idle_spin`).
     pub(crate) idle_spin: Duration,
+    /// `Builder::on_task_poll`'s hooks, if any.
+    pub(crate) poll_hooks: Option<crate::hooks::PollHooks>,
 }
 
 impl Shared {
-    pub(crate) fn new(workers: usize, idle_spin: Duration) -> Shared {
+    pub(crate) fn new(
+        workers: usize,
+        idle_spin: Duration,
+        poll_hooks: Option<crate::hooks::PollHooks>,
+    ) -> Shared {
         Shared {
             workers: (0..workers)
                 .map(|_| WorkerHandle {
@@ -68,6 +74,7 @@ impl Shared {
             live: (0..workers).map(|_| Padded(AtomicUsize::new(0))).collect(),
             next_call: Padded(AtomicUsize::new(0)),
             idle_spin,
+            poll_hooks,
         }
     }
 
@@ -173,13 +180,14 @@ impl Shared {
     }
 }
 
-/// Puts a woken task on its worker's queue: the local queue when the caller is
-/// that worker's thread, else the worker's inbox.
-pub(crate) fn enqueue(header: TaskRef) {
-    let mut header = Some(header);
-    super::context::with_worker(|w| w.enqueue_if_local(&mut header));
-    let Some(header) = header else { return };
-    let shared = header.shared.clone();
-    let index = header.worker;
-    shared.push_remote(index, Remote::Wake(header));
+impl crate::task::Scheduler for Shared {
+    /// The local queue when the caller is the task's worker's thread, else
+    /// the worker's inbox.
+    fn enqueue(&self, task: TaskRef) {
+        let mut task = Some(task);
+        super::context::with_worker(|w| w.enqueue_if_local(&mut task));
+        let Some(task) = task else { return };
+        let index = task.worker;
+        self.push_remote(index, Remote::Wake(task));
+    }
 }

@@ -7,28 +7,13 @@
 //! user code (polling a future, dropping one, `select`), because user code
 //! re-enters the worker (spawn, wake, syscall).
 //!
-//! The life of a task on its worker:
-//!
-//! ```text
-//!  dequeued ─┬─ CANCEL bit or already cancelling ─> advance_cancel:
-//!            │      first time: request cancel of every live child;
-//!            │      once every child has TERMINATED: drop the future, terminate
-//!            └─ else, if `pollable`, poll the future (panics caught):
-//!                 Pending  -> pollable again
-//!                 Ready    -> no live child: terminate
-//!                             live children: abort the run (StillHasChildren)
-//!                 panicked -> no live child: terminate with Panicked
-//!                             live children: set CANCEL on itself, cancel them,
-//!                             and terminate once they all have (still Panicked)
-//! ```
-//!
-//! `terminate` removes the slot, sets `TERMINATED`, then (`settle_end`) drops
-//! the result if the promise was dropped first and wakes whoever awaits the
-//! promise, wakes the parent if the parent is cancelling (it is waiting for
-//! its children), and runs the exit hook (orphans).
+//! The end of a task's life (cancel, finish, terminate) is in
+//! [`super::lifecycle`].
 
+use super::lifecycle::{drop_future_quietly, settle_end};
 use super::shared::{Remote, Shared};
-use crate::error::Error;
+use super::WorkerId;
+use crate::hooks::TaskInfo;
 use crate::loom::sync::atomic::Ordering;
 use crate::loom::sync::Arc;
 use crate::seam::{EventSource, Signal, Uid};
@@ -57,11 +42,16 @@ pub(crate) struct Slot {
     pub(crate) header: TaskRef,
     /// Whether the task's future may be polled: false while it is being
     /// polled, and once it has returned or been dropped.
-    pollable: bool,
+    pub(super) pollable: bool,
     /// Children neither awaited nor cancelled yet.
     pub(crate) children: Slab<TaskRef>,
-    cancelling: bool,
+    /// `children.len()` at which `add_child` next prunes the abandoned
+    /// children that have ended (doubling, so pruning is amortised O(1)).
+    pub(super) prune_at: usize,
 }
+
+/// The smallest table `add_child` bothers to prune.
+const PRUNE_MIN: usize = 64;
 
 pub(crate) struct Worker {
     pub(crate) shared: Arc<Shared>,
@@ -72,8 +62,11 @@ pub(crate) struct Worker {
     pub(crate) syscalls: RefCell<Syscalls>,
     events: RefCell<Box<dyn EventSource>>,
     signals: RefCell<Vec<Signal>>,
-    cancelled: RefCell<Vec<Uid>>,
+    pub(super) cancelled: RefCell<Vec<Uid>>,
     remote: RefCell<Vec<Remote>>,
+    /// xorshift64 state, seeded per worker: `await_one`'s choice among
+    /// promises that finished together.
+    rng: Cell<u64>,
 }
 
 impl Worker {
@@ -92,7 +85,19 @@ impl Worker {
             signals: RefCell::new(Vec::new()),
             cancelled: RefCell::new(Vec::new()),
             remote: RefCell::new(Vec::new()),
+            rng: Cell::new(seed_for(index)),
         }
+    }
+
+    /// A pseudo-random number below `n` (`n > 0`); cheap, not for secrets.
+    pub(crate) fn random_below(&self, n: usize) -> usize {
+        let mut x = self.rng.get();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.rng.set(x);
+        // The high bits are the better ones; the bias for small n is nil.
+        ((u128::from(x) * n as u128) >> 64) as usize
     }
 
     pub(crate) fn current(&self) -> Option<Current> {
@@ -102,7 +107,7 @@ impl Worker {
     /// Pushes `header` on the local queue if this worker owns it.
     pub(crate) fn enqueue_if_local(&self, header: &mut Option<TaskRef>) {
         if let Some(h) = header {
-            if h.worker == self.index && Arc::ptr_eq(&h.shared, &self.shared) {
+            if h.worker == self.index && same_run(h, &self.shared) {
                 self.run_queue
                     .borrow_mut()
                     .push_back(header.take().expect("checked"));
@@ -117,7 +122,7 @@ impl Worker {
             header: header.clone(),
             pollable: true,
             children: Slab::new(),
-            cancelling: false,
+            prune_at: PRUNE_MIN,
         });
         header.slot.store(key, Ordering::Relaxed);
         self.run_queue.borrow_mut().push_back(header);
@@ -125,7 +130,15 @@ impl Worker {
 
     /// Records `child` in the current task's children table; returns its key.
     pub(crate) fn add_child(&self, parent: Current, child: TaskRef) -> usize {
-        self.tasks.borrow_mut()[parent.key].children.insert(child)
+        let mut tasks = self.tasks.borrow_mut();
+        let slot = &mut tasks[parent.key];
+        slot.header.child_spawned();
+        if slot.children.len() >= slot.prune_at {
+            slot.children
+                .retain(|_, c| !(c.state.is_abandoned() && c.state.is_terminated()));
+            slot.prune_at = (slot.children.len() * 2).max(PRUNE_MIN);
+        }
+        slot.children.insert(child)
     }
 
     /// Forgets a child of the current task (it was awaited or cancelled).
@@ -139,13 +152,13 @@ impl Worker {
     /// (used by `OrphansHandle`): its slot is still its own (keys are
     /// reused), and it is neither terminated nor cancelling (a cancelling
     /// task cancelled the children it had once, and would wait forever for a
-    /// new one). A task whose future returned with children is aborting the
-    /// run; one without is gone.
+    /// new one). A task whose future returned with forgotten children is
+    /// cancelling them (and will fail); one without is gone.
     pub(crate) fn accepts_children(&self, task: Current) -> bool {
         self.tasks.borrow().get(task.key).is_some_and(|slot| {
             slot.header.id == task.id
-                && !slot.cancelling
-                && !slot.header.state.cancel_requested()
+                && !slot.header.is_cancelling()
+                && !slot.header.state.is_cancel_requested()
                 && !slot.header.state.is_terminated()
         })
     }
@@ -278,7 +291,7 @@ impl Worker {
         }
     }
 
-    fn select(&self, block: bool) {
+    pub(super) fn select(&self, block: bool) {
         let cancelled = std::mem::take(&mut *self.cancelled.borrow_mut());
         let mut signals = std::mem::take(&mut *self.signals.borrow_mut());
         self.events
@@ -315,15 +328,25 @@ impl Worker {
             if !Arc::ptr_eq(&slot.header, &header) {
                 return;
             }
-            if snapshot.cancel_requested() || slot.cancelling {
+            if snapshot.cancel_requested() || header.is_cancelling() {
                 drop(tasks);
-                self.advance_cancel(key);
+                self.advance_cancel(key).check(self, key);
                 return;
             }
             if !slot.pollable {
                 return;
             }
             slot.pollable = false;
+        }
+        let hooks = self.shared.poll_hooks.as_ref();
+        let info = hooks.map(|_| TaskInfo {
+            id: header.id,
+            name: header.name.get().map(|n| &**n),
+            worker: WorkerId::new(self.index),
+            spawned_at: header.spawned_at,
+        });
+        if let (Some(h), Some(info)) = (hooks, &info) {
+            let _ = catch_unwind(AssertUnwindSafe(|| (h.start)(info)));
         }
         let previous = self.current.replace(Some(Current { key, id: header.id }));
         let result = with_waker_ref(&header, |waker| {
@@ -334,97 +357,21 @@ impl Worker {
             catch_unwind(AssertUnwindSafe(|| unsafe { header.body.poll(&mut cx) }))
         });
         self.current.set(previous);
+        if let (Some(h), Some(info)) = (hooks, &info) {
+            let _ = catch_unwind(AssertUnwindSafe(|| (h.stop)(info)));
+        }
         match result {
             Ok(Poll::Pending) => {
                 self.tasks.borrow_mut()[key].pollable = true;
             }
-            Ok(Poll::Ready(())) => self.finished(key, false),
+            Ok(Poll::Ready(())) => self.finished(key, false).check(self, key),
             Err(payload) => {
                 // SAFETY: as for `poll` above.
                 let _ = catch_unwind(AssertUnwindSafe(|| unsafe {
                     header.body.store_panic(payload)
                 }));
-                self.finished(key, true);
+                self.finished(key, true).check(self, key);
             }
-        }
-    }
-
-    /// The task's future has returned (or panicked); see the module docs.
-    fn finished(&self, key: usize, panicked: bool) {
-        let mut tasks = self.tasks.borrow_mut();
-        let slot = &mut tasks[key];
-        if slot.children.is_empty() {
-            drop(tasks);
-            self.terminate(key);
-            return;
-        }
-        if !panicked {
-            let first_child = slot.children.iter().next().map(|(_, c)| c.spawned_at);
-            let err = Error::StillHasChildren {
-                task: slot.header.spawned_at,
-                children: slot.children.len(),
-                first_child: first_child.expect("children is not empty"),
-            };
-            drop(tasks);
-            self.shared.abort(err);
-            return;
-        }
-        // A failed task cancels its children; that is no violation.
-        slot.header.state.set_cancel();
-        drop(tasks);
-        self.advance_cancel(key);
-    }
-
-    /// Moves a cancelled task forward: cancel its children once, then, when
-    /// they have all terminated, drop its future and terminate it.
-    fn advance_cancel(&self, key: usize) {
-        let to_cancel: Vec<TaskRef> = {
-            let mut tasks = self.tasks.borrow_mut();
-            let slot = &mut tasks[key];
-            if slot.cancelling {
-                Vec::new()
-            } else {
-                slot.cancelling = true;
-                slot.children.iter().map(|(_, c)| c.clone()).collect()
-            }
-        };
-        for child in to_cancel {
-            child.request_cancel();
-        }
-        let header = {
-            let mut tasks = self.tasks.borrow_mut();
-            let slot = &mut tasks[key];
-            if !slot.children.iter().all(|(_, c)| c.state.is_terminated()) {
-                return;
-            }
-            slot.pollable = false;
-            slot.header.clone()
-        };
-        drop_future_quietly(&header);
-        // The syscalls the future held are now cancelled: tell the event source
-        // before the canceller is released, so that when `cancel` returns the
-        // system side has forgotten them too (registrations, timers).
-        if !self.cancelled.borrow().is_empty() {
-            self.select(false);
-        }
-        self.terminate(key);
-    }
-
-    fn terminate(&self, key: usize) {
-        let slot = self.tasks.borrow_mut().remove(key);
-        let Slot {
-            header, children, ..
-        } = slot;
-        drop(children);
-        self.shared.task_gone(self.index);
-        settle_end(&header);
-        if let Some(parent) = &header.parent {
-            if parent.state.cancel_requested() {
-                parent.schedule();
-            }
-        }
-        if let Some((hook, k)) = &header.exit_hook {
-            hook.task_exited(*k, header.id);
         }
     }
 
@@ -460,30 +407,18 @@ impl Worker {
     }
 }
 
-/// Drops a task's future, keeping a panicking destructor from unwinding into
-/// the worker loop.
-///
-/// Only for this worker's tasks that have not terminated yet.
-fn drop_future_quietly(task: &TaskRef) {
-    // SAFETY: the caller is the task's worker and the task has not terminated
-    // (the contract above); the task is not being polled (a worker polls one
-    // task at a time and never calls this from inside a poll).
-    let _ = catch_unwind(AssertUnwindSafe(|| unsafe { task.body.drop_future() }));
+/// A non-zero seed that differs per worker and per run.
+fn seed_for(index: usize) -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos() as u64);
+    let x =
+        (index as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ nanos ^ crate::task::next_unique();
+    x | 1
 }
 
-/// Publishes a task's end (`TERMINATED`) and does what that leaves to the
-/// worker: drop a result whose promise is gone, wake a parent that waits.
-/// On the task's worker, once its future is dropped.
-fn settle_end(task: &TaskRef) {
-    let ended = task.state.terminate();
-    if ended.result_unclaimed() {
-        // SAFETY: `terminate` saw `DETACHED`: the promise gave the result up
-        // before the end, so it is ours, and this is the task's thread.
-        let _ = catch_unwind(AssertUnwindSafe(|| unsafe { task.body.drop_result() }));
-    }
-    if ended.wake_parent() {
-        // SAFETY: we are the task's worker and `terminate` saw the parent's
-        // waker published.
-        unsafe { task.waiter.wake() };
-    }
+/// Whether `task` belongs to the run `shared` (compared by address: the
+/// header sees its run only as a `dyn Scheduler`).
+fn same_run(task: &TaskRef, shared: &Arc<Shared>) -> bool {
+    std::ptr::addr_eq(Arc::as_ptr(&task.scheduler), Arc::as_ptr(shared))
 }

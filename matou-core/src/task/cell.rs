@@ -119,6 +119,14 @@ pub(crate) trait Body: Send + Sync + 'static {
     /// As for [`Body::poll`].
     unsafe fn store_panic(&self, payload: Box<dyn Any + Send>);
 
+    /// Replaces whatever the task produced with `err` (a task that forgot
+    /// children fails with `StillHasChildren` whatever it returned). The
+    /// result it replaces is dropped here: the caller catches a panic.
+    ///
+    /// # Safety
+    /// As for [`Body::poll`].
+    unsafe fn store_error(&self, err: Error);
+
     /// Drops the future (or the closure that would build it), keeping any
     /// stored result. Called before the worker lets go of the task.
     ///
@@ -132,6 +140,14 @@ pub(crate) trait Body: Send + Sync + 'static {
     /// By the worker, after `terminate` reported `DETACHED` (the promise gave
     /// the result up), on the task's own thread.
     unsafe fn drop_result(&self);
+
+    /// Whether the stored result is a success (`None`: no result stored),
+    /// without taking it; `await_one` prefers successes.
+    ///
+    /// # Safety
+    /// As for [`TaskCell::take`]: after `TERMINATED`, by the party the result
+    /// belongs to.
+    unsafe fn succeeded(&self) -> Option<bool>;
 
     /// The raw-waker vtable for tasks with this body.
     fn waker_vtable(&self) -> &'static RawWakerVTable;
@@ -174,11 +190,19 @@ where
 
     unsafe fn store_panic(&self, payload: Box<dyn Any + Send>) {
         // SAFETY: forwarded contract.
+        unsafe { self.store_error(Error::Panicked(PanicPayload::new(payload))) }
+    }
+
+    unsafe fn store_error(&self, err: Error) {
+        // SAFETY: forwarded contract.
         unsafe { self.drop_future() };
-        let err = Error::Panicked(PanicPayload::new(payload));
         // SAFETY: the caller has exclusive access (the module's protocol).
-        self.stage
-            .with_mut(|stage| unsafe { *stage = Stage::Done(Err(err)) });
+        let previous = self
+            .stage
+            .with_mut(|stage| unsafe { std::mem::replace(&mut *stage, Stage::Done(Err(err))) });
+        // Dropped once the error is in place, so a panicking destructor
+        // cannot lose it.
+        drop(previous);
     }
 
     unsafe fn drop_future(&self) {
@@ -194,6 +218,16 @@ where
     unsafe fn drop_result(&self) {
         // SAFETY: forwarded contract: the promise gave the result up.
         drop(unsafe { self.take() });
+    }
+
+    unsafe fn succeeded(&self) -> Option<bool> {
+        self.stage.with_mut(|stage| {
+            // SAFETY: the caller has exclusive access (the module's protocol).
+            match unsafe { &*stage } {
+                Stage::Done(result) => Some(result.is_ok()),
+                _ => None,
+            }
+        })
     }
 
     fn waker_vtable(&self) -> &'static RawWakerVTable {

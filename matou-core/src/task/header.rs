@@ -19,12 +19,12 @@
 //! waking a waker costs what an `Arc` clone costs, and no allocation.
 
 use super::cell::Body;
-use super::state::{Notify, State};
+use super::state::{ChildCount, Notify, State};
 use super::waiter::WaiterSlot;
+use super::Scheduler;
 use super::TaskId;
 use crate::loom::sync::atomic::{AtomicUsize, Ordering};
 use crate::loom::sync::Arc;
-use crate::runtime::Shared;
 use std::mem::ManuallyDrop;
 use std::panic::Location;
 use std::task::{RawWaker, RawWakerVTable, Waker};
@@ -43,12 +43,18 @@ pub(crate) struct Header<B: ?Sized = dyn Body> {
     /// Key of the task's slot in its worker's table; written and read by the
     /// owning worker's thread only (an atomic just to keep `Header: Sync`).
     pub(crate) slot: AtomicUsize,
-    pub(crate) shared: Arc<Shared>,
+    /// The run the task belongs to (its way back onto a queue).
+    pub(crate) scheduler: Arc<dyn Scheduler>,
     pub(crate) parent: Option<TaskRef>,
     pub(crate) spawned_at: &'static Location<'static>,
+    /// The name given by `spawn_named`, set before the task first runs.
+    pub(crate) name: std::sync::OnceLock<Box<str>>,
     /// The waker of whoever awaits or cancels the promise.
     pub(crate) waiter: WaiterSlot,
     pub(crate) exit_hook: Option<(Arc<dyn ExitHook>, usize)>,
+    /// How many children have not terminated, and whether the task is
+    /// cancelling (waiting for them).
+    children: ChildCount,
     /// The future and then the result; last, so the header can be unsized.
     pub(crate) body: B,
 }
@@ -58,7 +64,7 @@ pub(crate) type TaskRef = Arc<Header>;
 
 impl<B: Body> Header<B> {
     pub(crate) fn new(
-        shared: Arc<Shared>,
+        scheduler: Arc<dyn Scheduler>,
         worker: usize,
         parent: Option<TaskRef>,
         spawned_at: &'static Location<'static>,
@@ -70,11 +76,13 @@ impl<B: Body> Header<B> {
             id: TaskId::next(),
             worker,
             slot: AtomicUsize::new(usize::MAX),
-            shared,
+            scheduler,
             parent,
             spawned_at,
+            name: std::sync::OnceLock::new(),
             waiter: WaiterSlot::new(),
             exit_hook,
+            children: ChildCount::new(),
             body,
         }
     }
@@ -85,7 +93,7 @@ impl Header {
     /// has terminated.
     pub(crate) fn schedule(self: &Arc<Self>) {
         if self.state.notify() == Notify::Enqueue {
-            crate::runtime::enqueue(self.clone());
+            self.scheduler.enqueue(self.clone());
         }
     }
 
@@ -93,8 +101,37 @@ impl Header {
     /// that its worker notices, interrupting that worker if it sleeps.
     pub(crate) fn request_cancel(self: &Arc<Self>) {
         if self.state.request_cancel() == Notify::Enqueue {
-            crate::runtime::enqueue(self.clone());
+            self.scheduler.enqueue(self.clone());
         }
+    }
+
+    /// A child was spawned (by this task's worker).
+    pub(crate) fn child_spawned(&self) {
+        self.children.spawned();
+    }
+
+    /// Called by a child's worker once the child has terminated: schedules
+    /// this task if it is cancelling and that was its last child.
+    pub(crate) fn child_terminated(self: &Arc<Self>) {
+        if self.children.terminated() {
+            self.schedule();
+        }
+    }
+
+    /// Records that the task is cancelling; returns whether this is the
+    /// first time (the caller then cancels the children). Its worker only.
+    pub(crate) fn start_cancelling(&self) -> bool {
+        self.children.start_cancelling()
+    }
+
+    /// Whether the task is cancelling (see `start_cancelling`).
+    pub(crate) fn is_cancelling(&self) -> bool {
+        self.children.is_cancelling()
+    }
+
+    /// Whether every child has terminated.
+    pub(crate) fn children_all_ended(&self) -> bool {
+        self.children.all_ended()
     }
 
     pub(crate) fn slot(&self) -> usize {
@@ -156,7 +193,10 @@ unsafe fn wake_by_val<B: Body>(data: *const ()) {
     // SAFETY: see above; this takes over the waker's reference.
     let task: TaskRef = unsafe { Arc::from_raw(data as *const Header<B>) };
     if task.state.notify() == Notify::Enqueue {
-        crate::runtime::enqueue(task);
+        // The queue gets its own reference so that `task` keeps the
+        // scheduler alive for the call (cloning the task's count, not the
+        // run's, which every worker shares).
+        task.scheduler.enqueue(task.clone());
     }
 }
 
@@ -164,8 +204,7 @@ unsafe fn wake_by_ref<B: Body>(data: *const ()) {
     // SAFETY: see above; the reference is borrowed, not taken.
     let task = ManuallyDrop::new(unsafe { Arc::from_raw(data as *const Header<B>) });
     if task.state.notify() == Notify::Enqueue {
-        let task: TaskRef = Arc::<Header<B>>::clone(&task);
-        crate::runtime::enqueue(task);
+        task.scheduler.enqueue(Arc::<Header<B>>::clone(&task));
     }
 }
 

@@ -110,10 +110,38 @@ fn a_detached_result_is_dropped_once() {
                 t2.drop_result();
             }
         });
-        if task.state.detach() == Detached::DropResultHere {
+        if task.state.detach(false) == Detached::DropResultHere {
             task.drop_result();
         }
         worker.join().unwrap();
         assert_eq!(task.drops.load(std::sync::atomic::Ordering::SeqCst), 1);
+    });
+}
+
+/// The last child ending on another worker while its parent starts
+/// cancelling: the parent either sees no unfinished child, or is scheduled
+/// by that child; it never waits forever.
+#[test]
+fn last_child_wakes_its_cancelling_parent() {
+    use crate::task::state::ChildCount;
+    loom::model(|| {
+        let count = Arc::new(ChildCount::new());
+        count.spawned();
+        count.spawned();
+        let c = count.clone();
+        let children = thread::spawn(move || {
+            let first = c.terminated();
+            let last = c.terminated();
+            assert!(!first, "only the last child schedules the parent");
+            last
+        });
+        let first_time = count.start_cancelling();
+        assert!(first_time);
+        let saw_none_left = count.all_ended();
+        let scheduled = children.join().unwrap();
+        assert!(
+            saw_none_left || scheduled,
+            "the parent is never left waiting"
+        );
     });
 }

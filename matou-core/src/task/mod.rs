@@ -12,7 +12,12 @@
 //!   thread only.
 //!
 //! The life of a task, as the owning worker drives it, is written down in
-//! [`state`]; who holds which reference is in [`header`].
+//! [`state`] and `runtime::lifecycle`; who holds which reference is in
+//! [`header`].
+//!
+//! This module knows nothing of the runtime: a task reaches its worker's
+//! queue through the [`Scheduler`] its header was made with (the runtime's
+//! `Shared` implements it), so the dependency goes one way, runtime -> task.
 
 pub(crate) mod cell;
 pub(crate) mod header;
@@ -22,7 +27,16 @@ pub(crate) mod waiter;
 #[cfg(all(test, loom))]
 mod loom_models;
 
+use header::TaskRef;
 use std::cell::Cell;
+
+/// What a task needs of the runtime: a way back onto its worker's queue.
+pub(crate) trait Scheduler: Send + Sync + 'static {
+    /// Queues `task`, whose `NOTIFIED` bit the caller has just flipped from 0
+    /// to 1 (so it is in no queue), on its own worker: that worker's local
+    /// queue when called on its thread, else its inbox.
+    fn enqueue(&self, task: TaskRef);
+}
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A process-wide unique number. Each thread takes a block of numbers from a

@@ -11,6 +11,7 @@
 //! | `TERMINATED` | its worker, once the future is dropped and the result stored | never |
 //! | `JOIN_WAKER` | the parent, after writing its waker in the header's waiter slot | the parent, before rewriting it; only while not `TERMINATED` |
 //! | `DETACHED`   | the promise, when it is dropped with its result untaken | never |
+//! | `ABANDONED`  | the promise, with `DETACHED`, when it is dropped while being awaited (its await was cut short: a timeout, a race loser) | never |
 //!
 //! Transitions:
 //!
@@ -37,6 +38,10 @@
 //! - `DETACHED` decides who drops a result nobody took: whichever of the
 //!   promise's `detach` and the worker's `terminate` comes second sees the
 //!   other's bit and drops it; the first leaves it alone. So exactly one does.
+//! - `ABANDONED` tells the parent's worker, when the parent returns, that
+//!   this child was not forgotten: its promise was polled and then dropped
+//!   (which also requested its cancellation), so the parent only waits for
+//!   its end. A child still in the table without it is forgotten.
 
 use crate::loom::sync::atomic::{AtomicUsize, Ordering};
 use crate::waker_cell::StateWord;
@@ -47,6 +52,7 @@ const CANCEL: usize = 1 << 1;
 pub(crate) const TERMINATED: usize = 1 << 2;
 pub(crate) const JOIN_WAKER: usize = 1 << 3;
 const DETACHED: usize = 1 << 4;
+const ABANDONED: usize = 1 << 5;
 
 /// The atomic state word of one task (see the module docs).
 pub(crate) struct State(AtomicUsize);
@@ -139,10 +145,6 @@ impl State {
         self.0.fetch_or(CANCEL, Ordering::AcqRel);
     }
 
-    pub(crate) fn cancel_requested(&self) -> bool {
-        self.0.load(Ordering::Acquire) & CANCEL != 0
-    }
-
     /// Publishes the end of the task (see the module invariants), and says
     /// what the worker still owes: waking the parent, dropping a result the
     /// promise gave up.
@@ -152,8 +154,14 @@ impl State {
 
     /// The promise is dropped with its result untaken (see the module
     /// invariants for who then drops the result).
-    pub(crate) fn detach(&self) -> Detached {
-        let prev = self.0.fetch_or(DETACHED, Ordering::AcqRel);
+    /// `abandoned`: the promise was being awaited (see `ABANDONED`).
+    pub(crate) fn detach(&self, abandoned: bool) -> Detached {
+        let bits = if abandoned {
+            DETACHED | ABANDONED
+        } else {
+            DETACHED
+        };
+        let prev = self.0.fetch_or(bits, Ordering::AcqRel);
         if prev & TERMINATED != 0 {
             Detached::DropResultHere
         } else {
@@ -161,8 +169,20 @@ impl State {
         }
     }
 
+    /// Whether the promise was dropped while being awaited (see
+    /// `ABANDONED`): the parent owes this child a wait, not an await.
+    pub(crate) fn is_abandoned(&self) -> bool {
+        self.0.load(Ordering::Acquire) & ABANDONED != 0
+    }
+
     pub(crate) fn is_terminated(&self) -> bool {
         self.0.load(Ordering::Acquire) & TERMINATED != 0
+    }
+
+    /// Whether a cancel was requested (`CANCEL`), read outside a poll (an
+    /// `OrphansHandle` refusing new children of a task being cancelled).
+    pub(crate) fn is_cancel_requested(&self) -> bool {
+        self.0.load(Ordering::Acquire) & CANCEL != 0
     }
 }
 
@@ -205,11 +225,63 @@ impl fmt::Debug for State {
             (TERMINATED, "TERMINATED"),
             (JOIN_WAKER, "JOIN_WAKER"),
             (DETACHED, "DETACHED"),
+            (ABANDONED, "ABANDONED"),
         ] {
             if bits & bit != 0 {
                 flags.entry(&format_args!("{name}"));
             }
         }
         flags.finish()
+    }
+}
+
+/// A task's unfinished children and its "cancelling" flag, in one word: how
+/// a cancelling task waits for its children without scanning them.
+///
+/// The count (the bits above `CANCELLING`) is incremented by the task's
+/// worker at each spawn and decremented by each child's worker when the
+/// child terminates; `CANCELLING` is set once, by the task's worker, and is
+/// the one record of "this task waits for its children to end" (cancelled,
+/// panicked, or returned with live children). One word, so the read-modify-
+/// writes are totally ordered: either the last child's decrement sees
+/// `CANCELLING` and schedules the task, or the task's later load sees 0 (or
+/// both: a spurious run of an ended task is harmless). So the wait costs
+/// O(1) per wake and one wake, whatever the number of children. Modelled in
+/// `loom_models::last_child_wakes_its_cancelling_parent`.
+pub(crate) struct ChildCount(AtomicUsize);
+
+const CANCELLING: usize = 1;
+const ONE_CHILD: usize = 2;
+
+impl ChildCount {
+    pub(crate) fn new() -> ChildCount {
+        ChildCount(AtomicUsize::new(0))
+    }
+
+    pub(crate) fn spawned(&self) {
+        self.0.fetch_add(ONE_CHILD, Ordering::Relaxed);
+    }
+
+    /// A child terminated; returns whether the task must be scheduled (it
+    /// is cancelling and that was its last child).
+    #[must_use]
+    pub(crate) fn terminated(&self) -> bool {
+        let before = self.0.fetch_sub(ONE_CHILD, Ordering::AcqRel);
+        before == ONE_CHILD | CANCELLING
+    }
+
+    /// Returns whether the task was not cancelling before.
+    #[must_use]
+    pub(crate) fn start_cancelling(&self) -> bool {
+        self.0.fetch_or(CANCELLING, Ordering::AcqRel) & CANCELLING == 0
+    }
+
+    pub(crate) fn is_cancelling(&self) -> bool {
+        self.0.load(Ordering::Relaxed) & CANCELLING != 0
+    }
+
+    /// `Acquire`: seeing 0 means seeing every child's end.
+    pub(crate) fn all_ended(&self) -> bool {
+        self.0.load(Ordering::Acquire) < ONE_CHILD
     }
 }
