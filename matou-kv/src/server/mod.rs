@@ -7,8 +7,13 @@
 //!   the periodic duties (active expiry, everysec fsync) and has the log
 //!   rewritten on a thread of its own without stopping service.
 //! - **Accept loops** (this module): one on dom0 and one per other worker
-//!   (`parallel`), each with its own `SO_REUSEPORT` listener on the same
-//!   address, so the kernel spreads connections over the workers. Each
+//!   (`parallel`, through `serve_on_every_worker`), all accepting on one
+//!   listening socket, bound exclusively (no `SO_REUSEPORT`): each worker
+//!   has a duplicate of its descriptor registered with its own epoll, and
+//!   a worker woken for a connection another one accepted waits again. A
+//!   second server on the same address therefore fails to start
+//!   (`address in use`) instead of silently taking a share of the
+//!   connections (and the passwords sent on them). Each
 //!   client is a task in the loop's [`Orphans`] set, collected with
 //!   `care()` before every accept.
 //! - **Client handlers** (`client.rs`): decode and parse a pipeline, answer
@@ -315,9 +320,15 @@ pub async fn run(config: Config, store: Store, aof: Aof) -> io::Result<()> {
         .bind
         .parse()
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "bad bind address"))?;
-    let listener = TcpListener::options()
-        .reuse_port(true)
-        .bind(SocketAddr::new(ip, config.port))?;
+    let wanted = SocketAddr::new(ip, config.port);
+    let listener = TcpListener::bind(wanted).map_err(|e| {
+        let what = if e.kind() == io::ErrorKind::AddrInUse {
+            "address in use (is another server running on this port?)".to_string()
+        } else {
+            e.to_string()
+        };
+        io::Error::new(e.kind(), format!("cannot listen on {wanted} (port {}): {what}", wanted.port()))
+    })?;
     let addr = listener.local_addr()?;
     let (jobs, queue) = matou::sync::channel(QUEUE);
     let shared = Arc::new(Shared {
@@ -358,8 +369,8 @@ pub async fn run(config: Config, store: Store, aof: Aof) -> io::Result<()> {
         if workers == 1 { "" } else { "s" },
         shared.config.fsync.name()
     );
-    // One accept loop per worker (this one included), each on its own
-    // `SO_REUSEPORT` listener; a loop that cannot start or fails stops them all.
+    // One accept loop per worker (this one included), all on the one
+    // listening socket; a loop that cannot start or fails stops them all.
     let served = {
         let (serving, stopping) = (shared.clone(), shared.clone());
         serve_on_every_worker(
