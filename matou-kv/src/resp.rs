@@ -559,6 +559,20 @@ impl Reply {
         }
     }
 
+    /// An upper bound on the length of the encoding (exact for bulk
+    /// payloads, up to 23 bytes over per header), cheap to compute: what the
+    /// output limits are checked against before a reply is encoded.
+    pub fn encoded_len_bound(&self) -> usize {
+        match self {
+            Reply::Simple(s) | Reply::Error(s) => s.len() + 3,
+            Reply::Bulk(b) => b.len() + 25,
+            Reply::Array(items) => items
+                .iter()
+                .fold(23, |n, i| n.saturating_add(i.encoded_len_bound())),
+            Reply::Integer(_) | Reply::Nil | Reply::NilArray => 23,
+        }
+    }
+
     /// The RESP2 encoding, in a new vector.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::new();

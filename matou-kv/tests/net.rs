@@ -5,6 +5,7 @@
 mod common;
 
 use common::{temp_dir, Server};
+use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -81,4 +82,127 @@ fn sighup_does_not_kill_the_server() {
         assert_eq!(pong, "PONG");
         assert!(server.terminate().success());
     }
+}
+
+/// The resident memory of a process, from /proc (bytes).
+fn rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    kb * 1024
+}
+
+fn mget_request(key: &str, times: usize) -> Vec<u8> {
+    let mut req = format!("*{}\r\n$4\r\nMGET\r\n", times + 1).into_bytes();
+    let one = format!("${}\r\n{key}\r\n", key.len());
+    for _ in 0..times {
+        req.extend_from_slice(one.as_bytes());
+    }
+    req
+}
+
+/// MGET of one 100 KiB key named 100,000 times (a 10 GB reply) disconnects
+/// that client, with the reason logged, while the server keeps serving the
+/// others and its memory stays far below the reply's size.
+#[test]
+fn huge_mget_disconnects_the_client_not_the_server() {
+    for workers in ["1", "3"] {
+        let dir = temp_dir("mget");
+        let mut server = Server::start(&dir, &["--workers", workers]);
+        let pid = server.child.as_ref().unwrap().id();
+        let mut c = server.client();
+        let value = vec![b'v'; 100 * 1024];
+        let _: () = redis::cmd("SET").arg("big").arg(&value).query(&mut c).unwrap();
+
+        let mut raw = server.raw();
+        raw.write_all(&mget_request("big", 100_000)).unwrap();
+        let mut sink = Vec::new();
+        // The server closes the connection (EOF or reset), within seconds.
+        let _ = raw.read_to_end(&mut sink);
+        assert!(sink.len() < 1 << 30, "got {} bytes", sink.len());
+
+        let pong: String = redis::cmd("PING").query(&mut c).unwrap();
+        assert_eq!(pong, "PONG");
+        let got: Vec<u8> = redis::cmd("GET").arg("big").query(&mut c).unwrap();
+        assert_eq!(got, value);
+        assert!(rss(pid) < 256 << 20, "RSS {} bytes", rss(pid));
+        assert!(
+            server.stderr().contains("client-output-buffer-limit"),
+            "reason not logged: {}",
+            server.stderr()
+        );
+    }
+}
+
+/// Eight clients pipelining GETs of a 100 KiB value without ever reading
+/// the replies: the server stops reading them, its memory stays bounded,
+/// and another client is answered at once meanwhile.
+#[test]
+fn clients_that_never_read_hold_bounded_memory() {
+    for workers in ["1", "3"] {
+        let dir = temp_dir("noread");
+        let server = Server::start(&dir, &["--workers", workers]);
+        let pid = server.child.as_ref().unwrap().id();
+        let mut c = server.client();
+        let _: () = redis::cmd("SET")
+            .arg("big")
+            .arg(vec![b'v'; 100 * 1024])
+            .query(&mut c)
+            .unwrap();
+        let before = rss(pid);
+        let gets: Vec<u8> = b"GET big\r\n".repeat(20_000);
+        let writers: Vec<_> = (0..8)
+            .map(|_| {
+                let mut s = server.raw();
+                s.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
+                let gets = gets.clone();
+                std::thread::spawn(move || {
+                    // Until the kernel buffers are full and the write times
+                    // out: the server no longer reads.
+                    for _ in 0..50 {
+                        if s.write_all(&gets).is_err() {
+                            break;
+                        }
+                    }
+                    s
+                })
+            })
+            .collect();
+        let socks: Vec<_> = writers.into_iter().map(|w| w.join().unwrap()).collect();
+        let t = Instant::now();
+        let pong: String = redis::cmd("PING").query(&mut c).unwrap();
+        assert_eq!(pong, "PONG");
+        assert!(t.elapsed() < Duration::from_secs(1), "PING took {:?}", t.elapsed());
+        let grown = rss(pid).saturating_sub(before);
+        // 8 clients x 1 MiB rounds, plus the replies being encoded: far from
+        // the gigabytes 8 x 50 x 20,000 GETs of 100 KiB would be.
+        assert!(grown < 128 << 20, "RSS grew by {grown} bytes");
+        drop(socks);
+    }
+}
+
+/// `timeout N` closes a connection idle for N seconds (a slowloris one
+/// included), and CONFIG GET answers it.
+#[test]
+fn idle_connections_are_closed_after_timeout() {
+    let dir = temp_dir("idle");
+    let server = Server::start(&dir, &["--timeout", "1"]);
+    let mut c = server.client();
+    let v: Vec<String> = redis::cmd("CONFIG").arg("GET").arg("timeout").query(&mut c).unwrap();
+    assert_eq!(v, vec!["timeout".to_string(), "1".to_string()]);
+    let mut slow = server.raw();
+    slow.write_all(b"*2\r\n$3\r\nGET").unwrap();
+    let t = Instant::now();
+    let mut byte = [0u8; 1];
+    let n = slow.read(&mut byte).unwrap_or(0);
+    assert_eq!(n, 0, "the idle connection was answered instead of closed");
+    let waited = t.elapsed();
+    assert!(
+        waited >= Duration::from_millis(800) && waited < Duration::from_secs(4),
+        "closed after {waited:?}"
+    );
 }

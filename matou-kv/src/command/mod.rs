@@ -42,7 +42,7 @@ mod tests;
 
 pub use crate::record::LogRecord;
 pub use conn::{command_reply, config_get_reply, info_text, Action, ConfigView, InfoData, Session};
-pub use exec::{execute, execute_read, execute_write};
+pub use exec::{execute, execute_read, execute_write, read_reply_bound};
 pub use kind::{kind, Kind};
 use parse::invalid_expire;
 pub use parse::parse;

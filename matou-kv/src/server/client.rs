@@ -17,6 +17,10 @@
 use super::storage::{Answer, Job, Req};
 use super::Shared;
 use crate::command::{info_text, Action, Command, Session};
+use crate::config::OutputLimit;
+use matou::unix::time;
+use std::collections::VecDeque;
+use std::time::Duration;
 use crate::resp::{Decoder, ProtocolError, Reply};
 use matou::sync::oneshot;
 use matou::unix::net::TcpStream;
@@ -28,6 +32,47 @@ use std::sync::Arc;
 
 /// Bytes a handler reads at a time.
 const READ_CHUNK: usize = 16 * 1024;
+
+/// Reply bytes produced per round of a batch (see the module docs).
+pub const ROUND_REPLY_BYTES: usize = 1 << 20;
+
+/// The peer's address for a log line.
+fn peer(stream: &TcpStream) -> String {
+    stream
+        .peer_addr()
+        .map_or_else(|_| "?".to_string(), |a| a.to_string())
+}
+
+/// Writes `wire`; a write over the soft output limit must be done within
+/// its seconds, or the client is disconnected (the error says why).
+async fn write_within_soft_limit(
+    stream: &TcpStream,
+    wire: &[u8],
+    limit: OutputLimit,
+    id: u64,
+) -> io::Result<()> {
+    if limit.soft == 0 || limit.soft_secs == 0 || wire.len() <= limit.soft {
+        return stream.write_all(wire).await;
+    }
+    let within = Duration::from_secs(limit.soft_secs);
+    match time::timeout(within, stream.write_all(wire)).await {
+        Ok(r) => r,
+        Err(_) => {
+            eprintln!(
+                "matou-kv: client id={id} addr={} closed: {} reply bytes over \
+                 client-output-buffer-limit soft {} bytes for {} s",
+                peer(stream),
+                wire.len(),
+                limit.soft,
+                limit.soft_secs
+            );
+            Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "client-output-buffer-limit soft",
+            ))
+        }
+    }
+}
 
 /// Counts a connected client while alive (also when its task is cancelled).
 struct ClientGuard<'a>(&'a AtomicUsize);
@@ -74,7 +119,7 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
     let mut buf: Vec<u8> = vec![0; READ_CHUNK];
     let mut end = 0;
     let mut wire = Vec::new();
-    let mut outs = Vec::new();
+    let mut outs = VecDeque::new();
     loop {
         // Between batches only: a batch in flight is always finished.
         if shared.stop.is_triggered() {
@@ -86,9 +131,23 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
         let n = {
             let mut stopped = pin!(shared.stop.wait());
             let mut read = pin!(stream.read(&mut buf[end..]));
-            match race(stopped.as_mut(), read.as_mut()).await {
-                Either::Left(()) => return Ok(()),
-                Either::Right(r) => r?,
+            let read = race(stopped.as_mut(), read.as_mut());
+            let idle = shared.config.timeout_secs;
+            let outcome = if idle == 0 {
+                Some(read.await)
+            } else {
+                time::timeout(Duration::from_secs(idle), read).await.ok()
+            };
+            match outcome {
+                None => {
+                    eprintln!(
+                        "matou-kv: client id={id} addr={} closed: idle for {idle} s (timeout)",
+                        peer(&stream)
+                    );
+                    return Ok(());
+                }
+                Some(Either::Left(())) => return Ok(()),
+                Some(Either::Right(r)) => r?,
             }
         };
         if n == 0 {
@@ -109,24 +168,24 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
                     }
                     shared.commands.fetch_add(1, Ordering::Relaxed);
                     match session.parse(&args) {
-                        Err(e) => outs.push(Out::Ready(e)),
+                        Err(e) => outs.push_back(Out::Ready(e)),
                         Ok(Command::Read(r)) => {
-                            outs.push(Out::Storage);
+                            outs.push_back(Out::Storage);
                             reqs.push(Req::Read(r));
                         }
                         Ok(Command::Write(w)) => {
-                            outs.push(Out::Storage);
+                            outs.push_back(Out::Storage);
                             reqs.push(Req::Write(w));
                         }
                         Ok(Command::Conn(c)) => match session.execute(c, &shared.view) {
-                            Action::Reply(r) => outs.push(Out::Ready(r)),
+                            Action::Reply(r) => outs.push_back(Out::Ready(r)),
                             Action::Close(r) => {
-                                outs.push(Out::Ready(r));
+                                outs.push_back(Out::Ready(r));
                                 after = After::Close;
                             }
                             Action::Shutdown => after = After::Shutdown,
                             Action::Info(sections) => {
-                                outs.push(Out::Info(sections));
+                                outs.push_back(Out::Info(sections));
                                 reqs.push(Req::Info);
                             }
                         },
@@ -151,44 +210,94 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
             )));
         }
 
-        let answers = if reqs.is_empty() {
-            Vec::new()
-        } else {
-            let (tx, rx) = oneshot::channel();
-            if shared.jobs.send(Job { reqs, reply: tx }).await.is_err() {
-                // The storage task is gone (shutdown): nothing to answer with.
-                return Ok(());
-            }
-            match rx.await {
-                Ok(answers) => answers,
-                Err(_) => return Ok(()),
-            }
-        };
-        let mut answers = answers.into_iter();
-        wire.clear();
-        for o in outs.drain(..) {
-            let r = match o {
-                Out::Ready(r) => r,
-                Out::Storage => match answers.next() {
-                    Some(Answer::Reply(r)) => r,
-                    _ => Reply::Nil,
-                },
-                Out::Info(sections) => {
-                    let mut data = match answers.next() {
-                        Some(Answer::Info(d)) => *d,
-                        _ => Default::default(),
-                    };
-                    shared.fill_info(&mut data);
-                    Reply::Bulk(info_text(&data, &sections).into_bytes())
+        // Replies in rounds: the storage task stops producing once a round
+        // holds `ROUND_REPLY_BYTES` and defers the rest, which is sent
+        // again once the round is written. Nothing is read meanwhile, so a
+        // client that does not read its replies stalls (TCP flow control)
+        // holding one round, however long its pipeline.
+        let limit = shared.config.output_limit;
+        let mut pending = reqs;
+        loop {
+            let answers = if pending.is_empty() {
+                Vec::new()
+            } else {
+                let (tx, rx) = oneshot::channel();
+                let job = Job {
+                    reqs: std::mem::take(&mut pending),
+                    budget: ROUND_REPLY_BYTES,
+                    reply_limit: limit.hard,
+                    reply: tx,
+                };
+                if shared.jobs.send(job).await.is_err() {
+                    // The storage task is gone (shutdown): nothing to answer with.
+                    return Ok(());
+                }
+                match rx.await {
+                    Ok(answers) => answers,
+                    Err(_) => return Ok(()),
                 }
             };
-            r.encode(&mut wire);
-        }
-        if let Some(e) = &bad {
-            e.reply().encode(&mut wire);
-        }
-        if !wire.is_empty() {
-            stream.write_all(&wire).await?;
+            let mut answers = answers.into_iter().peekable();
+            wire.clear();
+            let mut too_large = None;
+            while let Some(o) = outs.front() {
+                let from_storage = !matches!(o, Out::Ready(_));
+                if from_storage && matches!(answers.peek(), Some(Answer::Deferred(_))) {
+                    break;
+                }
+                let r = match outs.pop_front() {
+                    Some(Out::Ready(r)) => r,
+                    Some(Out::Storage) => match answers.next() {
+                        Some(Answer::Reply(r)) => r,
+                        Some(Answer::TooLarge(n)) => {
+                            too_large = Some(n);
+                            break;
+                        }
+                        _ => Reply::Nil,
+                    },
+                    Some(Out::Info(sections)) => {
+                        let mut data = match answers.next() {
+                            Some(Answer::Info(d)) => *d,
+                            _ => Default::default(),
+                        };
+                        shared.fill_info(&mut data);
+                        Reply::Bulk(info_text(&data, &sections).into_bytes())
+                    }
+                    None => break,
+                };
+                let n = r.encoded_len_bound();
+                if limit.hard != 0 && n > limit.hard {
+                    too_large = Some(n);
+                    break;
+                }
+                r.encode(&mut wire);
+            }
+            pending = answers
+                .filter_map(|a| match a {
+                    Answer::Deferred(req) => Some(req),
+                    _ => None,
+                })
+                .collect();
+            if too_large.is_none() && pending.is_empty() {
+                if let Some(e) = &bad {
+                    e.reply().encode(&mut wire);
+                }
+            }
+            if !wire.is_empty() {
+                write_within_soft_limit(&stream, &wire, limit, id).await?;
+            }
+            if let Some(n) = too_large {
+                eprintln!(
+                    "matou-kv: client id={id} addr={} closed: a reply of {n} bytes is over \
+                     client-output-buffer-limit hard {} bytes",
+                    peer(&stream),
+                    limit.hard
+                );
+                return Ok(());
+            }
+            if pending.is_empty() {
+                break;
+            }
         }
         // Keep a huge buffer from staying allocated after a big request.
         if end == 0 && buf.len() > 4 * READ_CHUNK {

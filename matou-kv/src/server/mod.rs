@@ -67,6 +67,7 @@
 mod client;
 mod storage;
 
+pub use client::ROUND_REPLY_BYTES;
 pub use storage::TICK;
 
 use crate::aof::Aof;

@@ -35,7 +35,7 @@
 
 use super::now_ms;
 use crate::aof::{Aof, RewriteOutput};
-use crate::command::{execute_read, execute_write, InfoData, Read, Write};
+use crate::command::{execute_read, execute_write, read_reply_bound, InfoData, Read, Write};
 use crate::record::LogRecord;
 use crate::resp::Reply;
 use crate::store::Store;
@@ -72,11 +72,22 @@ pub(super) enum Answer {
     /// [`InfoData`] with the storage's fields filled (keyspace, memory,
     /// persistence, expired keys); the handler fills the rest.
     Info(Box<InfoData>),
+    /// Not run: the job's replies reached its `budget` first. The handler
+    /// sends it again, in order, once the replies before it are written.
+    Deferred(Req),
+    /// Not run: its reply would take this many bytes, over the job's
+    /// `reply_limit`; the handler disconnects the client.
+    TooLarge(usize),
 }
 
 /// One handler's batch, answered as a whole, in order.
 pub(super) struct Job {
     pub reqs: Vec<Req>,
+    /// Reply bytes after which the rest of `reqs` is deferred (answered
+    /// [`Answer::Deferred`]): what bounds a batch's memory.
+    pub budget: usize,
+    /// The largest single reply the client accepts (0: no limit).
+    pub reply_limit: usize,
     pub reply: oneshot::Sender<Vec<Answer>>,
 }
 
@@ -182,9 +193,26 @@ impl Storage {
         let now = self.clock;
         for job in batch.drain(..) {
             let mut answers = Vec::with_capacity(job.reqs.len());
+            let mut produced = 0usize;
             for req in job.reqs {
+                if produced >= job.budget {
+                    // Everything after the cut waits, writes too: the
+                    // client's order is kept.
+                    answers.push(Answer::Deferred(req));
+                    continue;
+                }
                 answers.push(match req {
-                    Req::Read(r) => Answer::Reply(execute_read(&r, &self.store, now)),
+                    Req::Read(r) => {
+                        let bound = read_reply_bound(&r, &self.store, now);
+                        if job.reply_limit != 0 && bound > job.reply_limit {
+                            produced = usize::MAX;
+                            Answer::TooLarge(bound)
+                        } else {
+                            let reply = execute_read(&r, &self.store, now);
+                            produced = produced.saturating_add(reply.encoded_len_bound());
+                            Answer::Reply(reply)
+                        }
+                    }
                     Req::Write(w) => {
                         let (reply, record) = execute_write(w, &mut self.store, now);
                         if let Some(r) = &record {
