@@ -206,3 +206,97 @@ fn idle_connections_are_closed_after_timeout() {
         "closed after {waited:?}"
     );
 }
+
+/// Unauthenticated connections each holding an incomplete AUTH cost a few
+/// KiB each (RSS measured), and one past the pre-AUTH bound is refused.
+#[test]
+fn memory_before_auth_is_a_few_kib_per_connection() {
+    for workers in ["1", "3"] {
+        let dir = temp_dir("preauth");
+        let server = Server::start(&dir, &["--workers", workers, "--requirepass", "pw"]);
+        let pid = server.child.as_ref().unwrap().id();
+        let before = rss(pid);
+        // An incomplete 10-argument AUTH of 3 KiB, within every limit.
+        let mut partial = b"*10\r\n$4\r\nAUTH\r\n".to_vec();
+        for _ in 0..3 {
+            partial.extend_from_slice(b"$1000\r\n");
+            partial.extend_from_slice(&[b'x'; 1000]);
+            partial.extend_from_slice(b"\r\n");
+        }
+        let conns: Vec<_> = (0..400)
+            .map(|_| {
+                let mut s = server.raw();
+                s.write_all(&partial).unwrap();
+                s
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(500));
+        let per_conn = rss(pid).saturating_sub(before) / conns.len() as u64;
+        assert!(per_conn < 24 * 1024, "{per_conn} bytes per connection");
+        // More than the bound before AUTH: an error, then the close.
+        let mut big = server.raw();
+        let mut req = b"*10\r\n$4\r\nAUTH\r\n".to_vec();
+        for _ in 0..5 {
+            req.extend_from_slice(b"$1000\r\n");
+            req.extend_from_slice(&[b'x'; 1000]);
+            req.extend_from_slice(b"\r\n");
+        }
+        big.write_all(&req).unwrap();
+        let mut answer = Vec::new();
+        let _ = big.read_to_end(&mut answer);
+        assert!(answer.starts_with(b"-ERR Protocol error"), "{:?}", String::from_utf8_lossy(&answer));
+        drop(conns);
+    }
+}
+
+/// Under a low descriptor limit, maxclients shrinks to fit and a client
+/// past it gets `-ERR max number of clients reached` instead of silence.
+#[test]
+fn low_descriptor_limit_lowers_maxclients() {
+    let dir = temp_dir("nofile");
+    let port = common::free_port();
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -n 64; exec {} --port {port} --workers 1 --dir {}",
+            env!("CARGO_BIN_EXE_matou-kv"),
+            dir.display()
+        ))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut c = redis::Client::open(format!("redis://127.0.0.1:{port}/"))
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let v: Vec<String> = redis::cmd("CONFIG").arg("GET").arg("maxclients").query(&mut c).unwrap();
+    assert_eq!(v[1], "32");
+    let mut held = Vec::new();
+    let mut refused = 0;
+    for _ in 0..40 {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        s.write_all(b"PING\r\n").unwrap();
+        let mut answer = [0u8; 64];
+        let n = s.read(&mut answer).expect("every connection is answered");
+        let answer = &answer[..n];
+        if answer.starts_with(b"-ERR max number of clients reached") {
+            refused += 1;
+        } else {
+            assert_eq!(answer, b"+PONG\r\n");
+        }
+        held.push(s);
+    }
+    assert_eq!(refused, 40 - 31, "32 clients served, one of them `c`");
+    let pong: String = redis::cmd("PING").query(&mut c).unwrap();
+    assert_eq!(pong, "PONG");
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -12,7 +12,17 @@
 //! incomplete request at its end, and a request that would grow it past
 //! `--max-query-bytes` is answered with a protocol error and the
 //! connection closed (the decoder's limits bound each argument and their
-//! count, this bounds their sum).
+//! count, this bounds their sum). Before AUTH the bound is
+//! [`PRE_AUTH_QUERY_BYTES`], buffer included.
+//!
+//! Memory for replies is bounded too: they are produced in rounds of about
+//! [`ROUND_REPLY_BYTES`], each written before the next is made, and no
+//! request is read while a round is unsent (backpressure), so a client that
+//! never reads stalls itself, holding one round. A single reply over the
+//! `client-output-buffer-limit` hard limit (an MGET naming one big key
+//! 100,000 times is sized before it is built) disconnects the client, as
+//! does one over the soft limit left unsent for its seconds; the reason is
+//! logged. `timeout` closes a connection idle that long.
 
 use super::storage::{Answer, Job, Req};
 use super::Shared;
@@ -32,6 +42,11 @@ use std::sync::Arc;
 
 /// Bytes a handler reads at a time.
 const READ_CHUNK: usize = 16 * 1024;
+
+/// Before AUTH (with `requirepass`): the most bytes a connection may
+/// buffer, and read at a time, so an unauthenticated connection holds a
+/// few KiB whatever it sends (an AUTH fits easily).
+pub const PRE_AUTH_QUERY_BYTES: usize = 4 * 1024;
 
 /// Reply bytes produced per round of a batch (see the module docs).
 pub const ROUND_REPLY_BYTES: usize = 1 << 20;
@@ -116,7 +131,7 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
     // is not consumed yet (an incomplete request). The buffer stays
     // initialized at its full length, so a read zeroes nothing: only
     // growing it does.
-    let mut buf: Vec<u8> = vec![0; READ_CHUNK];
+    let mut buf: Vec<u8> = Vec::new();
     let mut end = 0;
     let mut wire = Vec::new();
     let mut outs = VecDeque::new();
@@ -125,8 +140,13 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
         if shared.stop.is_triggered() {
             return Ok(());
         }
-        if buf.len() - end < READ_CHUNK / 2 {
-            buf.resize(end + READ_CHUNK, 0);
+        let (chunk, max_query) = if session.authenticated {
+            (READ_CHUNK, shared.config.max_query_bytes)
+        } else {
+            (PRE_AUTH_QUERY_BYTES, PRE_AUTH_QUERY_BYTES)
+        };
+        if buf.len() - end < chunk / 2 {
+            buf.resize(end + chunk, 0);
         }
         let n = {
             let mut stopped = pin!(shared.stop.wait());
@@ -202,12 +222,17 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
         }
         buf.copy_within(consumed..end, 0);
         end -= consumed;
-        if bad.is_none() && after == After::Continue && end > shared.config.max_query_bytes {
-            bad = Some(ProtocolError(format!(
-                "ERR Protocol error: request larger than the query buffer limit ({} bytes, \
-                 max-query-bytes)",
-                shared.config.max_query_bytes
-            )));
+        if bad.is_none() && after == After::Continue && end > max_query {
+            bad = Some(ProtocolError(if session.authenticated {
+                format!(
+                    "ERR Protocol error: request larger than the query buffer limit ({max_query} \
+                     bytes, max-query-bytes)"
+                )
+            } else {
+                format!(
+                    "ERR Protocol error: unauthenticated request larger than {max_query} bytes"
+                )
+            }));
         }
 
         // Replies in rounds: the storage task stops producing once a round

@@ -309,6 +309,22 @@ async fn serve_logged(listener: TcpListener, shared: Arc<Shared>) -> io::Result<
     r
 }
 
+/// Descriptors kept out of `maxclients` for the log, its rewrite, the
+/// listeners and the reactors (Redis keeps 32 too).
+pub const RESERVED_FDS: usize = 32;
+
+/// The soft `RLIMIT_NOFILE` of this process, from `/proc/self/limits`
+/// (`None` when unknown or unlimited).
+fn open_files_limit() -> Option<usize> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line["Max open files".len()..]
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
 /// Runs the server until shutdown: to be called inside a run of
 /// `matou::unix::builder()` (on dom0), with the store already replayed from
 /// `aof`.
@@ -316,7 +332,18 @@ async fn serve_logged(listener: TcpListener, shared: Arc<Shared>) -> io::Result<
 /// # Errors
 /// Binding the address, or an accept loop that failed (after a clean stop of
 /// everything else, the log included).
-pub async fn run(config: Config, store: Store, aof: Aof) -> io::Result<()> {
+pub async fn run(mut config: Config, store: Store, aof: Aof) -> io::Result<()> {
+    if let Some(fit) = open_files_limit().map(|n| n.saturating_sub(RESERVED_FDS).max(1)) {
+        if fit < config.maxclients {
+            eprintln!(
+                "matou-kv: maxclients lowered from {} to {fit}: the open files limit is {} \
+                 ({RESERVED_FDS} kept for the log and the server)",
+                config.maxclients,
+                fit + RESERVED_FDS
+            );
+            config.maxclients = fit;
+        }
+    }
     let ip: std::net::IpAddr = config
         .bind
         .parse()
