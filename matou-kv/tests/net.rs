@@ -17,7 +17,11 @@ fn second_server_on_the_same_port_is_refused() {
         let dir = temp_dir("port-a");
         let first = Server::start(&dir, &["--workers", workers]);
         let mut c = first.client();
-        let _: () = redis::cmd("SET").arg("k").arg("first").query(&mut c).unwrap();
+        let _: () = redis::cmd("SET")
+            .arg("k")
+            .arg("first")
+            .query(&mut c)
+            .unwrap();
 
         let other_dir = temp_dir("port-b");
         let mut second = Command::new(env!("CARGO_BIN_EXE_matou-kv"))
@@ -116,7 +120,11 @@ fn huge_mget_disconnects_the_client_not_the_server() {
         let pid = server.child.as_ref().unwrap().id();
         let mut c = server.client();
         let value = vec![b'v'; 100 * 1024];
-        let _: () = redis::cmd("SET").arg("big").arg(&value).query(&mut c).unwrap();
+        let _: () = redis::cmd("SET")
+            .arg("big")
+            .arg(&value)
+            .query(&mut c)
+            .unwrap();
 
         let mut raw = server.raw();
         raw.write_all(&mget_request("big", 100_000)).unwrap();
@@ -176,7 +184,11 @@ fn clients_that_never_read_hold_bounded_memory() {
         let t = Instant::now();
         let pong: String = redis::cmd("PING").query(&mut c).unwrap();
         assert_eq!(pong, "PONG");
-        assert!(t.elapsed() < Duration::from_secs(1), "PING took {:?}", t.elapsed());
+        assert!(
+            t.elapsed() < Duration::from_secs(1),
+            "PING took {:?}",
+            t.elapsed()
+        );
         let grown = rss(pid).saturating_sub(before);
         // 8 clients x 1 MiB rounds, plus the replies being encoded: far from
         // the gigabytes 8 x 50 x 20,000 GETs of 100 KiB would be.
@@ -192,7 +204,11 @@ fn idle_connections_are_closed_after_timeout() {
     let dir = temp_dir("idle");
     let server = Server::start(&dir, &["--timeout", "1"]);
     let mut c = server.client();
-    let v: Vec<String> = redis::cmd("CONFIG").arg("GET").arg("timeout").query(&mut c).unwrap();
+    let v: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("timeout")
+        .query(&mut c)
+        .unwrap();
     assert_eq!(v, vec!["timeout".to_string(), "1".to_string()]);
     let mut slow = server.raw();
     slow.write_all(b"*2\r\n$3\r\nGET").unwrap();
@@ -244,7 +260,11 @@ fn memory_before_auth_is_a_few_kib_per_connection() {
         big.write_all(&req).unwrap();
         let mut answer = Vec::new();
         let _ = big.read_to_end(&mut answer);
-        assert!(answer.starts_with(b"-ERR Protocol error"), "{:?}", String::from_utf8_lossy(&answer));
+        assert!(
+            answer.starts_with(b"-ERR Protocol error"),
+            "{:?}",
+            String::from_utf8_lossy(&answer)
+        );
         drop(conns);
     }
 }
@@ -276,7 +296,11 @@ fn low_descriptor_limit_lowers_maxclients() {
         .unwrap()
         .get_connection()
         .unwrap();
-    let v: Vec<String> = redis::cmd("CONFIG").arg("GET").arg("maxclients").query(&mut c).unwrap();
+    let v: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("maxclients")
+        .query(&mut c)
+        .unwrap();
     assert_eq!(v[1], "32");
     let mut held = Vec::new();
     let mut refused = 0;
@@ -299,4 +323,39 @@ fn low_descriptor_limit_lowers_maxclients() {
     assert_eq!(pong, "PONG");
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// Wrong passwords pipelined on one connection: past the free ones each is
+/// answered later, and the connection is closed after the tenth; a right
+/// password on another connection is answered at once.
+#[test]
+fn password_guessing_is_slowed_then_disconnected() {
+    let dir = temp_dir("guess");
+    let server = Server::start(&dir, &["--requirepass", "right"]);
+    let mut raw = server.raw();
+    let t = Instant::now();
+    raw.write_all(&b"AUTH wrong\r\n".repeat(100_000))
+        .unwrap_or(());
+    let mut answers = Vec::new();
+    let _ = raw.read_to_end(&mut answers);
+    let text = String::from_utf8_lossy(&answers);
+    assert_eq!(text.matches("WRONGPASS").count(), 10, "{text}");
+    // 100 + 200 + ... + 600 ms of delays before the close.
+    assert!(
+        t.elapsed() >= Duration::from_millis(2000),
+        "{:?}",
+        t.elapsed()
+    );
+
+    let mut ok = server.raw();
+    let t = Instant::now();
+    ok.write_all(b"AUTH right\r\n").unwrap();
+    let mut answer = [0u8; 5];
+    ok.read_exact(&mut answer).unwrap();
+    assert_eq!(&answer, b"+OK\r\n");
+    assert!(
+        t.elapsed() < Duration::from_millis(200),
+        "{:?}",
+        t.elapsed()
+    );
 }

@@ -408,10 +408,7 @@ fn serve_on_every_worker_fans_out_and_one_failure_stops_all() {
                             let second = TcpListener::options()
                                 .reuse_port(true)
                                 .bind((std::net::Ipv4Addr::LOCALHOST, port));
-                            assert_eq!(
-                                second.unwrap_err().kind(),
-                                std::io::ErrorKind::AddrInUse
-                            );
+                            assert_eq!(second.unwrap_err().kind(), std::io::ErrorKind::AddrInUse);
                             stop.trigger(); // everyone is up: end the test
                         }
                         stop.wait().await;

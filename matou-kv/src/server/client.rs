@@ -28,17 +28,17 @@ use super::storage::{Answer, Job, Req};
 use super::Shared;
 use crate::command::{info_text, Action, Command, Session};
 use crate::config::OutputLimit;
-use matou::unix::time;
-use std::collections::VecDeque;
-use std::time::Duration;
 use crate::resp::{Decoder, ProtocolError, Reply};
 use matou::sync::oneshot;
 use matou::unix::net::TcpStream;
+use matou::unix::time;
 use matou::{race, Either};
+use std::collections::VecDeque;
 use std::io;
 use std::pin::pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Bytes a handler reads at a time.
 const READ_CHUNK: usize = 16 * 1024;
@@ -47,6 +47,14 @@ const READ_CHUNK: usize = 16 * 1024;
 /// buffer, and read at a time, so an unauthenticated connection holds a
 /// few KiB whatever it sends (an AUTH fits easily).
 pub const PRE_AUTH_QUERY_BYTES: usize = 4 * 1024;
+
+/// Wrong passwords a connection may give before it is slowed down.
+pub const AUTH_FREE_FAILURES: u32 = 3;
+/// Wrong passwords after which the connection is closed.
+pub const AUTH_MAX_FAILURES: u32 = 10;
+/// The delay before answering the first slowed wrong password; each next
+/// one waits this much longer (100 ms, 200 ms, ... 700 ms before the close).
+pub const AUTH_DELAY_STEP: Duration = Duration::from_millis(100);
 
 /// Reply bytes produced per round of a batch (see the module docs).
 pub const ROUND_REPLY_BYTES: usize = 1 << 20;
@@ -135,6 +143,7 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
     let mut end = 0;
     let mut wire = Vec::new();
     let mut outs = VecDeque::new();
+    let mut requests_buffered = false;
     loop {
         // Between batches only: a batch in flight is always finished.
         if shared.stop.is_triggered() {
@@ -145,36 +154,42 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
         } else {
             (PRE_AUTH_QUERY_BYTES, PRE_AUTH_QUERY_BYTES)
         };
-        if buf.len() - end < chunk / 2 {
-            buf.resize(end + chunk, 0);
-        }
-        let n = {
-            let mut stopped = pin!(shared.stop.wait());
-            let mut read = pin!(stream.read(&mut buf[end..]));
-            let read = race(stopped.as_mut(), read.as_mut());
-            let idle = shared.config.timeout_secs;
-            let outcome = if idle == 0 {
-                Some(read.await)
-            } else {
-                time::timeout(Duration::from_secs(idle), read).await.ok()
-            };
-            match outcome {
-                None => {
-                    eprintln!(
-                        "matou-kv: client id={id} addr={} closed: idle for {idle} s (timeout)",
-                        peer(&stream)
-                    );
-                    return Ok(());
-                }
-                Some(Either::Left(())) => return Ok(()),
-                Some(Either::Right(r)) => r?,
+        // A batch cut short (after a wrong password) left whole requests
+        // in the buffer: they are served before anything more is read.
+        if !requests_buffered {
+            if buf.len() - end < chunk / 2 {
+                buf.resize(end + chunk, 0);
             }
-        };
-        if n == 0 {
-            return Ok(());
+            let n = {
+                let mut stopped = pin!(shared.stop.wait());
+                let mut read = pin!(stream.read(&mut buf[end..]));
+                let read = race(stopped.as_mut(), read.as_mut());
+                let idle = shared.config.timeout_secs;
+                let outcome = if idle == 0 {
+                    Some(read.await)
+                } else {
+                    time::timeout(Duration::from_secs(idle), read).await.ok()
+                };
+                match outcome {
+                    None => {
+                        eprintln!(
+                            "matou-kv: client id={id} addr={} closed: idle for {idle} s (timeout)",
+                            peer(&stream)
+                        );
+                        return Ok(());
+                    }
+                    Some(Either::Left(())) => return Ok(()),
+                    Some(Either::Right(r)) => r?,
+                }
+            };
+            if n == 0 {
+                return Ok(());
+            }
+            end += n;
         }
-        end += n;
 
+        let failures_seen = session.failed_auths;
+        requests_buffered = false;
         let mut reqs = Vec::new();
         let mut after = After::Continue;
         let mut consumed = 0;
@@ -212,6 +227,12 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
                     }
                     // AUTH lifts the decoder's pre-authentication caps.
                     decoder.set_authenticated(session.authenticated);
+                    // A wrong password ends the batch: it is answered
+                    // (late, see below) before the next one is read.
+                    if session.failed_auths > failures_seen {
+                        requests_buffered = consumed < end;
+                        break;
+                    }
                 }
                 Ok(None) => break,
                 Err(e) => {
@@ -222,19 +243,32 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
         }
         buf.copy_within(consumed..end, 0);
         end -= consumed;
-        if bad.is_none() && after == After::Continue && end > max_query {
+        if bad.is_none() && after == After::Continue && !requests_buffered && end > max_query {
             bad = Some(ProtocolError(if session.authenticated {
                 format!(
                     "ERR Protocol error: request larger than the query buffer limit ({max_query} \
                      bytes, max-query-bytes)"
                 )
             } else {
-                format!(
-                    "ERR Protocol error: unauthenticated request larger than {max_query} bytes"
-                )
+                format!("ERR Protocol error: unauthenticated request larger than {max_query} bytes")
             }));
         }
 
+        // Password guessing: past a few wrong passwords each one is answered
+        // later than the last, then the connection is closed. A right one
+        // is never delayed.
+        if session.failed_auths > failures_seen {
+            let n = session.failed_auths;
+            if n >= AUTH_MAX_FAILURES {
+                eprintln!(
+                    "matou-kv: client id={id} addr={} closed: {n} wrong passwords",
+                    peer(&stream)
+                );
+                after = After::Close;
+            } else if n > AUTH_FREE_FAILURES {
+                time::sleep(AUTH_DELAY_STEP * (n - AUTH_FREE_FAILURES)).await;
+            }
+        }
         // Replies in rounds: the storage task stops producing once a round
         // holds `ROUND_REPLY_BYTES` and defers the rest, which is sent
         // again once the round is written. Nothing is read meanwhile, so a

@@ -355,7 +355,10 @@ pub async fn run(mut config: Config, store: Store, aof: Aof) -> io::Result<()> {
         } else {
             e.to_string()
         };
-        io::Error::new(e.kind(), format!("cannot listen on {wanted} (port {}): {what}", wanted.port()))
+        io::Error::new(
+            e.kind(),
+            format!("cannot listen on {wanted} (port {}): {what}", wanted.port()),
+        )
     })?;
     let addr = listener.local_addr()?;
     let (jobs, queue) = matou::sync::channel(QUEUE);
