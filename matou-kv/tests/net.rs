@@ -359,3 +359,41 @@ fn password_guessing_is_slowed_then_disconnected() {
         t.elapsed()
     );
 }
+
+/// The count of wrong passwords follows the client's address across
+/// connections: reconnecting after ten does not buy fresh attempts, while
+/// the right password is still answered at once.
+#[test]
+fn password_guessing_counts_per_address() {
+    let dir = temp_dir("guess-addr");
+    let server = Server::start(&dir, &["--requirepass", "right", "--workers", "3"]);
+    let t = Instant::now();
+    let mut wrong = 0;
+    for _ in 0..10 {
+        let mut s = server.raw();
+        s.write_all(b"AUTH wrong\r\n").unwrap();
+        let mut answer = Vec::new();
+        let mut byte = [0u8; 256];
+        let n = s.read(&mut byte).unwrap_or(0);
+        answer.extend_from_slice(&byte[..n]);
+        if answer.starts_with(b"-WRONGPASS") {
+            wrong += 1;
+        }
+    }
+    assert_eq!(wrong, 10);
+    assert!(t.elapsed() >= Duration::from_millis(1500), "{:?}", t.elapsed());
+    // The eleventh, on a fresh connection: answered, then closed.
+    let mut s = server.raw();
+    s.write_all(b"AUTH wrong\r\nPING\r\n").unwrap();
+    let mut rest = Vec::new();
+    let _ = s.read_to_end(&mut rest);
+    assert!(!String::from_utf8_lossy(&rest).contains("NOAUTH"), "kept serving");
+
+    let mut ok = server.raw();
+    let t = Instant::now();
+    ok.write_all(b"AUTH right\r\n").unwrap();
+    let mut answer = [0u8; 5];
+    ok.read_exact(&mut answer).unwrap();
+    assert_eq!(&answer, b"+OK\r\n");
+    assert!(t.elapsed() < Duration::from_millis(200), "{:?}", t.elapsed());
+}

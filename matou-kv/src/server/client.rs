@@ -48,7 +48,8 @@ const READ_CHUNK: usize = 16 * 1024;
 /// few KiB whatever it sends (an AUTH fits easily).
 pub const PRE_AUTH_QUERY_BYTES: usize = 4 * 1024;
 
-/// Wrong passwords a connection may give before it is slowed down.
+/// Wrong passwords a connection, or an address over its connections
+/// within `AUTH_FAILURES_FORGOTTEN`, may give before it is slowed down.
 pub const AUTH_FREE_FAILURES: u32 = 3;
 /// Wrong passwords after which the connection is closed.
 pub const AUTH_MAX_FAILURES: u32 = 10;
@@ -258,10 +259,15 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
         // later than the last, then the connection is closed. A right one
         // is never delayed.
         if session.failed_auths > failures_seen {
-            let n = session.failed_auths;
+            let by_address = match stream.peer_addr() {
+                Ok(a) => shared.auth_failed(a.ip()),
+                Err(_) => 0,
+            };
+            let n = session.failed_auths.max(by_address);
             if n >= AUTH_MAX_FAILURES {
                 eprintln!(
-                    "matou-kv: client id={id} addr={} closed: {n} wrong passwords",
+                    "matou-kv: client id={id} addr={} closed: {n} wrong passwords \
+                     (from this connection or address)",
                     peer(&stream)
                 );
                 after = After::Close;

@@ -206,9 +206,37 @@ struct Shared {
     connections: AtomicU64,
     commands: AtomicU64,
     rejected: AtomicU64,
+    /// Wrong passwords per client address (see [`Shared::auth_failed`]).
+    auth_failures: Mutex<HashMap<std::net::IpAddr, (u32, Instant)>>,
 }
 
+/// How long an address's count of wrong passwords lasts after its last
+/// one.
+pub const AUTH_FAILURES_FORGOTTEN: Duration = Duration::from_secs(60);
+/// Addresses tracked at most (a flood of addresses cannot grow the table
+/// without bound; the oldest are forgotten first).
+const AUTH_FAILURES_TRACKED: usize = 10_000;
+
 impl Shared {
+    /// Counts one wrong password from `ip`; returns the address's count in
+    /// the last [`AUTH_FAILURES_FORGOTTEN`] (reconnecting does not reset it).
+    fn auth_failed(&self, ip: std::net::IpAddr) -> u32 {
+        let now = Instant::now();
+        let mut map = self.auth_failures.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= AUTH_FAILURES_TRACKED {
+            map.retain(|_, (_, last)| now.duration_since(*last) < AUTH_FAILURES_FORGOTTEN);
+            if map.len() >= AUTH_FAILURES_TRACKED {
+                map.clear();
+            }
+        }
+        let entry = map.entry(ip).or_insert((0, now));
+        if now.duration_since(entry.1) >= AUTH_FAILURES_FORGOTTEN {
+            entry.0 = 0;
+        }
+        *entry = (entry.0.saturating_add(1), now);
+        entry.0
+    }
+
     /// Fills INFO's server, clients and stats figures.
     fn fill_info(&self, d: &mut InfoData) {
         d.port = self.port;
@@ -374,6 +402,7 @@ pub async fn run(mut config: Config, store: Store, aof: Aof) -> io::Result<()> {
         connections: AtomicU64::new(0),
         commands: AtomicU64::new(0),
         rejected: AtomicU64::new(0),
+        auth_failures: Mutex::new(HashMap::new()),
     });
     let storage = matou::spawn(storage::run(store, aof, queue));
     let signals = matou::spawn({
