@@ -54,6 +54,10 @@ pub struct Config {
     /// Seconds a connection may stay idle (no request) before it is
     /// closed; 0: never (Redis's `timeout`).
     pub timeout_secs: u64,
+    /// Wrong passwords after which a connection is closed (counted per
+    /// connection and per client address over a minute); past the first
+    /// three each answer is delayed 100 ms more than the last.
+    pub auth_max_failures: u32,
 }
 
 /// Redis's `client-output-buffer-limit normal HARD SOFT SECONDS`, in bytes
@@ -136,6 +140,7 @@ impl Default for Config {
             max_query_bytes: DEFAULT_MAX_QUERY,
             output_limit: DEFAULT_OUTPUT_LIMIT,
             timeout_secs: 0,
+            auth_max_failures: 10,
         }
     }
 }
@@ -258,6 +263,11 @@ FLAGS (each also accepts --flag=value):
                            whatever the limit [default: normal 1gb 256mb 60]
     --timeout SECS         close a connection idle for SECS seconds (0: never)
                            [default: 0]
+    --auth-max-failures N  close a connection after N wrong passwords, counted
+                           per connection and per client address over the
+                           last minute; after the third, each wrong answer
+                           comes 100 ms later than the last (a right password
+                           is never delayed) [default: 10]
     --config FILE          read `name value` lines first (redis.conf style; the
                            names are the flags' without `--`, or appendfsync,
                            proto-max-bulk-len and client-query-buffer-limit);
@@ -331,6 +341,7 @@ const FLAGS: &[&str] = &[
     "max-query-bytes",
     "client-output-buffer-limit",
     "timeout",
+    "auth-max-failures",
 ];
 
 /// Applies the lines of a config file; errors start with the line number.
@@ -415,6 +426,10 @@ fn apply(c: &mut Config, name: &str, value: &str) -> Result<(), String> {
         "max-query-bytes" => c.max_query_bytes = at_least_one(value)?,
         "client-output-buffer-limit" => c.output_limit = OutputLimit::parse(value)?,
         "timeout" => c.timeout_secs = number(value, "a number of seconds")?,
+        "auth-max-failures" => {
+            c.auth_max_failures = u32::try_from(at_least_one(value)?)
+                .map_err(|_| format!("invalid value `{value}`: too large"))?;
+        }
         _ => return Err(format!("unknown option `{name}`")),
     }
     Ok(())
@@ -425,6 +440,38 @@ mod tests {
     use super::*;
     use crate::command::config_get_reply;
     use crate::resp::Reply;
+
+    #[test]
+    fn output_limit_timeout_and_auth_failures() {
+        let c = run("--timeout 5 --auth-max-failures 3");
+        assert_eq!((c.timeout_secs, c.auth_max_failures), (5, 3));
+        assert_eq!(c.output_limit, DEFAULT_OUTPUT_LIMIT);
+        let c = match parse(vec![
+            "--client-output-buffer-limit".to_string(),
+            "normal 64mb 16kb 10".to_string(),
+        ]) {
+            Ok(Parsed::Run(c)) => c,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            c.output_limit,
+            OutputLimit {
+                hard: 64 << 20,
+                soft: 16 << 10,
+                soft_secs: 10
+            }
+        );
+        let mut file = Config::default();
+        apply_file(
+            &mut file,
+            "client-output-buffer-limit normal 0 0 0\ntimeout 7\n",
+        )
+        .unwrap();
+        assert_eq!(file.output_limit.hard, 0);
+        assert_eq!(file.timeout_secs, 7);
+        assert!(OutputLimit::parse("normal 1 2").is_err());
+        assert!(OutputLimit::parse("1xb 2 3").is_err());
+    }
 
     fn args(s: &str) -> Vec<String> {
         s.split_whitespace().map(String::from).collect()

@@ -331,7 +331,10 @@ fn low_descriptor_limit_lowers_maxclients() {
 #[test]
 fn password_guessing_is_slowed_then_disconnected() {
     let dir = temp_dir("guess");
-    let server = Server::start(&dir, &["--requirepass", "right"]);
+    let server = Server::start(
+        &dir,
+        &["--requirepass", "right", "--auth-max-failures", "10"],
+    );
     let mut raw = server.raw();
     let t = Instant::now();
     raw.write_all(&b"AUTH wrong\r\n".repeat(100_000))
@@ -381,13 +384,20 @@ fn password_guessing_counts_per_address() {
         }
     }
     assert_eq!(wrong, 10);
-    assert!(t.elapsed() >= Duration::from_millis(1500), "{:?}", t.elapsed());
+    assert!(
+        t.elapsed() >= Duration::from_millis(1500),
+        "{:?}",
+        t.elapsed()
+    );
     // The eleventh, on a fresh connection: answered, then closed.
     let mut s = server.raw();
     s.write_all(b"AUTH wrong\r\nPING\r\n").unwrap();
     let mut rest = Vec::new();
     let _ = s.read_to_end(&mut rest);
-    assert!(!String::from_utf8_lossy(&rest).contains("NOAUTH"), "kept serving");
+    assert!(
+        !String::from_utf8_lossy(&rest).contains("NOAUTH"),
+        "kept serving"
+    );
 
     let mut ok = server.raw();
     let t = Instant::now();
@@ -395,5 +405,9 @@ fn password_guessing_counts_per_address() {
     let mut answer = [0u8; 5];
     ok.read_exact(&mut answer).unwrap();
     assert_eq!(&answer, b"+OK\r\n");
-    assert!(t.elapsed() < Duration::from_millis(200), "{:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_millis(200),
+        "{:?}",
+        t.elapsed()
+    );
 }

@@ -23,6 +23,12 @@
 //! 100,000 times is sized before it is built) disconnects the client, as
 //! does one over the soft limit left unsent for its seconds; the reason is
 //! logged. `timeout` closes a connection idle that long.
+//!
+//! Password guessing: a wrong password ends its batch; after
+//! [`AUTH_FREE_FAILURES`] (per connection, or per client address over
+//! `AUTH_FAILURES_FORGOTTEN`) each is answered [`AUTH_DELAY_STEP`] later
+//! than the last, and at `auth-max-failures` the connection is closed. A
+//! right password is answered at once.
 
 use super::storage::{Answer, Job, Req};
 use super::Shared;
@@ -51,8 +57,6 @@ pub const PRE_AUTH_QUERY_BYTES: usize = 4 * 1024;
 /// Wrong passwords a connection, or an address over its connections
 /// within `AUTH_FAILURES_FORGOTTEN`, may give before it is slowed down.
 pub const AUTH_FREE_FAILURES: u32 = 3;
-/// Wrong passwords after which the connection is closed.
-pub const AUTH_MAX_FAILURES: u32 = 10;
 /// The delay before answering the first slowed wrong password; each next
 /// one waits this much longer (100 ms, 200 ms, ... 700 ms before the close).
 pub const AUTH_DELAY_STEP: Duration = Duration::from_millis(100);
@@ -264,7 +268,7 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
                 Err(_) => 0,
             };
             let n = session.failed_auths.max(by_address);
-            if n >= AUTH_MAX_FAILURES {
+            if n >= shared.config.auth_max_failures {
                 eprintln!(
                     "matou-kv: client id={id} addr={} closed: {n} wrong passwords \
                      (from this connection or address)",
