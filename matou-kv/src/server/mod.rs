@@ -21,6 +21,21 @@
 //!   commands of the batch to the storage task as one job, write every
 //!   reply with one `write`.
 //!
+//! # What one client can cost
+//!
+//! No client can take the server down (`client.rs` has the details):
+//! replies are made and written in rounds of about [`ROUND_REPLY_BYTES`],
+//! and requests are not read while a round is unsent, so a client that
+//! never reads holds one round; `client-output-buffer-limit` disconnects a
+//! client whose single reply is too big (sized before it is built) or stays
+//! unsent too long; before AUTH a connection buffers at most a few KiB;
+//! wrong passwords are answered later and later, then the connection is
+//! closed (`auth-max-failures`, counted per connection and per address);
+//! `timeout` closes idle connections; `maxclients` is lowered to fit the
+//! open files limit ([`RESERVED_FDS`] kept), so a client past it is told
+//! `-ERR max number of clients reached` rather than left unanswered.
+//! SIGHUP is ignored (`main.rs`).
+//!
 //! # The hand-off, and why reads go through it too
 //!
 //! Handlers (on any worker) send jobs on one bounded `matou::sync` channel
