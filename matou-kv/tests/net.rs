@@ -411,3 +411,21 @@ fn password_guessing_counts_per_address() {
         t.elapsed()
     );
 }
+
+/// An AUTH pipelined before a request bigger than the pre-AUTH bound lifts
+/// the bound for it: the request is served.
+#[test]
+fn auth_pipelined_before_a_big_request_lifts_the_bound() {
+    let dir = temp_dir("auth-pipe");
+    let server = Server::start(&dir, &["--requirepass", "pw"]);
+    let mut s = server.raw();
+    let value = vec![b'x'; 20_000];
+    let mut req = b"AUTH pw\r\n".to_vec();
+    req.extend_from_slice(format!("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n${}\r\n", value.len()).as_bytes());
+    req.extend_from_slice(&value);
+    req.extend_from_slice(b"\r\n");
+    s.write_all(&req).unwrap();
+    let mut answer = [0u8; 10];
+    s.read_exact(&mut answer).unwrap();
+    assert_eq!(&answer, b"+OK\r\n+OK\r\n");
+}

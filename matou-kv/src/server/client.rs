@@ -154,10 +154,10 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
         if shared.stop.is_triggered() {
             return Ok(());
         }
-        let (chunk, max_query) = if session.authenticated {
-            (READ_CHUNK, shared.config.max_query_bytes)
+        let chunk = if session.authenticated {
+            READ_CHUNK
         } else {
-            (PRE_AUTH_QUERY_BYTES, PRE_AUTH_QUERY_BYTES)
+            PRE_AUTH_QUERY_BYTES
         };
         // A batch cut short (after a wrong password) left whole requests
         // in the buffer: they are served before anything more is read.
@@ -248,6 +248,13 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
         }
         buf.copy_within(consumed..end, 0);
         end -= consumed;
+        // Checked with the state after the batch: an AUTH pipelined before
+        // a big request lifts the bound for it.
+        let max_query = if session.authenticated {
+            shared.config.max_query_bytes
+        } else {
+            PRE_AUTH_QUERY_BYTES
+        };
         if bad.is_none() && after == After::Continue && !requests_buffered && end > max_query {
             bad = Some(ProtocolError(if session.authenticated {
                 format!(
