@@ -429,3 +429,32 @@ fn auth_pipelined_before_a_big_request_lifts_the_bound() {
     s.read_exact(&mut answer).unwrap();
     assert_eq!(&answer, b"+OK\r\n+OK\r\n");
 }
+
+/// A reply over the soft output limit that the client leaves unread for
+/// the limit's seconds disconnects it, with the reason logged.
+#[test]
+fn unread_reply_over_the_soft_limit_disconnects() {
+    let dir = temp_dir("soft");
+    let mut server = Server::start(&dir, &["--client-output-buffer-limit", "normal 0 64kb 1"]);
+    let mut c = server.client();
+    let value = vec![b'v'; 32 << 20];
+    let _: () = redis::cmd("SET")
+        .arg("big")
+        .arg(&value)
+        .query(&mut c)
+        .unwrap();
+    let mut lazy = server.raw();
+    lazy.write_all(b"GET big\r\n").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !server.stderr().contains("client-output-buffer-limit soft") {
+        assert!(
+            Instant::now() < deadline,
+            "not disconnected: {}",
+            server.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let pong: String = redis::cmd("PING").query(&mut c).unwrap();
+    assert_eq!(pong, "PONG");
+    drop(lazy);
+}
