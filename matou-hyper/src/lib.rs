@@ -26,7 +26,7 @@
 //! use std::{convert::Infallible, time::Duration};
 //!
 //! matou::builder().extra_workers(1).run(async {
-//!     let listener = TcpListener::options().reuse_port(true).bind(([127, 0, 0, 1], 0)).unwrap();
+//!     let listener = TcpListener::bind(([127, 0, 0, 1], 0)).unwrap();
 //!     let url = format!("http://{}/", listener.local_addr().unwrap());
 //!     let hello = service_fn(|_req| async {
 //!         Ok::<_, Infallible>(Response::new(Full::new(Bytes::from("hello"))))

@@ -1,7 +1,7 @@
 //! [`serve`]: HTTP/1.1 and HTTP/2 (auto-detected) on every worker, every
 //! connection a task of a scope, and a graceful shutdown.
 //!
-//! Per worker (one listener each, `SO_REUSEPORT`, through
+//! Per worker (each on a duplicate of the one listener, through
 //! [`serve_on_every_worker`](matou::unix::net::serve_on_every_worker)) an
 //! accept loop owns an [`Orphans`] scope: each connection is a task of it,
 //! and hyper's own tasks (HTTP/2 streams) join it through
@@ -63,15 +63,16 @@ impl ServeReport {
     }
 }
 
-/// Serves `service` on `listener` and, with a listener of their own on the
-/// same address, on every other worker `parallel` may use, until `shutdown`
+/// Serves `service` on `listener` and, each on a duplicate of it (the same
+/// listening socket), on every other worker `parallel` may use, until `shutdown`
 /// is triggered; then shuts down gracefully (see the module doc) and returns
 /// once every connection task has ended.
 ///
-/// `listener` must be bound with
-/// [`reuse_port`](matou::unix::net::TcpListenOptions::reuse_port) for the
-/// other workers to share its address. HTTP/1.1 and HTTP/2 (prior knowledge,
-/// i.e. `h2c`) are told apart by the connection's first bytes.
+/// `listener` needs no
+/// [`reuse_port`](matou::unix::net::TcpListenOptions::reuse_port): a plain
+/// (exclusive) listener is shared by the workers, and no other socket can
+/// bind its port meanwhile. HTTP/1.1 and HTTP/2 (prior knowledge, i.e.
+/// `h2c`) are told apart by the connection's first bytes.
 ///
 /// ```no_run
 /// use bytes::Bytes;
@@ -82,7 +83,7 @@ impl ServeReport {
 /// use std::{convert::Infallible, time::Duration};
 ///
 /// matou::run(async {
-///     let listener = TcpListener::options().reuse_port(true).bind(([127, 0, 0, 1], 8080)).unwrap();
+///     let listener = TcpListener::bind(([127, 0, 0, 1], 8080)).unwrap();
 ///     let hello = service_fn(|_req| async {
 ///         Ok::<_, Infallible>(Response::new(Full::new(Bytes::from("hello"))))
 ///     });
@@ -93,7 +94,7 @@ impl ServeReport {
 /// ```
 ///
 /// # Errors
-/// A worker that cannot bind the address, or an accept error other than a
+/// A listener that cannot be duplicated, or an accept error other than a
 /// transient one (an aborted connection, a full descriptor table: those are
 /// retried); the shutdown is triggered and every worker has drained before it
 /// is returned.

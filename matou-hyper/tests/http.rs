@@ -26,10 +26,7 @@ fn runtime() -> matou::Builder {
 }
 
 fn listener() -> (TcpListener, SocketAddr) {
-    let l = TcpListener::options()
-        .reuse_port(true)
-        .bind(([127, 0, 0, 1], 0))
-        .unwrap();
+    let l = TcpListener::bind(([127, 0, 0, 1], 0)).unwrap();
     let addr = l.local_addr().unwrap();
     (l, addr)
 }
@@ -311,19 +308,59 @@ fn http1_over_a_unix_socket_pair() {
     });
 }
 
+/// One blocking HTTP/1.1 GET from a plain thread (not a matou worker, so a
+/// worker the service blocks cannot hold it up); the response's body.
+fn blocking_get(addr: SocketAddr) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    resp.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned()
+}
+
 #[test]
-fn a_listener_without_reuse_port_is_a_clear_error_and_stops_every_worker() {
+fn a_plain_listener_is_served_on_every_worker_and_keeps_its_port_exclusive() {
     runtime().run(async {
-        // Without SO_REUSEPORT the other workers cannot bind the address.
+        // No SO_REUSEPORT: the workers share duplicates of this one socket.
         let l = TcpListener::bind(([127, 0, 0, 1], 0)).unwrap();
-        let (server, stop, _entered) = start(l, Duration::from_secs(5));
-        let err = timeout(Duration::from_secs(2), server)
-            .await
-            .expect("serve stops by itself")
-            .unwrap()
-            .unwrap_err();
-        assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse, "{err}");
-        assert!(stop.is_triggered(), "the failure stopped every worker");
+        let addr = l.local_addr().unwrap();
+        // Answers the worker it runs on, after blocking that worker for a
+        // while, so that connections arriving meanwhile go to the others.
+        let service = service_fn(|_req: Request<Incoming>| async {
+            std::thread::sleep(Duration::from_millis(50));
+            let me = matou::current_worker().index();
+            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(me.to_string()))))
+        });
+        let stop = Shutdown::new(Duration::from_secs(1));
+        let server = matou::spawn(serve(l, service, stop.clone()));
+        // The port stays exclusive, even to a socket asking for SO_REUSEPORT.
+        let second = TcpListener::options().reuse_port(true).bind(addr);
+        assert_eq!(second.unwrap_err().kind(), std::io::ErrorKind::AddrInUse);
+        let served = std::thread::spawn(move || {
+            let mut seen = std::collections::BTreeSet::new();
+            // Rounds of concurrent requests until each of the 3 workers
+            // (dom0 and the two extra) answered one, at most 20 rounds.
+            for _ in 0..20 {
+                let round: Vec<_> = (0..6)
+                    .map(|_| std::thread::spawn(move || blocking_get(addr)))
+                    .collect();
+                seen.extend(round.into_iter().map(|t| t.join().unwrap()));
+                if seen.len() == 3 {
+                    break;
+                }
+            }
+            seen
+        });
+        while !served.is_finished() {
+            sleep(Duration::from_millis(10)).await;
+        }
+        let seen = served.join().unwrap();
+        assert_eq!(seen.len(), 3, "workers that answered: {seen:?}");
+        stop.trigger();
+        server.await.unwrap().unwrap();
         assert_eq!(matou::live_tasks(), 1, "only the main task is left");
     });
 }

@@ -57,6 +57,81 @@ pub struct Config {
     pub repair_log: bool,
     /// Numbered databases (SELECT 0 to this - 1).
     pub databases: usize,
+    /// `client-output-buffer-limit normal`: when a client is disconnected
+    /// for the replies it has not read.
+    pub output_limit: OutputLimit,
+    /// Seconds a connection may stay idle (no request) before it is
+    /// closed; 0: never (Redis's `timeout`).
+    pub timeout_secs: u64,
+    /// Wrong passwords after which a connection is closed (counted per
+    /// connection and per client address over a minute); past the first
+    /// three each answer is delayed 100 ms more than the last.
+    pub auth_max_failures: u32,
+}
+
+/// Redis's `client-output-buffer-limit normal HARD SOFT SECONDS`, in bytes
+/// (0: no limit). A reply over `hard` disconnects the client at once; one
+/// over `soft` that is still not sent after `soft_secs` seconds too.
+///
+/// Replies are produced in rounds of about [`crate::server::ROUND_REPLY_BYTES`]
+/// (each written before the next is made), so these limits only concern
+/// one reply bigger than a round (a big GET, a huge MGET); the memory a
+/// client that never reads holds is bounded by one round whatever they are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OutputLimit {
+    /// Bytes of one reply over which the client is disconnected at once.
+    pub hard: usize,
+    /// Bytes of unsent reply tolerated for `soft_secs` only.
+    pub soft: usize,
+    /// How long a reply over `soft` may stay unsent.
+    pub soft_secs: u64,
+}
+
+/// Default of [`Config::output_limit`]: hard 1 GiB (above the largest
+/// value, 512 MiB, so any single GET passes), soft 256 MiB for 60 s. Redis
+/// ships `0 0 0` (unlimited), which lets one MGET exhaust memory.
+pub const DEFAULT_OUTPUT_LIMIT: OutputLimit = OutputLimit {
+    hard: 1 << 30,
+    soft: 256 << 20,
+    soft_secs: 60,
+};
+
+impl OutputLimit {
+    /// Parses `[normal] HARD SOFT SECONDS`, sizes as bytes or with a
+    /// `kb`/`mb`/`gb` suffix (powers of 1024, as redis.conf).
+    fn parse(value: &str) -> Result<OutputLimit, String> {
+        let words: Vec<&str> = value.split_whitespace().collect();
+        let words = match words.as_slice() {
+            ["normal", rest @ ..] => rest,
+            rest => rest,
+        };
+        let [hard, soft, secs] = words else {
+            return Err(format!(
+                "invalid value `{value}`: expected `normal HARD SOFT SECONDS`"
+            ));
+        };
+        Ok(OutputLimit {
+            hard: size(hard)?,
+            soft: size(soft)?,
+            soft_secs: number(secs, "a number of seconds")?,
+        })
+    }
+
+    fn show(&self) -> String {
+        format!("normal {} {} {}", self.hard, self.soft, self.soft_secs)
+    }
+}
+
+/// `N`, `Nkb`, `Nmb` or `Ngb` (case-insensitive) in bytes.
+fn size(word: &str) -> Result<usize, String> {
+    let lower = word.to_ascii_lowercase();
+    let (digits, unit) = [("gb", 1usize << 30), ("mb", 1 << 20), ("kb", 1 << 10)]
+        .iter()
+        .find_map(|(s, u)| lower.strip_suffix(s).map(|d| (d.to_string(), *u)))
+        .unwrap_or((lower.clone(), 1));
+    let n: usize = number(&digits, "a size (bytes, or with kb, mb, gb)")?;
+    n.checked_mul(unit)
+        .ok_or_else(|| format!("invalid value `{word}`: too large"))
 }
 
 impl Default for Config {
@@ -74,6 +149,9 @@ impl Default for Config {
             max_query_bytes: DEFAULT_MAX_QUERY,
             repair_log: false,
             databases: crate::databases::DEFAULT_DATABASES,
+            output_limit: DEFAULT_OUTPUT_LIMIT,
+            timeout_secs: 0,
+            auth_max_failures: 10,
         }
     }
 }
@@ -128,7 +206,8 @@ impl Config {
                     self.max_query_bytes.to_string(),
                 ),
                 ("requirepass", self.requirepass.clone().unwrap_or_default()),
-                ("timeout", "0".into()),
+                ("timeout", self.timeout_secs.to_string()),
+                ("client-output-buffer-limit", self.output_limit.show()),
                 ("maxmemory", "0".into()),
                 ("maxmemory-policy", "noeviction".into()),
             ],
@@ -190,6 +269,21 @@ FLAGS (each also accepts --flag=value):
                            bigger request gets an error and the connection is
                            closed [default: 1073741824]
     --databases N          numbered databases, SELECT 0 to N-1 [default: 16]
+    --client-output-buffer-limit 'normal HARD SOFT SECS'
+                           disconnect a client whose one unsent reply is over
+                           HARD bytes, or over SOFT bytes for SECS seconds (0:
+                           no limit; kb/mb/gb suffixes). Replies are produced
+                           and written in rounds of about 1 MiB, and requests
+                           are not read while a round is unsent, so a client
+                           that never reads holds about one round of memory
+                           whatever the limit [default: normal 1gb 256mb 60]
+    --timeout SECS         close a connection idle for SECS seconds (0: never)
+                           [default: 0]
+    --auth-max-failures N  close a connection after N wrong passwords, counted
+                           per connection and per client address over the
+                           last minute; after the third, each wrong answer
+                           comes 100 ms later than the last (a right password
+                           is never delayed) [default: 10]
     --config FILE          read `name value` lines first (redis.conf style; the
                            names are the flags' without `--`, or appendfsync,
                            proto-max-bulk-len and client-query-buffer-limit);
@@ -306,6 +400,9 @@ const FLAGS: &[&str] = &[
     "max-args",
     "max-query-bytes",
     "databases",
+    "client-output-buffer-limit",
+    "timeout",
+    "auth-max-failures",
 ];
 
 /// Applies the lines of a config file; errors start with the line number.
@@ -322,8 +419,15 @@ fn apply_file(config: &mut Config, text: &str) -> Result<(), String> {
             .into_iter()
             .map(|w| String::from_utf8_lossy(&w).into_owned())
             .collect();
-        let [name, value] = words.as_slice() else {
-            return Err(format!("{n}: expected `name value`, got `{line}`"));
+        let joined;
+        let (name, value) = match words.as_slice() {
+            [name, value] => (name, value),
+            // The one option whose value is several words.
+            [name, rest @ ..] if name.eq_ignore_ascii_case("client-output-buffer-limit") => {
+                joined = rest.join(" ");
+                (name, &joined)
+            }
+            _ => return Err(format!("{n}: expected `name value`, got `{line}`")),
         };
         let name = name.to_ascii_lowercase();
         let name = match name.as_str() {
@@ -382,6 +486,12 @@ fn apply(c: &mut Config, name: &str, value: &str) -> Result<(), String> {
         "max-args" => c.max_args = at_least_one(value)?,
         "max-query-bytes" => c.max_query_bytes = at_least_one(value)?,
         "databases" => c.databases = at_least_one(value)?,
+        "client-output-buffer-limit" => c.output_limit = OutputLimit::parse(value)?,
+        "timeout" => c.timeout_secs = number(value, "a number of seconds")?,
+        "auth-max-failures" => {
+            c.auth_max_failures = u32::try_from(at_least_one(value)?)
+                .map_err(|_| format!("invalid value `{value}`: too large"))?;
+        }
         _ => return Err(format!("unknown option `{name}`")),
     }
     Ok(())
@@ -392,6 +502,38 @@ mod tests {
     use super::*;
     use crate::command::config_get_reply;
     use crate::resp::Reply;
+
+    #[test]
+    fn output_limit_timeout_and_auth_failures() {
+        let c = run("--timeout 5 --auth-max-failures 3");
+        assert_eq!((c.timeout_secs, c.auth_max_failures), (5, 3));
+        assert_eq!(c.output_limit, DEFAULT_OUTPUT_LIMIT);
+        let c = match parse(vec![
+            "--client-output-buffer-limit".to_string(),
+            "normal 64mb 16kb 10".to_string(),
+        ]) {
+            Ok(Parsed::Run(c)) => c,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            c.output_limit,
+            OutputLimit {
+                hard: 64 << 20,
+                soft: 16 << 10,
+                soft_secs: 10
+            }
+        );
+        let mut file = Config::default();
+        apply_file(
+            &mut file,
+            "client-output-buffer-limit normal 0 0 0\ntimeout 7\n",
+        )
+        .unwrap();
+        assert_eq!(file.output_limit.hard, 0);
+        assert_eq!(file.timeout_secs, 7);
+        assert!(OutputLimit::parse("normal 1 2").is_err());
+        assert!(OutputLimit::parse("1xb 2 3").is_err());
+    }
 
     fn args(s: &str) -> Vec<String> {
         s.split_whitespace().map(String::from).collect()

@@ -55,6 +55,12 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // A closed terminal or a reload request must not kill the server
+    // (SIGHUP's default action); it has no configuration to reload.
+    match matou::unix::signal::ignore_sighup() {
+        Ok(()) => eprintln!("matou-kv: SIGHUP is ignored"),
+        Err(e) => eprintln!("matou-kv: cannot ignore SIGHUP: {e}"),
+    }
     // Replay before serving: no client ever sees a partly loaded store.
     let mut store = Databases::new(config.databases);
     let started = std::time::Instant::now();

@@ -640,6 +640,31 @@ impl Reply {
         }
     }
 
+    /// An upper bound on the length of the encoding in either protocol
+    /// (exact for bulk payloads, up to 23 bytes over per header), cheap to
+    /// compute: what the output limits are checked against before a reply
+    /// is encoded.
+    pub fn encoded_len_bound(&self) -> usize {
+        let items = |items: &[Reply]| {
+            items
+                .iter()
+                .fold(23usize, |n, i| n.saturating_add(i.encoded_len_bound()))
+        };
+        match self {
+            Reply::Simple(s) | Reply::Error(s) => s.len() + 3,
+            Reply::Bulk(b) => b.len() + 25,
+            // RESP2 sends them as bulk strings.
+            Reply::Double(s) | Reply::BigNumber(s) => s.len() + 25,
+            Reply::Verbatim(format, text) => format.len() + 1 + text.len() + 25,
+            Reply::Array(v) | Reply::Set(v) | Reply::Push(v) => items(v),
+            Reply::Map(pairs) => pairs.iter().fold(23, |n, (k, v)| {
+                n.saturating_add(k.encoded_len_bound())
+                    .saturating_add(v.encoded_len_bound())
+            }),
+            Reply::Integer(_) | Reply::Bool(_) | Reply::Nil | Reply::NilArray => 23,
+        }
+    }
+
     /// The RESP2 encoding, in a new vector.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::new();

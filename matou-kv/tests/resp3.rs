@@ -145,3 +145,46 @@ fn the_redis_crate_in_resp3_mode() {
     let v: Option<String> = cmd("GET").arg("k").query(&mut d0).unwrap();
     assert_eq!(v, None);
 }
+
+/// Replies are produced in rounds of about 1 MiB: the requests past a
+/// round are answered in a later one, still in the protocol each was
+/// parsed under (RESP3, then RESP2 after a `HELLO 2` in the same batch).
+#[test]
+fn replies_deferred_to_a_later_round_keep_their_protocol() {
+    let dir = temp_dir("resp3-rounds");
+    let server = Server::start(&dir, &[]);
+    let mut s = server.raw();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let big = "v".repeat(700 * 1024);
+    let set = format!(
+        "*3\r\n$3\r\nSET\r\n$3\r\nbig\r\n${}\r\n{big}\r\n",
+        big.len()
+    );
+    exchange(&mut s, &set, "+OK\r\n");
+    s.write_all(b"HELLO 3\r\n").unwrap();
+    let mut hello = Vec::new();
+    while !hello.ends_with(b"$7\r\nmodules\r\n*0\r\n") {
+        let mut b = [0u8; 1];
+        s.read_exact(&mut b).unwrap();
+        hello.push(b[0]);
+    }
+    // Two big GETs fill the first round; the rest is deferred.
+    s.write_all(b"GET big\r\nGET big\r\nGET nokey\r\nHELLO 2\r\nGET nokey\r\n")
+        .unwrap();
+    let one = format!("${}\r\n{big}\r\n", big.len());
+    let mut got = vec![0; 2 * one.len() + 3];
+    s.read_exact(&mut got).unwrap();
+    assert!(got.starts_with(one.as_bytes()) && got[one.len()..].starts_with(one.as_bytes()));
+    assert_eq!(&got[2 * one.len()..], b"_\r\n", "RESP3 nil after the cut");
+    let mut rest = Vec::new();
+    while !rest.ends_with(b"*0\r\n") {
+        let mut b = [0u8; 1];
+        s.read_exact(&mut b).unwrap();
+        rest.push(b[0]);
+    }
+    assert!(rest.starts_with(b"*14\r\n"), "HELLO 2's reply in RESP2");
+    let mut last = [0u8; 5];
+    s.read_exact(&mut last).unwrap();
+    assert_eq!(&last, b"$-1\r\n", "RESP2 nil after HELLO 2");
+}

@@ -1,5 +1,6 @@
 //! A background log rewrite while the server has run out of file
-//! descriptors (started under `ulimit -n`, connections holding the rest):
+//! descriptors (started under `ulimit -n` with descriptors it inherits
+//! open, connections holding the rest):
 //! the rewrite fails, is logged and retried with backoff, the server keeps
 //! serving from the current log, and the rewrite completes once
 //! descriptors are free again. One descriptor is left free on purpose:
@@ -15,6 +16,9 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// Descriptors the server inherits open (see `Limited::start`).
+const INHERITED: u32 = 24;
+
 /// The server under a low descriptor limit, killed on drop.
 struct Limited {
     child: Child,
@@ -26,10 +30,16 @@ impl Limited {
     fn start(dir: &std::path::Path, nofile: u32, workers: &str) -> Limited {
         let port = common::free_port();
         let stderr = dir.with_extension("stderr");
+        // The server keeps `RESERVED_FDS` (32) descriptors out of
+        // `maxclients`, so clients alone can no longer exhaust them: it
+        // inherits INHERITED open descriptors it does not know of, which
+        // leave the clients too few to reach `maxclients`.
         let script = format!(
-            "ulimit -n {nofile} && exec \"$0\" --port {port} --dir \"$1\" --workers {workers}"
+            "ulimit -n {nofile} && for i in $(seq 10 $((9 + {INHERITED}))); do \
+             eval \"exec $i</dev/null\"; done && \
+             exec \"$0\" --port {port} --dir \"$1\" --workers {workers}"
         );
-        let child = Command::new("sh")
+        let child = Command::new("bash")
             .args(["-c", &script, env!("CARGO_BIN_EXE_matou-kv")])
             .arg(dir)
             .stdin(Stdio::null())

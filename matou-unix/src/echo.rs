@@ -8,7 +8,7 @@
 //!   clients still connected (their sockets close as their tasks drop), so
 //!   nothing outlives it.
 //! - [`serve_parallel`]: the parallel form: the same loop on every worker, each
-//!   with its own `SO_REUSEPORT` listener on one port.
+//!   on its own duplicate of the one listening socket.
 //! - [`handle`]: one client. It reads into a fixed buffer and writes all of it
 //!   back before reading again, so a client that never reads stalls its own
 //!   task (TCP flow control) instead of growing memory; a client that resets
@@ -215,10 +215,9 @@ pub async fn serve(listener: TcpListener, stop: Stop) -> io::Result<EchoStats> {
     result.map(|()| stats)
 }
 
-/// The parallel form: `listener` (bound with
-/// [`reuse_port`](crate::net::TcpListenOptions::reuse_port)) serves on this
-/// worker, and every other worker available to `matou_core::parallel` binds
-/// its own listener on the same address and runs the same loop. Returns each
+/// The parallel form: `listener` serves on this worker, and every other
+/// worker available to `matou_core::parallel` runs the same loop on a
+/// duplicate of it (see [`serve_on_every_worker`]). Returns each
 /// server's statistics (this worker's first) once all of them stopped.
 ///
 /// # Errors

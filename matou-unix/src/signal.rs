@@ -296,3 +296,23 @@ pub async fn shutdown() -> io::Result<SignalKind> {
 pub fn signal(kind: SignalKind) -> io::Result<Signals> {
     Signals::new(&[kind])
 }
+
+/// Makes SIGHUP harmless for the rest of the process's life: a closed
+/// terminal or a service manager's reload signal no longer kills it
+/// (SIGHUP's default action). The signal is then handled by a handler that
+/// does nothing, rather than set to `SIG_IGN`, so child processes still
+/// start with the default action. Idempotent.
+///
+/// # Errors
+/// When the handler cannot be installed.
+pub fn ignore_sighup() -> io::Result<()> {
+    static DONE: OnceLock<()> = OnceLock::new();
+    if DONE.get().is_some() {
+        return Ok(());
+    }
+    // SAFETY: the action is empty, so it is trivially async-signal-safe;
+    // SIGHUP is not among signal-hook-registry's forbidden signals.
+    unsafe { signal_hook_registry::register(SignalKind::HUP.as_raw(), || {}) }?;
+    let _ = DONE.set(());
+    Ok(())
+}

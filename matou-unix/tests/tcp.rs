@@ -380,7 +380,7 @@ fn a_failing_write_keeps_the_os_error() {
 }
 
 /// `serve_on_every_worker` runs the service once per eligible worker (this
-/// one first, each on its own listener of the same port), and when one of
+/// one first, each on a duplicate of the one exclusive listener), and when one of
 /// them fails it stops the others and reports that failure.
 #[test]
 fn serve_on_every_worker_fans_out_and_one_failure_stops_all() {
@@ -388,10 +388,7 @@ fn serve_on_every_worker_fans_out_and_one_failure_stops_all() {
     use matou_unix::net::serve_on_every_worker;
     matou_unix::builder().extra_workers(2).run(async {
         for fail_on in [None, Some(2)] {
-            let listener = TcpListener::options()
-                .reuse_port(true)
-                .bind(loopback4())
-                .unwrap();
+            let listener = TcpListener::bind(loopback4()).unwrap();
             let port = listener.local_addr().unwrap().port();
             let stop = Stop::new();
             let (serving, stopping) = (stop.clone(), stop.clone());
@@ -406,6 +403,12 @@ fn serve_on_every_worker_fans_out_and_one_failure_stops_all() {
                             return Err(std::io::Error::other(format!("worker {me} fails")));
                         }
                         if fail_on.is_none() && me == 0 {
+                            // The port stays exclusive: nobody else, even
+                            // asking for SO_REUSEPORT, can bind it.
+                            let second = TcpListener::options()
+                                .reuse_port(true)
+                                .bind((std::net::Ipv4Addr::LOCALHOST, port));
+                            assert_eq!(second.unwrap_err().kind(), std::io::ErrorKind::AddrInUse);
                             stop.trigger(); // everyone is up: end the test
                         }
                         stop.wait().await;

@@ -8,9 +8,9 @@
 //!
 //! This file owns the whole server, built on `matou`'s public API only:
 //!
-//! - **Workers.** Every worker runs its own accept loop on its own
-//!   `SO_REUSEPORT` listener on the same port (`parallel`), so the kernel
-//!   spreads the connections over the workers.
+//! - **Workers.** Every worker runs its own accept loop (`parallel`) on its
+//!   own duplicate of the one listening socket, so connections spread over
+//!   the workers and no other process can bind the port.
 //! - **Orphans.** Each connection is an orphan task of its worker's accept
 //!   loop; finished ones are collected (`care`) before every accept. On
 //!   SIGINT/SIGTERM the loops stop accepting and cancel the connections still
@@ -473,7 +473,7 @@ pub async fn serve(listener: TcpListener, room: Arc<Room>, stop: Stop) -> io::Re
     result.map(|()| stats)
 }
 
-/// Serves `listener` (bound with `reuse_port`) here and the same address on
+/// Serves `listener` here and a duplicate of it on
 /// every other worker that `parallel` may use, one room for all. Returns each
 /// server's statistics (this worker's first) once all of them stopped.
 ///
@@ -528,7 +528,7 @@ fn parse() -> Args {
 }
 
 async fn server(args: Args) -> io::Result<Vec<Stats>> {
-    let listener = TcpListener::options().reuse_port(true).bind(args.addr)?;
+    let listener = TcpListener::bind(args.addr)?;
     println!(
         "chat: listening on {} ({} worker(s), one accept loop each)",
         listener.local_addr()?,
@@ -611,9 +611,7 @@ mod tests {
                 matou::builder()
                     .extra_workers(extra_workers)
                     .run(async move {
-                        let listener = TcpListener::options()
-                            .reuse_port(true)
-                            .bind((Ipv4Addr::LOCALHOST, 0))?;
+                        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
                         addr_tx.send(listener.local_addr()?).unwrap();
                         serve_all(listener, r, s).await
                     })

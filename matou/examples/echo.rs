@@ -6,7 +6,7 @@
 //!
 //! One accept loop whose clients are orphan tasks, collected before every
 //! accept (Miou's `clean_up`); with `--parallel`, every worker runs its own
-//! accept loop on its own `SO_REUSEPORT` listener on the same port. SIGINT or
+//! accept loop on its own duplicate of the one listening socket. SIGINT or
 //! SIGTERM stops it gracefully: no more accepts, open clients cancelled, the
 //! totals printed. The server logic lives in `matou::unix::echo`, shared
 //! with the tests and the benches.
@@ -67,9 +67,7 @@ fn parse() -> Args {
 }
 
 async fn server(args: Args) -> std::io::Result<Vec<EchoStats>> {
-    let listener = TcpListener::options()
-        .reuse_port(args.parallel)
-        .bind(args.addr)?;
+    let listener = TcpListener::bind(args.addr)?;
     println!(
         "echo: listening on {} ({} worker(s){})",
         listener.local_addr()?,

@@ -2,7 +2,7 @@
 //!
 //! Servers (each on its own thread, started before the timed region):
 //! - matou: [`matou_hyper::serve`] in a `matou::builder().extra_workers(1)`
-//!   run (dom0 and one worker each accept on their own `SO_REUSEPORT`
+//!   run (dom0 and one worker each accept on a duplicate of one exclusive
 //!   listener), stopped with its `Shutdown`;
 //! - tokio: a `multi_thread(2)` runtime with the standard accept loop, one
 //!   task per connection serving hyper-util's `auto::Builder` over
@@ -85,10 +85,8 @@ fn start_matou() -> Running {
             .extra_workers(1)
             .idle_spin(Duration::ZERO)
             .run(async move {
-                let listener = matou::unix::net::TcpListener::options()
-                    .reuse_port(true)
-                    .bind(([127, 0, 0, 1], 0))
-                    .expect("bind");
+                let listener =
+                    matou::unix::net::TcpListener::bind(([127, 0, 0, 1], 0)).expect("bind");
                 tx.send(listener.local_addr().expect("addr"))
                     .expect("send addr");
                 matou_hyper::serve(listener, service_fn(hello), server_stop)

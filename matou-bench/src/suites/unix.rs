@@ -3,8 +3,9 @@
 //! **Echo.** The same echo service on both runtimes, measured by one client
 //! driver that is identical for both:
 //! - matou: `matou::unix::echo::serve_parallel` in a
-//!   `matou::builder().extra_workers(1)` run on its own thread (one
-//!   `SO_REUSEPORT` listener per worker), stopped with `echo::Stop`;
+//!   `matou::builder().extra_workers(1)` run on its own thread (each worker
+//!   accepting on a duplicate of one exclusive listener), stopped with
+//!   `echo::Stop`;
 //! - tokio: a `multi_thread(2)` runtime running the standard accept loop, one
 //!   task per connection doing the same read-into-16-KiB / `write_all` copy
 //!   as matou's `echo::handle`, `TCP_NODELAY` on both.
@@ -139,10 +140,7 @@ fn start_matou() -> Running {
     let server_stop = stop.clone();
     let thread = thread::spawn(move || {
         matou::builder().extra_workers(1).run(async move {
-            let listener = matou::unix::net::TcpListener::options()
-                .reuse_port(true)
-                .bind(([127, 0, 0, 1], 0))
-                .expect("bind");
+            let listener = matou::unix::net::TcpListener::bind(([127, 0, 0, 1], 0)).expect("bind");
             tx.send(listener.local_addr().expect("addr"))
                 .expect("send addr");
             echo::serve_parallel(listener, server_stop)
@@ -151,8 +149,9 @@ fn start_matou() -> Running {
         });
     });
     let addr = rx.recv().expect("matou server address");
-    // Let the second worker bind its SO_REUSEPORT listener before clients
-    // connect, so connections spread over both workers.
+    // Let the second worker start accepting on its duplicate of the
+    // listener before clients connect, so connections spread over both
+    // workers.
     thread::sleep(Duration::from_millis(50));
     Running {
         addr,

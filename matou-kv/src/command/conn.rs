@@ -45,6 +45,9 @@ pub struct Session {
     pub id: u64,
     /// Passed AUTH (or no password is configured).
     pub authenticated: bool,
+    /// Wrong passwords given on this connection (AUTH or HELLO AUTH); the
+    /// handler slows and then closes the connection as it grows.
+    pub failed_auths: u32,
     /// CLIENT SETNAME.
     pub name: Option<Vec<u8>>,
     /// The protocol of the replies: 2 (RESP2) until `HELLO 3`.
@@ -70,6 +73,7 @@ impl Session {
         Session {
             id,
             authenticated: requirepass.is_none(),
+            failed_auths: 0,
             name: None,
             proto: 2,
         }
@@ -119,6 +123,7 @@ impl Session {
                     self.authenticated = true;
                     Reply::ok()
                 } else {
+                    self.failed_auths = self.failed_auths.saturating_add(1);
                     Reply::err(WRONGPASS)
                 }
             }

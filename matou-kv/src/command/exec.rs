@@ -16,6 +16,20 @@ fn now_i64(now: u64) -> i64 {
     i64::try_from(now).unwrap_or(i64::MAX)
 }
 
+/// An upper bound on the bytes [`execute_read`] would produce for `cmd`,
+/// computed without building the reply, for the commands whose reply can
+/// dwarf their request (MGET names one big key many times: a 0.7 MiB
+/// request asking for 10 GB); `0` for the others, whose reply is at most
+/// one value or bounded by their own arguments.
+pub fn read_reply_bound(cmd: &Read, store: &Store, now: u64) -> usize {
+    match cmd {
+        Read::MGet(keys) => keys.iter().fold(23, |n, k| {
+            n.saturating_add(store.get(k, now).map_or(5, |v| v.len() + 25))
+        }),
+        _ => 0,
+    }
+}
+
 /// Runs a read-only command. Expired keys are absent; nothing changes.
 pub fn execute_read(cmd: &Read, store: &Store, now: u64) -> Reply {
     match cmd {

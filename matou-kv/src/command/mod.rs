@@ -43,7 +43,7 @@ mod tests;
 
 pub use crate::record::LogRecord;
 pub use conn::{command_reply, config_get_reply, info_text, Action, ConfigView, InfoData, Session};
-pub use exec::{execute, execute_read, execute_write, execute_write_journaled};
+pub use exec::{execute, execute_read, execute_write, execute_write_journaled, read_reply_bound};
 pub use kind::{kind, Kind};
 use parse::invalid_expire;
 pub use parse::parse;

@@ -20,23 +20,96 @@
 //! incomplete request at its end, and a request that would grow it past
 //! `--max-query-bytes` is answered with a protocol error and the
 //! connection closed (the decoder's limits bound each argument and their
-//! count, this bounds their sum).
+//! count, this bounds their sum). Before AUTH the bound is
+//! [`PRE_AUTH_QUERY_BYTES`], buffer included.
+//!
+//! Memory for replies is bounded too: they are produced in rounds of about
+//! [`ROUND_REPLY_BYTES`], each written before the next is made, and no
+//! request is read while a round is unsent (backpressure), so a client that
+//! never reads stalls itself, holding one round. A single reply over the
+//! `client-output-buffer-limit` hard limit (an MGET naming one big key
+//! 100,000 times is sized before it is built) disconnects the client, as
+//! does one over the soft limit left unsent for its seconds; the reason is
+//! logged. `timeout` closes a connection idle that long.
+//!
+//! Password guessing: a wrong password ends its batch; after
+//! [`AUTH_FREE_FAILURES`] (per connection, or per client address over
+//! `AUTH_FAILURES_FORGOTTEN`) each is answered [`AUTH_DELAY_STEP`] later
+//! than the last, and at `auth-max-failures` the connection is closed. A
+//! right password is answered at once.
 
 use super::storage::{Answer, DbCell, Job, Req};
 use super::Shared;
 use crate::command::multi::{Exec, Intercept, Multi, Queued};
 use crate::command::{info_text, Action, Command, Conn, Session};
+use crate::config::OutputLimit;
 use crate::resp::{Decoder, ProtocolError, Reply};
 use matou::sync::oneshot;
 use matou::unix::net::TcpStream;
+use matou::unix::time;
 use matou::{race, Either};
+use std::collections::VecDeque;
 use std::io;
 use std::pin::pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Bytes a handler reads at a time.
 const READ_CHUNK: usize = 16 * 1024;
+
+/// Before AUTH (with `requirepass`): the most bytes a connection may
+/// buffer, and read at a time, so an unauthenticated connection holds a
+/// few KiB whatever it sends (an AUTH fits easily).
+pub const PRE_AUTH_QUERY_BYTES: usize = 4 * 1024;
+
+/// Wrong passwords a connection, or an address over its connections
+/// within `AUTH_FAILURES_FORGOTTEN`, may give before it is slowed down.
+pub const AUTH_FREE_FAILURES: u32 = 3;
+/// The delay before answering the first slowed wrong password; each next
+/// one waits this much longer (100 ms, 200 ms, ... 700 ms before the close).
+pub const AUTH_DELAY_STEP: Duration = Duration::from_millis(100);
+
+/// Reply bytes produced per round of a batch (see the module docs).
+pub const ROUND_REPLY_BYTES: usize = 1 << 20;
+
+/// The peer's address for a log line.
+fn peer(stream: &TcpStream) -> String {
+    stream
+        .peer_addr()
+        .map_or_else(|_| "?".to_string(), |a| a.to_string())
+}
+
+/// Writes `wire`; a write over the soft output limit must be done within
+/// its seconds, or the client is disconnected (the error says why).
+async fn write_within_soft_limit(
+    stream: &TcpStream,
+    wire: &[u8],
+    limit: OutputLimit,
+    id: u64,
+) -> io::Result<()> {
+    if limit.soft == 0 || limit.soft_secs == 0 || wire.len() <= limit.soft {
+        return stream.write_all(wire).await;
+    }
+    let within = Duration::from_secs(limit.soft_secs);
+    match time::timeout(within, stream.write_all(wire)).await {
+        Ok(r) => r,
+        Err(_) => {
+            eprintln!(
+                "matou-kv: client id={id} addr={} closed: {} reply bytes over \
+                 client-output-buffer-limit soft {} bytes for {} s",
+                peer(stream),
+                wire.len(),
+                limit.soft,
+                limit.soft_secs
+            );
+            Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "client-output-buffer-limit soft",
+            ))
+        }
+    }
+}
 
 /// Counts a connected client while alive (also when its task is cancelled).
 struct ClientGuard<'a>(&'a AtomicUsize);
@@ -86,31 +159,57 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
     // is not consumed yet (an incomplete request). The buffer stays
     // initialized at its full length, so a read zeroes nothing: only
     // growing it does.
-    let mut buf: Vec<u8> = vec![0; READ_CHUNK];
+    let mut buf: Vec<u8> = Vec::new();
     let mut end = 0;
     let mut wire = Vec::new();
-    let mut outs = Vec::new();
+    let mut outs = VecDeque::new();
+    let mut requests_buffered = false;
     loop {
         // Between batches only: a batch in flight is always finished.
         if shared.stop.is_triggered() {
             return Ok(());
         }
-        if buf.len() - end < READ_CHUNK / 2 {
-            buf.resize(end + READ_CHUNK, 0);
-        }
-        let n = {
-            let mut stopped = pin!(shared.stop.wait());
-            let mut read = pin!(stream.read(&mut buf[end..]));
-            match race(stopped.as_mut(), read.as_mut()).await {
-                Either::Left(()) => return Ok(()),
-                Either::Right(r) => r?,
-            }
+        let chunk = if session.authenticated {
+            READ_CHUNK
+        } else {
+            PRE_AUTH_QUERY_BYTES
         };
-        if n == 0 {
-            return Ok(());
+        // A batch cut short (after a wrong password) left whole requests
+        // in the buffer: they are served before anything more is read.
+        if !requests_buffered {
+            if buf.len() - end < chunk / 2 {
+                buf.resize(end + chunk, 0);
+            }
+            let n = {
+                let mut stopped = pin!(shared.stop.wait());
+                let mut read = pin!(stream.read(&mut buf[end..]));
+                let read = race(stopped.as_mut(), read.as_mut());
+                let idle = shared.config.timeout_secs;
+                let outcome = if idle == 0 {
+                    Some(read.await)
+                } else {
+                    time::timeout(Duration::from_secs(idle), read).await.ok()
+                };
+                match outcome {
+                    None => {
+                        eprintln!(
+                            "matou-kv: client id={id} addr={} closed: idle for {idle} s (timeout)",
+                            peer(&stream)
+                        );
+                        return Ok(());
+                    }
+                    Some(Either::Left(())) => return Ok(()),
+                    Some(Either::Right(r)) => r?,
+                }
+            };
+            if n == 0 {
+                return Ok(());
+            }
+            end += n;
         }
-        end += n;
 
+        let failures_seen = session.failed_auths;
+        requests_buffered = false;
         let mut reqs = Vec::new();
         // The protocol of each reply is the session's when its request was
         // parsed: (first reply, protocol) wherever a HELLO changed it.
@@ -131,40 +230,40 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
                         Intercept::Pass => session.parse(&args),
                         Intercept::Reply(r) => Err(r),
                         Intercept::Watch(keys, cell) => {
-                            outs.push(Out::Storage);
+                            outs.push_back(Out::Storage);
                             reqs.push(Req::Watch(keys, cell));
                             continue;
                         }
                         Intercept::Exec(exec) => {
                             let (out, req) = exec_request(exec);
-                            outs.push(out);
+                            outs.push_back(out);
                             reqs.push(req);
                             continue;
                         }
                     };
                     match parsed {
-                        Err(e) => outs.push(Out::Ready(e)),
+                        Err(e) => outs.push_back(Out::Ready(e)),
                         Ok(Command::Read(r)) => {
-                            outs.push(Out::Storage);
+                            outs.push_back(Out::Storage);
                             reqs.push(Req::Read(r));
                         }
                         Ok(Command::Write(w)) => {
-                            outs.push(Out::Storage);
+                            outs.push_back(Out::Storage);
                             reqs.push(Req::Write(w));
                         }
                         Ok(Command::Conn(Conn::Select(i))) => {
-                            outs.push(Out::Storage);
+                            outs.push_back(Out::Storage);
                             reqs.push(Req::Select(i));
                         }
                         Ok(Command::Conn(c)) => match session.execute(c, &shared.view) {
-                            Action::Reply(r) => outs.push(Out::Ready(r)),
+                            Action::Reply(r) => outs.push_back(Out::Ready(r)),
                             Action::Close(r) => {
-                                outs.push(Out::Ready(r));
+                                outs.push_back(Out::Ready(r));
                                 after = After::Close;
                             }
                             Action::Shutdown => after = After::Shutdown,
                             Action::Info(sections) => {
-                                outs.push(Out::Info(sections));
+                                outs.push_back(Out::Info(sections));
                                 reqs.push(Req::Info);
                             }
                         },
@@ -176,6 +275,12 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
                         // HELLO's own reply is in the protocol it asked for.
                         switches.push((outs.len().saturating_sub(1), session.proto));
                     }
+                    // A wrong password ends the batch: it is answered
+                    // (late, see below) before the next one is read.
+                    if session.failed_auths > failures_seen {
+                        requests_buffered = consumed < end;
+                        break;
+                    }
                 }
                 Ok(None) => break,
                 Err(e) => {
@@ -186,50 +291,129 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
         }
         buf.copy_within(consumed..end, 0);
         end -= consumed;
-        if bad.is_none() && after == After::Continue && end > shared.config.max_query_bytes {
-            bad = Some(ProtocolError(format!(
-                "ERR Protocol error: request larger than the query buffer limit ({} bytes, \
-                 max-query-bytes)",
-                shared.config.max_query_bytes
-            )));
+        // Checked with the state after the batch: an AUTH pipelined before
+        // a big request lifts the bound for it.
+        let max_query = if session.authenticated {
+            shared.config.max_query_bytes
+        } else {
+            PRE_AUTH_QUERY_BYTES
+        };
+        if bad.is_none() && after == After::Continue && !requests_buffered && end > max_query {
+            bad = Some(ProtocolError(if session.authenticated {
+                format!(
+                    "ERR Protocol error: request larger than the query buffer limit ({max_query} \
+                     bytes, max-query-bytes)"
+                )
+            } else {
+                format!("ERR Protocol error: unauthenticated request larger than {max_query} bytes")
+            }));
         }
 
-        let answers = if reqs.is_empty() {
-            Vec::new()
-        } else {
-            let (tx, rx) = oneshot::channel();
-            let job = Job {
-                reqs,
-                db: db.clone(),
-                reply: tx,
+        // Password guessing: past a few wrong passwords each one is answered
+        // later than the last, then the connection is closed. A right one
+        // is never delayed.
+        if session.failed_auths > failures_seen {
+            let by_address = match stream.peer_addr() {
+                Ok(a) => shared.auth_failed(a.ip()),
+                Err(_) => 0,
             };
-            if shared.jobs.send(job).await.is_err() {
-                // The storage task is gone (shutdown): nothing to answer with.
-                return Ok(());
+            let n = session.failed_auths.max(by_address);
+            if n >= shared.config.auth_max_failures {
+                eprintln!(
+                    "matou-kv: client id={id} addr={} closed: {n} wrong passwords \
+                     (from this connection or address)",
+                    peer(&stream)
+                );
+                after = After::Close;
+            } else if n > AUTH_FREE_FAILURES {
+                time::sleep(AUTH_DELAY_STEP * (n - AUTH_FREE_FAILURES)).await;
             }
-            match rx.await {
-                Ok(answers) => answers,
-                Err(_) => return Ok(()),
-            }
-        };
-        let mut answers = answers.into_iter();
-        wire.clear();
+        }
+        // Replies in rounds: the storage task stops producing once a round
+        // holds `ROUND_REPLY_BYTES` and defers the rest, which is sent
+        // again once the round is written. Nothing is read meanwhile, so a
+        // client that does not read its replies stalls (TCP flow control)
+        // holding one round, however long its pipeline.
+        let limit = shared.config.output_limit;
+        let mut pending = reqs;
         let mut proto = batch_proto;
         let mut switches = switches.into_iter().peekable();
-        for (i, o) in outs.drain(..).enumerate() {
-            while let Some((_, p)) = switches.next_if(|s| s.0 == i) {
-                proto = p;
+        let mut rendered = 0;
+        loop {
+            let answers = if pending.is_empty() {
+                Vec::new()
+            } else {
+                let (tx, rx) = oneshot::channel();
+                let job = Job {
+                    reqs: std::mem::take(&mut pending),
+                    db: db.clone(),
+                    budget: ROUND_REPLY_BYTES,
+                    reply_limit: limit.hard,
+                    reply: tx,
+                };
+                if shared.jobs.send(job).await.is_err() {
+                    // The storage task is gone (shutdown): nothing to answer with.
+                    return Ok(());
+                }
+                match rx.await {
+                    Ok(answers) => answers,
+                    Err(_) => return Ok(()),
+                }
+            };
+            let mut answers = answers.into_iter().peekable();
+            wire.clear();
+            let mut too_large = None;
+            while let Some(o) = outs.front() {
+                let from_storage = !matches!(o, Out::Ready(_) | Out::Conn(_));
+                match answers.peek() {
+                    Some(Answer::Deferred(_)) if from_storage => break,
+                    Some(Answer::TooLarge(n)) if from_storage => {
+                        too_large = Some(*n);
+                        break;
+                    }
+                    _ => {}
+                }
+                let Some(o) = outs.pop_front() else { break };
+                while let Some((_, p)) = switches.next_if(|s| s.0 == rendered) {
+                    proto = p;
+                }
+                rendered += 1;
+                let r = render(o, &mut answers, &mut session, &shared, &mut after);
+                let n = r.encoded_len_bound();
+                if limit.hard != 0 && n > limit.hard {
+                    too_large = Some(n);
+                    break;
+                }
+                r.encode_proto(proto, &mut wire);
             }
-            let r = render(o, &mut answers, &mut session, &shared, &mut after);
-            r.encode_proto(proto, &mut wire);
-        }
-        // AUTH queued in a transaction ran just now.
-        decoder.set_authenticated(session.authenticated);
-        if let Some(e) = &bad {
-            e.reply().encode(&mut wire);
-        }
-        if !wire.is_empty() {
-            stream.write_all(&wire).await?;
+            // AUTH queued in a transaction ran just now.
+            decoder.set_authenticated(session.authenticated);
+            pending = answers
+                .filter_map(|a| match a {
+                    Answer::Deferred(req) => Some(req),
+                    _ => None,
+                })
+                .collect();
+            if too_large.is_none() && pending.is_empty() {
+                if let Some(e) = &bad {
+                    e.reply().encode(&mut wire);
+                }
+            }
+            if !wire.is_empty() {
+                write_within_soft_limit(&stream, &wire, limit, id).await?;
+            }
+            if let Some(n) = too_large {
+                eprintln!(
+                    "matou-kv: client id={id} addr={} closed: a reply of {n} bytes is over \
+                     client-output-buffer-limit hard {} bytes",
+                    peer(&stream),
+                    limit.hard
+                );
+                return Ok(());
+            }
+            if pending.is_empty() {
+                break;
+            }
         }
         // Keep a huge buffer from staying allocated after a big request.
         if end == 0 && buf.len() > 4 * READ_CHUNK {

@@ -7,14 +7,34 @@
 //!   the periodic duties (active expiry, everysec fsync) and has the log
 //!   rewritten on a thread of its own without stopping service.
 //! - **Accept loops** (this module): one on dom0 and one per other worker
-//!   (`parallel`), each with its own `SO_REUSEPORT` listener on the same
-//!   address, so the kernel spreads connections over the workers. Each
+//!   (`parallel`, through `serve_on_every_worker`), all accepting on one
+//!   listening socket, bound exclusively (no `SO_REUSEPORT`): each worker
+//!   has a duplicate of its descriptor registered with its own epoll, and
+//!   a worker woken for a connection another one accepted waits again. A
+//!   second server on the same address therefore fails to start
+//!   (`address in use`) instead of silently taking a share of the
+//!   connections (and the passwords sent on them). Each
 //!   client is a task in the loop's [`Orphans`] set, collected with
 //!   `care()` before every accept.
 //! - **Client handlers** (`client.rs`): decode and parse a pipeline, answer
 //!   connection commands themselves (`command::Session`), send the data
 //!   commands of the batch to the storage task as one job, write every
 //!   reply with one `write`.
+//!
+//! # What one client can cost
+//!
+//! No client can take the server down (`client.rs` has the details):
+//! replies are made and written in rounds of about [`ROUND_REPLY_BYTES`],
+//! and requests are not read while a round is unsent, so a client that
+//! never reads holds one round; `client-output-buffer-limit` disconnects a
+//! client whose single reply is too big (sized before it is built) or stays
+//! unsent too long; before AUTH a connection buffers at most a few KiB;
+//! wrong passwords are answered later and later, then the connection is
+//! closed (`auth-max-failures`, counted per connection and per address);
+//! `timeout` closes idle connections; `maxclients` is lowered to fit the
+//! open files limit ([`RESERVED_FDS`] kept), so a client past it is told
+//! `-ERR max number of clients reached` rather than left unanswered.
+//! SIGHUP is ignored (`main.rs`).
 //!
 //! # The hand-off, and why reads go through it too
 //!
@@ -63,6 +83,7 @@ mod client;
 mod storage;
 mod txn;
 
+pub use client::ROUND_REPLY_BYTES;
 pub use storage::TICK;
 
 use crate::aof::Aof;
@@ -201,9 +222,37 @@ struct Shared {
     connections: AtomicU64,
     commands: AtomicU64,
     rejected: AtomicU64,
+    /// Wrong passwords per client address (see [`Shared::auth_failed`]).
+    auth_failures: Mutex<HashMap<std::net::IpAddr, (u32, Instant)>>,
 }
 
+/// How long an address's count of wrong passwords lasts after its last
+/// one.
+pub const AUTH_FAILURES_FORGOTTEN: Duration = Duration::from_secs(60);
+/// Addresses tracked at most (a flood of addresses cannot grow the table
+/// without bound; the oldest are forgotten first).
+const AUTH_FAILURES_TRACKED: usize = 10_000;
+
 impl Shared {
+    /// Counts one wrong password from `ip`; returns the address's count in
+    /// the last [`AUTH_FAILURES_FORGOTTEN`] (reconnecting does not reset it).
+    fn auth_failed(&self, ip: std::net::IpAddr) -> u32 {
+        let now = Instant::now();
+        let mut map = self.auth_failures.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= AUTH_FAILURES_TRACKED {
+            map.retain(|_, (_, last)| now.duration_since(*last) < AUTH_FAILURES_FORGOTTEN);
+            if map.len() >= AUTH_FAILURES_TRACKED {
+                map.clear();
+            }
+        }
+        let entry = map.entry(ip).or_insert((0, now));
+        if now.duration_since(entry.1) >= AUTH_FAILURES_FORGOTTEN {
+            entry.0 = 0;
+        }
+        *entry = (entry.0.saturating_add(1), now);
+        entry.0
+    }
+
     /// Fills INFO's server, clients and stats figures.
     fn fill_info(&self, d: &mut InfoData) {
         d.port = self.port;
@@ -304,6 +353,22 @@ async fn serve_logged(listener: TcpListener, shared: Arc<Shared>) -> io::Result<
     r
 }
 
+/// Descriptors kept out of `maxclients` for the log, its rewrite, the
+/// listeners and the reactors (Redis keeps 32 too).
+pub const RESERVED_FDS: usize = 32;
+
+/// The soft `RLIMIT_NOFILE` of this process, from `/proc/self/limits`
+/// (`None` when unknown or unlimited).
+fn open_files_limit() -> Option<usize> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line["Max open files".len()..]
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
 /// Runs the server until shutdown: to be called inside a run of
 /// `matou::builder()` (on dom0), with the store already replayed from
 /// `aof`.
@@ -311,14 +376,34 @@ async fn serve_logged(listener: TcpListener, shared: Arc<Shared>) -> io::Result<
 /// # Errors
 /// Binding the address, or an accept loop that failed (after a clean stop of
 /// everything else, the log included).
-pub async fn run(config: Config, store: Databases, aof: Aof) -> io::Result<()> {
+pub async fn run(mut config: Config, store: Databases, aof: Aof) -> io::Result<()> {
+    if let Some(fit) = open_files_limit().map(|n| n.saturating_sub(RESERVED_FDS).max(1)) {
+        if fit < config.maxclients {
+            eprintln!(
+                "matou-kv: maxclients lowered from {} to {fit}: the open files limit is {} \
+                 ({RESERVED_FDS} kept for the log and the server)",
+                config.maxclients,
+                fit + RESERVED_FDS
+            );
+            config.maxclients = fit;
+        }
+    }
     let ip: std::net::IpAddr = config
         .bind
         .parse()
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "bad bind address"))?;
-    let listener = TcpListener::options()
-        .reuse_port(true)
-        .bind(SocketAddr::new(ip, config.port))?;
+    let wanted = SocketAddr::new(ip, config.port);
+    let listener = TcpListener::bind(wanted).map_err(|e| {
+        let what = if e.kind() == io::ErrorKind::AddrInUse {
+            "address in use (is another server running on this port?)".to_string()
+        } else {
+            e.to_string()
+        };
+        io::Error::new(
+            e.kind(),
+            format!("cannot listen on {wanted} (port {}): {what}", wanted.port()),
+        )
+    })?;
     let addr = listener.local_addr()?;
     let (jobs, queue) = matou::sync::channel(QUEUE);
     let shared = Arc::new(Shared {
@@ -333,6 +418,7 @@ pub async fn run(config: Config, store: Databases, aof: Aof) -> io::Result<()> {
         connections: AtomicU64::new(0),
         commands: AtomicU64::new(0),
         rejected: AtomicU64::new(0),
+        auth_failures: Mutex::new(HashMap::new()),
     });
     let storage = matou::spawn(storage::run(store, aof, queue));
     let signals = matou::spawn({
@@ -359,8 +445,8 @@ pub async fn run(config: Config, store: Databases, aof: Aof) -> io::Result<()> {
         if workers == 1 { "" } else { "s" },
         shared.config.fsync.name()
     );
-    // One accept loop per worker (this one included), each on its own
-    // `SO_REUSEPORT` listener; a loop that cannot start or fails stops them all.
+    // One accept loop per worker (this one included), all on the one
+    // listening socket; a loop that cannot start or fails stops them all.
     let served = {
         let (serving, stopping) = (shared.clone(), shared.clone());
         serve_on_every_worker(

@@ -19,6 +19,14 @@
 //!   commits once (one `write`, and one `fsync` under `--fsync always`), and
 //!   only then answers the jobs that wrote or came after a write of the
 //!   batch. So no reply reveals a state that is not durable yet.
+//! - **Rounds.** A job's replies stop at its `budget`: once they reach it,
+//!   every later request of the job is answered [`Answer::Deferred`] without
+//!   running (writes and SELECTs too, so order is kept), and the handler
+//!   resends them once the round is written. An EXEC is never split: it
+//!   runs whole in the round it starts in, or is deferred whole. The
+//!   resent job starts on the database the cell holds, which the SELECTs
+//!   that did run set. A rollback leaves deferred requests deferred (they
+//!   changed nothing, so they are neither refused nor re-run).
 //! - **Reads do not wait for a commit they do not depend on.** A job that
 //!   runs while the log has no pending record (no write earlier in the
 //!   batch, none of its own) only saw durable state: it is answered at
@@ -75,7 +83,8 @@ use super::txn::Versions;
 use crate::aof::{Aof, RewriteOutput, MAX_PAYLOAD};
 use crate::command::multi::WatchCell;
 use crate::command::{
-    execute_read, execute_write_journaled, InfoData, Read, Write, TOO_LARGE_FOR_LOG,
+    execute_read, execute_write_journaled, read_reply_bound, InfoData, Read, Write,
+    TOO_LARGE_FOR_LOG,
 };
 use crate::databases::Databases;
 use crate::record::LogRecord;
@@ -136,6 +145,12 @@ pub(super) enum Answer {
     Info(Box<InfoData>),
     /// EXEC's answers, one per request, or `None` if a watched key changed.
     Exec(Option<Vec<Answer>>),
+    /// Not run: the job's replies reached its `budget` first. The handler
+    /// sends it again, in order, once the replies before it are written.
+    Deferred(Req),
+    /// Not run: its reply would take this many bytes, over the job's
+    /// `reply_limit`; the handler disconnects the client.
+    TooLarge(usize),
 }
 
 /// One handler's batch, answered as a whole, in order.
@@ -143,6 +158,11 @@ pub(super) struct Job {
     pub reqs: Vec<Req>,
     /// The connection's database.
     pub db: DbCell,
+    /// Reply bytes after which the rest of `reqs` is deferred (answered
+    /// [`Answer::Deferred`]): what bounds a batch's memory.
+    pub budget: usize,
+    /// The largest single reply the client accepts (0: no limit).
+    pub reply_limit: usize,
     pub reply: oneshot::Sender<Vec<Answer>>,
 }
 
@@ -174,6 +194,9 @@ enum Redo {
     /// An EXEC that ran nothing (a watched key changed, or refused): the
     /// same answer (`None`: the nil of an aborted EXEC).
     ExecNotRun(Option<Reply>),
+    /// Not run at all ([`Answer::Deferred`], [`Answer::TooLarge`]): the
+    /// same answer, so a deferred request is still resent, never refused.
+    NotRun,
 }
 
 /// Writes one line on stderr, ignoring failure: stderr may be a file on
@@ -310,8 +333,20 @@ impl Storage {
             // changes its cell meanwhile.
             let db_start = job.db.load(Ordering::Relaxed).min(self.store.count() - 1);
             let mut db = db_start;
+            let mut produced = 0usize;
             for req in job.reqs {
+                if produced >= job.budget {
+                    // Everything after the cut waits, writes and SELECTs
+                    // too: the client's order is kept, and the resent job
+                    // starts on the database the requests run so far left
+                    // in the cell.
+                    answers.push(Answer::Deferred(req));
+                    redo.push(Redo::NotRun);
+                    continue;
+                }
                 let answer = match req {
+                    // Never split: it runs whole in this round (and may
+                    // take it over its budget) or waits whole above.
                     Req::Exec(reqs, watched) => {
                         let answer = self.exec(reqs, &watched, &mut db, now);
                         redo.push(match &answer {
@@ -322,9 +357,17 @@ impl Storage {
                         answer
                     }
                     Req::Read(r) => {
-                        let answer = Answer::Reply(execute_read(&r, self.store.db(db), now));
-                        redo.push(Redo::Read(r));
-                        answer
+                        let bound = read_reply_bound(&r, self.store.db(db), now);
+                        if job.reply_limit != 0 && bound > job.reply_limit {
+                            // The client is disconnected: nothing after runs.
+                            produced = usize::MAX;
+                            redo.push(Redo::NotRun);
+                            Answer::TooLarge(bound)
+                        } else {
+                            let answer = Answer::Reply(execute_read(&r, self.store.db(db), now));
+                            redo.push(Redo::Read(r));
+                            answer
+                        }
                     }
                     req => {
                         redo.push(match &req {
@@ -341,6 +384,7 @@ impl Storage {
                         answer
                     }
                 };
+                produced = produced.saturating_add(answer_bytes(&answer));
                 answers.push(answer);
             }
             job.db.store(db, Ordering::Relaxed);
@@ -376,7 +420,7 @@ impl Storage {
                 self.undo.rollback(&mut self.store);
                 let held = std::mem::take(&mut self.held);
                 for h in held {
-                    let answers = self.answer_again(h.redo, h.db_start, &h.db, now);
+                    let answers = self.answer_again(h.redo, h.answers, h.db_start, &h.db, now);
                     let _ = h.reply.send(answers);
                 }
             }
@@ -386,11 +430,20 @@ impl Storage {
     /// A held job's answers after its batch was rolled back (see the
     /// module docs); sets its connection's database to what its SELECTs
     /// outside a rolled-back EXEC made it.
-    fn answer_again(&self, redo: Vec<Redo>, mut db: usize, cell: &DbCell, now: u64) -> Vec<Answer> {
+    fn answer_again(
+        &self,
+        redo: Vec<Redo>,
+        first: Vec<Answer>,
+        mut db: usize,
+        cell: &DbCell,
+        now: u64,
+    ) -> Vec<Answer> {
         let reason = self.aof.refusal().unwrap_or("the write failed");
         let answers = redo
             .into_iter()
-            .map(|r| match r {
+            .zip(first)
+            .map(|(r, first)| match r {
+                Redo::NotRun => first,
                 Redo::Read(r) => Answer::Reply(execute_read(&r, self.store.db(db), now)),
                 Redo::Write => Answer::Reply(misconf(reason)),
                 Redo::Info => Answer::Info(Box::new(self.info())),
@@ -707,6 +760,19 @@ impl Storage {
             aof_last_rewrite_failed: self.aof.last_rewrite_failed(),
             ..InfoData::default()
         }
+    }
+}
+
+/// About the bytes `a` takes on the wire: what a job's budget counts.
+fn answer_bytes(a: &Answer) -> usize {
+    match a {
+        Answer::Reply(r) => r.encoded_len_bound(),
+        Answer::Exec(Some(answers)) => answers
+            .iter()
+            .fold(23, |n, a| n.saturating_add(answer_bytes(a))),
+        // INFO's text is a few KiB at most.
+        Answer::Info(_) => 4096,
+        Answer::Exec(None) | Answer::Deferred(_) | Answer::TooLarge(_) => 23,
     }
 }
 

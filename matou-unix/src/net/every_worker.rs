@@ -2,10 +2,14 @@
 //!
 //! The listener given by the caller serves on the caller's worker; every
 //! other worker that `matou_core::parallel` may use (neither dom0 nor the
-//! caller's) binds its own listener to the same address with
-//! `SO_REUSEPORT`, so the kernel spreads connections over the workers, and
-//! runs the same service there. A listener is always made on the worker that
-//! uses it (its registration belongs to that worker's reactor).
+//! caller's) gets a duplicate of it ([`TcpListener::try_clone`]: the same
+//! listening socket, a descriptor of its own) and runs the same service
+//! there. Each duplicate registers with the reactor of the worker that
+//! accepts on it; a connection wakes every worker waiting on the socket, one
+//! of them accepts it and the others find the queue empty (`EAGAIN`) and
+//! wait again. No socket is bound twice, so the listener may be (and by
+//! default is) exclusive: no other process can bind the port while the
+//! service runs, unlike one `SO_REUSEPORT` listener per worker.
 //!
 //! Invariants: when one service fails (to bind or while serving), `stop` is
 //! called at once so the others end too; the function returns only once
@@ -15,14 +19,15 @@ use super::TcpListener;
 use std::future::Future;
 use std::io;
 
-/// Runs `serve` on `listener` (bound with
-/// [`reuse_port`](super::TcpListenOptions::reuse_port)) on this worker, and
-/// on a listener of their own, on the same address, on every other worker
-/// available to `parallel`. Returns each service's value, this worker's
-/// first, once all of them have ended.
+/// Runs `serve` on `listener` on this worker, and on a duplicate of it
+/// ([`TcpListener::try_clone`]) on every other worker available to
+/// `parallel`. Returns each service's value, this worker's first, once all
+/// of them have ended. The listener needs no
+/// [`reuse_port`](super::TcpListenOptions::reuse_port).
 ///
 /// # Errors
-/// The first failure (a worker that cannot bind, a service that fails);
+/// The first failure (a descriptor that cannot be duplicated, a service
+/// that fails);
 /// `stop` has been called and every service has ended before it is
 /// returned.
 pub async fn serve_on_every_worker<T, S, Fut, P>(
@@ -36,7 +41,6 @@ where
     T: Send + 'static,
     P: Fn() + Clone + Send + Sync + 'static,
 {
-    let addr = listener.local_addr()?;
     let stop_all = stop.clone();
     let serve_or_stop = move |listener: io::Result<TcpListener>| {
         let (serve, stop) = (serve.clone(), stop.clone());
@@ -51,7 +55,6 @@ where
             r
         }
     };
-    let here = matou_core::spawn(serve_or_stop.clone()(Ok(listener)));
     // `parallel` round-robins over the workers that are neither dom0 nor
     // this one: one item each.
     let n = matou_core::worker_count();
@@ -60,13 +63,14 @@ where
     } else {
         n.saturating_sub(2)
     };
+    // Duplicated here, registered there: a handle is unregistered until the
+    // worker that accepts on it first waits.
+    let copies: Vec<io::Result<TcpListener>> =
+        (0..eligible).map(|_| listener.try_clone()).collect();
+    let here = matou_core::spawn(serve_or_stop.clone()(Ok(listener)));
     let others = {
         let serve_or_stop = serve_or_stop.clone();
-        matou_core::parallel(
-            move |()| serve_or_stop(TcpListener::options().reuse_port(true).bind(addr)),
-            vec![(); eligible],
-        )
-        .await
+        matou_core::parallel(serve_or_stop, copies).await
     };
     let mut first_err = None;
     let mut all = Vec::with_capacity(eligible + 1);

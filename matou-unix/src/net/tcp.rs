@@ -65,8 +65,16 @@ impl TcpListenOptions {
         self
     }
 
-    /// `SO_REUSEPORT` (default off): several listeners, e.g. one per worker,
-    /// on one port; the kernel spreads the connections among them.
+    /// `SO_REUSEPORT` (default off): several listeners on one port; the
+    /// kernel spreads the connections among them.
+    ///
+    /// Risk: any process of the same user may then bind the same port too
+    /// and receive a share of the connections (and whatever clients send
+    /// on them, passwords included), and a second copy of a server starts
+    /// silently instead of failing with `EADDRINUSE`. To spread accepts over
+    /// the workers of one process, share one exclusively bound listener
+    /// instead ([`TcpListener::try_clone`], which
+    /// [`serve_on_every_worker`](super::serve_on_every_worker) uses).
     pub fn reuse_port(mut self, on: bool) -> Self {
         self.cfg.reuse_port = on;
         self
@@ -153,6 +161,24 @@ impl TcpListener {
         listener.set_nonblocking(true)?;
         Ok(TcpListener {
             inner: IoSource::new(listener),
+        })
+    }
+
+    /// Another handle on the same listening socket (`dup`): connections
+    /// queued on the socket are accepted by whichever handle calls `accept`
+    /// first. The new handle is not registered with any reactor yet: it
+    /// registers with the reactor of the worker that first waits on it, so
+    /// each worker of a process can accept on one shared, exclusively bound
+    /// socket through a handle of its own. A handle whose `accept` finds
+    /// the queue emptied by another handle just waits again.
+    ///
+    /// # Errors
+    /// The OS's (`EMFILE`, ...).
+    pub fn try_clone(&self) -> io::Result<TcpListener> {
+        // The duplicate shares the open file description, so it is already
+        // non-blocking.
+        Ok(TcpListener {
+            inner: IoSource::new(self.inner.get_ref().try_clone()?),
         })
     }
 

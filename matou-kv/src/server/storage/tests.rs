@@ -1,7 +1,9 @@
 //! The storage task's batch with an injected log failure: the batch is
 //! taken back, its writes answered `-MISCONF`, its reads executed on the
 //! restored store; later writes are refused up front until a tick's probe
-//! succeeds. The rollback covers every database, SWAPDB and EXEC.
+//! succeeds. The rollback covers every database, SWAPDB and EXEC. A job
+//! with a reply budget defers the rest of its requests whole (an EXEC
+//! too), in order, through SELECTs and rollbacks.
 
 use super::*;
 use crate::aof::Fsync;
@@ -72,6 +74,8 @@ fn batch_in(s: &mut Storage, jobs: &[&[&[&str]]], cells: &[DbCell]) -> Vec<Vec<R
         batch.push(Job {
             reqs: cmds.iter().map(|c| req(c)).collect(),
             db: cell.clone(),
+            budget: usize::MAX,
+            reply_limit: 0,
             reply: tx,
         });
         rxs.push(rx);
@@ -94,7 +98,7 @@ fn batch_in(s: &mut Storage, jobs: &[&[&[&str]]], cells: &[DbCell]) -> Vec<Vec<R
                             .collect(),
                     ),
                     Answer::Exec(None) => Reply::Nil,
-                    Answer::Info(_) => panic!("no INFO here"),
+                    other => panic!("not a reply here: {other:?}"),
                 })
                 .collect()
         })
@@ -352,5 +356,140 @@ fn after_a_failed_fsync_reads_are_served_and_writes_refused() {
         "a failed fsync must stay sticky"
     );
     assert_eq!(answers[0][1], bulk("old"));
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// One job of `reqs` in `cell`'s database with a reply budget of `budget`
+/// bytes; its raw answers.
+fn round(s: &mut Storage, reqs: Vec<Req>, cell: &DbCell, budget: usize) -> Vec<Answer> {
+    let (tx, mut rx) = oneshot::channel();
+    let mut batch = vec![Job {
+        reqs,
+        db: cell.clone(),
+        budget,
+        reply_limit: 0,
+        reply: tx,
+    }];
+    s.execute(&mut batch);
+    rx.try_recv().expect("the job is answered")
+}
+
+/// The requests of a round's answers that were deferred, in order; panics
+/// if a deferred one is followed by one that ran.
+fn deferred(answers: Vec<Answer>) -> (Vec<Answer>, Vec<Req>) {
+    let cut = answers
+        .iter()
+        .position(|a| matches!(a, Answer::Deferred(_)))
+        .unwrap_or(answers.len());
+    let mut ran = answers;
+    let rest = ran.split_off(cut);
+    let rest = rest
+        .into_iter()
+        .map(|a| match a {
+            Answer::Deferred(r) => r,
+            other => panic!("ran after a deferred request: {other:?}"),
+        })
+        .collect();
+    (ran, rest)
+}
+
+#[test]
+fn a_round_defers_whole_requests_and_never_splits_an_exec() {
+    let (mut s, d) = storage("round-exec");
+    let cell = DbCell::default();
+    // The first reply spends the budget: the EXEC after it waits, whole.
+    let answers = round(
+        &mut s,
+        vec![
+            req(&["set", "a", "1"]),
+            req(&["exec", "set", "b", "2", ";", "get", "b"]),
+        ],
+        &cell,
+        1,
+    );
+    let (ran, rest) = deferred(answers);
+    assert_eq!(ran.len(), 1);
+    assert_eq!(rest.len(), 1);
+    assert!(
+        s.store.db(0).get(b"b", now_ms()).is_none(),
+        "nothing of it ran"
+    );
+    // Resent, it runs whole although its replies are over the budget; what
+    // follows it waits.
+    let mut reqs = rest;
+    reqs.push(req(&["get", "b"]));
+    let (ran, rest) = deferred(round(&mut s, reqs, &cell, 1));
+    match ran.as_slice() {
+        [Answer::Exec(Some(inner))] => assert_eq!(inner.len(), 2),
+        other => panic!("EXEC not run whole: {other:?}"),
+    }
+    assert_eq!(rest.len(), 1);
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn deferred_requests_run_in_the_database_their_selects_left() {
+    let (mut s, d) = storage("round-select");
+    let cell = DbCell::default();
+    // SELECT 1 ran, the cut comes after it: the rest is for database 1.
+    let (ran, rest) = deferred(round(
+        &mut s,
+        vec![
+            req(&["select", "1"]),
+            req(&["set", "k", "one"]),
+            req(&["select", "2"]),
+            req(&["set", "k", "two"]),
+        ],
+        &cell,
+        1,
+    ));
+    assert_eq!(ran.len(), 1);
+    assert_eq!(cell.load(Ordering::Relaxed), 1);
+    // Resent: the deferred SELECT 2 takes effect in its turn.
+    let (ran, rest) = deferred(round(&mut s, rest, &cell, 1));
+    assert_eq!(ran.len(), 1, "{ran:?}");
+    let (_, rest) = deferred(round(&mut s, rest, &cell, usize::MAX));
+    assert!(rest.is_empty());
+    assert_eq!(cell.load(Ordering::Relaxed), 2);
+    let now = now_ms();
+    assert_eq!(
+        s.store.db(1).get(b"k", now).map(|v| v.to_vec()),
+        Some(b"one".to_vec())
+    );
+    assert_eq!(
+        s.store.db(2).get(b"k", now).map(|v| v.to_vec()),
+        Some(b"two".to_vec())
+    );
+    assert!(s.store.db(0).get(b"k", now).is_none());
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn a_failed_commit_keeps_deferred_requests_deferred() {
+    let (mut s, d) = storage("round-rollback");
+    let cell = DbCell::default();
+    s.aof.fail_writes = Some(ENOSPC);
+    let answers = round(
+        &mut s,
+        vec![
+            req(&["set", "k", "v"]),
+            req(&["select", "1"]),
+            req(&["set", "x", "1"]),
+        ],
+        &cell,
+        1,
+    );
+    match answers.as_slice() {
+        [Answer::Reply(r), Answer::Deferred(Req::Select(1)), Answer::Deferred(Req::Write(_))] => {
+            assert!(is_misconf(r), "{r:?}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        cell.load(Ordering::Relaxed),
+        0,
+        "the deferred SELECT did not run"
+    );
+    assert!(s.store.db(0).get(b"k", now_ms()).is_none());
     let _ = std::fs::remove_dir_all(&d);
 }
