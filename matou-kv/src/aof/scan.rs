@@ -13,7 +13,9 @@
 //!   while a corrupt length field in the middle of the log is followed by
 //!   the intact records it would swallow;
 //! - or the frame at X is complete, ends exactly at the end of the file,
-//!   and its checksum does not match. This case is ambiguous (bit rot in
+//!   its checksum does not match, **and no intact frame starts inside it**
+//!   (a corrupt length can make a middle frame end at the end of the file,
+//!   swallowing the records after it). This case is ambiguous (bit rot in
 //!   the last record looks the same), and we cut it: page writeback is
 //!   unordered, so a machine crash can leave the header and the first page
 //!   of a last frame on disk and not its second page; the record cannot be
@@ -142,10 +144,14 @@ pub fn tail_is_torn(
     }
     Ok(match cut.damage {
         Damage::Truncated => resync(src, cut.offset + 1)?.is_none(),
-        Damage::BadChecksum => matches!(
-            probe(src, cut.offset)?,
-            Probe::Damaged { end: Some(end), .. } if end == src.size()
-        ),
+        // A corrupt length can also make a middle frame "end" exactly at the
+        // end of the file: torn only if no intact frame lies inside it.
+        Damage::BadChecksum => {
+            matches!(
+                probe(src, cut.offset)?,
+                Probe::Damaged { end: Some(end), .. } if end == src.size()
+            ) && resync(src, cut.offset + 1)?.is_none()
+        }
         _ => false,
     })
 }
