@@ -208,7 +208,9 @@ fn snapshot(w: &Worker) -> Vec<TaskSnapshot> {
 /// ```
 ///
 /// In a server, print it when asked, e.g. on SIGUSR1 (`kill -USR1 <pid>`),
-/// from a task of its own (with the `matou` facade):
+/// from a task of its own. With the `matou` facade (this example is compiled
+/// in the `matou` crate's docs, "Seeing what is stuck"; the core has no
+/// signals):
 ///
 /// ```ignore
 /// use matou::unix::signal::{SignalKind, Signals};
