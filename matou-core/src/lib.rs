@@ -53,6 +53,7 @@ mod spawn;
 pub mod sync;
 mod syscall;
 mod task;
+mod task_tree;
 mod waker_cell;
 
 pub use combinators::{await_all, await_first, await_one, both, race, Either, Race};
@@ -68,3 +69,4 @@ pub use select::{race_all, RaceAll};
 pub use spawn::{call, parallel, spawn, spawn_named, yield_now, YieldNow};
 pub use syscall::{suspend, syscall, Suspend, Syscall};
 pub use task::TaskId;
+pub use task_tree::{task_tree, TaskSnapshot, TaskState, TaskTree};

@@ -57,6 +57,29 @@
 //!     sender.await.unwrap();
 //! });
 //! ```
+//!
+//! # Seeing what is stuck
+//!
+//! [`task_tree`] lists every live task (id, name, parent, worker, spawn site,
+//! state). A server can print it when asked, here on SIGUSR1
+//! (`kill -USR1 <pid>`), from a task of its own:
+//!
+//! ```no_run
+//! use matou::unix::signal::{SignalKind, Signals};
+//!
+//! matou::run(async {
+//!     let mut usr1 = Signals::new(&[SignalKind::USR1]).unwrap();
+//!     let dumper = matou::spawn_named("task-tree-dumper", async move {
+//!         loop {
+//!             usr1.recv().await;
+//!             eprint!("{}", matou::task_tree().await);
+//!         }
+//!     });
+//!     // ... serve (each connection handler a `spawn_named` task) ...
+//!     matou::unix::signal::ctrl_c().await.unwrap();
+//!     dumper.cancel().await.unwrap();
+//! });
+//! ```
 
 pub use matou_core::*;
 

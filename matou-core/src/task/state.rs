@@ -175,6 +175,11 @@ impl State {
         self.0.load(Ordering::Acquire) & ABANDONED != 0
     }
 
+    /// Whether the task is queued to run (`NOTIFIED`), read by `task_tree`.
+    pub(crate) fn is_notified(&self) -> bool {
+        self.0.load(Ordering::Acquire) & NOTIFIED != 0
+    }
+
     pub(crate) fn is_terminated(&self) -> bool {
         self.0.load(Ordering::Acquire) & TERMINATED != 0
     }
