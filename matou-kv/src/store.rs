@@ -222,6 +222,36 @@ impl Store {
         (next, out)
     }
 
+    /// A live key, picked from a random slot (`seed`) onward: None if no
+    /// key is live. Keys after a run of free slots are likelier picks.
+    pub fn random_key(&self, seed: u64, now: u64) -> Option<&[u8]> {
+        let n = self.slots.len();
+        if n == 0 {
+            return None;
+        }
+        let start = (seed % n as u64) as usize;
+        (0..n)
+            .map(|i| (start + i) % n)
+            .filter_map(|i| self.slots[i].as_ref())
+            .find(|e| !is_expired(e.expire_at, now))
+            .map(|e| &e.key[..])
+    }
+
+    /// What an entry of this key and value length costs this store, in
+    /// bytes (MEMORY USAGE): the bytes, the two shared allocations'
+    /// headers, the slot and the index's element.
+    pub fn entry_cost(key_len: usize, value_len: usize) -> usize {
+        use std::mem::size_of;
+        // Each Arc allocation holds two counters before its data.
+        let arc_header = 2 * size_of::<usize>();
+        key_len
+            + value_len
+            + 2 * arc_header
+            + size_of::<Vec<u8>>()
+            + size_of::<Option<Entry>>()
+            + size_of::<(Arc<[u8]>, usize)>()
+    }
+
     /// Every entry, expired ones included, in slot order.
     pub fn iter(&self) -> impl Iterator<Item = EntryRef<'_>> {
         self.slots.iter().flatten().map(Entry::as_ref)

@@ -71,21 +71,22 @@ pub fn execute_read(cmd: &Read, store: &Store, now: u64) -> Reply {
             ])
         }
         Read::DbSize => Reply::Integer(store.len() as i64),
+        other => super::strings::read(other, store, now),
     }
 }
 
 /// The state of one write: the store, the time, and the expired keys it
 /// removed on its way (logged as a DEL if nothing else is logged).
-struct Tx<'a> {
-    store: &'a mut Store,
-    now: u64,
+pub(super) struct Tx<'a> {
+    pub(super) store: &'a mut Store,
+    pub(super) now: u64,
     purged: Vec<Vec<u8>>,
 }
 
 impl Tx<'_> {
     /// Lazy expiry of `key` (Redis's `lookupKeyWrite`): removes it if it
     /// expired, then returns its live entry's (value, expiry).
-    fn live(&mut self, key: &[u8]) -> Option<(&[u8], Option<u64>)> {
+    pub(super) fn live(&mut self, key: &[u8]) -> Option<(&[u8], Option<u64>)> {
         if self.store.purge_expired(key, self.now) {
             self.purged.push(key.to_vec());
         }
@@ -97,7 +98,7 @@ impl Tx<'_> {
     }
 
     /// The outcome when the command itself logged nothing.
-    fn done(self, reply: Reply) -> (Reply, Option<LogRecord>) {
+    pub(super) fn done(self, reply: Reply) -> (Reply, Option<LogRecord>) {
         let rec = (!self.purged.is_empty()).then_some(LogRecord::Del { keys: self.purged });
         (reply, rec)
     }
@@ -135,6 +136,9 @@ pub fn execute_write_journaled(
         Write::Flush | Write::FlushAll => undo.save_all(store),
         // Refused on one store alone (they need the databases): no change.
         Write::Move { .. } | Write::SwapDb(..) => {}
+        other => super::strings::touched(other)
+            .into_iter()
+            .for_each(|k| undo.save_key(store, k)),
     }
     execute_write(cmd, store, now)
 }
@@ -319,6 +323,7 @@ pub fn execute_write(cmd: Write, store: &mut Store, now: u64) -> (Reply, Option<
                 (Reply::ok(), Some(LogRecord::FlushAll))
             }
         }
+        other => super::strings::write(other, tx),
     }
 }
 
