@@ -825,6 +825,47 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    /// The undo journal of every write takes it back: after any history,
+    /// a journaled write then a rollback leaves the store as it was.
+    #[test]
+    fn the_journal_takes_back_every_write(
+        history in prop::collection::vec((arb_command(), 0u64..15), 0..20),
+        last in arb_command(),
+    ) {
+        let mut live = Store::new();
+        let mut now = T0;
+        for (cmd, advance) in history {
+            now += advance;
+            let a: Vec<Vec<u8>> = cmd.iter().map(|s| s.as_bytes().to_vec()).collect();
+            execute(&mut live, &a, now);
+        }
+        let before: Vec<_> = live
+            .iter()
+            .map(|e| (e.key.to_vec(), e.value.to_vec(), e.expire_at))
+            .collect();
+        let a: Vec<Vec<u8>> = last.iter().map(|s| s.as_bytes().to_vec()).collect();
+        if let Ok(Command::Write(w)) = parse(&a, true) {
+            let mut dbs = crate::databases::Databases::new(1);
+            *dbs.db_mut(0) = live;
+            let mut undo = crate::store::Undo::new();
+            execute_write_journaled(w, dbs.db_mut(0), now + 3, &mut undo);
+            undo.rollback(&mut dbs);
+            let mut after: Vec<_> = dbs
+                .db(0)
+                .iter()
+                .map(|e| (e.key.to_vec(), e.value.to_vec(), e.expire_at))
+                .collect();
+            let mut before = before;
+            before.sort();
+            after.sort();
+            prop_assert_eq!(before, after, "{:?}", last);
+        }
+    }
+}
+
 #[test]
 fn record_bound_covers_the_encoded_record() {
     let mut st = Store::new();
