@@ -104,7 +104,9 @@ pub fn parse(args: &[Vec<u8>], authenticated: bool) -> Result<Command, Reply> {
         "time" => read(Read::Time),
         "wait" => {
             int(&args[1])?;
-            if int(&args[2])? < 0 {
+            let timeout = parse_i64(&args[2])
+                .ok_or(Reply::err("ERR timeout is not an integer or out of range"))?;
+            if timeout < 0 {
                 return Err(Reply::err("ERR timeout is negative"));
             }
             read(Read::Wait)
@@ -473,15 +475,21 @@ fn parse_set(args: &[Vec<u8>]) -> Result<Write, Reply> {
 /// (Redis's `parseExtendedStringArguments` with `COMMAND_GET`).
 fn parse_getex(args: &[Vec<u8>]) -> Result<Write, Reply> {
     let mut expiry = None;
+    // Which option set it: the same one may repeat (the last wins), as in
+    // Redis, another may not.
+    let mut given: Option<&str> = None;
     let mut j = 2;
     while j < args.len() {
         let opt = &args[j];
-        if is(opt, "persist") && expiry.is_none() {
+        let free = |w: &str| given.is_none_or(|g| g == w);
+        if is(opt, "persist") && free("persist") {
+            given = Some("persist");
             expiry = Some(Expiry::Clear);
         } else if let Some(which) = ["ex", "px", "exat", "pxat"]
             .into_iter()
-            .find(|w| is(opt, w) && expiry.is_none() && j + 1 < args.len())
+            .find(|w| is(opt, w) && free(w) && j + 1 < args.len())
         {
+            given = Some(which);
             let n = int(&args[j + 1])?;
             let seconds = which == "ex" || which == "exat";
             if n <= 0 || (seconds && n > i64::MAX / 1000) {

@@ -159,6 +159,20 @@ fn getex_sets_clears_or_keeps_the_expiry() {
         "ERR syntax error"
     );
     assert_eq!(
+        err(&mut st, &["GETEX", "k", "EX", "10", "PX", "10"]),
+        "ERR syntax error"
+    );
+    r(&mut st, &["SET", "k", "v"]);
+    assert_eq!(
+        r(&mut st, &["GETEX", "k", "EX", "10", "EX", "20"]),
+        bulk("v")
+    );
+    assert_eq!(
+        r(&mut st, &["TTL", "k"]),
+        Reply::Integer(20),
+        "the last one wins"
+    );
+    assert_eq!(
         err(&mut st, &["GETEX", "k", "EX", "0"]),
         "ERR invalid expire time in 'getex' command"
     );
