@@ -26,6 +26,11 @@
 //!   the snapshot can be serialised on another thread while the store keeps
 //!   changing. Appending to a value a snapshot still holds copies it first
 //!   (`Arc::make_mut`); otherwise values grow in place.
+//! - **Access times are bookkeeping, not state**: each entry keeps when it
+//!   was last read or written (OBJECT IDLETIME), stamped by
+//!   [`Store::touch`] through `&self` and by writes with the clock of
+//!   [`Store::advance`]; equality, records and snapshots ignore it, so
+//!   replay stays exact.
 //! - Only binary-safe byte strings; the one type is "string" (TYPE).
 
 mod undo;
@@ -35,6 +40,7 @@ pub use undo::Undo;
 use crate::glob;
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// Whether a key with this expiry is expired at `now` (Unix ms).
@@ -53,11 +59,26 @@ pub struct EntryRef<'a> {
     pub expire_at: Option<u64>,
 }
 
-#[derive(Clone)]
 struct Entry {
     key: Arc<[u8]>,
     value: Arc<Vec<u8>>,
     expire_at: Option<u64>,
+    /// When it was last read or written (Unix ms; 0: not since the store
+    /// was loaded), for OBJECT IDLETIME. Atomic so that reads, which hold
+    /// `&Store`, can stamp it; not part of the entry's identity (equality,
+    /// records and snapshots ignore it).
+    accessed: AtomicU64,
+}
+
+impl Clone for Entry {
+    fn clone(&self) -> Entry {
+        Entry {
+            key: self.key.clone(),
+            value: self.value.clone(),
+            expire_at: self.expire_at,
+            accessed: AtomicU64::new(self.accessed.load(Ordering::Relaxed)),
+        }
+    }
 }
 
 impl Entry {
@@ -84,6 +105,12 @@ pub struct Store {
     expires: BTreeSet<(u64, usize)>,
     /// Sum of key and value lengths (INFO's memory figure).
     bytes: usize,
+    /// The latest `now` of a write ([`Store::advance`]): the access time
+    /// [`Store::set`] gives the entries it writes.
+    clock: u64,
+    /// When the store was loaded ([`Store::advance`]'s first call): the
+    /// access time of entries never accessed since.
+    loaded_at: u64,
 }
 
 impl fmt::Debug for Store {
@@ -148,6 +175,30 @@ impl Store {
     }
 
     // -- Reads: expired keys are absent. ---------------------------------
+
+    /// Moves the clock the write path stamps entries with to `now` (it
+    /// never goes back).
+    pub fn advance(&mut self, now: u64) {
+        self.clock = self.clock.max(now);
+        if self.loaded_at == 0 {
+            self.loaded_at = now;
+        }
+    }
+
+    /// Records an access to `key` at `now` (what Redis's key lookups do,
+    /// except those of TTL, TYPE, EXISTS and OBJECT).
+    pub fn touch(&self, key: &[u8], now: u64) {
+        if let Some(slot) = self.slot(key) {
+            self.entry_at(slot).accessed.store(now, Ordering::Relaxed);
+        }
+    }
+
+    /// How long ago `key` was last accessed, in ms (OBJECT IDLETIME).
+    pub fn idle_ms(&self, key: &[u8], now: u64) -> Option<u64> {
+        let e = self.entry_at(self.slot(key)?);
+        let at = e.accessed.load(Ordering::Relaxed).max(self.loaded_at);
+        Some(now.saturating_sub(at))
+    }
 
     /// The live entry of `key` at `now`.
     pub fn entry(&self, key: &[u8], now: u64) -> Option<EntryRef<'_>> {
@@ -320,7 +371,9 @@ impl Store {
     pub fn set(&mut self, key: &[u8], value: Vec<u8>, expire_at: Option<u64>) {
         match self.slot(key) {
             Some(slot) => {
+                let clock = self.clock;
                 let e = self.entry_at_mut(slot);
+                *e.accessed.get_mut() = clock;
                 let old = std::mem::replace(&mut e.value, Arc::new(value));
                 let new_len = e.value.len();
                 self.bytes = self.bytes - old.len() + new_len;
@@ -333,6 +386,7 @@ impl Store {
                     key: key.clone(),
                     value: Arc::new(value),
                     expire_at: None,
+                    accessed: AtomicU64::new(self.clock),
                 });
                 self.index.insert(key, slot);
                 self.set_expire_at_slot(slot, expire_at);
@@ -394,7 +448,11 @@ impl Store {
 
     /// Removes every key.
     pub fn clear(&mut self) {
-        *self = Store::new();
+        *self = Store {
+            clock: self.clock,
+            loaded_at: self.loaded_at,
+            ..Store::new()
+        };
     }
 
     /// Active expiry: removes up to `max` keys expired at `now`, soonest

@@ -18,6 +18,19 @@ fn now_i64(now: u64) -> i64 {
 
 /// Runs a read-only command. Expired keys are absent; nothing changes.
 pub fn execute_read(cmd: &Read, store: &Store, now: u64) -> Reply {
+    // The reads whose key lookup counts as an access (Redis's lookupKey
+    // without LOOKUP_NOTOUCH).
+    match cmd {
+        Read::Get(k)
+        | Read::Strlen(k)
+        | Read::GetRange { key: k, .. }
+        | Read::GetBit { key: k, .. }
+        | Read::BitCount { key: k, .. }
+        | Read::BitPos { key: k, .. } => store.touch(k, now),
+        Read::MGet(keys) | Read::Touch(keys) => keys.iter().for_each(|k| store.touch(k, now)),
+        Read::Lcs { keys: (a, b), .. } => [a, b].into_iter().for_each(|k| store.touch(k, now)),
+        _ => {}
+    }
     match cmd {
         Read::Get(k) => Reply::opt_bulk(store.get(k, now)),
         Read::Strlen(k) => Reply::Integer(store.get(k, now).map_or(0, |v| v.len() as i64)),
@@ -90,6 +103,7 @@ impl Tx<'_> {
         if self.store.purge_expired(key, self.now) {
             self.purged.push(key.to_vec());
         }
+        self.store.touch(key, self.now);
         self.store.raw(key).map(|e| (e.value, e.expire_at))
     }
 
@@ -151,6 +165,7 @@ pub fn execute_write(cmd: Write, store: &mut Store, now: u64) -> (Reply, Option<
     if cmd.record_bound() > MAX_PAYLOAD {
         return (Reply::err(TOO_LARGE_FOR_LOG), None);
     }
+    store.advance(now);
     let mut tx = Tx {
         store,
         now,

@@ -187,6 +187,7 @@ const FUNCTION_SUBS: &[Spec] = &[spec("function|flush", -2, &["write", "noscript
 const OBJECT_SUBS: &[Spec] = &[
     spec("object|encoding", 3, RO_SLOW, (2, 2, 1), R),
     spec("object|freq", 3, RO_SLOW, (2, 2, 1), R),
+    spec("object|idletime", 3, RO_SLOW, (2, 2, 1), R),
     spec("object|help", 2, &["loading", "stale"], NONE, R),
 ];
 
@@ -491,6 +492,8 @@ pub enum Read {
     ObjectEncoding(Vec<u8>),
     /// OBJECT FREQ key (refused: no LFU policy tracks frequencies).
     ObjectFreq(Vec<u8>),
+    /// OBJECT IDLETIME key: seconds since it was last read or written.
+    ObjectIdleTime(Vec<u8>),
     /// OBJECT HELP.
     ObjectHelp,
     /// MEMORY USAGE key [SAMPLES n].

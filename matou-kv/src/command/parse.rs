@@ -156,6 +156,7 @@ pub fn parse(args: &[Vec<u8>], authenticated: bool) -> Result<Command, Reply> {
         "lcs" => parse_lcs(args).map(Command::Read),
         "object|encoding" => read(Read::ObjectEncoding(args[2].clone())),
         "object|freq" => read(Read::ObjectFreq(args[2].clone())),
+        "object|idletime" => read(Read::ObjectIdleTime(args[2].clone())),
         "object|help" => read(Read::ObjectHelp),
         "memory|usage" => {
             match args.len() {

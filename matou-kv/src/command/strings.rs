@@ -1,6 +1,7 @@
 //! The string and key commands beyond GET/SET: ranges (GETRANGE,
 //! SETRANGE), bits (GETBIT, SETBIT, BITCOUNT, BITPOS, BITOP), INCRBYFLOAT,
-//! GETEX, RENAME, COPY, LCS, RANDOMKEY, TOUCH, EXPIRETIME, OBJECT, MEMORY,
+//! GETEX, RENAME, COPY, LCS, RANDOMKEY, TOUCH, EXPIRETIME, OBJECT (ENCODING,
+//! FREQ, IDLETIME), MEMORY USAGE,
 //! TIME and WAIT, with Redis 7.0's replies and range rules.
 //!
 //! Writes keep the parent module's rule: one record that replays the
@@ -122,6 +123,10 @@ pub(super) fn read(cmd: &Read, store: &Store, now: u64) -> Reply {
                  will take some time to adjust.",
             ),
         },
+        Read::ObjectIdleTime(key) => match store.entry(key, now) {
+            None => Reply::Nil,
+            Some(_) => Reply::Integer(store.idle_ms(key, now).map_or(0, |ms| ms / 1000) as i64),
+        },
         Read::ObjectHelp => Reply::Array(
             [
                 "OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
@@ -131,6 +136,9 @@ pub(super) fn read(cmd: &Read, store: &Store, now: u64) -> Reply {
                 "FREQ <key>",
                 "    Return the access frequency index of the <key>. The returned integer is",
                 "    proportional to the logarithm of the recent access frequency of the key.",
+                "IDLETIME <key>",
+                "    Return the idle time of the <key>, that is the approximated number of",
+                "    seconds elapsed since the last access to the key.",
                 "HELP",
                 "    Prints this help.",
             ]

@@ -450,3 +450,34 @@ fn scan_reads_the_cursor_as_strtoul() {
         );
     }
 }
+
+#[test]
+fn idletime_counts_from_the_last_read_or_write_not_from_ttl_type_exists() {
+    let mut st = Store::new();
+    let at = |st: &mut Store, now: u64, cmd: &[&str]| execute(st, &args(cmd), now).0;
+    at(&mut st, T0, &["SET", "k", "v"]);
+    at(&mut st, T0, &["SET", "j", "v"]);
+    for cmd in [
+        &["TTL", "k"][..],
+        &["TYPE", "k"],
+        &["EXISTS", "k"],
+        &["OBJECT", "ENCODING", "k"],
+    ] {
+        at(&mut st, T0 + 2_000, cmd);
+    }
+    let idle = |st: &mut Store, now: u64, k: &str| at(st, now, &["OBJECT", "IDLETIME", k]);
+    assert_eq!(idle(&mut st, T0 + 3_000, "k"), Reply::Integer(3));
+    at(&mut st, T0 + 3_000, &["TOUCH", "k"]);
+    assert_eq!(idle(&mut st, T0 + 4_500, "k"), Reply::Integer(1));
+    at(&mut st, T0 + 5_000, &["GET", "j"]);
+    assert_eq!(idle(&mut st, T0 + 5_000, "j"), Reply::Integer(0));
+    at(&mut st, T0 + 9_000, &["APPEND", "k", "w"]);
+    assert_eq!(
+        idle(&mut st, T0 + 9_000, "k"),
+        Reply::Integer(0),
+        "a write accesses"
+    );
+    at(&mut st, T0 + 9_000, &["SET", "j", "new"]);
+    assert_eq!(idle(&mut st, T0 + 10_000, "j"), Reply::Integer(1));
+    assert_eq!(idle(&mut st, T0, "none"), Reply::Nil);
+}

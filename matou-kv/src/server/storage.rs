@@ -236,7 +236,12 @@ struct Storage {
 }
 
 /// Owns the store and the log until `jobs` is closed and drained.
-pub(super) async fn run(store: Databases, aof: Aof, jobs: Receiver<Job>) -> io::Result<()> {
+pub(super) async fn run(mut store: Databases, aof: Aof, jobs: Receiver<Job>) -> io::Result<()> {
+    // What the log loaded counts as accessed now (OBJECT IDLETIME).
+    let loaded = now_ms();
+    for i in 0..store.count() {
+        store.db_mut(i).advance(loaded);
+    }
     let mut s = Storage {
         store,
         aof,
@@ -491,6 +496,7 @@ impl Storage {
                 }
                 for i in [db, to] {
                     self.undo.in_db(i).save_key(self.store.db(i), &key);
+                    self.store.db_mut(i).advance(now);
                 }
                 let (moved, record) = self.store.move_key(&key, db, to, now);
                 return (Reply::Integer(i64::from(moved)), record);
@@ -506,6 +512,7 @@ impl Storage {
                 };
                 if d != db {
                     self.undo.in_db(d).save_key(self.store.db(d), &to);
+                    self.store.db_mut(d).advance(now);
                     let (copied, record) = self.store.copy_key((db, &from), (d, &to), replace, now);
                     return (Reply::Integer(i64::from(copied)), record);
                 }
