@@ -193,6 +193,16 @@ impl Store {
         }
     }
 
+    /// [`get`](Self::get) that counts as an access to a live key ([`touch`](Self::touch)), with one lookup.
+    pub fn read(&self, key: &[u8], now: u64) -> Option<&[u8]> {
+        let e = self.entry_at(self.slot(key)?);
+        if is_expired(e.expire_at, now) {
+            return None;
+        }
+        e.accessed.store(now, Ordering::Relaxed);
+        Some(&e.value)
+    }
+
     /// How long ago `key` was last accessed, in ms (OBJECT IDLETIME).
     pub fn idle_ms(&self, key: &[u8], now: u64) -> Option<u64> {
         let e = self.entry_at(self.slot(key)?);

@@ -18,25 +18,12 @@ fn now_i64(now: u64) -> i64 {
 
 /// Runs a read-only command. Expired keys are absent; nothing changes.
 pub fn execute_read(cmd: &Read, store: &Store, now: u64) -> Reply {
-    // The reads whose key lookup counts as an access (Redis's lookupKey
-    // without LOOKUP_NOTOUCH).
     match cmd {
-        Read::Get(k)
-        | Read::Strlen(k)
-        | Read::GetRange { key: k, .. }
-        | Read::GetBit { key: k, .. }
-        | Read::BitCount { key: k, .. }
-        | Read::BitPos { key: k, .. } => store.touch(k, now),
-        Read::MGet(keys) | Read::Touch(keys) => keys.iter().for_each(|k| store.touch(k, now)),
-        Read::Lcs { keys: (a, b), .. } => [a, b].into_iter().for_each(|k| store.touch(k, now)),
-        _ => {}
-    }
-    match cmd {
-        Read::Get(k) => Reply::opt_bulk(store.get(k, now)),
-        Read::Strlen(k) => Reply::Integer(store.get(k, now).map_or(0, |v| v.len() as i64)),
+        Read::Get(k) => Reply::opt_bulk(store.read(k, now)),
+        Read::Strlen(k) => Reply::Integer(store.read(k, now).map_or(0, |v| v.len() as i64)),
         Read::MGet(keys) => Reply::Array(
             keys.iter()
-                .map(|k| Reply::opt_bulk(store.get(k, now)))
+                .map(|k| Reply::opt_bulk(store.read(k, now)))
                 .collect(),
         ),
         Read::Exists(keys) => {

@@ -41,7 +41,9 @@ fn clamp_range(start: i64, end: i64, len: usize) -> Option<(usize, usize)> {
 
 /// Runs one of this module's reads.
 pub(super) fn read(cmd: &Read, store: &Store, now: u64) -> Reply {
-    let value = |k: &[u8]| store.get(k, now).unwrap_or_default();
+    // The lookups that count as an access (Redis's lookupKey without
+    // LOOKUP_NOTOUCH) use `read`; OBJECT and MEMORY use `get` / `entry`.
+    let value = |k: &[u8]| store.read(k, now).unwrap_or_default();
     match cmd {
         Read::GetRange { key, start, end } => {
             let v = value(key);
@@ -52,7 +54,7 @@ pub(super) fn read(cmd: &Read, store: &Store, now: u64) -> Reply {
         }
         Read::RandomKey => Reply::opt_bulk(store.random_key(random_seed(), now)),
         Read::Touch(keys) => {
-            Reply::Integer(keys.iter().filter(|k| store.contains(k, now)).count() as i64)
+            Reply::Integer(keys.iter().filter(|k| store.read(k, now).is_some()).count() as i64)
         }
         Read::ExpireTime { key, ms } => Reply::Integer(match store.entry(key, now) {
             None => -2,
@@ -92,7 +94,7 @@ pub(super) fn read(cmd: &Read, store: &Store, now: u64) -> Reply {
             start,
             end,
             bit_unit,
-        } => match store.get(key, now) {
+        } => match store.read(key, now) {
             // A missing key is an empty string padded with zeros.
             None => Reply::Integer(if *bit { -1 } else { 0 }),
             Some(v) => Reply::Integer(bitpos(v, *bit, *start, *end, *bit_unit)),
