@@ -422,6 +422,32 @@ impl Store {
         }
     }
 
+    /// Writes `bytes` at `offset` of the value of `key`, zero-padding it up
+    /// to `offset` (created without expiry if absent; an existing key keeps
+    /// its expiry). Returns the new length.
+    pub fn set_range(&mut self, key: &[u8], offset: usize, bytes: &[u8]) -> usize {
+        let slot = match self.slot(key) {
+            Some(slot) => slot,
+            None => {
+                self.set(key, Vec::new(), None);
+                self.slot(key).expect("just set")
+            }
+        };
+        let clock = self.clock;
+        let e = self.entry_at_mut(slot);
+        *e.accessed.get_mut() = clock;
+        let v = Arc::make_mut(&mut e.value);
+        let before = v.len();
+        let end = offset.saturating_add(bytes.len());
+        if v.len() < end {
+            v.resize(end, 0);
+        }
+        v[offset..end].copy_from_slice(bytes);
+        let after = v.len();
+        self.bytes += after - before;
+        after
+    }
+
     /// Sets or clears the expiry of `key`; `false` if absent.
     pub fn set_expire(&mut self, key: &[u8], expire_at: Option<u64>) -> bool {
         match self.slot(key) {

@@ -98,6 +98,11 @@ impl Tx<'_> {
         self.live(key).map(|(_, e)| e)
     }
 
+    /// Whether an expired key was removed on the way.
+    pub(super) fn purged_any(&self) -> bool {
+        !self.purged.is_empty()
+    }
+
     /// The outcome when the command itself logged nothing.
     pub(super) fn done(self, reply: Reply) -> (Reply, Option<LogRecord>) {
         let rec = (!self.purged.is_empty()).then_some(LogRecord::Del { keys: self.purged });

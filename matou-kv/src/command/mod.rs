@@ -723,10 +723,10 @@ impl Write {
             Write::GetEx { key, .. } | Write::IncrByFloat { key, .. } => {
                 strings(&mut std::iter::once(key)).saturating_add(400)
             }
-            // The key, and a value of at most MAX_STRING.
-            Write::SetRange { key, .. } | Write::SetBit { key, .. } => {
-                strings(&mut std::iter::once(key)).saturating_add(MAX_STRING)
-            }
+            // The key (twice, in a Multi with the DEL of an expired one),
+            // an offset and the bytes written.
+            Write::SetRange { key, value, .. } => strings(&mut [key, key, value].into_iter()),
+            Write::SetBit { key, .. } => strings(&mut [key, key].into_iter()).saturating_add(16),
             Write::BitOp { dest, .. } => {
                 strings(&mut std::iter::once(dest)).saturating_add(MAX_STRING)
             }

@@ -5,10 +5,11 @@
 //! TIME and WAIT, with Redis 7.0's replies and range rules.
 //!
 //! Writes keep the parent module's rule: one record that replays the
-//! change without a clock. A write that rewrites part of a value (SETRANGE,
-//! SETBIT, INCRBYFLOAT) is logged as the `Set` of the whole resulting value
-//! with the key's expiry; RENAME is one `Multi` of the source's `Del` and the
-//! destination's `Set`, so a log cut never holds one without the other.
+//! change without a clock. SETRANGE and SETBIT are logged as a `SetRange`
+//! of the bytes they wrote (a bitmap's SETBIT logs one byte, not the
+//! bitmap); INCRBYFLOAT as the `Set` of its result with the key's expiry;
+//! RENAME as one `Multi` of the source's `Del` and the destination's `Set`,
+//! so a log cut never holds one without the other.
 
 use super::exec::Tx;
 use super::{BitOp, Expiry, Read, Write, MAX_STRING, TOO_BIG};
@@ -345,6 +346,31 @@ fn set_record(key: Vec<u8>, value: Vec<u8>, expire_at_ms: Option<u64>) -> Option
     })
 }
 
+/// Writes `bytes` at `offset` of `key` (live or purged by `tx`): the new
+/// length, and the record. A key that expired and was purged on the way is
+/// logged as its DEL first, since a replaying store may still hold its old
+/// value.
+fn set_range(
+    tx: Tx<'_>,
+    key: Vec<u8>,
+    offset: usize,
+    bytes: Vec<u8>,
+) -> (Reply, Option<LogRecord>) {
+    let n = tx.store.set_range(&key, offset, &bytes);
+    let purged = tx.purged_any();
+    let record = LogRecord::SetRange {
+        key: key.clone(),
+        offset: offset as u64,
+        bytes,
+    };
+    let record = if purged {
+        LogRecord::Multi(vec![LogRecord::Del { keys: vec![key] }, record])
+    } else {
+        record
+    };
+    (Reply::Integer(n as i64), Some(record))
+}
+
 /// Runs one of this module's writes.
 pub(super) fn write(cmd: Write, mut tx: Tx<'_>) -> (Reply, Option<LogRecord>) {
     let now = tx.now;
@@ -380,25 +406,14 @@ pub(super) fn write(cmd: Write, mut tx: Tx<'_>) -> (Reply, Option<LogRecord>) {
             }
         }
         Write::SetRange { key, offset, value } => {
-            let current = tx.live(&key).map(|(v, e)| (v.len(), e));
+            let current = tx.live(&key).map(|(v, _)| v.len());
             if value.is_empty() {
-                return tx.done(Reply::Integer(current.map_or(0, |(n, _)| n as i64)));
+                return tx.done(Reply::Integer(current.map_or(0, |n| n as i64)));
             }
             if offset.saturating_add(value.len()) > MAX_STRING {
                 return tx.done(Reply::err(TOO_BIG));
             }
-            let (mut v, expire_at) = match current {
-                Some((_, e)) => (tx.store.get(&key, now).unwrap_or_default().to_vec(), e),
-                None => (Vec::new(), None),
-            };
-            let end = offset + value.len();
-            if v.len() < end {
-                v.resize(end, 0);
-            }
-            v[offset..end].copy_from_slice(&value);
-            let n = v.len() as i64;
-            tx.store.set(&key, v.clone(), expire_at);
-            (Reply::Integer(n), set_record(key, v, expire_at))
+            set_range(tx, key, offset, value)
         }
         Write::IncrByFloat { key, by } => {
             let (cur, expire_at) = match tx.live(&key) {
@@ -467,26 +482,16 @@ pub(super) fn write(cmd: Write, mut tx: Tx<'_>) -> (Reply, Option<LogRecord>) {
             (Reply::Integer(1), set_record(to, value, expire_at))
         }
         Write::SetBit { key, offset, bit } => {
-            let (mut v, expire_at) = match tx.live(&key) {
-                None => (Vec::new(), None),
-                Some((v, e)) => (v.to_vec(), e),
-            };
             let byte = (offset >> 3) as usize;
             let mask = 1u8 << (7 - (offset & 7));
-            if v.len() <= byte {
-                v.resize(byte + 1, 0);
-            }
-            let old = v[byte] & mask != 0;
-            if bit {
-                v[byte] |= mask;
-            } else {
-                v[byte] &= !mask;
-            }
-            tx.store.set(&key, v.clone(), expire_at);
-            (
-                Reply::Integer(i64::from(old)),
-                set_record(key, v, expire_at),
-            )
+            let old = tx
+                .live(&key)
+                .and_then(|(v, _)| v.get(byte).copied())
+                .unwrap_or(0);
+            let new = if bit { old | mask } else { old & !mask };
+            let (reply, record) = set_range(tx, key, byte, vec![new]);
+            debug_assert!(!reply.is_error());
+            (Reply::Integer(i64::from(old & mask != 0)), record)
         }
         Write::BitOp { op, dest, keys } => {
             let result = {

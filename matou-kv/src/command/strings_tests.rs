@@ -74,12 +74,15 @@ fn setrange_pads_keeps_the_expiry_and_refuses_past_the_limit() {
     assert_eq!(r(&mut st, &["PTTL", "k"]), Reply::Integer(5000));
     assert_eq!(
         rec(&mut st, &["SETRANGE", "k", "0", "b"]),
-        Some(LogRecord::Set {
+        Some(LogRecord::SetRange {
             key: b"k".to_vec(),
-            value: b"boo\0bar".to_vec(),
-            expire_at_ms: Some(T0 + 5000),
-        })
+            offset: 0,
+            bytes: b"b".to_vec(),
+        }),
+        "the bytes written, not the whole value"
     );
+    assert_eq!(r(&mut st, &["GET", "k"]), Reply::Bulk(b"boo\0bar".to_vec()));
+    assert_eq!(r(&mut st, &["PTTL", "k"]), Reply::Integer(5000));
     assert_eq!(r(&mut st, &["SETRANGE", "k", "1", ""]), Reply::Integer(7));
     assert_eq!(
         err(&mut st, &["SETRANGE", "k", "-1", "world"]),
@@ -293,7 +296,17 @@ fn bits_set_get_count_find_and_combine() {
     let mut st = Store::new();
     assert_eq!(r(&mut st, &["SETBIT", "b", "7", "1"]), Reply::Integer(0));
     assert_eq!(r(&mut st, &["SETBIT", "b", "7", "1"]), Reply::Integer(1));
-    assert_eq!(r(&mut st, &["GET", "b"]), Reply::Bulk(vec![1]));
+    assert_eq!(
+        rec(&mut st, &["SETBIT", "b", "9", "1"]),
+        Some(LogRecord::SetRange {
+            key: b"b".to_vec(),
+            offset: 1,
+            bytes: vec![0x40],
+        }),
+        "one byte, not the bitmap"
+    );
+    assert_eq!(r(&mut st, &["SETBIT", "b", "9", "0"]), Reply::Integer(1));
+    assert_eq!(r(&mut st, &["GET", "b"]), Reply::Bulk(vec![1, 0]));
     assert_eq!(r(&mut st, &["GETBIT", "b", "7"]), Reply::Integer(1));
     assert_eq!(r(&mut st, &["GETBIT", "b", "6"]), Reply::Integer(0));
     assert_eq!(r(&mut st, &["GETBIT", "b", "100"]), Reply::Integer(0));
@@ -480,4 +493,27 @@ fn idletime_counts_from_the_last_read_or_write_not_from_ttl_type_exists() {
     at(&mut st, T0 + 9_000, &["SET", "j", "new"]);
     assert_eq!(idle(&mut st, T0 + 10_000, "j"), Reply::Integer(1));
     assert_eq!(idle(&mut st, T0, "none"), Reply::Nil);
+}
+
+#[test]
+fn setrange_on_a_key_that_expired_logs_its_del_first() {
+    let mut st = Store::new();
+    r(&mut st, &["SET", "k", "old value", "PX", "1"]);
+    let (reply, record) = execute(&mut st, &args(&["SETRANGE", "k", "1", "ab"]), T0 + 10);
+    assert_eq!(reply, Reply::Integer(3));
+    assert_eq!(
+        record,
+        Some(LogRecord::Multi(vec![
+            LogRecord::Del {
+                keys: vec![b"k".to_vec()]
+            },
+            LogRecord::SetRange {
+                key: b"k".to_vec(),
+                offset: 1,
+                bytes: b"ab".to_vec(),
+            },
+        ]))
+    );
+    assert_eq!(st.get(b"k", T0 + 10), Some(&b"\0ab"[..]));
+    assert_eq!(st.raw(b"k").map(|e| e.expire_at), Some(None));
 }
