@@ -133,13 +133,50 @@ impl Databases {
     /// `record`, produced by a command on database `db`, as the log must
     /// hold it.
     pub fn in_db(db: usize, record: LogRecord) -> LogRecord {
-        match db {
-            0 => record,
-            _ => LogRecord::Db {
+        match (db, record) {
+            (0, record) => record,
+            // A `Db` wraps plain records only: it goes inside the Multi
+            // (RENAME's), whose records are all of this database.
+            (_, LogRecord::Multi(records)) => LogRecord::Multi(
+                records
+                    .into_iter()
+                    .map(|r| Databases::in_db(db, r))
+                    .collect(),
+            ),
+            (_, record) => LogRecord::Db {
                 db: db as u32,
                 record: Box::new(record),
             },
         }
+    }
+
+    /// COPY `key` of database `from` to `dest` of database `to` (another
+    /// one): whether it copied, and the record (Redis copies a live key,
+    /// onto a live destination only with `replace`).
+    pub fn copy_key(
+        &mut self,
+        (from, key): (usize, &[u8]),
+        (to, dest): (usize, &[u8]),
+        replace: bool,
+        now: u64,
+    ) -> (bool, Option<LogRecord>) {
+        let source = self.dbs[from]
+            .entry(key, now)
+            .map(|e| (e.value.to_vec(), e.expire_at));
+        let Some((value, expire_at)) = source else {
+            return (false, None);
+        };
+        if !replace && self.dbs[to].contains(dest, now) {
+            return (false, None);
+        }
+        // An expired destination is overwritten: no DEL needed.
+        self.dbs[to].set(dest, value.clone(), expire_at);
+        let record = LogRecord::Set {
+            key: dest.to_vec(),
+            value,
+            expire_at_ms: expire_at,
+        };
+        (true, Some(Databases::in_db(to, record)))
     }
 
     /// MOVE `key` from database `from` to `to`: whether it moved, and the

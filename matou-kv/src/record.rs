@@ -35,11 +35,12 @@ const FLUSHALL: u8 = 8;
 const MULTI: u8 = 9;
 const DB: u8 = 10;
 const SWAPDB: u8 = 11;
+const SET_RANGE: u8 = 12;
 
 /// Whether `b` is the tag byte of some record: the cheap first filter of a
 /// log scan looking for where the next record starts (see `aof::scan`).
 pub fn is_tag(b: u8) -> bool {
-    (SET..=SWAPDB).contains(&b)
+    (SET..=SET_RANGE).contains(&b)
 }
 
 /// Whether a payload of `len` bytes whose byte at offset `i` is `byte(i)`
@@ -67,6 +68,10 @@ pub fn has_record_layout(len: u64, byte: impl FnMut(u64) -> Option<u8>) -> bool 
         PERSIST => w.string(),
         FLUSHALL => Some(()),
         SWAPDB => w.varint().and_then(|_| w.varint()).map(|_| ()),
+        SET_RANGE => w
+            .string()
+            .and_then(|()| w.varint())
+            .and_then(|_| w.string()),
         // The database index, then a plain record: its tag is checked, the
         // rest is left to the CRC and the strict decode (looser, as allowed).
         DB => match w.varint().and_then(|_| w.next()) {
@@ -200,6 +205,17 @@ pub enum LogRecord {
     },
     /// SWAPDB a b.
     SwapDb(u32, u32),
+    /// Write `bytes` at `offset` of the value of `key`, zero-padding it up
+    /// to there, keeping its expiry (or create it, without expiry): SETRANGE
+    /// and SETBIT, logged by what changed rather than the whole value.
+    SetRange {
+        /// The key.
+        key: Vec<u8>,
+        /// Where the bytes go.
+        offset: u64,
+        /// What is written.
+        bytes: Vec<u8>,
+    },
 }
 
 fn put_varint(out: &mut Vec<u8>, mut n: u64) {
@@ -333,6 +349,12 @@ impl LogRecord {
                 put_varint(out, u64::from(*db));
                 record.encode(out);
             }
+            LogRecord::SetRange { key, offset, bytes } => {
+                out.push(SET_RANGE);
+                put_bytes(out, key);
+                put_varint(out, *offset);
+                put_bytes(out, bytes);
+            }
             LogRecord::SwapDb(a, b) => {
                 out.push(SWAPDB);
                 put_varint(out, u64::from(*a));
@@ -423,6 +445,11 @@ impl LogRecord {
                     record: Box::new(record),
                 }
             }
+            SET_RANGE => LogRecord::SetRange {
+                key: i.bytes()?,
+                offset: i.varint()?,
+                bytes: i.bytes()?,
+            },
             SWAPDB => LogRecord::SwapDb(
                 u32::try_from(i.varint()?).ok()?,
                 u32::try_from(i.varint()?).ok()?,
@@ -470,6 +497,13 @@ impl LogRecord {
             }
             LogRecord::Db { record, .. } => record.apply(store),
             LogRecord::SwapDb(..) => {}
+            LogRecord::SetRange { key, offset, bytes } => {
+                // A record past what a usize addresses cannot come from
+                // this server (values are at most MAX_STRING).
+                if let Ok(offset) = usize::try_from(offset) {
+                    store.set_range(&key, offset, &bytes);
+                }
+            }
         }
     }
 }
@@ -506,6 +540,11 @@ mod tests {
                 at_ms: 1_700_000_000_000,
             },
             LogRecord::Persist { key: b"k".to_vec() },
+            LogRecord::SetRange {
+                key: b"k".to_vec(),
+                offset: 300,
+                bytes: b"ab".to_vec(),
+            },
             LogRecord::FlushAll,
             LogRecord::Multi(vec![
                 LogRecord::Del {

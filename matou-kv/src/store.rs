@@ -26,6 +26,11 @@
 //!   the snapshot can be serialised on another thread while the store keeps
 //!   changing. Appending to a value a snapshot still holds copies it first
 //!   (`Arc::make_mut`); otherwise values grow in place.
+//! - **Access times are bookkeeping, not state**: each entry keeps when it
+//!   was last read or written (OBJECT IDLETIME), stamped by
+//!   [`Store::touch`] through `&self` and by writes with the clock of
+//!   [`Store::advance`]; equality, records and snapshots ignore it, so
+//!   replay stays exact.
 //! - Only binary-safe byte strings; the one type is "string" (TYPE).
 
 mod undo;
@@ -35,6 +40,7 @@ pub use undo::Undo;
 use crate::glob;
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// Whether a key with this expiry is expired at `now` (Unix ms).
@@ -53,11 +59,26 @@ pub struct EntryRef<'a> {
     pub expire_at: Option<u64>,
 }
 
-#[derive(Clone)]
 struct Entry {
     key: Arc<[u8]>,
     value: Arc<Vec<u8>>,
     expire_at: Option<u64>,
+    /// When it was last read or written (Unix ms; 0: not since the store
+    /// was loaded), for OBJECT IDLETIME. Atomic so that reads, which hold
+    /// `&Store`, can stamp it; not part of the entry's identity (equality,
+    /// records and snapshots ignore it).
+    accessed: AtomicU64,
+}
+
+impl Clone for Entry {
+    fn clone(&self) -> Entry {
+        Entry {
+            key: self.key.clone(),
+            value: self.value.clone(),
+            expire_at: self.expire_at,
+            accessed: AtomicU64::new(self.accessed.load(Ordering::Relaxed)),
+        }
+    }
 }
 
 impl Entry {
@@ -84,6 +105,12 @@ pub struct Store {
     expires: BTreeSet<(u64, usize)>,
     /// Sum of key and value lengths (INFO's memory figure).
     bytes: usize,
+    /// The latest `now` of a write ([`Store::advance`]): the access time
+    /// [`Store::set`] gives the entries it writes.
+    clock: u64,
+    /// When the store was loaded ([`Store::advance`]'s first call): the
+    /// access time of entries never accessed since.
+    loaded_at: u64,
 }
 
 impl fmt::Debug for Store {
@@ -148,6 +175,40 @@ impl Store {
     }
 
     // -- Reads: expired keys are absent. ---------------------------------
+
+    /// Moves the clock the write path stamps entries with to `now` (it
+    /// never goes back).
+    pub fn advance(&mut self, now: u64) {
+        self.clock = self.clock.max(now);
+        if self.loaded_at == 0 {
+            self.loaded_at = now;
+        }
+    }
+
+    /// Records an access to `key` at `now` (what Redis's key lookups do,
+    /// except those of TTL, TYPE, EXISTS and OBJECT).
+    pub fn touch(&self, key: &[u8], now: u64) {
+        if let Some(slot) = self.slot(key) {
+            self.entry_at(slot).accessed.store(now, Ordering::Relaxed);
+        }
+    }
+
+    /// [`get`](Self::get) that counts as an access to a live key ([`touch`](Self::touch)), with one lookup.
+    pub fn read(&self, key: &[u8], now: u64) -> Option<&[u8]> {
+        let e = self.entry_at(self.slot(key)?);
+        if is_expired(e.expire_at, now) {
+            return None;
+        }
+        e.accessed.store(now, Ordering::Relaxed);
+        Some(&e.value)
+    }
+
+    /// How long ago `key` was last accessed, in ms (OBJECT IDLETIME).
+    pub fn idle_ms(&self, key: &[u8], now: u64) -> Option<u64> {
+        let e = self.entry_at(self.slot(key)?);
+        let at = e.accessed.load(Ordering::Relaxed).max(self.loaded_at);
+        Some(now.saturating_sub(at))
+    }
 
     /// The live entry of `key` at `now`.
     pub fn entry(&self, key: &[u8], now: u64) -> Option<EntryRef<'_>> {
@@ -222,6 +283,36 @@ impl Store {
         (next, out)
     }
 
+    /// A live key, picked from a random slot (`seed`) onward: None if no
+    /// key is live. Keys after a run of free slots are likelier picks.
+    pub fn random_key(&self, seed: u64, now: u64) -> Option<&[u8]> {
+        let n = self.slots.len();
+        if n == 0 {
+            return None;
+        }
+        let start = (seed % n as u64) as usize;
+        (0..n)
+            .map(|i| (start + i) % n)
+            .filter_map(|i| self.slots[i].as_ref())
+            .find(|e| !is_expired(e.expire_at, now))
+            .map(|e| &e.key[..])
+    }
+
+    /// What an entry of this key and value length costs this store, in
+    /// bytes (MEMORY USAGE): the bytes, the two shared allocations'
+    /// headers, the slot and the index's element.
+    pub fn entry_cost(key_len: usize, value_len: usize) -> usize {
+        use std::mem::size_of;
+        // Each Arc allocation holds two counters before its data.
+        let arc_header = 2 * size_of::<usize>();
+        key_len
+            + value_len
+            + 2 * arc_header
+            + size_of::<Vec<u8>>()
+            + size_of::<Option<Entry>>()
+            + size_of::<(Arc<[u8]>, usize)>()
+    }
+
     /// Every entry, expired ones included, in slot order.
     pub fn iter(&self) -> impl Iterator<Item = EntryRef<'_>> {
         self.slots.iter().flatten().map(Entry::as_ref)
@@ -290,7 +381,9 @@ impl Store {
     pub fn set(&mut self, key: &[u8], value: Vec<u8>, expire_at: Option<u64>) {
         match self.slot(key) {
             Some(slot) => {
+                let clock = self.clock;
                 let e = self.entry_at_mut(slot);
+                *e.accessed.get_mut() = clock;
                 let old = std::mem::replace(&mut e.value, Arc::new(value));
                 let new_len = e.value.len();
                 self.bytes = self.bytes - old.len() + new_len;
@@ -303,6 +396,7 @@ impl Store {
                     key: key.clone(),
                     value: Arc::new(value),
                     expire_at: None,
+                    accessed: AtomicU64::new(self.clock),
                 });
                 self.index.insert(key, slot);
                 self.set_expire_at_slot(slot, expire_at);
@@ -326,6 +420,32 @@ impl Store {
                 suffix.len()
             }
         }
+    }
+
+    /// Writes `bytes` at `offset` of the value of `key`, zero-padding it up
+    /// to `offset` (created without expiry if absent; an existing key keeps
+    /// its expiry). Returns the new length.
+    pub fn set_range(&mut self, key: &[u8], offset: usize, bytes: &[u8]) -> usize {
+        let slot = match self.slot(key) {
+            Some(slot) => slot,
+            None => {
+                self.set(key, Vec::new(), None);
+                self.slot(key).expect("just set")
+            }
+        };
+        let clock = self.clock;
+        let e = self.entry_at_mut(slot);
+        *e.accessed.get_mut() = clock;
+        let v = Arc::make_mut(&mut e.value);
+        let before = v.len();
+        let end = offset.saturating_add(bytes.len());
+        if v.len() < end {
+            v.resize(end, 0);
+        }
+        v[offset..end].copy_from_slice(bytes);
+        let after = v.len();
+        self.bytes += after - before;
+        after
     }
 
     /// Sets or clears the expiry of `key`; `false` if absent.
@@ -364,7 +484,11 @@ impl Store {
 
     /// Removes every key.
     pub fn clear(&mut self) {
-        *self = Store::new();
+        *self = Store {
+            clock: self.clock,
+            loaded_at: self.loaded_at,
+            ..Store::new()
+        };
     }
 
     /// Active expiry: removes up to `max` keys expired at `now`, soonest

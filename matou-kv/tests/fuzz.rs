@@ -121,6 +121,11 @@ fn arb_plain_record() -> impl Strategy<Value = LogRecord> {
         (bytes(), bytes()).prop_map(|(key, suffix)| LogRecord::Append { key, suffix }),
         (bytes(), any::<u64>()).prop_map(|(key, at_ms)| LogRecord::PExpireAt { key, at_ms }),
         bytes().prop_map(|key| LogRecord::Persist { key }),
+        (bytes(), 0u64..64, bytes()).prop_map(|(key, offset, bytes)| LogRecord::SetRange {
+            key,
+            offset,
+            bytes
+        }),
         Just(LogRecord::FlushAll),
     ]
 }

@@ -33,11 +33,11 @@ pub fn read_reply_bound(cmd: &Read, store: &Store, now: u64) -> usize {
 /// Runs a read-only command. Expired keys are absent; nothing changes.
 pub fn execute_read(cmd: &Read, store: &Store, now: u64) -> Reply {
     match cmd {
-        Read::Get(k) => Reply::opt_bulk(store.get(k, now)),
-        Read::Strlen(k) => Reply::Integer(store.get(k, now).map_or(0, |v| v.len() as i64)),
+        Read::Get(k) => Reply::opt_bulk(store.read(k, now)),
+        Read::Strlen(k) => Reply::Integer(store.read(k, now).map_or(0, |v| v.len() as i64)),
         Read::MGet(keys) => Reply::Array(
             keys.iter()
-                .map(|k| Reply::opt_bulk(store.get(k, now)))
+                .map(|k| Reply::opt_bulk(store.read(k, now)))
                 .collect(),
         ),
         Read::Exists(keys) => {
@@ -85,24 +85,26 @@ pub fn execute_read(cmd: &Read, store: &Store, now: u64) -> Reply {
             ])
         }
         Read::DbSize => Reply::Integer(store.len() as i64),
+        other => super::strings::read(other, store, now),
     }
 }
 
 /// The state of one write: the store, the time, and the expired keys it
 /// removed on its way (logged as a DEL if nothing else is logged).
-struct Tx<'a> {
-    store: &'a mut Store,
-    now: u64,
+pub(super) struct Tx<'a> {
+    pub(super) store: &'a mut Store,
+    pub(super) now: u64,
     purged: Vec<Vec<u8>>,
 }
 
 impl Tx<'_> {
     /// Lazy expiry of `key` (Redis's `lookupKeyWrite`): removes it if it
     /// expired, then returns its live entry's (value, expiry).
-    fn live(&mut self, key: &[u8]) -> Option<(&[u8], Option<u64>)> {
+    pub(super) fn live(&mut self, key: &[u8]) -> Option<(&[u8], Option<u64>)> {
         if self.store.purge_expired(key, self.now) {
             self.purged.push(key.to_vec());
         }
+        self.store.touch(key, self.now);
         self.store.raw(key).map(|e| (e.value, e.expire_at))
     }
 
@@ -110,8 +112,13 @@ impl Tx<'_> {
         self.live(key).map(|(_, e)| e)
     }
 
+    /// Whether an expired key was removed on the way.
+    pub(super) fn purged_any(&self) -> bool {
+        !self.purged.is_empty()
+    }
+
     /// The outcome when the command itself logged nothing.
-    fn done(self, reply: Reply) -> (Reply, Option<LogRecord>) {
+    pub(super) fn done(self, reply: Reply) -> (Reply, Option<LogRecord>) {
         let rec = (!self.purged.is_empty()).then_some(LogRecord::Del { keys: self.purged });
         (reply, rec)
     }
@@ -149,6 +156,9 @@ pub fn execute_write_journaled(
         Write::Flush | Write::FlushAll => undo.save_all(store),
         // Refused on one store alone (they need the databases): no change.
         Write::Move { .. } | Write::SwapDb(..) => {}
+        other => super::strings::touched(other)
+            .into_iter()
+            .for_each(|k| undo.save_key(store, k)),
     }
     execute_write(cmd, store, now)
 }
@@ -161,6 +171,7 @@ pub fn execute_write(cmd: Write, store: &mut Store, now: u64) -> (Reply, Option<
     if cmd.record_bound() > MAX_PAYLOAD {
         return (Reply::err(TOO_LARGE_FOR_LOG), None);
     }
+    store.advance(now);
     let mut tx = Tx {
         store,
         now,
@@ -333,6 +344,7 @@ pub fn execute_write(cmd: Write, store: &mut Store, now: u64) -> (Reply, Option<
                 (Reply::ok(), Some(LogRecord::FlushAll))
             }
         }
+        other => super::strings::write(other, tx),
     }
 }
 

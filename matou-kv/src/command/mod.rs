@@ -38,6 +38,9 @@ mod exec;
 mod kind;
 pub mod multi;
 mod parse;
+mod strings;
+#[cfg(test)]
+mod strings_tests;
 #[cfg(test)]
 mod tests;
 
@@ -181,6 +184,15 @@ const CONFIG_SUBS: &[Spec] = &[
 
 const FUNCTION_SUBS: &[Spec] = &[spec("function|flush", -2, &["write", "noscript"], NONE, C)];
 
+const OBJECT_SUBS: &[Spec] = &[
+    spec("object|encoding", 3, RO_SLOW, (2, 2, 1), R),
+    spec("object|freq", 3, RO_SLOW, (2, 2, 1), R),
+    spec("object|idletime", 3, RO_SLOW, (2, 2, 1), R),
+    spec("object|help", 2, &["loading", "stale"], NONE, R),
+];
+
+const MEMORY_SUBS: &[Spec] = &[spec("memory|usage", -3, RO_SLOW, (2, 2, 1), R)];
+
 const COMMAND_SUBS: &[Spec] = &[
     spec("command|count", 2, CONN, NONE, C),
     spec("command|docs", -2, CONN, NONE, C),
@@ -201,6 +213,35 @@ pub const TABLE: &[Spec] = &[
     spec("keys", 2, RO_SLOW, NONE, R),
     spec("scan", -2, RO_SLOW, NONE, R),
     spec("dbsize", 1, RO, NONE, R),
+    spec("getrange", 4, RO_SLOW, ONE, R),
+    spec("substr", 4, RO_SLOW, ONE, R),
+    spec("randomkey", 1, RO_SLOW, NONE, R),
+    spec("touch", -2, RO, ALL, R),
+    spec("expiretime", 2, RO, ONE, R),
+    spec("pexpiretime", 2, RO, ONE, R),
+    spec("time", 1, &["loading", "stale", "fast"], NONE, R),
+    spec("wait", 3, &["noscript"], NONE, R),
+    spec("getbit", 3, RO, ONE, R),
+    spec("bitcount", -2, RO_SLOW, ONE, R),
+    spec("bitpos", -3, RO_SLOW, ONE, R),
+    spec("lcs", -3, RO_SLOW, (1, 2, 1), R),
+    Spec {
+        subcommands: OBJECT_SUBS,
+        ..spec("object", -2, &[], NONE, R)
+    },
+    Spec {
+        subcommands: MEMORY_SUBS,
+        ..spec("memory", -2, &[], NONE, R)
+    },
+    spec("getex", -2, WR_DEL, ONE, W),
+    spec("setrange", 4, WR, ONE, W),
+    spec("incrbyfloat", 3, WR_FAST, ONE, W),
+    spec("rename", 3, &["write"], (1, 2, 1), W),
+    spec("renamenx", 3, WR_DEL, (1, 2, 1), W),
+    spec("unlink", -2, WR_DEL, ALL, W),
+    spec("copy", -3, &["write", "denyoom"], (1, 2, 1), W),
+    spec("setbit", 4, WR, ONE, W),
+    spec("bitop", -4, WR, (2, -1, 1), W),
     spec("set", -3, WR, ONE, W),
     spec("getset", 3, WR_FAST, ONE, W),
     spec("setnx", 3, WR_FAST, ONE, W),
@@ -383,6 +424,80 @@ pub enum Read {
     },
     /// DBSIZE.
     DbSize,
+    /// GETRANGE (SUBSTR) key start end.
+    GetRange {
+        /// The key.
+        key: Vec<u8>,
+        /// First byte (negative: from the end).
+        start: i64,
+        /// Last byte, inclusive (negative: from the end).
+        end: i64,
+    },
+    /// RANDOMKEY.
+    RandomKey,
+    /// TOUCH key...: how many exist.
+    Touch(Vec<Vec<u8>>),
+    /// EXPIRETIME key (`ms: false`) or PEXPIRETIME key.
+    ExpireTime {
+        /// The key.
+        key: Vec<u8>,
+        /// PEXPIRETIME.
+        ms: bool,
+    },
+    /// TIME.
+    Time,
+    /// WAIT numreplicas timeout: there are no replicas, so 0.
+    Wait,
+    /// GETBIT key offset.
+    GetBit {
+        /// The key.
+        key: Vec<u8>,
+        /// The bit's offset (bit 0 is the top bit of byte 0).
+        offset: u64,
+    },
+    /// BITCOUNT key [start end [BYTE|BIT]].
+    BitCount {
+        /// The key.
+        key: Vec<u8>,
+        /// The range, and whether it counts bits (BIT) rather than bytes.
+        range: Option<(i64, i64, bool)>,
+    },
+    /// BITPOS key bit [start [end [BYTE|BIT]]].
+    BitPos {
+        /// The key.
+        key: Vec<u8>,
+        /// The bit looked for.
+        bit: bool,
+        /// Start (default 0).
+        start: Option<i64>,
+        /// End (default: the last).
+        end: Option<i64>,
+        /// BIT: the range counts bits.
+        bit_unit: bool,
+    },
+    /// LCS key1 key2 [LEN] [IDX] [MINMATCHLEN n] [WITHMATCHLEN].
+    Lcs {
+        /// The two keys.
+        keys: (Vec<u8>, Vec<u8>),
+        /// LEN.
+        len: bool,
+        /// IDX.
+        idx: bool,
+        /// MINMATCHLEN.
+        min_match: usize,
+        /// WITHMATCHLEN.
+        with_len: bool,
+    },
+    /// OBJECT ENCODING key.
+    ObjectEncoding(Vec<u8>),
+    /// OBJECT FREQ key (refused: no LFU policy tracks frequencies).
+    ObjectFreq(Vec<u8>),
+    /// OBJECT IDLETIME key: seconds since it was last read or written.
+    ObjectIdleTime(Vec<u8>),
+    /// OBJECT HELP.
+    ObjectHelp,
+    /// MEMORY USAGE key [SAMPLES n].
+    MemoryUsage(Vec<u8>),
 }
 
 /// How SET-like commands treat the expiry.
@@ -507,6 +622,83 @@ pub enum Write {
     },
     /// SWAPDB a b: needs the databases (the storage task's).
     SwapDb(i64, i64),
+    /// GETEX key [EX|PX|EXAT|PXAT t | PERSIST].
+    GetEx {
+        /// The key.
+        key: Vec<u8>,
+        /// The expiry to set: `None` leaves it, [`Expiry::Clear`] is
+        /// PERSIST.
+        expiry: Option<Expiry>,
+    },
+    /// SETRANGE key offset value.
+    SetRange {
+        /// The key.
+        key: Vec<u8>,
+        /// Where `value` is written (zero-padded up to it).
+        offset: usize,
+        /// The bytes written.
+        value: Vec<u8>,
+    },
+    /// INCRBYFLOAT key increment (the increment as given: Redis checks the
+    /// stored value before it).
+    IncrByFloat {
+        /// The key.
+        key: Vec<u8>,
+        /// The increment's text.
+        by: Vec<u8>,
+    },
+    /// RENAME (`nx: false`) or RENAMENX.
+    Rename {
+        /// The source.
+        from: Vec<u8>,
+        /// The destination.
+        to: Vec<u8>,
+        /// RENAMENX.
+        nx: bool,
+    },
+    /// COPY source destination [DB db] [REPLACE]; another database needs
+    /// the storage task's databases.
+    Copy {
+        /// The source.
+        from: Vec<u8>,
+        /// The destination.
+        to: Vec<u8>,
+        /// DB, as given.
+        db: Option<i64>,
+        /// REPLACE.
+        replace: bool,
+    },
+    /// SETBIT key offset bit.
+    SetBit {
+        /// The key.
+        key: Vec<u8>,
+        /// The bit's offset.
+        offset: u64,
+        /// The bit's new value.
+        bit: bool,
+    },
+    /// BITOP AND|OR|XOR|NOT destkey key...
+    BitOp {
+        /// The operation.
+        op: BitOp,
+        /// Where the result goes.
+        dest: Vec<u8>,
+        /// The operands.
+        keys: Vec<Vec<u8>>,
+    },
+}
+
+/// BITOP's operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BitOp {
+    /// AND.
+    And,
+    /// OR.
+    Or,
+    /// XOR.
+    Xor,
+    /// NOT (one operand).
+    Not,
 }
 
 impl Write {
@@ -528,6 +720,22 @@ impl Write {
                 strings(&mut std::iter::once(key)).saturating_add(32)
             }
             Write::Flush | Write::FlushAll | Write::SwapDb(..) => 32,
+            Write::GetEx { key, .. } | Write::IncrByFloat { key, .. } => {
+                strings(&mut std::iter::once(key)).saturating_add(400)
+            }
+            // The key (twice, in a Multi with the DEL of an expired one),
+            // an offset and the bytes written.
+            Write::SetRange { key, value, .. } => strings(&mut [key, key, value].into_iter()),
+            Write::SetBit { key, .. } => strings(&mut [key, key].into_iter()).saturating_add(16),
+            Write::BitOp { dest, .. } => {
+                strings(&mut std::iter::once(dest)).saturating_add(MAX_STRING)
+            }
+            // Both keys (twice, within a Multi), and a value.
+            Write::Rename { from, to, .. } | Write::Copy { from, to, .. } => {
+                strings(&mut [from, to, from, to].into_iter())
+                    .saturating_add(MAX_STRING)
+                    .saturating_add(64)
+            }
             // The key twice, and a value (at most MAX_STRING).
             Write::Move { key, .. } => strings(&mut [key, key].into_iter())
                 .saturating_add(MAX_STRING)

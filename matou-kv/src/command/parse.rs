@@ -3,8 +3,8 @@
 //! options combine and in which order errors are reported.
 
 use super::{
-    lookup, shown, wrong_arity, Command, CommandQuery, Cond, Conn, ExpireCond, Expiry, Read,
-    SetReply, Write, NOAUTH, NOT_INTEGER, SYNTAX,
+    lookup, shown, wrong_arity, BitOp, Command, CommandQuery, Cond, Conn, ExpireCond, Expiry, Read,
+    SetReply, Write, MAX_STRING, NOAUTH, NOT_INTEGER, SYNTAX,
 };
 use crate::resp::{parse_i64, Reply};
 
@@ -16,12 +16,45 @@ fn is(arg: &[u8], word: &str) -> bool {
     arg.eq_ignore_ascii_case(word.as_bytes())
 }
 
-/// Redis's `string2ull` for SCAN cursors: decimal digits only, in range.
-fn parse_u64(b: &[u8]) -> Option<u64> {
-    if b.is_empty() || b.len() > 20 || !b.iter().all(u8::is_ascii_digit) {
+/// A SCAN cursor as Redis 7.0 reads it (`strtoul` with the whole string
+/// consumed): an optional sign then decimal digits, a negative one wrapping
+/// around (`-1` is 2^64 - 1), the empty string 0; leading white space, any
+/// other byte and a value past 2^64 - 1 are refused.
+fn parse_cursor(b: &[u8]) -> Option<u64> {
+    let (negative, digits) = match b.split_first() {
+        None => return Some(0),
+        Some((b'-', rest)) => (true, rest),
+        Some((b'+', rest)) => (false, rest),
+        Some(_) => (false, b),
+    };
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    std::str::from_utf8(b).ok()?.parse().ok()
+    let n = digits.iter().try_fold(0u64, |n, d| {
+        n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+    })?;
+    Some(if negative { n.wrapping_neg() } else { n })
+}
+
+/// `ERR bit offset is not an integer or out of range`: SETBIT/GETBIT
+/// offsets address at most MAX_STRING bytes.
+fn bit_offset(b: &[u8]) -> Result<u64, Reply> {
+    parse_i64(b)
+        .and_then(|n| u64::try_from(n).ok())
+        .filter(|&n| n < (MAX_STRING as u64) * 8)
+        .ok_or(Reply::err(
+            "ERR bit offset is not an integer or out of range",
+        ))
+}
+
+/// A 0 or 1 argument.
+fn bit_value(b: &[u8]) -> Result<bool, Reply> {
+    match parse_i64(b) {
+        Some(0) => Ok(false),
+        Some(1) => Ok(true),
+        Some(_) => Err(Reply::err("ERR The bit argument must be 1 or 0.")),
+        None => Err(Reply::err(NOT_INTEGER)),
+    }
 }
 
 /// Parses `args` into a [`Command`], checking, in Redis's order, the
@@ -57,6 +90,161 @@ pub fn parse(args: &[Vec<u8>], authenticated: bool) -> Result<Command, Reply> {
         "keys" => read(Read::Keys(key())),
         "scan" => parse_scan(args).map(Command::Read),
         "dbsize" => read(Read::DbSize),
+        "getrange" | "substr" => read(Read::GetRange {
+            key: key(),
+            start: int(&args[2])?,
+            end: int(&args[3])?,
+        }),
+        "randomkey" => read(Read::RandomKey),
+        "touch" => read(Read::Touch(rest())),
+        "expiretime" | "pexpiretime" => read(Read::ExpireTime {
+            key: key(),
+            ms: spec.name == "pexpiretime",
+        }),
+        "time" => read(Read::Time),
+        "wait" => {
+            int(&args[1])?;
+            let timeout = parse_i64(&args[2])
+                .ok_or(Reply::err("ERR timeout is not an integer or out of range"))?;
+            if timeout < 0 {
+                return Err(Reply::err("ERR timeout is negative"));
+            }
+            read(Read::Wait)
+        }
+        "getbit" => read(Read::GetBit {
+            key: key(),
+            offset: bit_offset(&args[2])?,
+        }),
+        "bitcount" => {
+            let range = match args.len() {
+                2 => None,
+                4 | 5 => {
+                    let (start, end) = (int(&args[2])?, int(&args[3])?);
+                    let bit = match args.get(4) {
+                        None => false,
+                        Some(u) if is(u, "byte") => false,
+                        Some(u) if is(u, "bit") => true,
+                        Some(_) => return Err(Reply::err(SYNTAX)),
+                    };
+                    Some((start, end, bit))
+                }
+                _ => return Err(Reply::err(SYNTAX)),
+            };
+            read(Read::BitCount { key: key(), range })
+        }
+        "bitpos" => {
+            if args.len() > 6 {
+                return Err(Reply::err(SYNTAX));
+            }
+            let bit = bit_value(&args[2])?;
+            let start = args.get(3).map(|a| int(a)).transpose()?;
+            let end = args.get(4).map(|a| int(a)).transpose()?;
+            let bit_unit = match args.get(5) {
+                None => false,
+                Some(u) if is(u, "byte") => false,
+                Some(u) if is(u, "bit") => true,
+                Some(_) => return Err(Reply::err(SYNTAX)),
+            };
+            read(Read::BitPos {
+                key: key(),
+                bit,
+                start,
+                end,
+                bit_unit,
+            })
+        }
+        "lcs" => parse_lcs(args).map(Command::Read),
+        "object|encoding" => read(Read::ObjectEncoding(args[2].clone())),
+        "object|freq" => read(Read::ObjectFreq(args[2].clone())),
+        "object|idletime" => read(Read::ObjectIdleTime(args[2].clone())),
+        "object|help" => read(Read::ObjectHelp),
+        "memory|usage" => {
+            match args.len() {
+                3 => {}
+                5 if is(&args[3], "samples") => {
+                    int(&args[4])?;
+                }
+                _ => return Err(Reply::err(SYNTAX)),
+            }
+            read(Read::MemoryUsage(args[2].clone()))
+        }
+        "getex" => parse_getex(args).map(Command::Write),
+        "setrange" => {
+            let offset = int(&args[2])?;
+            let offset =
+                usize::try_from(offset).map_err(|_| Reply::err("ERR offset is out of range"))?;
+            write(Write::SetRange {
+                key: key(),
+                offset,
+                value: args[3].clone(),
+            })
+        }
+        "incrbyfloat" => write(Write::IncrByFloat {
+            key: key(),
+            by: args[2].clone(),
+        }),
+        "rename" | "renamenx" => write(Write::Rename {
+            from: key(),
+            to: args[2].clone(),
+            nx: spec.name == "renamenx",
+        }),
+        "unlink" => write(Write::Del(rest())),
+        "copy" => {
+            let (mut db, mut replace) = (None, false);
+            let mut j = 3;
+            while j < args.len() {
+                if is(&args[j], "replace") {
+                    replace = true;
+                } else if is(&args[j], "db") && j + 1 < args.len() {
+                    db = Some(int(&args[j + 1])?);
+                    j += 1;
+                } else {
+                    return Err(Reply::err(SYNTAX));
+                }
+                j += 1;
+            }
+            write(Write::Copy {
+                from: key(),
+                to: args[2].clone(),
+                db,
+                replace,
+            })
+        }
+        "setbit" => {
+            let offset = bit_offset(&args[2])?;
+            let bit = match parse_i64(&args[3]) {
+                Some(0) => false,
+                Some(1) => true,
+                _ => return Err(Reply::err("ERR bit is not an integer or out of range")),
+            };
+            write(Write::SetBit {
+                key: key(),
+                offset,
+                bit,
+            })
+        }
+        "bitop" => {
+            let op = [
+                ("and", BitOp::And),
+                ("or", BitOp::Or),
+                ("xor", BitOp::Xor),
+                ("not", BitOp::Not),
+            ]
+            .into_iter()
+            .find(|(w, _)| is(&args[1], w))
+            .map(|(_, op)| op)
+            .ok_or(Reply::err(SYNTAX))?;
+            if op == BitOp::Not && args.len() != 4 {
+                return Err(Reply::err(
+                    "ERR BITOP NOT must be called with a single source key.",
+                ));
+            }
+            write(Write::BitOp {
+                op,
+                dest: args[2].clone(),
+                keys: args[3..].to_vec(),
+            })
+        }
         "set" => parse_set(args).map(Command::Write),
         "getset" | "setnx" => write(Write::Set {
             key: key(),
@@ -284,6 +472,83 @@ fn parse_set(args: &[Vec<u8>]) -> Result<Write, Reply> {
     })
 }
 
+/// `GETEX key [EX s|PX ms|EXAT s|PXAT ms|PERSIST]`: one option at most
+/// (Redis's `parseExtendedStringArguments` with `COMMAND_GET`).
+fn parse_getex(args: &[Vec<u8>]) -> Result<Write, Reply> {
+    let mut expiry = None;
+    // Which option set it: the same one may repeat (the last wins), as in
+    // Redis, another may not.
+    let mut given: Option<&str> = None;
+    let mut j = 2;
+    while j < args.len() {
+        let opt = &args[j];
+        let free = |w: &str| given.is_none_or(|g| g == w);
+        if is(opt, "persist") && free("persist") {
+            given = Some("persist");
+            expiry = Some(Expiry::Clear);
+        } else if let Some(which) = ["ex", "px", "exat", "pxat"]
+            .into_iter()
+            .find(|w| is(opt, w) && free(w) && j + 1 < args.len())
+        {
+            given = Some(which);
+            let n = int(&args[j + 1])?;
+            let seconds = which == "ex" || which == "exat";
+            if n <= 0 || (seconds && n > i64::MAX / 1000) {
+                return Err(invalid_expire("getex"));
+            }
+            let ms = if seconds { n * 1000 } else { n };
+            expiry = Some(if which.ends_with("at") {
+                Expiry::At(ms)
+            } else {
+                Expiry::In(ms)
+            });
+            j += 1;
+        } else {
+            return Err(Reply::err(SYNTAX));
+        }
+        j += 1;
+    }
+    Ok(Write::GetEx {
+        key: args[1].clone(),
+        expiry,
+    })
+}
+
+/// `LCS key1 key2 [LEN] [IDX] [MINMATCHLEN len] [WITHMATCHLEN]`.
+fn parse_lcs(args: &[Vec<u8>]) -> Result<Read, Reply> {
+    let (mut len, mut idx, mut min_match, mut with_len) = (false, false, 0usize, false);
+    let mut j = 3;
+    while j < args.len() {
+        let opt = &args[j];
+        if is(opt, "idx") {
+            idx = true;
+        } else if is(opt, "len") {
+            len = true;
+        } else if is(opt, "withmatchlen") {
+            with_len = true;
+        } else if is(opt, "minmatchlen") && j + 1 < args.len() {
+            // Redis clamps a negative one to 0.
+            min_match = usize::try_from(int(&args[j + 1])?.max(0)).unwrap_or(usize::MAX);
+            j += 1;
+        } else {
+            return Err(Reply::err(SYNTAX));
+        }
+        j += 1;
+    }
+    if len && idx {
+        return Err(Reply::err(
+            "ERR If you want both the length and indexes, please just use IDX.",
+        ));
+    }
+    Ok(Read::Lcs {
+        keys: (args[1].clone(), args[2].clone()),
+        len,
+        idx,
+        min_match,
+        with_len,
+    })
+}
+
 /// EXPIRE's options (Redis 7's `parseExtendedExpireArgumentsOrReply`).
 fn parse_expire_cond(opts: &[Vec<u8>]) -> Result<ExpireCond, Reply> {
     let mut c = ExpireCond::default();
@@ -318,7 +583,7 @@ fn parse_expire_cond(opts: &[Vec<u8>]) -> Result<ExpireCond, Reply> {
 
 /// SCAN cursor [MATCH pattern] [COUNT count] [TYPE type].
 fn parse_scan(args: &[Vec<u8>]) -> Result<Read, Reply> {
-    let cursor = parse_u64(&args[1]).ok_or(Reply::err("ERR invalid cursor"))?;
+    let cursor = parse_cursor(&args[1]).ok_or(Reply::err("ERR invalid cursor"))?;
     let (mut pattern, mut count, mut any_type) = (None, 10usize, true);
     let mut i = 2;
     while i < args.len() {

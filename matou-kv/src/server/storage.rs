@@ -259,7 +259,12 @@ struct Storage {
 }
 
 /// Owns the store and the log until `jobs` is closed and drained.
-pub(super) async fn run(store: Databases, aof: Aof, jobs: Receiver<Job>) -> io::Result<()> {
+pub(super) async fn run(mut store: Databases, aof: Aof, jobs: Receiver<Job>) -> io::Result<()> {
+    // What the log loaded counts as accessed now (OBJECT IDLETIME).
+    let loaded = now_ms();
+    for i in 0..store.count() {
+        store.db_mut(i).advance(loaded);
+    }
     let mut s = Storage {
         store,
         aof,
@@ -544,9 +549,36 @@ impl Storage {
                 }
                 for i in [db, to] {
                     self.undo.in_db(i).save_key(self.store.db(i), &key);
+                    self.store.db_mut(i).advance(now);
                 }
                 let (moved, record) = self.store.move_key(&key, db, to, now);
                 return (Reply::Integer(i64::from(moved)), record);
+            }
+            Write::Copy {
+                from,
+                to,
+                db: Some(d),
+                replace,
+            } => {
+                let Some(d) = self.db_index(d) else {
+                    return (Reply::err(DB_RANGE), None);
+                };
+                if d != db {
+                    self.undo.in_db(d).save_key(self.store.db(d), &to);
+                    self.store.db_mut(d).advance(now);
+                    let (copied, record) = self.store.copy_key((db, &from), (d, &to), replace, now);
+                    return (Reply::Integer(i64::from(copied)), record);
+                }
+                let same = Write::Copy {
+                    from,
+                    to,
+                    db: None,
+                    replace,
+                };
+                self.undo.in_db(db);
+                let (reply, record) =
+                    execute_write_journaled(same, self.store.db_mut(db), now, &mut self.undo);
+                return (reply, record.map(|r| Databases::in_db(db, r)));
             }
             Write::SwapDb(a, b) => {
                 let (Some(a), Some(b)) = (self.db_index(a), self.db_index(b)) else {
@@ -598,7 +630,12 @@ impl Storage {
         for req in reqs {
             let (answer, record) = self.run(req, db, now);
             answers.extend([answer]);
-            records.extend(record);
+            // A Multi never nests: a command's own Multi (MOVE, RENAME)
+            // joins the transaction's.
+            match record {
+                Some(LogRecord::Multi(inner)) => records.extend(inner),
+                other => records.extend(other),
+            }
         }
         match records.len() {
             0 => {}

@@ -69,7 +69,8 @@ impl Versions {
             LogRecord::Set { key, .. }
             | LogRecord::Append { key, .. }
             | LogRecord::PExpireAt { key, .. }
-            | LogRecord::Persist { key } => self.touch(db, key),
+            | LogRecord::Persist { key }
+            | LogRecord::SetRange { key, .. } => self.touch(db, key),
             LogRecord::MSet { pairs } => pairs.iter().for_each(|(k, _)| self.touch(db, k)),
             LogRecord::Del { keys } => keys.iter().for_each(|k| self.touch(db, k)),
             LogRecord::FlushAll | LogRecord::SwapDb(..) => {}
