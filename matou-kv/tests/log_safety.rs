@@ -334,7 +334,7 @@ fn files_are_private_under_umask_000() {
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+    while !common::listening(port) {
         assert!(child.try_wait().unwrap().is_none(), "the server exited");
         assert!(Instant::now() < deadline, "the server did not start");
         std::thread::sleep(Duration::from_millis(10));
@@ -364,7 +364,7 @@ fn requirepass_can_come_from_the_environment() {
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+    while !common::listening(port) {
         assert!(Instant::now() < deadline, "the server did not start");
         std::thread::sleep(Duration::from_millis(10));
     }

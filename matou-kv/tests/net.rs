@@ -288,7 +288,7 @@ fn low_descriptor_limit_lowers_maxclients() {
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+    while !common::listening(port) {
         assert!(Instant::now() < deadline, "did not start");
         std::thread::sleep(Duration::from_millis(20));
     }

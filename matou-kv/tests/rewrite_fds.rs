@@ -53,7 +53,7 @@ impl Limited {
             stderr,
         };
         let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while !common::listening(port) {
             assert!(s.alive(), "exited at start: {}", s.log());
             assert!(Instant::now() < deadline, "did not start");
             std::thread::sleep(Duration::from_millis(10));

@@ -11,6 +11,15 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 /// A port that was free a moment ago (redis URLs cannot say "port 0").
+/// Whether a server listens on `port`. A connect to a free loopback port
+/// can succeed by itself: the kernel may pick that very port as the
+/// socket's own (a TCP self-connection), which would also keep the server
+/// from binding it; such a connection does not count.
+pub fn listening(port: u16) -> bool {
+    TcpStream::connect(("127.0.0.1", port))
+        .is_ok_and(|s| s.local_addr().is_ok_and(|a| a.port() != port))
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -79,7 +88,7 @@ impl Server {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            if listening(self.port) {
                 return;
             }
             if let Some(st) = self.child.as_mut().unwrap().try_wait().unwrap() {
