@@ -10,7 +10,7 @@
 
 use std::fmt::Write as _;
 use std::io::{self, Write as _};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How much work a run does.
 #[derive(Clone, Copy, Debug)]
@@ -206,6 +206,44 @@ fn print_row(r: &Row) {
         r.ratio()
     );
     let _ = io::stdout().flush();
+}
+
+/// A closed-loop load from client threads, the same for both runtimes: the
+/// connections in `shares` (one list per thread) run one warm-up `round`,
+/// wait for each other, then `rounds` timed rounds; `round` pushes the
+/// latency of each request it makes. Returns the elapsed nanoseconds of
+/// the timed part and every latency.
+pub fn drive_clients<C: Send + 'static>(
+    shares: Vec<Vec<C>>,
+    rounds: usize,
+    round: fn(&mut [C], &mut Vec<f64>),
+) -> (f64, Vec<f64>) {
+    use std::sync::{Arc, Barrier};
+    let start = Arc::new(Barrier::new(shares.len() + 1));
+    let total: usize = shares.iter().map(Vec::len).sum();
+    let clients: Vec<_> = shares
+        .into_iter()
+        .map(|mut share| {
+            let start = start.clone();
+            std::thread::spawn(move || {
+                let mut lat = Vec::with_capacity(rounds * share.len());
+                let mut scratch = Vec::new();
+                round(&mut share, &mut scratch); // warm-up
+                start.wait();
+                for _ in 0..rounds {
+                    round(&mut share, &mut lat);
+                }
+                lat
+            })
+        })
+        .collect();
+    start.wait();
+    let t = Instant::now();
+    let mut lat: Vec<f64> = Vec::with_capacity(rounds * total);
+    for c in clients {
+        lat.extend(c.join().expect("client thread"));
+    }
+    (ns(t.elapsed()), lat)
 }
 
 #[cfg(test)]

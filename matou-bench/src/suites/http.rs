@@ -26,7 +26,7 @@
 //! (`idle_spin(0)`): tokio has no spin setting (its idle workers park after a
 //! short search), and a spinning server would steal the client's CPU time.
 
-use crate::harness::{alternate, ns, quantile, Config, Report, Row};
+use crate::harness::{alternate, drive_clients, ns, quantile, Config, Report, Row};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::service::service_fn;
@@ -34,7 +34,7 @@ use hyper::Response;
 use std::convert::Infallible;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::{Arc, Barrier};
+use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -162,30 +162,7 @@ fn sample(running: Running, requests: usize) -> Vec<f64> {
         s.set_nodelay(true).expect("nodelay");
         shares[i % CLIENT_THREADS].push(Conn::new(s));
     }
-    let start = Arc::new(Barrier::new(CLIENT_THREADS + 1));
-    let clients: Vec<_> = shares
-        .into_iter()
-        .map(|mut share| {
-            let start = start.clone();
-            thread::spawn(move || {
-                let mut lat = Vec::with_capacity(rounds * share.len());
-                let mut scratch = Vec::new();
-                round(&mut share, &mut scratch); // warm-up
-                start.wait();
-                for _ in 0..rounds {
-                    round(&mut share, &mut lat);
-                }
-                lat
-            })
-        })
-        .collect();
-    start.wait();
-    let t = Instant::now();
-    let mut lat: Vec<f64> = Vec::with_capacity(rounds * CONNECTIONS);
-    for c in clients {
-        lat.extend(c.join().expect("client thread"));
-    }
-    let elapsed = ns(t.elapsed());
+    let (elapsed, mut lat) = drive_clients(shares, rounds, round);
     (running.stop)();
     running.thread.join().expect("server thread");
     vec![elapsed / lat.len() as f64, quantile(&mut lat, 0.99)]

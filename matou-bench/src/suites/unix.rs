@@ -34,13 +34,12 @@
 //! timer; plus the resident memory the pending timers add (futures, wheel and
 //! scheduler tables, from `/proc/self/statm`), in bytes per timer.
 
-use crate::harness::{alternate, ns, quantile, Config, Report, Row};
+use crate::harness::{alternate, drive_clients, ns, quantile, Config, Report, Row};
 use matou::unix::echo;
 use std::future::Future;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::pin::Pin;
-use std::sync::{Arc, Barrier};
 use std::task::{Context, Poll};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -229,30 +228,7 @@ fn echo_sample(server: Server, conns: usize, messages: usize) -> Vec<f64> {
         s.set_nodelay(true).expect("nodelay");
         shares[i % threads].push(s);
     }
-    let start = Arc::new(Barrier::new(threads + 1));
-    let clients: Vec<_> = shares
-        .into_iter()
-        .map(|mut share| {
-            let start = start.clone();
-            thread::spawn(move || {
-                let mut lat = Vec::with_capacity(rounds * share.len());
-                let mut scratch = Vec::new();
-                round(&mut share, &mut scratch); // warm-up
-                start.wait();
-                for _ in 0..rounds {
-                    round(&mut share, &mut lat);
-                }
-                lat
-            })
-        })
-        .collect();
-    start.wait();
-    let t = Instant::now();
-    let mut lat: Vec<f64> = Vec::with_capacity(rounds * conns);
-    for c in clients {
-        lat.extend(c.join().expect("client thread"));
-    }
-    let elapsed = ns(t.elapsed());
+    let (elapsed, mut lat) = drive_clients(shares, rounds, round);
     running.shut_down();
     let per_msg = elapsed / lat.len() as f64;
     vec![per_msg, quantile(&mut lat, 0.99)]

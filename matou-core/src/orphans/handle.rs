@@ -386,25 +386,10 @@ impl<T: Send + 'static> OrphansHandle<T> {
 mod loom_models {
     use super::super::Shared;
     use crate::loom::sync::atomic::{AtomicBool, Ordering};
-    use crate::loom::sync::{Arc, Condvar, Mutex};
+    use crate::loom::sync::Arc;
     use crate::loom::thread;
+    use crate::runtime::inbox::loom_models::Sticky;
     use crate::runtime::inbox::{Inbox, Pushed};
-
-    #[derive(Default)]
-    struct Sticky(Mutex<bool>, Condvar);
-    impl Sticky {
-        fn interrupt(&self) {
-            *self.0.lock().unwrap() = true;
-            self.1.notify_one();
-        }
-        fn block(&self) {
-            let mut g = self.0.lock().unwrap();
-            while !*g {
-                g = self.1.wait(g).unwrap();
-            }
-            *g = false;
-        }
-    }
 
     /// A handle spawning from another thread while the owner closes the set
     /// and drains it: an accepted spawn is always carried out before the

@@ -119,20 +119,21 @@ impl<M> Inbox<M> {
 
 /// loom models of the remote protocols: `RUSTFLAGS="--cfg loom" cargo test -p matou-core --lib loom`.
 #[cfg(all(test, loom))]
-mod loom_models {
+pub(crate) mod loom_models {
     use super::{Inbox, Pushed};
     use crate::loom::sync::{Arc, Condvar, Mutex};
     use crate::loom::thread;
 
-    /// A sticky interrupt, as every event source must provide.
+    /// A sticky interrupt, as every event source must provide (also used
+    /// by the `OrphansHandle` model).
     #[derive(Default)]
-    struct Sticky(Mutex<bool>, Condvar);
+    pub(crate) struct Sticky(Mutex<bool>, Condvar);
     impl Sticky {
-        fn interrupt(&self) {
+        pub(crate) fn interrupt(&self) {
             *self.0.lock().unwrap() = true;
             self.1.notify_one();
         }
-        fn block(&self) {
+        pub(crate) fn block(&self) {
             let mut g = self.0.lock().unwrap();
             while !*g {
                 g = self.1.wait(g).unwrap();
