@@ -333,12 +333,7 @@ fn files_are_private_under_umask_000() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !common::listening(port) {
-        assert!(child.try_wait().unwrap().is_none(), "the server exited");
-        assert!(Instant::now() < deadline, "the server did not start");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    common::wait_listening(port, &mut child).expect("the server exited");
     let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     let modes = (
         mode(&dir),
@@ -363,11 +358,7 @@ fn requirepass_can_come_from_the_environment() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !common::listening(port) {
-        assert!(Instant::now() < deadline, "the server did not start");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    common::wait_listening(port, &mut child).expect("the server exited");
     let url = |auth: &str| format!("redis://{auth}127.0.0.1:{port}/");
     let mut c = redis::Client::open(url(""))
         .unwrap()

@@ -287,11 +287,7 @@ fn low_descriptor_limit_lowers_maxclients() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !common::listening(port) {
-        assert!(Instant::now() < deadline, "did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    common::wait_listening(port, &mut child).expect("the server exited");
     let mut c = redis::Client::open(format!("redis://127.0.0.1:{port}/"))
         .unwrap()
         .get_connection()

@@ -52,11 +52,8 @@ impl Limited {
             port,
             stderr,
         };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !common::listening(port) {
-            assert!(s.alive(), "exited at start: {}", s.log());
-            assert!(Instant::now() < deadline, "did not start");
-            std::thread::sleep(Duration::from_millis(10));
+        if let Err(st) = common::wait_listening(port, &mut s.child) {
+            panic!("exited at start: {st}: {}", s.log());
         }
         s
     }

@@ -2,29 +2,10 @@
 //! file as it was before the batch, refuses writes until a probe succeeds,
 //! and keeps a rewrite's side buffer free of the failed batch.
 
+use super::tests::{dir, set};
 use super::*;
-use std::sync::atomic::{AtomicU32, Ordering};
 
 const ENOSPC: i32 = 28;
-
-fn dir(name: &str) -> PathBuf {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let d = std::env::temp_dir().join(format!(
-        "matou-kv-refusal-{name}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::SeqCst)
-    ));
-    let _ = fs::remove_dir_all(&d);
-    d
-}
-
-fn set(k: &str, v: &str) -> LogRecord {
-    LogRecord::Set {
-        key: k.as_bytes().to_vec(),
-        value: v.as_bytes().to_vec(),
-        expire_at_ms: None,
-    }
-}
 
 fn replayed(d: &Path) -> Store {
     let mut store = Store::new();

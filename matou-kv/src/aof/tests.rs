@@ -8,7 +8,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// A fresh directory (not created) under the system temp dir.
-fn dir(name: &str) -> PathBuf {
+pub(super) fn dir(name: &str) -> PathBuf {
     static N: AtomicU32 = AtomicU32::new(0);
     let d = std::env::temp_dir().join(format!(
         "matou-kv-aof-{name}-{}-{}",
@@ -19,7 +19,7 @@ fn dir(name: &str) -> PathBuf {
     d
 }
 
-fn set(k: &str, v: &str) -> LogRecord {
+pub(super) fn set(k: &str, v: &str) -> LogRecord {
     LogRecord::Set {
         key: k.as_bytes().to_vec(),
         value: v.as_bytes().to_vec(),

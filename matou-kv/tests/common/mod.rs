@@ -20,6 +20,20 @@ pub fn listening(port: u16) -> bool {
         .is_ok_and(|s| s.local_addr().is_ok_and(|a| a.port() != port))
 }
 
+/// Waits (at most 10 s) until a server listens on `port`; `Err` with its
+/// exit status if `child`, the server, exits first.
+pub fn wait_listening(port: u16, child: &mut Child) -> Result<(), ExitStatus> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !listening(port) {
+        if let Some(st) = child.try_wait().unwrap() {
+            return Err(st);
+        }
+        assert!(Instant::now() < deadline, "matou-kv did not start");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Ok(())
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -85,17 +99,9 @@ impl Server {
             ))
             .spawn()
             .expect("start matou-kv");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if listening(self.port) {
-                return;
-            }
-            if let Some(st) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("matou-kv exited at start: {st}: {}", self.stderr());
-            }
-            assert!(Instant::now() < deadline, "matou-kv did not start");
-            std::thread::sleep(Duration::from_millis(10));
+        let child = self.child.insert(child);
+        if let Err(st) = wait_listening(self.port, child) {
+            panic!("matou-kv exited at start: {st}: {}", self.stderr());
         }
     }
 
