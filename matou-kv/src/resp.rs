@@ -19,6 +19,10 @@
 //!   allocated from an untrusted length: an argument is copied only once all
 //!   its bytes are in the buffer (so what is allocated is bounded by what was
 //!   received), and the argument vector's initial capacity is capped.
+//!   While a multibulk is incomplete the decoder holds no copy of its
+//!   arguments at all, only offsets into the buffer ([`Decoder`] copies them
+//!   once the last one is in), so the memory an incomplete request holds is
+//!   its bytes on the wire, however many arguments it declares.
 //! - A header line (`*N` or `$N`) longer than [`MAX_HEADER_LINE`] without its
 //!   CRLF is an error, so a client cannot make the decoder rescan an
 //!   ever-growing line.
@@ -130,10 +134,18 @@ pub fn parse_request(buf: &[u8], limits: &Limits) -> Decoded {
     Decoder::new(*limits).decode(buf)
 }
 
-/// A multibulk whose header and first arguments were decoded.
+/// A multibulk whose header and first arguments were checked, but not
+/// all of whose arguments are in the buffer yet. It holds offsets only, no
+/// copy of the arguments: a request that declares a million arguments and
+/// sends a few costs its bytes in the buffer and this, nothing per
+/// declared or per received argument. The arguments are copied once the
+/// last one is in (a second walk over the checked headers).
 #[derive(Debug, Default)]
 struct Partial {
-    args: Args,
+    /// Arguments declared.
+    count: usize,
+    /// Offset of the first `$N` line.
+    first: usize,
     /// Arguments still expected.
     remaining: usize,
     /// Offset (from the request's first byte) of the next `$N` line.
@@ -258,8 +270,11 @@ impl Decoder {
     }
 
     fn multibulk(&mut self, buf: &[u8]) -> Decoded {
-        let mut p = match self.partial.take() {
-            Some(p) => p,
+        // `args` is `Some` on a request's first call only: a request whole
+        // in the buffer is copied in one walk; one that is not drops what
+        // it copied and keeps offsets (see `Partial`).
+        let (mut p, mut args) = match self.partial.take() {
+            Some(p) => (p, None),
             None => {
                 let end = match line_end(buf, 1, MAX_HEADER_LINE) {
                     Line::End(e) => e,
@@ -285,17 +300,21 @@ impl Decoder {
                         self.limits.max_args
                     )));
                 }
-                Partial {
-                    args: Vec::with_capacity(n.min(MAX_PREALLOC_ARGS)),
+                let p = Partial {
+                    count: n,
+                    first: end + 2,
                     remaining: n,
                     next: end + 2,
-                }
+                };
+                (p, Some(Vec::with_capacity(n.min(MAX_PREALLOC_ARGS))))
             }
         };
         while p.remaining > 0 {
             match self.bulk(buf, p.next)? {
-                Some((arg, next)) => {
-                    p.args.push(arg);
+                Some((span, next)) => {
+                    if let Some(args) = &mut args {
+                        args.push(buf[span].to_vec());
+                    }
                     p.remaining -= 1;
                     p.next = next;
                 }
@@ -305,12 +324,33 @@ impl Decoder {
                 }
             }
         }
-        Ok(Some((p.args, p.next)))
+        let args = match args {
+            Some(args) => args,
+            None => {
+                // Every header was checked on an earlier call; the count is
+                // known, so the vector is allocated once at its size.
+                let mut args = Vec::with_capacity(p.count);
+                let mut at = p.first;
+                while args.len() < p.count {
+                    let (span, next) = self
+                        .bulk(buf, at)?
+                        .ok_or_else(|| ProtocolError::new("request changed while decoded"))?;
+                    args.push(buf[span].to_vec());
+                    at = next;
+                }
+                args
+            }
+        };
+        Ok(Some((args, p.next)))
     }
 
-    /// Decodes the `$N\r\n<N bytes>\r\n` at `at`: the argument and the
-    /// offset after it, or `None` if incomplete.
-    fn bulk(&self, buf: &[u8], at: usize) -> Result<Option<(Vec<u8>, usize)>, ProtocolError> {
+    /// Checks the `$N\r\n<N bytes>\r\n` at `at`: the argument's span and
+    /// the offset after it, or `None` if incomplete. Copies nothing.
+    fn bulk(
+        &self,
+        buf: &[u8],
+        at: usize,
+    ) -> Result<Option<(std::ops::Range<usize>, usize)>, ProtocolError> {
         match buf.get(at) {
             None => return Ok(None),
             Some(b'$') => {}
@@ -349,7 +389,7 @@ impl Decoder {
         if &buf[stop..stop + 2] != b"\r\n" {
             return Err(ProtocolError::new("expected CRLF after bulk data"));
         }
-        Ok(Some((buf[start..stop].to_vec(), stop + 2)))
+        Ok(Some((start..stop, stop + 2)))
     }
 
     fn inline(&mut self, buf: &[u8]) -> Decoded {

@@ -194,8 +194,36 @@ fn huge_announced_count_preallocates_little() {
     let mut d = Decoder::new(lim());
     assert_eq!(d.decode(b"*1000000\r\n$1\r\na\r\n"), Ok(None));
     let p = d.partial.as_ref().unwrap();
-    assert!(p.args.capacity() <= MAX_PREALLOC_ARGS);
     assert_eq!(p.remaining, 999_999);
+}
+
+#[test]
+fn an_incomplete_multibulk_holds_offsets_then_yields_every_argument() {
+    // What a partial request keeps is its offsets: no copy of the
+    // arguments received so far (the buffer has them).
+    let mut d = Decoder::new(lim());
+    let mut buf = b"*3000\r\n".to_vec();
+    for i in 0..1500 {
+        buf.extend_from_slice(format!("${}\r\n{i}\r\n", i.to_string().len()).as_bytes());
+    }
+    assert_eq!(d.decode(&buf), Ok(None));
+    let p = d.partial.as_ref().unwrap();
+    assert_eq!((p.count, p.remaining, p.next), (3000, 1500, buf.len()));
+    for i in 1500..3000 {
+        buf.extend_from_slice(format!("${}\r\n{i}\r\n", i.to_string().len()).as_bytes());
+        if i == 2000 {
+            assert_eq!(d.decode(&buf), Ok(None));
+        }
+    }
+    let (got, used) = d.decode(&buf).unwrap().unwrap();
+    assert_eq!(used, buf.len());
+    assert_eq!(got.len(), 3000);
+    assert!(got
+        .iter()
+        .enumerate()
+        .all(|(i, a)| a == i.to_string().as_bytes()));
+    assert!(!d.in_progress());
+    const { assert!(MAX_PREALLOC_ARGS < 3000) };
 }
 
 #[test]
