@@ -720,6 +720,12 @@ impl Aof {
     }
 
     fn fsync(&mut self) -> io::Result<()> {
+        #[cfg(debug_assertions)]
+        if test_skip_fsync() {
+            self.unsynced = false;
+            self.last_fsync = Instant::now();
+            return Ok(());
+        }
         // fdatasync: the size change is metadata it covers too.
         #[cfg(test)]
         let synced = match self.fail_fsyncs {
@@ -939,6 +945,26 @@ impl Aof {
     pub fn is_broken(&self) -> bool {
         self.refusal.as_ref().is_some_and(|r| r.sticky)
     }
+}
+
+/// `MATOU_KV_TEST_SKIP_FSYNC=1`, honoured by debug builds only (release
+/// builds do not contain this code): the log's fsync is skipped, so writes
+/// are answered without being durable. It exists so that the power-cut
+/// test (`tests/power_cut.rs`) can show that it detects a server that
+/// answers before its fsync; never set it otherwise.
+#[cfg(debug_assertions)]
+fn test_skip_fsync() -> bool {
+    static SKIP: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *SKIP.get_or_init(|| {
+        let skip = std::env::var_os("MATOU_KV_TEST_SKIP_FSYNC").is_some_and(|v| v == "1");
+        if skip {
+            let _ = writeln!(
+                io::stderr(),
+                "matou-kv: MATOU_KV_TEST_SKIP_FSYNC=1: the log is NOT fsynced (test only)"
+            );
+        }
+        skip
+    })
 }
 
 #[cfg(test)]

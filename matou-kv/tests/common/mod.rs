@@ -61,17 +61,28 @@ pub struct Server {
     pub port: u16,
     pub dir: PathBuf,
     pub args: Vec<String>,
+    /// Extra environment of the server process (each spawn).
+    pub env: Vec<(String, String)>,
 }
 
 impl Server {
     /// Starts a server on a fresh port with `dir` and the extra `args`, and
     /// waits until it accepts connections.
     pub fn start(dir: &Path, args: &[&str]) -> Server {
+        Server::start_with_env(dir, args, &[])
+    }
+
+    /// [`Server::start`] with extra environment variables.
+    pub fn start_with_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
         let mut s = Server {
             child: None,
             port: free_port(),
             dir: dir.to_path_buf(),
             args: args.iter().map(|s| s.to_string()).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         s.spawn();
         s
@@ -88,6 +99,7 @@ impl Server {
             .arg("--workers")
             .arg("1")
             .args(&self.args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::from(
