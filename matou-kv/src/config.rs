@@ -18,6 +18,7 @@
 
 use crate::command::ConfigView;
 use crate::resp::{self, Limits};
+use crate::server::memory::{MemoryConfig, Policy};
 use std::fmt;
 use std::path::PathBuf;
 
@@ -67,6 +68,9 @@ pub struct Config {
     /// connection and per client address over a minute); past the first
     /// three each answer is delayed 100 ms more than the last.
     pub auth_max_failures: u32,
+    /// `maxmemory` and its policy at start (changed live through
+    /// [`crate::server::memory::Memory`]).
+    pub memory: MemoryConfig,
 }
 
 /// Redis's `client-output-buffer-limit normal HARD SOFT SECONDS`, in bytes
@@ -152,6 +156,7 @@ impl Default for Config {
             output_limit: DEFAULT_OUTPUT_LIMIT,
             timeout_secs: 0,
             auth_max_failures: 10,
+            memory: MemoryConfig::default(),
         }
     }
 }
@@ -208,8 +213,11 @@ impl Config {
                 ("requirepass", self.requirepass.clone().unwrap_or_default()),
                 ("timeout", self.timeout_secs.to_string()),
                 ("client-output-buffer-limit", self.output_limit.show()),
-                ("maxmemory", "0".into()),
-                ("maxmemory-policy", "noeviction".into()),
+                ("maxmemory", self.memory.maxmemory.to_string()),
+                ("maxmemory-policy", self.memory.policy.name().into()),
+                ("maxmemory-samples", self.memory.samples.to_string()),
+                ("lfu-log-factor", self.memory.lfu_log_factor.to_string()),
+                ("lfu-decay-time", self.memory.lfu_decay_time.to_string()),
             ],
         }
     }
@@ -284,6 +292,15 @@ FLAGS (each also accepts --flag=value):
                            last minute; after the third, each wrong answer
                            comes 100 ms later than the last (a right password
                            is never delayed) [default: 10]
+    --maxmemory BYTES      memory limit of the data (keys, values and their
+                           bookkeeping; kb/mb/gb suffixes; 0: none) [default: 0]
+    --maxmemory-policy P   what happens over it: noeviction (writes that add
+                           data get -OOM), allkeys-lru, allkeys-lfu,
+                           allkeys-random, volatile-lru, volatile-lfu,
+                           volatile-random, volatile-ttl [default: noeviction]
+    --maxmemory-samples N  keys sampled per eviction, per database [default: 5]
+    --lfu-log-factor N     LFU counter's logarithm factor [default: 10]
+    --lfu-decay-time MIN   minutes per LFU counter decrement [default: 1]
     --config FILE          read `name value` lines first (redis.conf style; the
                            names are the flags' without `--`, or appendfsync,
                            proto-max-bulk-len and client-query-buffer-limit);
@@ -403,6 +420,11 @@ const FLAGS: &[&str] = &[
     "client-output-buffer-limit",
     "timeout",
     "auth-max-failures",
+    "maxmemory",
+    "maxmemory-policy",
+    "maxmemory-samples",
+    "lfu-log-factor",
+    "lfu-decay-time",
 ];
 
 /// Applies the lines of a config file; errors start with the line number.
@@ -492,6 +514,14 @@ fn apply(c: &mut Config, name: &str, value: &str) -> Result<(), String> {
             c.auth_max_failures = u32::try_from(at_least_one(value)?)
                 .map_err(|_| format!("invalid value `{value}`: too large"))?;
         }
+        "maxmemory" => c.memory.maxmemory = size(value)? as u64,
+        "maxmemory-policy" => c.memory.policy = Policy::parse(value)?,
+        "maxmemory-samples" => {
+            c.memory.samples = u32::try_from(at_least_one(value)?)
+                .map_err(|_| format!("invalid value `{value}`: too large"))?;
+        }
+        "lfu-log-factor" => c.memory.lfu_log_factor = number(value, "a number")?,
+        "lfu-decay-time" => c.memory.lfu_decay_time = number(value, "a number of minutes")?,
         _ => return Err(format!("unknown option `{name}`")),
     }
     Ok(())

@@ -33,14 +33,16 @@
 //!   replay stays exact.
 //! - Only binary-safe byte strings; the one type is "string" (TYPE).
 
+mod evict;
 mod undo;
 
+pub use evict::{Candidate, LfuParams, LFU_INIT_VAL};
 pub use undo::Undo;
 
 use crate::glob;
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// Whether a key with this expiry is expired at `now` (Unix ms).
@@ -68,6 +70,9 @@ struct Entry {
     /// `&Store`, can stamp it; not part of the entry's identity (equality,
     /// records and snapshots ignore it).
     accessed: AtomicU64,
+    /// The LFU counter and the minute of its last decrement (see
+    /// `evict`); bookkeeping like `accessed`.
+    lfu: AtomicU32,
 }
 
 impl Clone for Entry {
@@ -77,6 +82,7 @@ impl Clone for Entry {
             value: self.value.clone(),
             expire_at: self.expire_at,
             accessed: AtomicU64::new(self.accessed.load(Ordering::Relaxed)),
+            lfu: AtomicU32::new(self.lfu.load(Ordering::Relaxed)),
         }
     }
 }
@@ -111,6 +117,10 @@ pub struct Store {
     /// When the store was loaded ([`Store::advance`]'s first call): the
     /// access time of entries never accessed since.
     loaded_at: u64,
+    /// How accesses count in the LFU counters (see `evict`).
+    lfu: LfuParams,
+    /// LFU increments' and eviction samples' randomness.
+    rng: AtomicU64,
 }
 
 impl fmt::Debug for Store {
@@ -190,16 +200,23 @@ impl Store {
     pub fn touch(&self, key: &[u8], now: u64) {
         if let Some(slot) = self.slot(key) {
             self.entry_at(slot).accessed.store(now, Ordering::Relaxed);
+            if self.lfu.enabled {
+                self.lfu_access(slot, now);
+            }
         }
     }
 
     /// [`get`](Self::get) that counts as an access to a live key ([`touch`](Self::touch)), with one lookup.
     pub fn read(&self, key: &[u8], now: u64) -> Option<&[u8]> {
-        let e = self.entry_at(self.slot(key)?);
+        let slot = self.slot(key)?;
+        let e = self.entry_at(slot);
         if is_expired(e.expire_at, now) {
             return None;
         }
         e.accessed.store(now, Ordering::Relaxed);
+        if self.lfu.enabled {
+            self.lfu_access(slot, now);
+        }
         Some(&e.value)
     }
 
@@ -397,6 +414,7 @@ impl Store {
                     value: Arc::new(value),
                     expire_at: None,
                     accessed: AtomicU64::new(self.clock),
+                    lfu: AtomicU32::new(evict::lfu_packed(LFU_INIT_VAL, self.clock)),
                 });
                 self.index.insert(key, slot);
                 self.set_expire_at_slot(slot, expire_at);
@@ -487,6 +505,7 @@ impl Store {
         *self = Store {
             clock: self.clock,
             loaded_at: self.loaded_at,
+            lfu: self.lfu,
             ..Store::new()
         };
     }

@@ -333,8 +333,14 @@ pub struct InfoData {
     pub rejected_connections: u64,
     /// Keys removed by expiry since start.
     pub expired_keys: u64,
-    /// Bytes of keys and values (`Store::data_bytes`).
+    /// Bytes the data costs (`server::memory::used_memory`).
     pub used_memory: usize,
+    /// Keys evicted under `maxmemory` since start.
+    pub evicted_keys: u64,
+    /// `maxmemory` in force (0: none).
+    pub maxmemory: u64,
+    /// `maxmemory-policy` in force.
+    pub maxmemory_policy: String,
     /// Keys held (`Store::len`).
     pub keys: usize,
     /// Keys with an expiry (`Store::expires_len`).
@@ -414,8 +420,8 @@ pub fn info_text(d: &InfoData, sections: &[Vec<u8>]) -> String {
             }
             "memory" => {
                 kv("used_memory", &d.used_memory);
-                kv("maxmemory", &0);
-                kv("maxmemory_policy", &"noeviction");
+                kv("maxmemory", &d.maxmemory);
+                kv("maxmemory_policy", &d.maxmemory_policy);
             }
             "persistence" => {
                 kv("loading", &0);
@@ -445,6 +451,7 @@ pub fn info_text(d: &InfoData, sections: &[Vec<u8>]) -> String {
                 kv("total_commands_processed", &d.total_commands);
                 kv("rejected_connections", &d.rejected_connections);
                 kv("expired_keys", &d.expired_keys);
+                kv("evicted_keys", &d.evicted_keys);
             }
             "replication" => {
                 kv("role", &"master");

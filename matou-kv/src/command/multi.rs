@@ -205,6 +205,14 @@ impl Multi {
         }
     }
 
+    /// A command refused before it could be queued (`-OOM`): answered
+    /// `r`, and an open MULTI is failed (its EXEC aborts), as Redis's
+    /// `rejectCommand` does.
+    pub fn refuse(&mut self, r: Reply) -> Reply {
+        self.failed |= self.queue.is_some();
+        r
+    }
+
     fn push(&mut self, q: Queued) -> Reply {
         if let Some(queue) = &mut self.queue {
             queue.push(q);

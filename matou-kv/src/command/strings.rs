@@ -118,8 +118,10 @@ pub(super) fn read(cmd: &Read, store: &Store, now: u64) -> Reply {
             None => Reply::Nil,
             Some(v) => Reply::Bulk(encoding(v).as_bytes().to_vec()),
         },
-        Read::ObjectFreq(key) => match store.get(key, now) {
+        Read::ObjectFreq(key) => match store.lfu_freq(key, now) {
             None => Reply::Nil,
+            // The counters under an LFU maxmemory-policy (`store::evict`).
+            Some(f) if store.lfu_params().enabled => Reply::Integer(i64::from(f)),
             Some(_) => Reply::err(
                 "ERR An LFU maxmemory policy is not selected, access frequency not tracked. \
                  Please note that when switching between policies at runtime LRU and LFU data \

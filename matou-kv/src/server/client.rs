@@ -226,7 +226,14 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
                         continue;
                     }
                     shared.commands.fetch_add(1, Ordering::Relaxed);
-                    let parsed = match multi.intercept(&args, session.authenticated) {
+                    // Over maxmemory with nothing to evict: `denyoom`
+                    // commands get -OOM (and fail an open MULTI).
+                    let oom = shared.memory.refusal(&args).map(|r| multi.refuse(r));
+                    let intercepted = match oom {
+                        Some(r) => Intercept::Reply(r),
+                        None => multi.intercept(&args, session.authenticated),
+                    };
+                    let parsed = match intercepted {
                         Intercept::Pass => session.parse(&args),
                         Intercept::Reply(r) => Err(r),
                         Intercept::Watch(keys, cell) => {

@@ -80,6 +80,7 @@
 //! progress, fsyncs the log whatever the policy, and returns.
 
 mod client;
+pub mod memory;
 mod storage;
 mod txn;
 
@@ -224,6 +225,8 @@ struct Shared {
     rejected: AtomicU64,
     /// Wrong passwords per client address (see [`Shared::auth_failed`]).
     auth_failures: Mutex<HashMap<std::net::IpAddr, (u32, Instant)>>,
+    /// maxmemory and its policy, live (see `memory`).
+    memory: Arc<memory::Memory>,
 }
 
 /// How long an address's count of wrong passwords lasts after its last
@@ -406,6 +409,7 @@ pub async fn run(mut config: Config, store: Databases, aof: Aof) -> io::Result<(
     })?;
     let addr = listener.local_addr()?;
     let (jobs, queue) = matou::sync::channel(QUEUE);
+    let memory = Arc::new(memory::Memory::new(config.memory));
     let shared = Arc::new(Shared {
         view: config.view(addr.port()),
         config,
@@ -419,8 +423,9 @@ pub async fn run(mut config: Config, store: Databases, aof: Aof) -> io::Result<(
         commands: AtomicU64::new(0),
         rejected: AtomicU64::new(0),
         auth_failures: Mutex::new(HashMap::new()),
+        memory,
     });
-    let storage = matou::spawn(storage::run(store, aof, queue));
+    let storage = matou::spawn(storage::run(store, aof, queue, shared.memory.clone()));
     let signals = matou::spawn({
         let stop = shared.stop.clone();
         async move {

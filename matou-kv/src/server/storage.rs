@@ -78,6 +78,7 @@
 //!   for a rewrite in progress (and completes it), then commits and fsyncs
 //!   whatever the policy.
 
+use super::memory::{used_memory, EvictionPool, Memory};
 use super::now_ms;
 use super::txn::Versions;
 use crate::aof::{Aof, RewriteOutput, MAX_PAYLOAD};
@@ -256,10 +257,19 @@ struct Storage {
     versions: Versions,
     /// The prior state of what the batch changed (reused between batches).
     undo: Undo,
+    /// The memory settings and figures (see `server::memory`).
+    memory: Arc<Memory>,
+    /// Eviction candidates, kept between evictions.
+    pool: EvictionPool,
 }
 
 /// Owns the store and the log until `jobs` is closed and drained.
-pub(super) async fn run(mut store: Databases, aof: Aof, jobs: Receiver<Job>) -> io::Result<()> {
+pub(super) async fn run(
+    mut store: Databases,
+    aof: Aof,
+    jobs: Receiver<Job>,
+    memory: Arc<Memory>,
+) -> io::Result<()> {
     // What the log loaded counts as accessed now (OBJECT IDLETIME).
     let loaded = now_ms();
     for i in 0..store.count() {
@@ -276,7 +286,10 @@ pub(super) async fn run(mut store: Databases, aof: Aof, jobs: Receiver<Job>) -> 
         held: Vec::new(),
         versions: Versions::new(),
         undo: Undo::new(),
+        memory,
+        pool: EvictionPool::new(),
     };
+    s.sync_lfu();
     let mut next_tick = Instant::now() + TICK;
     let mut batch = Vec::new();
     loop {
@@ -331,6 +344,7 @@ impl Storage {
     fn execute(&mut self, batch: &mut Vec<Job>) {
         self.clock = self.clock.max(now_ms());
         let now = self.clock;
+        self.sync_lfu();
         for job in batch.drain(..) {
             let mut answers = Vec::with_capacity(job.reqs.len());
             let mut redo = Vec::with_capacity(job.reqs.len());
@@ -353,6 +367,7 @@ impl Storage {
                     // Never split: it runs whole in this round (and may
                     // take it over its budget) or waits whole above.
                     Req::Exec(reqs, watched) => {
+                        self.evict(now);
                         let answer = self.exec(reqs, &watched, &mut db, now);
                         redo.push(match &answer {
                             Answer::Exec(Some(_)) => Redo::Exec,
@@ -382,6 +397,9 @@ impl Storage {
                             Req::Select(i) => Redo::Select(self.db_index(*i)),
                             Req::Read(_) | Req::Exec(..) => unreachable!("answered above"),
                         });
+                        if matches!(req, Req::Write(_)) {
+                            self.evict(now);
+                        }
                         let (answer, record) = self.run(req, &mut db, now);
                         if let Some(r) = &record {
                             self.aof.append(r);
@@ -409,6 +427,7 @@ impl Storage {
         }
         if self.held.is_empty() {
             self.undo.clear();
+            self.publish_memory();
             return;
         }
         // Group commit: one write + one fsync for every write of the batch,
@@ -416,6 +435,9 @@ impl Storage {
         match self.aof.commit() {
             Ok(()) => {
                 self.undo.clear();
+                // Before the replies: a client that saw its DEL answered
+                // must find the room it made.
+                self.publish_memory();
                 for held in self.held.drain(..) {
                     let _ = held.reply.send(held.answers);
                 }
@@ -423,6 +445,7 @@ impl Storage {
             Err(e) => {
                 self.log_refusal(&e);
                 self.undo.rollback(&mut self.store);
+                self.publish_memory();
                 let held = std::mem::take(&mut self.held);
                 for h in held {
                     let answers = self.answer_again(h.redo, h.answers, h.db_start, &h.db, now);
@@ -646,28 +669,16 @@ impl Storage {
     }
 
     /// The periodic duties: the full-disk probe, active expiry in each
-    /// database (logged as `Del`, journaled, skipped while writes are
-    /// refused), everysec fsync.
+    /// database and eviction (see `evict`: logged as `Del`, journaled,
+    /// skipped while writes are refused), everysec fsync.
     fn tick(&mut self) {
         self.clock = self.clock.max(now_ms());
         if self.aof.refusal().is_some() && !self.aof.is_broken() && self.aof.probe() {
             note!("matou-kv: the append-only log can be written again; writes accepted");
         }
         if self.aof.refusal().is_none() {
-            let mut expired = 0;
-            for db in 0..self.store.count() {
-                let removed = self.store.db_mut(db).active_expire_journaled(
-                    self.clock,
-                    EXPIRE_WORK,
-                    Some(self.undo.in_db(db)),
-                );
-                if !removed.is_empty() {
-                    expired += removed.len() as u64;
-                    let record = Databases::in_db(db, LogRecord::Del { keys: removed });
-                    self.versions.touch_record(&record);
-                    self.aof.append(&record);
-                }
-            }
+            let expired = self.expire_cycle();
+            self.evict(self.clock);
             match self.aof.commit() {
                 Ok(()) => self.expired_keys += expired,
                 Err(e) => {
@@ -781,7 +792,10 @@ impl Storage {
     fn info(&self) -> InfoData {
         InfoData {
             expired_keys: self.expired_keys,
-            used_memory: self.store.data_bytes(),
+            used_memory: used_memory(&self.store),
+            evicted_keys: self.memory.evicted(),
+            maxmemory: self.memory.config().maxmemory,
+            maxmemory_policy: self.memory.config().policy.name().into(),
             keys: self.store.len(),
             expires: self.store.expires_len(),
             keyspace: self
@@ -824,5 +838,6 @@ fn lock(cell: &WatchCell) -> std::sync::MutexGuard<'_, Vec<crate::command::multi
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+mod evict;
 #[cfg(test)]
 mod tests;

@@ -34,6 +34,8 @@ fn storage(name: &str) -> (Storage, std::path::PathBuf) {
         held: Vec::new(),
         versions: Versions::new(),
         undo: Undo::new(),
+        memory: std::sync::Arc::new(crate::server::memory::Memory::new(Default::default())),
+        pool: crate::server::memory::EvictionPool::new(),
     };
     (s, d)
 }
