@@ -227,8 +227,12 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
                     }
                     shared.commands.fetch_add(1, Ordering::Relaxed);
                     // Over maxmemory with nothing to evict: `denyoom`
-                    // commands get -OOM (and fail an open MULTI).
-                    let oom = shared.memory.refusal(&args).map(|r| multi.refuse(r));
+                    // commands get -OOM (and fail an open MULTI); before
+                    // AUTH, NOAUTH comes first, as in Redis.
+                    let oom = match session.authenticated {
+                        true => shared.memory.refusal(&args).map(|r| multi.refuse(r)),
+                        false => None,
+                    };
                     let intercepted = match oom {
                         Some(r) => Intercept::Reply(r),
                         None => multi.intercept(&args, session.authenticated),
