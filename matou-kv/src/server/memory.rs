@@ -195,6 +195,9 @@ pub struct Memory {
     used: AtomicU64,
     /// Keys evicted since start (INFO's `evicted_keys`).
     evicted: AtomicU64,
+    /// Keys evicted in the batch not committed yet (a failed commit takes
+    /// them back, and they do not count).
+    evicted_pending: AtomicU64,
     /// Whether the active expiry cycle runs (DEBUG SET-ACTIVE-EXPIRE).
     active_expire: AtomicBool,
 }
@@ -211,6 +214,7 @@ impl Memory {
             over: AtomicBool::new(false),
             used: AtomicU64::new(0),
             evicted: AtomicU64::new(0),
+            evicted_pending: AtomicU64::new(0),
             active_expire: AtomicBool::new(true),
         }
     }
@@ -306,7 +310,16 @@ impl Memory {
     }
 
     pub(super) fn count_evicted(&self, n: u64) {
-        self.evicted.fetch_add(n, Ordering::Relaxed);
+        self.evicted_pending.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// The batch's commit: its evictions count (`committed`) or, rolled
+    /// back, do not.
+    pub(super) fn settle_evicted(&self, committed: bool) {
+        let n = self.evicted_pending.swap(0, Ordering::Relaxed);
+        if committed {
+            self.evicted.fetch_add(n, Ordering::Relaxed);
+        }
     }
 }
 

@@ -427,7 +427,7 @@ impl Storage {
         }
         if self.held.is_empty() {
             self.undo.clear();
-            self.publish_memory();
+            self.publish_memory(true);
             return;
         }
         // Group commit: one write + one fsync for every write of the batch,
@@ -437,7 +437,7 @@ impl Storage {
                 self.undo.clear();
                 // Before the replies: a client that saw its DEL answered
                 // must find the room it made.
-                self.publish_memory();
+                self.publish_memory(true);
                 for held in self.held.drain(..) {
                     let _ = held.reply.send(held.answers);
                 }
@@ -445,7 +445,7 @@ impl Storage {
             Err(e) => {
                 self.log_refusal(&e);
                 self.undo.rollback(&mut self.store);
-                self.publish_memory();
+                self.publish_memory(false);
                 let held = std::mem::take(&mut self.held);
                 for h in held {
                     let answers = self.answer_again(h.redo, h.answers, h.db_start, &h.db, now);
@@ -680,10 +680,14 @@ impl Storage {
             let expired = self.expire_cycle();
             self.evict(self.clock);
             match self.aof.commit() {
-                Ok(()) => self.expired_keys += expired,
+                Ok(()) => {
+                    self.expired_keys += expired;
+                    self.publish_memory(true);
+                }
                 Err(e) => {
                     self.log_refusal(&e);
                     self.undo.rollback(&mut self.store);
+                    self.publish_memory(false);
                 }
             }
             self.undo.clear();

@@ -104,11 +104,15 @@ impl Storage {
         self.memory.publish(used, used as u64 > c.maxmemory);
     }
 
-    /// After a batch: publishes the used memory, and lifts the refusal of
+    /// After a batch's commit: publishes the used memory, and lifts the refusal of
     /// `denyoom` commands if the batch (a DEL, a FLUSH) made room, or sets
     /// it under noeviction if the batch went over. Under an evicting policy
     /// an excess is left to the next write's eviction, which decides.
-    pub(super) fn publish_memory(&self) {
+    ///
+    /// `committed`: whether the batch's commit succeeded (its evictions
+    /// count in `evicted_keys`) or was rolled back (they do not).
+    pub(super) fn publish_memory(&self, committed: bool) {
+        self.memory.settle_evicted(committed);
         let c = self.memory.config();
         if c.maxmemory == 0 {
             return;

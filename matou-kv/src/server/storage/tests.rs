@@ -495,3 +495,47 @@ fn a_failed_commit_keeps_deferred_requests_deferred() {
     assert!(s.store.db(0).get(b"k", now_ms()).is_none());
     let _ = std::fs::remove_dir_all(&d);
 }
+
+#[test]
+fn evictions_are_logged_counted_and_taken_back_with_a_failed_commit() {
+    use crate::server::memory::{used_memory, Policy};
+    let (mut s, d) = storage("evict");
+    let value = "v".repeat(100);
+    let sets: Vec<Vec<String>> = (0..200)
+        .map(|i| vec!["set".into(), format!("k{i}"), value.clone()])
+        .collect();
+    let sets: Vec<Vec<&str>> = sets
+        .iter()
+        .map(|c| c.iter().map(String::as_str).collect())
+        .collect();
+    let job: Vec<&[&str]> = sets.iter().map(Vec::as_slice).collect();
+    batch(&mut s, &[&job]);
+    let full = used_memory(&s.store);
+    // A limit of about half: the next write evicts first.
+    s.memory.set_maxmemory(full as u64 / 2);
+    s.memory.set_policy(Policy::AllKeysRandom);
+    let before = contents(&s.store);
+    s.aof.fail_writes = Some(ENOSPC);
+    let answers = batch(&mut s, &[&[&["set", "new", "1"]]]);
+    assert!(is_misconf(&answers[0][0]), "{:?}", answers[0]);
+    assert_eq!(contents(&s.store), before, "the evictions were taken back");
+    assert_eq!(s.memory.evicted(), 0, "rolled-back evictions do not count");
+    s.aof.fail_writes = None;
+    s.tick();
+    let answers = batch(&mut s, &[&[&["set", "new", "1"]]]);
+    assert_eq!(answers[0], vec![Reply::ok()]);
+    // Eviction runs before each write: the write itself may pass the
+    // limit by its own entry.
+    assert!(used_memory(&s.store) <= full / 2 + crate::store::Store::entry_cost(3, 1));
+    // 201 keys written; the rolled-back evictions did not count.
+    let held = s.store.len() as u64;
+    assert!(held < 150, "{held} keys held");
+    assert_eq!(
+        s.memory.evicted(),
+        201 - held,
+        "evicted_keys counts what went"
+    );
+    assert!(!s.memory.is_over());
+    // The evictions are in the log as DELs: a replay holds the same keys.
+    assert_replays_to_the_store(s, &d);
+}
