@@ -38,8 +38,9 @@
 //! than the last, and at `auth-max-failures` the connection is closed. A
 //! right password is answered at once.
 
+use super::registry::Entry;
 use super::storage::{Answer, DbCell, Job, Req};
-use super::Shared;
+use super::{ops, Shared};
 use crate::command::multi::{Exec, Intercept, Multi, Queued};
 use crate::command::{info_text, Action, Command, Conn, Session};
 use crate::config::OutputLimit;
@@ -142,15 +143,23 @@ enum After {
     Close,
     /// Stop the server, close without reply (SHUTDOWN).
     Shutdown,
+    /// Reply, then serve MONITOR lines.
+    Monitor,
 }
 
 /// Serves one client until it closes, QUITs, errs, or the server stops.
 pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result<()> {
     let _guard = ClientGuard(&shared.clients);
     let id = shared.next_client_id.fetch_add(1, Ordering::Relaxed);
-    let mut session = Session::new(id, shared.config.requirepass.as_deref());
+    let mut session = Session::new(id, shared.live.view().requirepass.as_deref());
     let mut multi = Multi::new();
     let db = DbCell::default();
+    // In CLIENT LIST while this runs; CLIENT KILL flips `me.kill`.
+    let registered =
+        shared
+            .registry
+            .register(id, stream.peer_addr()?, stream.local_addr()?, db.clone());
+    let me = &registered.entry;
     // Resumable: a big request arriving in many reads is not re-parsed from
     // its start at each one.
     let mut decoder = Decoder::new(shared.config.limits());
@@ -166,7 +175,7 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
     let mut requests_buffered = false;
     loop {
         // Between batches only: a batch in flight is always finished.
-        if shared.stop.is_triggered() {
+        if shared.stop.is_triggered() || me.kill.is_triggered() {
             return Ok(());
         }
         let chunk = if session.authenticated {
@@ -181,10 +190,10 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
                 buf.resize(end + chunk, 0);
             }
             let n = {
-                let mut stopped = pin!(shared.stop.wait());
+                let mut stopped = pin!(race(shared.stop.wait(), me.kill.wait()));
                 let mut read = pin!(stream.read(&mut buf[end..]));
                 let read = race(stopped.as_mut(), read.as_mut());
-                let idle = shared.config.timeout_secs;
+                let idle = shared.live.timeout_secs();
                 let outcome = if idle == 0 {
                     Some(read.await)
                 } else {
@@ -198,7 +207,7 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
                         );
                         return Ok(());
                     }
-                    Some(Either::Left(())) => return Ok(()),
+                    Some(Either::Left(_)) => return Ok(()),
                     Some(Either::Right(r)) => r?,
                 }
             };
@@ -218,6 +227,7 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
         let mut after = After::Continue;
         let mut consumed = 0;
         let mut bad = None;
+        let mut last_cmd = "";
         while after == After::Continue {
             match decoder.decode(&buf[consumed..end]) {
                 Ok(Some((args, used))) => {
@@ -226,6 +236,13 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
                         continue;
                     }
                     shared.commands.fetch_add(1, Ordering::Relaxed);
+                    last_cmd = crate::command::lookup(&args).map_or("NULL", |s| s.name);
+                    me.request_bytes.store(used, Ordering::Relaxed);
+                    if shared.monitors.active() {
+                        shared
+                            .monitors
+                            .feed(id, db.load(Ordering::Relaxed), &me.addr, &args);
+                    }
                     let parsed = match multi.intercept(&args, session.authenticated) {
                         Intercept::Pass => session.parse(&args),
                         Intercept::Reply(r) => Err(r),
@@ -255,18 +272,21 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
                             outs.push_back(Out::Storage);
                             reqs.push(Req::Select(i));
                         }
-                        Ok(Command::Conn(c)) => match session.execute(c, &shared.view) {
-                            Action::Reply(r) => outs.push_back(Out::Ready(r)),
-                            Action::Close(r) => {
-                                outs.push_back(Out::Ready(r));
-                                after = After::Close;
+                        Ok(Command::Conn(c)) => {
+                            match conn(c, &mut session, me, &shared, &mut after) {
+                                Action::Reply(r) => outs.push_back(Out::Ready(r)),
+                                Action::Close(r) => {
+                                    outs.push_back(Out::Ready(r));
+                                    after = After::Close;
+                                }
+                                Action::Shutdown => after = After::Shutdown,
+                                Action::Info(sections) => {
+                                    outs.push_back(Out::Info(sections));
+                                    reqs.push(Req::Info);
+                                }
+                                Action::Ops(_) => unreachable!("conn() runs operations commands"),
                             }
-                            Action::Shutdown => after = After::Shutdown,
-                            Action::Info(sections) => {
-                                outs.push_back(Out::Info(sections));
-                                reqs.push(Req::Info);
-                            }
-                        },
+                        }
                     }
                     // AUTH lifts the decoder's pre-authentication caps.
                     decoder.set_authenticated(session.authenticated);
@@ -288,6 +308,9 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
                     break;
                 }
             }
+        }
+        if !last_cmd.is_empty() {
+            me.touch(last_cmd);
         }
         buf.copy_within(consumed..end, 0);
         end -= consumed;
@@ -334,7 +357,7 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
         // again once the round is written. Nothing is read meanwhile, so a
         // client that does not read its replies stalls (TCP flow control)
         // holding one round, however long its pipeline.
-        let limit = shared.config.output_limit;
+        let limit = shared.live.output_limit();
         let mut pending = reqs;
         let mut proto = batch_proto;
         let mut switches = switches.into_iter().peekable();
@@ -378,7 +401,10 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
                     proto = p;
                 }
                 rendered += 1;
-                let r = render(o, &mut answers, &mut session, &shared, &mut after);
+                let r = render(o, &mut answers, &mut session, me, &shared, &mut after);
+                if let Reply::Error(m) = &r {
+                    shared.errors.count(m);
+                }
                 let n = r.encoded_len_bound();
                 if limit.hard != 0 && n > limit.hard {
                     too_large = Some(n);
@@ -400,7 +426,13 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
                 }
             }
             if !wire.is_empty() {
-                write_within_soft_limit(&stream, &wire, limit, id).await?;
+                // A killed client stuck on a full socket ends now.
+                let mut killed = pin!(me.kill.wait());
+                let mut write = pin!(write_within_soft_limit(&stream, &wire, limit, id));
+                match race(killed.as_mut(), write.as_mut()).await {
+                    Either::Left(()) => return Ok(()),
+                    Either::Right(r) => r?,
+                }
             }
             if let Some(n) = too_large {
                 eprintln!(
@@ -428,6 +460,7 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
                 shared.stop.trigger();
                 return Ok(());
             }
+            After::Monitor => return super::monitor::serve(&stream, me, &shared).await,
             _ => return Ok(()),
         }
     }
@@ -467,6 +500,7 @@ fn render(
     o: Out,
     answers: &mut impl Iterator<Item = Answer>,
     session: &mut Session,
+    me: &Entry,
     shared: &Shared,
     after: &mut After,
 ) -> Reply {
@@ -489,14 +523,14 @@ fn render(
                 let mut inner = inner.into_iter();
                 Reply::Array(
                     outs.into_iter()
-                        .map(|o| render(o, &mut inner, session, shared, after))
+                        .map(|o| render(o, &mut inner, session, me, shared, after))
                         .collect(),
                 )
             }
             Some(Answer::Reply(r)) => r,
             _ => Reply::NilArray,
         },
-        Out::Conn(c) => match session.execute(c, &shared.view) {
+        Out::Conn(c) => match conn(c, session, me, shared, after) {
             Action::Reply(r) => r,
             Action::Close(r) => {
                 *after = After::Close;
@@ -508,6 +542,35 @@ fn render(
             }
             // Queued as `Queued::Info`: never here.
             Action::Info(_) => Reply::err("ERR INFO could not run in this transaction"),
+            Action::Ops(_) => unreachable!("conn() runs operations commands"),
         },
     }
+}
+
+/// Runs a connection command: the session's, or the server's for an
+/// operations one (which becomes an `Action::Reply`, or `Action::Close`
+/// when it killed the caller; MONITOR sets `after`).
+fn conn(c: Conn, session: &mut Session, me: &Entry, shared: &Shared, after: &mut After) -> Action {
+    // The view's guard is dropped at the end of this statement: CONFIG SET
+    // (run below) takes it for writing.
+    if matches!(c, Conn::ConfigResetStat) {
+        shared.reset_stats();
+    }
+    let action = session.execute(c, &shared.live.view());
+    let action = match action {
+        Action::Ops(op) => {
+            let done = ops::run(op, me, shared);
+            match done.then {
+                ops::Then::Continue => Action::Reply(done.reply),
+                ops::Then::Close => Action::Close(done.reply),
+                ops::Then::Monitor => {
+                    *after = After::Monitor;
+                    Action::Reply(done.reply)
+                }
+            }
+        }
+        other => other,
+    };
+    ops::mirror(me, session);
+    action
 }
