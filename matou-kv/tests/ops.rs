@@ -383,3 +383,26 @@ fn config_rewrite_keeps_the_file_and_round_trips() {
         .unwrap_err();
     assert!(e.to_string().contains("without a config file"), "{e}");
 }
+
+#[test]
+fn client_reply_off_on_and_skip() {
+    let dir = temp_dir("ops-reply");
+    let server = Server::start(&dir, &[]);
+    let mut s = server.raw();
+    // OFF silences itself and what follows; ON answers again, itself
+    // included. SKIP silences itself and the next reply only.
+    s.write_all(
+        b"CLIENT REPLY OFF\r\nPING a\r\nSET k v\r\nCLIENT REPLY ON\r\nPING b\r\n\
+          CLIENT REPLY SKIP\r\nPING c\r\nPING d\r\n",
+    )
+    .unwrap();
+    let want = b"+OK\r\n$1\r\nb\r\n$1\r\nd\r\n";
+    let mut got = vec![0u8; want.len()];
+    s.read_exact(&mut got).unwrap();
+    assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(want));
+    // The silenced SET did run.
+    s.write_all(b"GET k\r\n").unwrap();
+    let mut b = [0u8; 7];
+    s.read_exact(&mut b).unwrap();
+    assert_eq!(&b, b"$1\r\nv\r\n");
+}

@@ -373,6 +373,9 @@ pub struct InfoData {
     pub total_error_replies: u64,
     /// (error code, replies) for the errorstats section.
     pub errorstats: Vec<(String, u64)>,
+    /// CPU microseconds: (system, user, children's system, children's
+    /// user).
+    pub cpu: (u64, u64, u64, u64),
 }
 
 /// Redis's `bytesToHuman`: `1023B`, `1.00K`, `12.50M`...
@@ -397,6 +400,7 @@ const SECTIONS: &[&str] = &[
     "persistence",
     "stats",
     "replication",
+    "cpu",
     "errorstats",
     "keyspace",
 ];
@@ -486,6 +490,14 @@ pub fn info_text(d: &InfoData, sections: &[Vec<u8>]) -> String {
                 kv("expired_keys", &d.expired_keys);
                 kv("total_error_replies", &d.total_error_replies);
             }
+            "cpu" => {
+                let secs = |us: u64| format!("{}.{:06}", us / 1_000_000, us % 1_000_000);
+                let (sys, user, csys, cuser) = d.cpu;
+                kv("used_cpu_sys", &secs(sys));
+                kv("used_cpu_user", &secs(user));
+                kv("used_cpu_sys_children", &secs(csys));
+                kv("used_cpu_user_children", &secs(cuser));
+            }
             "errorstats" => {
                 for (code, count) in &d.errorstats {
                     kv(&format!("errorstat_{code}"), &format!("count={count}"));
@@ -494,6 +506,7 @@ pub fn info_text(d: &InfoData, sections: &[Vec<u8>]) -> String {
             "replication" => {
                 kv("role", &"master");
                 kv("connected_slaves", &0);
+                kv("master_repl_offset", &0);
             }
             _ => {
                 let db0 = [(0, d.keys, d.expires)];

@@ -180,6 +180,7 @@ const CLIENT_SUBS: &[Spec] = &[
         C,
     ),
     spec("client|tracking", -3, CONN, NONE, C),
+    spec("client|reply", 3, CONN, NONE, C),
 ];
 
 const CONFIG_SUBS: &[Spec] = &[

@@ -26,6 +26,8 @@ pub enum Ops {
     ClientKill(KillFilter),
     /// `CLIENT NO-EVICT on|off`.
     ClientNoEvict(bool),
+    /// `CLIENT REPLY ON|OFF|SKIP`.
+    ClientReply(ReplyMode),
     /// CLIENT TRACKING: refused (no client-side caching).
     ClientTracking,
     /// CONFIG REWRITE: the config file updated with the settings in force.
@@ -34,6 +36,17 @@ pub enum Ops {
     Monitor,
     /// `CONFIG SET name value [name value...]`: lowercase names, in order.
     ConfigSet(Vec<(String, String)>),
+}
+
+/// CLIENT REPLY's argument.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplyMode {
+    /// Replies again (this one's `+OK` included).
+    On,
+    /// No reply from this one on.
+    Off,
+    /// No reply to this one and to the next command.
+    Skip,
 }
 
 /// Which clients CLIENT LIST shows.
@@ -161,6 +174,12 @@ pub fn parse(name: &str, args: &[Vec<u8>]) -> Result<Ops, Reply> {
             _ => Err(Reply::err(SYNTAX)),
         },
         "client|tracking" => Ok(Ops::ClientTracking),
+        "client|reply" => match &args[2] {
+            a if is(a, "on") => Ok(Ops::ClientReply(ReplyMode::On)),
+            a if is(a, "off") => Ok(Ops::ClientReply(ReplyMode::Off)),
+            a if is(a, "skip") => Ok(Ops::ClientReply(ReplyMode::Skip)),
+            _ => Err(Reply::err(SYNTAX)),
+        },
         "monitor" => Ok(Ops::Monitor),
         "config|rewrite" => Ok(Ops::ConfigRewrite),
         "config|set" => {

@@ -42,6 +42,7 @@ use super::registry::Entry;
 use super::storage::{Answer, DbCell, Job, Req};
 use super::{ops, Shared};
 use crate::command::multi::{Exec, Intercept, Multi, Queued};
+use crate::command::ops::ReplyMode;
 use crate::command::{info_text, Action, Command, Conn, Session};
 use crate::config::OutputLimit;
 use crate::resp::{Decoder, ProtocolError, Reply};
@@ -133,6 +134,44 @@ enum Out {
     Exec(Vec<Out>),
     /// A connection command queued in a transaction: run once EXEC ran.
     Conn(Conn),
+    /// Made as the inner one, not sent (CLIENT REPLY OFF / SKIP).
+    Muted(Box<Out>),
+}
+
+/// CLIENT REPLY's state: which of the coming replies are sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mute {
+    On,
+    Off,
+    /// CLIENT REPLY SKIP was just run: its own reply and the next one
+    /// are not sent.
+    SkipSelf,
+    SkipNext,
+}
+
+/// Mutes the reply a request just pushed (if it pushed one) as the CLIENT
+/// REPLY state says, and moves that state on.
+fn silence(outs: &mut VecDeque<Out>, before: usize, mute: &mut Mute) {
+    if outs.len() == before {
+        return;
+    }
+    let silent = match *mute {
+        Mute::On => false,
+        Mute::Off => true,
+        Mute::SkipSelf => {
+            *mute = Mute::SkipNext;
+            true
+        }
+        Mute::SkipNext => {
+            *mute = Mute::On;
+            true
+        }
+    };
+    if silent {
+        if let Some(o) = outs.pop_back() {
+            outs.push_back(Out::Muted(Box::new(o)));
+        }
+    }
 }
 
 /// What the connection does after its batch.
@@ -173,6 +212,7 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
     let mut wire = Vec::new();
     let mut outs = VecDeque::new();
     let mut requests_buffered = false;
+    let mut mute = Mute::On;
     loop {
         // Between batches only: a batch in flight is always finished.
         if shared.stop.is_triggered() || me.kill.is_triggered() {
@@ -238,6 +278,7 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
                     shared.commands.fetch_add(1, Ordering::Relaxed);
                     last_cmd = crate::command::lookup(&args).map_or("NULL", |s| s.name);
                     me.request_bytes.store(used, Ordering::Relaxed);
+                    let before = outs.len();
                     if shared.monitors.active() {
                         shared
                             .monitors
@@ -249,12 +290,14 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
                         Intercept::Watch(keys, cell) => {
                             outs.push_back(Out::Storage);
                             reqs.push(Req::Watch(keys, cell));
+                            silence(&mut outs, before, &mut mute);
                             continue;
                         }
                         Intercept::Exec(exec) => {
                             let (out, req) = exec_request(exec);
                             outs.push_back(out);
                             reqs.push(req);
+                            silence(&mut outs, before, &mut mute);
                             continue;
                         }
                     };
@@ -273,7 +316,7 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
                             reqs.push(Req::Select(i));
                         }
                         Ok(Command::Conn(c)) => {
-                            match conn(c, &mut session, me, &shared, &mut after) {
+                            match conn(c, &mut session, me, &shared, &mut after, &mut mute) {
                                 Action::Reply(r) => outs.push_back(Out::Ready(r)),
                                 Action::Close(r) => {
                                     outs.push_back(Out::Ready(r));
@@ -288,6 +331,7 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
                             }
                         }
                     }
+                    silence(&mut outs, before, &mut mute);
                     // AUTH lifts the decoder's pre-authentication caps.
                     decoder.set_authenticated(session.authenticated);
                     let proto_now = switches.last().map_or(batch_proto, |s| s.1);
@@ -387,7 +431,11 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
             wire.clear();
             let mut too_large = None;
             while let Some(o) = outs.front() {
-                let from_storage = !matches!(o, Out::Ready(_) | Out::Conn(_));
+                let inner = match o {
+                    Out::Muted(inner) => &**inner,
+                    o => o,
+                };
+                let from_storage = !matches!(inner, Out::Ready(_) | Out::Conn(_));
                 match answers.peek() {
                     Some(Answer::Deferred(_)) if from_storage => break,
                     Some(Answer::TooLarge(n)) if from_storage => {
@@ -401,7 +449,14 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
                     proto = p;
                 }
                 rendered += 1;
+                let (o, muted) = match o {
+                    Out::Muted(inner) => (*inner, true),
+                    o => (o, false),
+                };
                 let r = render(o, &mut answers, &mut session, me, &shared, &mut after);
+                if muted {
+                    continue;
+                }
                 if let Reply::Error(m) = &r {
                     shared.errors.count(m);
                 }
@@ -530,7 +585,9 @@ fn render(
             Some(Answer::Reply(r)) => r,
             _ => Reply::NilArray,
         },
-        Out::Conn(c) => match conn(c, session, me, shared, after) {
+        Out::Muted(inner) => render(*inner, answers, session, me, shared, after),
+        // CLIENT REPLY queued in a transaction changes nothing.
+        Out::Conn(c) => match conn(c, session, me, shared, after, &mut Mute::On) {
             Action::Reply(r) => r,
             Action::Close(r) => {
                 *after = After::Close;
@@ -550,7 +607,14 @@ fn render(
 /// Runs a connection command: the session's, or the server's for an
 /// operations one (which becomes an `Action::Reply`, or `Action::Close`
 /// when it killed the caller; MONITOR sets `after`).
-fn conn(c: Conn, session: &mut Session, me: &Entry, shared: &Shared, after: &mut After) -> Action {
+fn conn(
+    c: Conn,
+    session: &mut Session,
+    me: &Entry,
+    shared: &Shared,
+    after: &mut After,
+    mute: &mut Mute,
+) -> Action {
     // The view's guard is dropped at the end of this statement: CONFIG SET
     // (run below) takes it for writing.
     if matches!(c, Conn::ConfigResetStat) {
@@ -565,6 +629,16 @@ fn conn(c: Conn, session: &mut Session, me: &Entry, shared: &Shared, after: &mut
                 ops::Then::Close => Action::Close(done.reply),
                 ops::Then::Monitor => {
                     *after = After::Monitor;
+                    Action::Reply(done.reply)
+                }
+                ops::Then::Replies(mode) => {
+                    *mute = match mode {
+                        ReplyMode::On => Mute::On,
+                        ReplyMode::Off => Mute::Off,
+                        // SKIP while OFF changes nothing, as in Redis.
+                        ReplyMode::Skip if *mute == Mute::Off => Mute::Off,
+                        ReplyMode::Skip => Mute::SkipSelf,
+                    };
                     Action::Reply(done.reply)
                 }
             }

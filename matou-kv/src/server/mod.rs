@@ -285,6 +285,7 @@ impl Shared {
         d.total_commands = self.commands.load(Ordering::Relaxed);
         d.rejected_connections = self.rejected.load(Ordering::Relaxed);
         (d.total_error_replies, d.errorstats) = self.errors.snapshot();
+        d.cpu = stats::cpu_times();
     }
 }
 

@@ -20,7 +20,7 @@
 
 use super::registry::Entry;
 use super::Shared;
-use crate::command::ops::{set_failed, Ops};
+use crate::command::ops::{set_failed, Ops, ReplyMode};
 use crate::command::{ConfigView, Session};
 use crate::config::{Config, OutputLimit};
 use crate::resp::Reply;
@@ -197,6 +197,8 @@ pub(super) enum Then {
     Close,
     /// MONITOR: serve the lines from now on (`server::monitor`).
     Monitor,
+    /// CLIENT REPLY: which replies the connection sends from now on.
+    Replies(ReplyMode),
 }
 
 /// An operations command's outcome.
@@ -259,6 +261,10 @@ pub(super) fn run(op: Ops, me: &Entry, shared: &Shared) -> Done {
             me.no_evict.store(on, Ordering::Relaxed);
             reply(Reply::ok())
         }
+        Ops::ClientReply(mode) => Done {
+            reply: Reply::ok(),
+            then: Then::Replies(mode),
+        },
         Ops::ClientTracking => reply(Reply::err(
             "ERR CLIENT TRACKING is not supported: matou-kv has no client-side caching",
         )),
