@@ -267,7 +267,9 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
         let mut after = After::Continue;
         let mut consumed = 0;
         let mut bad = None;
-        let mut last_cmd = "";
+        // The batch's last request, for CLIENT LIST's `cmd` (looked up once
+        // per batch, not per request).
+        let mut last_args = Vec::new();
         while after == After::Continue {
             match decoder.decode(&buf[consumed..end]) {
                 Ok(Some((args, used))) => {
@@ -276,7 +278,6 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
                         continue;
                     }
                     shared.commands.fetch_add(1, Ordering::Relaxed);
-                    last_cmd = crate::command::lookup(&args).map_or("NULL", |s| s.name);
                     me.request_bytes.store(used, Ordering::Relaxed);
                     let before = outs.len();
                     if shared.monitors.active() {
@@ -291,6 +292,7 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
                             outs.push_back(Out::Storage);
                             reqs.push(Req::Watch(keys, cell));
                             silence(&mut outs, before, &mut mute);
+                            last_args = args;
                             continue;
                         }
                         Intercept::Exec(exec) => {
@@ -298,6 +300,7 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
                             outs.push_back(out);
                             reqs.push(req);
                             silence(&mut outs, before, &mut mute);
+                            last_args = args;
                             continue;
                         }
                     };
@@ -341,6 +344,7 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
                     }
                     // A wrong password ends the batch: it is answered
                     // (late, see below) before the next one is read.
+                    last_args = args;
                     if session.failed_auths > failures_seen {
                         requests_buffered = consumed < end;
                         break;
@@ -353,8 +357,8 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
                 }
             }
         }
-        if !last_cmd.is_empty() {
-            me.touch(last_cmd);
+        if !last_args.is_empty() {
+            me.touch(crate::command::lookup(&last_args).map_or("NULL", |s| s.name));
         }
         buf.copy_within(consumed..end, 0);
         end -= consumed;
