@@ -221,6 +221,8 @@ fn help(what: &str) -> Reply {
             "    SKIPME (YES|NO) (default YES).",
             "NO-EVICT (ON|OFF)",
             "    Protect the current client connection from eviction.",
+            "REPLY (ON|OFF|SKIP)",
+            "    Control the replies sent to the current connection.",
         ],
         "CONFIG" => &[
             "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
@@ -230,7 +232,9 @@ fn help(what: &str) -> Reply {
             "    Set the configuration <directive>s (timeout, maxclients, requirepass,",
             "    client-output-buffer-limit) to <value>s, all or none.",
             "RESETSTAT",
-            "    Accepted and ignored.",
+            "    Reset the statistics reported by the INFO command.",
+            "REWRITE",
+            "    Rewrite the configuration file.",
         ],
         _ => &[
             "COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",

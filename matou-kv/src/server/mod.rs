@@ -20,6 +20,11 @@
 //!   connection commands themselves (`command::Session`), send the data
 //!   commands of the batch to the storage task as one job, write every
 //!   reply with one `write`.
+//! - **Operations** (`ops.rs`, `registry.rs`, `monitor.rs`, `stats.rs`): the
+//!   registry of live connections across workers (CLIENT LIST / KILL; a
+//!   kill is a switch the victim's handler races, never its socket closed
+//!   from outside), the settings CONFIG SET changes live, MONITOR's
+//!   bounded fan-out, the error counts INFO shows.
 //!
 //! # What one client can cost
 //!
