@@ -151,7 +151,7 @@ impl Fsync {
 }
 
 /// Fsyncs a directory, so that a creation or rename inside it is durable.
-fn sync_dir(dir: &Path) -> io::Result<()> {
+pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 

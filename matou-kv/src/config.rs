@@ -16,9 +16,11 @@
 //! Parsing does no I/O besides reading that file, and prints nothing:
 //! `main` decides how to report (`--help`: exit 0; an error: exit 2).
 
+mod rewrite;
 use crate::command::ConfigView;
 use crate::resp::{self, Limits};
 use crate::server::memory::{MemoryConfig, Policy};
+pub use rewrite::{rewrite_file, rewrite_text};
 use std::fmt;
 use std::path::PathBuf;
 
@@ -71,6 +73,8 @@ pub struct Config {
     /// `maxmemory` and its policy at start (changed live through
     /// [`crate::server::memory::Memory`]).
     pub memory: MemoryConfig,
+    /// The `--config` file read at start (CONFIG REWRITE's target).
+    pub config_file: Option<PathBuf>,
 }
 
 /// Redis's `client-output-buffer-limit normal HARD SOFT SECONDS`, in bytes
@@ -157,6 +161,7 @@ impl Default for Config {
             timeout_secs: 0,
             auth_max_failures: 10,
             memory: MemoryConfig::default(),
+            config_file: None,
         }
     }
 }
@@ -393,6 +398,7 @@ pub fn parse_with_env<I: IntoIterator<Item = String>>(
         let text = std::fs::read_to_string(&path)
             .map_err(|e| ConfigError(format!("cannot read config file {path}: {e}")))?;
         apply_file(&mut config, &text).map_err(|e| ConfigError(format!("{path}:{e}")))?;
+        config.config_file = Some(PathBuf::from(path));
     }
     if let Some(pw) = env_pass {
         apply(&mut config, "requirepass", &pw).expect("requirepass takes any value");
@@ -452,18 +458,39 @@ fn apply_file(config: &mut Config, text: &str) -> Result<(), String> {
             _ => return Err(format!("{n}: expected `name value`, got `{line}`")),
         };
         let name = name.to_ascii_lowercase();
-        let name = match name.as_str() {
-            "appendfsync" => "fsync",
-            "proto-max-bulk-len" => "max-request-bytes",
-            "client-query-buffer-limit" => "max-query-bytes",
-            other => other,
-        };
+        let name = file_alias(&name);
         if !FLAGS.contains(&name) {
             return Err(format!("{n}: unknown option `{name}`"));
         }
         apply(config, name, value).map_err(|e| format!("{n}: {name}: {e}"))?;
     }
     Ok(())
+}
+
+/// The flag a config-file (redis.conf) name stands for.
+fn file_alias(name: &str) -> &str {
+    match name {
+        "appendfsync" => "fsync",
+        "proto-max-bulk-len" => "max-request-bytes",
+        "client-query-buffer-limit" => "max-query-bytes",
+        other => other,
+    }
+}
+
+impl Config {
+    /// Sets one option by its config-file name (lowercase; the file's
+    /// aliases such as `appendfsync` accepted), with the file's checks:
+    /// what CONFIG SET validates a value with.
+    ///
+    /// # Errors
+    /// An unknown option or a bad value, said in words.
+    pub fn set(&mut self, name: &str, value: &str) -> Result<(), String> {
+        let name = file_alias(name);
+        if !FLAGS.contains(&name) {
+            return Err(format!("unknown option `{name}`"));
+        }
+        apply(self, name, value)
+    }
 }
 
 fn number<T: std::str::FromStr>(value: &str, what: &str) -> Result<T, String> {

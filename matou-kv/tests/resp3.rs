@@ -27,7 +27,7 @@ fn hello_switches_the_protocol_and_the_reply_shapes() {
     exchange(
         &mut s,
         "HELLO 3\r\n",
-        "%7\r\n$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n$5\r\n7.0.0\r\n\
+        "%7\r\n$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n$6\r\n7.0.15\r\n\
          $5\r\nproto\r\n:3\r\n$2\r\nid\r\n",
     );
     // The rest of the map: the id, mode, role, modules.

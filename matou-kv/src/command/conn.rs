@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 
 /// The version matou-kv reports as `redis_version` (INFO, HELLO): the Redis
 /// whose command semantics and error texts it follows.
-pub const REDIS_VERSION: &str = "7.0.0";
+pub const REDIS_VERSION: &str = "7.0.15";
 
 /// What the configuration shows to connection commands: the password, and
 /// the parameters CONFIG GET lists (see `config::Config::view`).
@@ -36,6 +36,8 @@ pub enum Action {
     /// INFO: answer with a bulk of [`info_text`] for these sections, built
     /// from server-wide figures (the keyspace ones come from the storage).
     Info(Vec<Vec<u8>>),
+    /// An operations command: the server runs it (`server::ops`).
+    Ops(super::ops::Ops),
 }
 
 /// One connection's state.
@@ -181,9 +183,7 @@ impl Session {
             Conn::Help(what) => help(what),
             Conn::Info(sections) => return Action::Info(sections),
             Conn::ConfigGet(patterns) => config_get_reply(&config.params, &patterns),
-            Conn::ConfigSet => Reply::err(
-                "ERR CONFIG SET is not supported: matou-kv's configuration is fixed at start",
-            ),
+            Conn::Ops(op) => return Action::Ops(op),
             Conn::Command(q) => command_reply(&q),
             Conn::Quit => return Action::Close(Reply::ok()),
             Conn::Shutdown => return Action::Shutdown,
@@ -209,13 +209,32 @@ fn help(what: &str) -> Reply {
             "    Assign the name <name> to the current connection.",
             "SETINFO <LIB-NAME|LIB-VER> <value>",
             "    Accepted and ignored.",
+            "LIST [TYPE <normal|master|replica|pubsub>] [ID <id> [<id> ...]]",
+            "    Return information about client connections.",
+            "INFO",
+            "    Return information about the current client connection.",
+            "KILL <ip:port>",
+            "    Kill connection made from <ip:port>.",
+            "KILL <option> <value> [<option> <value> [...]]",
+            "    Kill connections. Options are: ID <client-id>, ADDR <ip:port>,",
+            "    LADDR <ip:port>, TYPE <type>, USER <username>, MAXAGE <secs>,",
+            "    SKIPME (YES|NO) (default YES).",
+            "NO-EVICT (ON|OFF)",
+            "    Protect the current client connection from eviction.",
+            "REPLY (ON|OFF|SKIP)",
+            "    Control the replies sent to the current connection.",
         ],
         "CONFIG" => &[
             "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
             "GET <pattern>",
             "    Return parameters matching the glob-like <pattern> and their values.",
+            "SET <directive> <value> [<directive> <value> ...]",
+            "    Set the configuration <directive>s (timeout, maxclients, requirepass,",
+            "    client-output-buffer-limit) to <value>s, all or none.",
             "RESETSTAT",
-            "    Accepted and ignored.",
+            "    Reset the statistics reported by the INFO command.",
+            "REWRITE",
+            "    Rewrite the configuration file.",
         ],
         _ => &[
             "COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
@@ -360,6 +379,28 @@ pub struct InfoData {
     pub aof_rewrites: u64,
     /// The last rewrite failed.
     pub aof_last_rewrite_failed: bool,
+    /// Error replies sent since start (or CONFIG RESETSTAT).
+    pub total_error_replies: u64,
+    /// (error code, replies) for the errorstats section.
+    pub errorstats: Vec<(String, u64)>,
+    /// CPU microseconds: (system, user, children's system, children's
+    /// user).
+    pub cpu: (u64, u64, u64, u64),
+}
+
+/// Redis's `bytesToHuman`: `1023B`, `1.00K`, `12.50M`...
+pub fn bytes_to_human(n: usize) -> String {
+    let n = n as f64;
+    let units = [
+        ("K", 1024f64),
+        ("M", 1024f64.powi(2)),
+        ("G", 1024f64.powi(3)),
+        ("T", 1024f64.powi(4)),
+    ];
+    match units.iter().rev().find(|(_, size)| n >= *size) {
+        Some((unit, size)) => format!("{:.2}{unit}", n / size),
+        None => format!("{n}B"),
+    }
 }
 
 const SECTIONS: &[&str] = &[
@@ -369,6 +410,8 @@ const SECTIONS: &[&str] = &[
     "persistence",
     "stats",
     "replication",
+    "cpu",
+    "errorstats",
     "keyspace",
 ];
 
@@ -412,6 +455,9 @@ pub fn info_text(d: &InfoData, sections: &[Vec<u8>]) -> String {
                 kv("uptime_in_days", &(d.uptime_secs / 86_400));
                 kv("executor", &"matou");
                 kv("workers", &d.workers);
+                if let Ok(exe) = std::env::current_exe() {
+                    kv("executable", &exe.display());
+                }
             }
             "clients" => {
                 kv("connected_clients", &d.connected_clients);
@@ -420,6 +466,7 @@ pub fn info_text(d: &InfoData, sections: &[Vec<u8>]) -> String {
             }
             "memory" => {
                 kv("used_memory", &d.used_memory);
+                kv("used_memory_human", &bytes_to_human(d.used_memory));
                 kv("maxmemory", &d.maxmemory);
                 kv("maxmemory_policy", &d.maxmemory_policy);
             }
@@ -452,10 +499,25 @@ pub fn info_text(d: &InfoData, sections: &[Vec<u8>]) -> String {
                 kv("rejected_connections", &d.rejected_connections);
                 kv("expired_keys", &d.expired_keys);
                 kv("evicted_keys", &d.evicted_keys);
+                kv("total_error_replies", &d.total_error_replies);
+            }
+            "cpu" => {
+                let secs = |us: u64| format!("{}.{:06}", us / 1_000_000, us % 1_000_000);
+                let (sys, user, csys, cuser) = d.cpu;
+                kv("used_cpu_sys", &secs(sys));
+                kv("used_cpu_user", &secs(user));
+                kv("used_cpu_sys_children", &secs(csys));
+                kv("used_cpu_user_children", &secs(cuser));
+            }
+            "errorstats" => {
+                for (code, count) in &d.errorstats {
+                    kv(&format!("errorstat_{code}"), &format!("count={count}"));
+                }
             }
             "replication" => {
                 kv("role", &"master");
                 kv("connected_slaves", &0);
+                kv("master_repl_offset", &0);
             }
             _ => {
                 let db0 = [(0, d.keys, d.expires)];

@@ -37,6 +37,7 @@ mod conn;
 mod exec;
 mod kind;
 pub mod multi;
+pub mod ops;
 mod parse;
 mod strings;
 #[cfg(test)]
@@ -155,6 +156,31 @@ const CLIENT_SUBS: &[Spec] = &[
     spec("client|id", 2, CONN, NONE, C),
     spec("client|setinfo", 4, CONN, NONE, C),
     spec("client|help", 2, CONN, NONE, C),
+    // Operations (command/ops.rs, run by server/ops.rs).
+    spec(
+        "client|list",
+        -2,
+        &["admin", "noscript", "loading", "stale"],
+        NONE,
+        C,
+    ),
+    spec("client|info", 2, CONN, NONE, C),
+    spec(
+        "client|kill",
+        -3,
+        &["admin", "noscript", "loading", "stale"],
+        NONE,
+        C,
+    ),
+    spec(
+        "client|no-evict",
+        3,
+        &["admin", "noscript", "loading", "stale"],
+        NONE,
+        C,
+    ),
+    spec("client|tracking", -3, CONN, NONE, C),
+    spec("client|reply", 3, CONN, NONE, C),
 ];
 
 const CONFIG_SUBS: &[Spec] = &[
@@ -180,6 +206,14 @@ const CONFIG_SUBS: &[Spec] = &[
         C,
     ),
     spec("config|help", 2, CONN, NONE, C),
+    // Operations (command/ops.rs, run by server/ops.rs).
+    spec(
+        "config|rewrite",
+        2,
+        &["admin", "noscript", "loading", "stale"],
+        NONE,
+        C,
+    ),
 ];
 
 const FUNCTION_SUBS: &[Spec] = &[spec("function|flush", -2, &["write", "noscript"], NONE, C)];
@@ -271,6 +305,14 @@ pub const TABLE: &[Spec] = &[
     spec("hello", -1, NO_AUTH, NONE, C),
     spec("quit", -1, NO_AUTH, NONE, C),
     spec("select", 2, CONN, NONE, C),
+    // Operations (command/ops.rs, run by server/ops.rs).
+    spec(
+        "monitor",
+        1,
+        &["admin", "noscript", "loading", "stale"],
+        NONE,
+        C,
+    ),
     spec("info", -1, &["loading", "stale"], NONE, C),
     spec(
         "shutdown",
@@ -783,8 +825,8 @@ pub enum Conn {
     Info(Vec<Vec<u8>>),
     /// CONFIG GET pattern...
     ConfigGet(Vec<Vec<u8>>),
-    /// CONFIG SET ... (refused: the configuration is fixed at start).
-    ConfigSet,
+    /// CLIENT LIST / INFO / KILL..., CONFIG SET: run by the server.
+    Ops(ops::Ops),
     /// CONFIG RESETSTAT.
     ConfigResetStat,
     /// `FUNCTION FLUSH [ASYNC|SYNC]`: there are no functions (FUNCTION LOAD

@@ -389,7 +389,10 @@ pub fn parse(args: &[Vec<u8>], authenticated: bool) -> Result<Command, Reply> {
         }
         "client|help" => conn(Conn::Help("CLIENT")),
         "config|get" => conn(Conn::ConfigGet(args[2..].to_vec())),
-        "config|set" => conn(Conn::ConfigSet),
+        "config|set" | "client|list" | "client|info" | "client|kill" | "client|no-evict"
+        | "client|tracking" | "client|reply" | "monitor" | "config|rewrite" => {
+            super::ops::parse(spec.name, args).map(|o| Command::Conn(Conn::Ops(o)))
+        }
         "config|resetstat" => conn(Conn::ConfigResetStat),
         // No function can exist (no FUNCTION LOAD): flushing them is done.
         "function|flush" => match args.get(2) {

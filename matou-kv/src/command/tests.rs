@@ -656,7 +656,7 @@ fn info_sections() {
         ..InfoData::default()
     };
     let all = info_text(&d, &[]);
-    assert!(all.starts_with("# Server\r\nredis_version:7.0.0\r\n"));
+    assert!(all.starts_with("# Server\r\nredis_version:7.0.15\r\n"));
     assert!(all.contains("\r\n\r\n# Clients\r\n"));
     assert!(all.contains("aof_enabled:1\r\n"));
     assert!(all.ends_with("# Keyspace\r\ndb0:keys=3,expires=1,avg_ttl=0\r\n"));

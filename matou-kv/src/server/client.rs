@@ -38,9 +38,11 @@
 //! than the last, and at `auth-max-failures` the connection is closed. A
 //! right password is answered at once.
 
+use super::registry::Entry;
 use super::storage::{Answer, DbCell, Job, Req};
-use super::Shared;
+use super::{ops, Shared};
 use crate::command::multi::{Exec, Intercept, Multi, Queued};
+use crate::command::ops::ReplyMode;
 use crate::command::{info_text, Action, Command, Conn, Session};
 use crate::config::OutputLimit;
 use crate::resp::{Decoder, ProtocolError, Reply};
@@ -132,6 +134,44 @@ enum Out {
     Exec(Vec<Out>),
     /// A connection command queued in a transaction: run once EXEC ran.
     Conn(Conn),
+    /// Made as the inner one, not sent (CLIENT REPLY OFF / SKIP).
+    Muted(Box<Out>),
+}
+
+/// CLIENT REPLY's state: which of the coming replies are sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mute {
+    On,
+    Off,
+    /// CLIENT REPLY SKIP was just run: its own reply and the next one
+    /// are not sent.
+    SkipSelf,
+    SkipNext,
+}
+
+/// Mutes the reply a request just pushed (if it pushed one) as the CLIENT
+/// REPLY state says, and moves that state on.
+fn silence(outs: &mut VecDeque<Out>, before: usize, mute: &mut Mute) {
+    if outs.len() == before {
+        return;
+    }
+    let silent = match *mute {
+        Mute::On => false,
+        Mute::Off => true,
+        Mute::SkipSelf => {
+            *mute = Mute::SkipNext;
+            true
+        }
+        Mute::SkipNext => {
+            *mute = Mute::On;
+            true
+        }
+    };
+    if silent {
+        if let Some(o) = outs.pop_back() {
+            outs.push_back(Out::Muted(Box::new(o)));
+        }
+    }
 }
 
 /// What the connection does after its batch.
@@ -142,15 +182,23 @@ enum After {
     Close,
     /// Stop the server, close without reply (SHUTDOWN).
     Shutdown,
+    /// Reply, then serve MONITOR lines.
+    Monitor,
 }
 
 /// Serves one client until it closes, QUITs, errs, or the server stops.
 pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result<()> {
     let _guard = ClientGuard(&shared.clients);
     let id = shared.next_client_id.fetch_add(1, Ordering::Relaxed);
-    let mut session = Session::new(id, shared.config.requirepass.as_deref());
+    let mut session = Session::new(id, shared.live.view().requirepass.as_deref());
     let mut multi = Multi::new();
     let db = DbCell::default();
+    // In CLIENT LIST while this runs; CLIENT KILL flips `me.kill`.
+    let registered =
+        shared
+            .registry
+            .register(id, stream.peer_addr()?, stream.local_addr()?, db.clone());
+    let me = &registered.entry;
     // Resumable: a big request arriving in many reads is not re-parsed from
     // its start at each one.
     let mut decoder = Decoder::new(shared.config.limits());
@@ -164,9 +212,10 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
     let mut wire = Vec::new();
     let mut outs = VecDeque::new();
     let mut requests_buffered = false;
+    let mut mute = Mute::On;
     loop {
         // Between batches only: a batch in flight is always finished.
-        if shared.stop.is_triggered() {
+        if shared.stop.is_triggered() || me.kill.is_triggered() {
             return Ok(());
         }
         let chunk = if session.authenticated {
@@ -181,10 +230,10 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
                 buf.resize(end + chunk, 0);
             }
             let n = {
-                let mut stopped = pin!(shared.stop.wait());
+                let mut stopped = pin!(race(shared.stop.wait(), me.kill.wait()));
                 let mut read = pin!(stream.read(&mut buf[end..]));
                 let read = race(stopped.as_mut(), read.as_mut());
-                let idle = shared.config.timeout_secs;
+                let idle = shared.live.timeout_secs();
                 let outcome = if idle == 0 {
                     Some(read.await)
                 } else {
@@ -198,7 +247,7 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
                         );
                         return Ok(());
                     }
-                    Some(Either::Left(())) => return Ok(()),
+                    Some(Either::Left(_)) => return Ok(()),
                     Some(Either::Right(r)) => r?,
                 }
             };
@@ -218,6 +267,9 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
         let mut after = After::Continue;
         let mut consumed = 0;
         let mut bad = None;
+        // The batch's last request, for CLIENT LIST's `cmd` (looked up once
+        // per batch, not per request).
+        let mut last_args = Vec::new();
         while after == After::Continue {
             match decoder.decode(&buf[consumed..end]) {
                 Ok(Some((args, used))) => {
@@ -226,6 +278,13 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
                         continue;
                     }
                     shared.commands.fetch_add(1, Ordering::Relaxed);
+                    me.request_bytes.store(used, Ordering::Relaxed);
+                    let before = outs.len();
+                    if shared.monitors.active() {
+                        shared
+                            .monitors
+                            .feed(id, db.load(Ordering::Relaxed), &me.addr, &args);
+                    }
                     // Over maxmemory with nothing to evict: `denyoom`
                     // commands get -OOM (and fail an open MULTI); before
                     // AUTH, NOAUTH comes first, as in Redis.
@@ -243,12 +302,16 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
                         Intercept::Watch(keys, cell) => {
                             outs.push_back(Out::Storage);
                             reqs.push(Req::Watch(keys, cell));
+                            silence(&mut outs, before, &mut mute);
+                            last_args = args;
                             continue;
                         }
                         Intercept::Exec(exec) => {
                             let (out, req) = exec_request(exec);
                             outs.push_back(out);
                             reqs.push(req);
+                            silence(&mut outs, before, &mut mute);
+                            last_args = args;
                             continue;
                         }
                     };
@@ -266,19 +329,23 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
                             outs.push_back(Out::Storage);
                             reqs.push(Req::Select(i));
                         }
-                        Ok(Command::Conn(c)) => match session.execute(c, &shared.view) {
-                            Action::Reply(r) => outs.push_back(Out::Ready(r)),
-                            Action::Close(r) => {
-                                outs.push_back(Out::Ready(r));
-                                after = After::Close;
+                        Ok(Command::Conn(c)) => {
+                            match conn(c, &mut session, me, &shared, &mut after, &mut mute) {
+                                Action::Reply(r) => outs.push_back(Out::Ready(r)),
+                                Action::Close(r) => {
+                                    outs.push_back(Out::Ready(r));
+                                    after = After::Close;
+                                }
+                                Action::Shutdown => after = After::Shutdown,
+                                Action::Info(sections) => {
+                                    outs.push_back(Out::Info(sections));
+                                    reqs.push(Req::Info);
+                                }
+                                Action::Ops(_) => unreachable!("conn() runs operations commands"),
                             }
-                            Action::Shutdown => after = After::Shutdown,
-                            Action::Info(sections) => {
-                                outs.push_back(Out::Info(sections));
-                                reqs.push(Req::Info);
-                            }
-                        },
+                        }
                     }
+                    silence(&mut outs, before, &mut mute);
                     // AUTH lifts the decoder's pre-authentication caps.
                     decoder.set_authenticated(session.authenticated);
                     let proto_now = switches.last().map_or(batch_proto, |s| s.1);
@@ -288,6 +355,7 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
                     }
                     // A wrong password ends the batch: it is answered
                     // (late, see below) before the next one is read.
+                    last_args = args;
                     if session.failed_auths > failures_seen {
                         requests_buffered = consumed < end;
                         break;
@@ -299,6 +367,9 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
                     break;
                 }
             }
+        }
+        if !last_args.is_empty() {
+            me.touch(crate::command::lookup(&last_args).map_or("NULL", |s| s.name));
         }
         buf.copy_within(consumed..end, 0);
         end -= consumed;
@@ -345,7 +416,7 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
         // again once the round is written. Nothing is read meanwhile, so a
         // client that does not read its replies stalls (TCP flow control)
         // holding one round, however long its pipeline.
-        let limit = shared.config.output_limit;
+        let limit = shared.live.output_limit();
         let mut pending = reqs;
         let mut proto = batch_proto;
         let mut switches = switches.into_iter().peekable();
@@ -375,7 +446,11 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
             wire.clear();
             let mut too_large = None;
             while let Some(o) = outs.front() {
-                let from_storage = !matches!(o, Out::Ready(_) | Out::Conn(_));
+                let inner = match o {
+                    Out::Muted(inner) => &**inner,
+                    o => o,
+                };
+                let from_storage = !matches!(inner, Out::Ready(_) | Out::Conn(_));
                 match answers.peek() {
                     Some(Answer::Deferred(_)) if from_storage => break,
                     Some(Answer::TooLarge(n)) if from_storage => {
@@ -389,7 +464,17 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
                     proto = p;
                 }
                 rendered += 1;
-                let r = render(o, &mut answers, &mut session, &shared, &mut after);
+                let (o, muted) = match o {
+                    Out::Muted(inner) => (*inner, true),
+                    o => (o, false),
+                };
+                let r = render(o, &mut answers, &mut session, me, &shared, &mut after);
+                if muted {
+                    continue;
+                }
+                if let Reply::Error(m) = &r {
+                    shared.errors.count(m);
+                }
                 let n = r.encoded_len_bound();
                 if limit.hard != 0 && n > limit.hard {
                     too_large = Some(n);
@@ -411,7 +496,13 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
                 }
             }
             if !wire.is_empty() {
-                write_within_soft_limit(&stream, &wire, limit, id).await?;
+                // A killed client stuck on a full socket ends now.
+                let mut killed = pin!(me.kill.wait());
+                let mut write = pin!(write_within_soft_limit(&stream, &wire, limit, id));
+                match race(killed.as_mut(), write.as_mut()).await {
+                    Either::Left(()) => return Ok(()),
+                    Either::Right(r) => r?,
+                }
             }
             if let Some(n) = too_large {
                 eprintln!(
@@ -439,6 +530,7 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
                 shared.stop.trigger();
                 return Ok(());
             }
+            After::Monitor => return super::monitor::serve(&stream, me, &shared).await,
             _ => return Ok(()),
         }
     }
@@ -478,6 +570,7 @@ fn render(
     o: Out,
     answers: &mut impl Iterator<Item = Answer>,
     session: &mut Session,
+    me: &Entry,
     shared: &Shared,
     after: &mut After,
 ) -> Reply {
@@ -500,14 +593,16 @@ fn render(
                 let mut inner = inner.into_iter();
                 Reply::Array(
                     outs.into_iter()
-                        .map(|o| render(o, &mut inner, session, shared, after))
+                        .map(|o| render(o, &mut inner, session, me, shared, after))
                         .collect(),
                 )
             }
             Some(Answer::Reply(r)) => r,
             _ => Reply::NilArray,
         },
-        Out::Conn(c) => match session.execute(c, &shared.view) {
+        Out::Muted(inner) => render(*inner, answers, session, me, shared, after),
+        // CLIENT REPLY queued in a transaction changes nothing.
+        Out::Conn(c) => match conn(c, session, me, shared, after, &mut Mute::On) {
             Action::Reply(r) => r,
             Action::Close(r) => {
                 *after = After::Close;
@@ -519,6 +614,52 @@ fn render(
             }
             // Queued as `Queued::Info`: never here.
             Action::Info(_) => Reply::err("ERR INFO could not run in this transaction"),
+            Action::Ops(_) => unreachable!("conn() runs operations commands"),
         },
     }
+}
+
+/// Runs a connection command: the session's, or the server's for an
+/// operations one (which becomes an `Action::Reply`, or `Action::Close`
+/// when it killed the caller; MONITOR sets `after`).
+fn conn(
+    c: Conn,
+    session: &mut Session,
+    me: &Entry,
+    shared: &Shared,
+    after: &mut After,
+    mute: &mut Mute,
+) -> Action {
+    // The view's guard is dropped at the end of this statement: CONFIG SET
+    // (run below) takes it for writing.
+    if matches!(c, Conn::ConfigResetStat) {
+        shared.reset_stats();
+    }
+    let action = session.execute(c, &shared.live.view());
+    let action = match action {
+        Action::Ops(op) => {
+            let done = ops::run(op, me, shared);
+            match done.then {
+                ops::Then::Continue => Action::Reply(done.reply),
+                ops::Then::Close => Action::Close(done.reply),
+                ops::Then::Monitor => {
+                    *after = After::Monitor;
+                    Action::Reply(done.reply)
+                }
+                ops::Then::Replies(mode) => {
+                    *mute = match mode {
+                        ReplyMode::On => Mute::On,
+                        ReplyMode::Off => Mute::Off,
+                        // SKIP while OFF changes nothing, as in Redis.
+                        ReplyMode::Skip if *mute == Mute::Off => Mute::Off,
+                        ReplyMode::Skip => Mute::SkipSelf,
+                    };
+                    Action::Reply(done.reply)
+                }
+            }
+        }
+        other => other,
+    };
+    ops::mirror(me, session);
+    action
 }

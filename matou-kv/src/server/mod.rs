@@ -20,6 +20,11 @@
 //!   connection commands themselves (`command::Session`), send the data
 //!   commands of the batch to the storage task as one job, write every
 //!   reply with one `write`.
+//! - **Operations** (`ops.rs`, `registry.rs`, `monitor.rs`, `stats.rs`): the
+//!   registry of live connections across workers (CLIENT LIST / KILL; a
+//!   kill is a switch the victim's handler races, never its socket closed
+//!   from outside), the settings CONFIG SET changes live, MONITOR's
+//!   bounded fan-out, the error counts INFO shows.
 //!
 //! # What one client can cost
 //!
@@ -81,6 +86,10 @@
 
 mod client;
 pub mod memory;
+mod monitor;
+mod ops;
+mod registry;
+mod stats;
 mod storage;
 mod txn;
 
@@ -88,7 +97,7 @@ pub use client::ROUND_REPLY_BYTES;
 pub use storage::TICK;
 
 use crate::aof::Aof;
-use crate::command::{ConfigView, InfoData};
+use crate::command::InfoData;
 use crate::config::Config;
 use crate::databases::Databases;
 use matou::sync::Sender;
@@ -211,9 +220,17 @@ impl Drop for StopWait<'_> {
 
 /// What every accept loop and handler sees.
 struct Shared {
+    /// The configuration at start (CONFIG SET changes `live`, not this).
     config: Config,
-    /// What connection commands see of the configuration.
-    view: ConfigView,
+    /// The settings CONFIG SET may change, and what connection commands
+    /// see of the configuration.
+    live: ops::Live,
+    /// Every live connection (CLIENT LIST / KILL).
+    registry: registry::Registry,
+    /// Error replies, for INFO.
+    errors: stats::ErrorStats,
+    /// MONITOR connections.
+    monitors: monitor::Monitors,
     jobs: Sender<storage::Job>,
     stop: Stop,
     started: Instant,
@@ -256,16 +273,27 @@ impl Shared {
         entry.0
     }
 
+    /// CONFIG RESETSTAT: zeroes the server-wide counters (the storage's
+    /// `expired_keys` is its own and stays).
+    fn reset_stats(&self) {
+        self.connections.store(0, Ordering::Relaxed);
+        self.commands.store(0, Ordering::Relaxed);
+        self.rejected.store(0, Ordering::Relaxed);
+        self.errors.reset();
+    }
+
     /// Fills INFO's server, clients and stats figures.
     fn fill_info(&self, d: &mut InfoData) {
         d.port = self.port;
         d.uptime_secs = self.started.elapsed().as_secs();
         d.workers = self.config.workers + 1;
         d.connected_clients = self.clients.load(Ordering::Relaxed);
-        d.maxclients = self.config.maxclients;
+        d.maxclients = self.live.maxclients();
         d.total_connections = self.connections.load(Ordering::Relaxed);
         d.total_commands = self.commands.load(Ordering::Relaxed);
         d.rejected_connections = self.rejected.load(Ordering::Relaxed);
+        (d.total_error_replies, d.errorstats) = self.errors.snapshot();
+        d.cpu = stats::cpu_times();
     }
 }
 
@@ -310,7 +338,7 @@ async fn serve(listener: TcpListener, shared: Arc<Shared>) -> io::Result<()> {
                 shared.connections.fetch_add(1, Ordering::Relaxed);
                 let _ = stream.set_nodelay(true);
                 let spawned =
-                    if shared.clients.fetch_add(1, Ordering::SeqCst) >= shared.config.maxclients {
+                    if shared.clients.fetch_add(1, Ordering::SeqCst) >= shared.live.maxclients() {
                         shared.clients.fetch_sub(1, Ordering::SeqCst);
                         shared.rejected.fetch_add(1, Ordering::Relaxed);
                         orphans.spawn(refuse(stream))
@@ -411,7 +439,10 @@ pub async fn run(mut config: Config, store: Databases, aof: Aof) -> io::Result<(
     let (jobs, queue) = matou::sync::channel(QUEUE);
     let memory = Arc::new(memory::Memory::new(config.memory));
     let shared = Arc::new(Shared {
-        view: config.view(addr.port()),
+        live: ops::Live::new(&config, addr.port()),
+        registry: registry::Registry::default(),
+        errors: stats::ErrorStats::default(),
+        monitors: monitor::Monitors::default(),
         config,
         jobs,
         stop: Stop::new(),
