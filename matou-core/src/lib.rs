@@ -54,6 +54,8 @@ pub mod sync;
 mod syscall;
 mod task;
 mod task_tree;
+#[cfg(feature = "tracing")]
+mod trace;
 mod waker_cell;
 
 pub use combinators::{await_all, await_first, await_one, both, race, Either, Race};
@@ -70,3 +72,5 @@ pub use spawn::{call, parallel, spawn, spawn_named, yield_now, YieldNow};
 pub use syscall::{suspend, syscall, Suspend, Syscall};
 pub use task::TaskId;
 pub use task_tree::{task_tree, TaskSnapshot, TaskState, TaskTree};
+#[cfg(feature = "tracing")]
+pub use trace::{current_task_span, TASK_SPAN_TARGET};

@@ -14,6 +14,11 @@
 //!   streams, for tokio-io crates (codecs, tokio-rustls), and which
 //!   tokio-bound crates cannot work on matou, and why.
 //!
+//! TLS needs nothing of this crate's: futures-rustls works on matou's
+//! `TcpStream` as it is (and tokio-rustls through `TokioCompat`); wrap the
+//! TLS stream in [`MatouIo`] for hyper. `examples/tls_echo.rs` and
+//! `tests/tls.rs` (HTTPS, HTTP/1.1 and h2 by ALPN) show both.
+//!
 //! # Serving and requesting
 //!
 //! ```

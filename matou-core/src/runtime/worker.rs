@@ -349,6 +349,9 @@ impl Worker {
             let _ = catch_unwind(AssertUnwindSafe(|| (h.start)(info)));
         }
         let previous = self.current.replace(Some(Current { key, id: header.id }));
+        // Entered around the poll only: the span's busy time is poll time.
+        #[cfg(feature = "tracing")]
+        let entered = crate::trace::span_of(&header).enter();
         let result = with_waker_ref(&header, |waker| {
             let mut cx = Context::from_waker(waker);
             // SAFETY: this is the task's worker, the task has not terminated
@@ -356,6 +359,8 @@ impl Worker {
             // nothing re-enters the body.
             catch_unwind(AssertUnwindSafe(|| unsafe { header.body.poll(&mut cx) }))
         });
+        #[cfg(feature = "tracing")]
+        drop(entered);
         self.current.set(previous);
         if let (Some(h), Some(info)) = (hooks, &info) {
             let _ = catch_unwind(AssertUnwindSafe(|| (h.stop)(info)));

@@ -49,6 +49,9 @@ pub(crate) struct Header<B: ?Sized = dyn Body> {
     pub(crate) spawned_at: &'static Location<'static>,
     /// The name given by `spawn_named`, set before the task first runs.
     pub(crate) name: std::sync::OnceLock<Box<str>>,
+    /// The task's span, made on its first poll (`crate::trace`).
+    #[cfg(feature = "tracing")]
+    pub(crate) span: std::sync::OnceLock<tracing::Span>,
     /// The waker of whoever awaits or cancels the promise.
     pub(crate) waiter: WaiterSlot,
     pub(crate) exit_hook: Option<(Arc<dyn ExitHook>, usize)>,
@@ -80,6 +83,8 @@ impl<B: Body> Header<B> {
             parent,
             spawned_at,
             name: std::sync::OnceLock::new(),
+            #[cfg(feature = "tracing")]
+            span: std::sync::OnceLock::new(),
             waiter: WaiterSlot::new(),
             exit_hook,
             children: ChildCount::new(),
