@@ -80,6 +80,8 @@
 //! progress, fsyncs the log whatever the policy, and returns.
 
 mod client;
+pub mod notify;
+pub mod pubsub;
 mod storage;
 mod txn;
 
