@@ -487,4 +487,42 @@ mod tests {
         assert_eq!(got, 1000);
         assert_eq!(sub.pending_bytes(), 0);
     }
+
+    #[test]
+    fn a_subscriber_task_wakes_for_messages_published_on_another_worker() {
+        let got = matou::builder().extra_workers(2).run(async {
+            let reg = Registry::new();
+            let mut sub = reg.subscriber(0);
+            sub.subscribe(Space::Channel, b"c");
+            let listener = matou::spawn(async move {
+                let mut got = Vec::new();
+                while got.len() < 100 {
+                    match sub.recv().await {
+                        Delivery::Message(m) => got.push(m.payload.to_vec()),
+                        other => panic!("unexpected {other:?}"),
+                    }
+                }
+                got
+            });
+            let publisher = matou::call({
+                let reg = reg.clone();
+                move || async move {
+                    let mut receivers = 0;
+                    for i in 0..100u32 {
+                        receivers += reg.publish(Space::Channel, b"c", &i.to_be_bytes());
+                        matou::yield_now().await;
+                    }
+                    receivers
+                }
+            })
+            .expect("a worker for the publisher");
+            assert_eq!(publisher.await.unwrap(), 100);
+            let got = listener.await.unwrap();
+            // The listener is gone: its subscription with it.
+            assert!(reg.channels(Space::Channel, None).is_empty());
+            got
+        });
+        let want: Vec<Vec<u8>> = (0..100u32).map(|i| i.to_be_bytes().to_vec()).collect();
+        assert_eq!(got, want);
+    }
 }
