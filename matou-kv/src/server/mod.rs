@@ -90,6 +90,8 @@ mod monitor;
 mod ops;
 mod registry;
 mod stats;
+pub mod notify;
+pub mod pubsub;
 mod storage;
 mod txn;
 
