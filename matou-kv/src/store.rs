@@ -34,6 +34,7 @@
 //! - Only binary-safe byte strings; the one type is "string" (TYPE).
 
 mod undo;
+pub mod zset;
 
 pub use undo::Undo;
 
