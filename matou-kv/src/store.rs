@@ -35,6 +35,7 @@
 
 mod evict;
 mod undo;
+pub mod zset;
 
 pub use evict::{Candidate, LfuParams, LFU_INIT_VAL};
 pub use undo::Undo;
