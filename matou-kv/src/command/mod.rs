@@ -43,6 +43,7 @@ mod strings;
 mod strings_tests;
 #[cfg(test)]
 mod tests;
+mod types;
 
 pub use crate::record::LogRecord;
 pub use conn::{command_reply, config_get_reply, info_text, Action, ConfigView, InfoData, Session};
@@ -65,8 +66,7 @@ pub const NOT_INTEGER: &str = "ERR value is not an integer or out of range";
 pub const OVERFLOW: &str = "ERR increment or decrement would overflow";
 /// `NOAUTH Authentication required.`
 pub const NOAUTH: &str = "NOAUTH Authentication required.";
-/// `WRONGTYPE ...`: never produced while every value is a string, kept for
-/// the day another type appears.
+/// `WRONGTYPE ...`: a command on a key holding another type.
 pub const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
 /// APPEND past [`MAX_STRING`].
 pub const TOO_BIG: &str = "ERR string exceeds maximum allowed size (proto-max-bulk-len)";

@@ -14,6 +14,9 @@
 //! Steps are pointer copies (values are `Arc`s), except APPEND to a live
 //! key, which records the old length rather than a second reference to
 //! the value: holding one would make the append copy the whole value.
+//! A hash, list or set a journal step shares is copied by the change that
+//! follows (`Arc::make_mut`): correct, but O(size) per journaled write of
+//! an aggregate until steps record element-level inverses.
 
 use super::{Entry, Snapshot, Store};
 use crate::databases::Databases;
@@ -72,9 +75,9 @@ impl Undo {
     /// Records the length of `key`'s value before an append to it; falls
     /// back to [`save_key`](Self::save_key) if the key is absent.
     pub fn save_len(&mut self, store: &Store, key: &[u8]) {
-        match store.raw(key) {
-            Some(e) => self.push(Step::Len(key.to_vec(), e.value.len())),
-            None => self.save_key(store, key),
+        match store.raw(key).map(|e| e.value.as_str().map(<[u8]>::len)) {
+            Some(Some(len)) => self.push(Step::Len(key.to_vec(), len)),
+            _ => self.save_key(store, key),
         }
     }
 
@@ -133,12 +136,12 @@ impl Store {
             Some(slot) => {
                 let e = self.entry_at_mut(slot);
                 let old = std::mem::replace(&mut e.value, entry.value);
-                let new_len = e.value.len();
-                self.bytes = self.bytes - old.len() + new_len;
+                let new_len = e.value.data_len();
+                self.bytes = self.bytes - old.data_len() + new_len;
                 self.set_expire_at_slot(slot, entry.expire_at);
             }
             None => {
-                self.bytes += entry.key.len() + entry.value.len();
+                self.bytes += entry.key.len() + entry.value.data_len();
                 let (key, expire_at) = (entry.key.clone(), entry.expire_at);
                 let slot = self.alloc_slot(Entry {
                     expire_at: None,
@@ -154,10 +157,10 @@ impl Store {
     fn truncate(&mut self, key: &[u8], len: usize) {
         if let Some(slot) = self.slot(key) {
             let e = self.entry_at_mut(slot);
-            if e.value.len() > len {
-                let cut = e.value.len() - len;
-                std::sync::Arc::make_mut(&mut e.value).truncate(len);
-                self.bytes -= cut;
+            let cur = e.value.as_str().map_or(0, <[u8]>::len);
+            if cur > len {
+                super::str_mut(&mut e.value).truncate(len);
+                self.bytes -= cur - len;
             }
         }
     }
