@@ -76,10 +76,16 @@ pub fn execute_read(cmd: &Read, store: &Store, now: u64) -> Reply {
             cursor,
             pattern,
             count,
-            any_type,
+            type_name,
         } => {
-            let (next, keys) = store.scan(*cursor, pattern.as_deref(), *count, now);
-            let keys = if *any_type { keys } else { Vec::new() };
+            let (next, mut keys) = store.scan(*cursor, pattern.as_deref(), *count, now);
+            if let Some(t) = type_name {
+                keys.retain(|k| {
+                    store
+                        .value(k, now)
+                        .is_some_and(|v| v.type_name().as_bytes().eq_ignore_ascii_case(t))
+                });
+            }
             Reply::Array(vec![
                 Reply::Bulk(next.to_string().into_bytes()),
                 Reply::Array(keys.into_iter().map(Reply::Bulk).collect()),

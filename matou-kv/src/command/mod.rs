@@ -419,8 +419,8 @@ pub enum Read {
         pattern: Option<Vec<u8>>,
         /// COUNT (default 10).
         count: usize,
-        /// TYPE filter: `false` if it names a type no key has.
-        any_type: bool,
+        /// TYPE filter: only keys of this type (as TYPE names it, any case).
+        type_name: Option<Vec<u8>>,
     },
     /// DBSIZE.
     DbSize,

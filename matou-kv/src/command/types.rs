@@ -146,4 +146,20 @@ mod tests {
         assert_eq!(run(&mut st, &["expire", "h", "100"]).0, Reply::Integer(1));
         assert_eq!(run(&mut st, &["del", "h", "h2"]).0, Reply::Integer(2));
     }
+
+    #[test]
+    fn scan_type_filters_by_type() {
+        let mut st = with_aggregates();
+        let scan =
+            |st: &mut Store, t: &str| match run(st, &["scan", "0", "count", "100", "type", t]).0 {
+                Reply::Array(parts) => parts[1].clone(),
+                other => panic!("{other:?}"),
+            };
+        let one = |k: &str| Reply::Array(vec![Reply::Bulk(k.as_bytes().to_vec())]);
+        assert_eq!(scan(&mut st, "hash"), one("h"));
+        assert_eq!(scan(&mut st, "LIST"), one("l"));
+        assert_eq!(scan(&mut st, "set"), one("s"));
+        assert_eq!(scan(&mut st, "string"), one("str"));
+        assert_eq!(scan(&mut st, "zset"), Reply::Array(vec![]));
+    }
 }
