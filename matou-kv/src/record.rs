@@ -39,11 +39,15 @@ const MULTI: u8 = 9;
 const DB: u8 = 10;
 const SWAPDB: u8 = 11;
 const SET_RANGE: u8 = 12;
+/// Hash fields set (HSET, HSETNX, HINCRBY's result).
+const HSET: u8 = 21;
+/// Hash fields removed (HDEL).
+const HDEL: u8 = 22;
 
 /// Whether `b` is the tag byte of some record: the cheap first filter of a
 /// log scan looking for where the next record starts (see `aof::scan`).
 pub fn is_tag(b: u8) -> bool {
-    (SET..=SET_RANGE).contains(&b) || b == value::VALUE
+    (SET..=SET_RANGE).contains(&b) || matches!(b, value::VALUE | HSET | HDEL)
 }
 
 /// Whether a payload of `len` bytes whose byte at offset `i` is `byte(i)`
@@ -84,8 +88,11 @@ pub fn has_record_layout(len: u64, byte: impl FnMut(u64) -> Option<u8>) -> bool 
             }
             _ => None,
         },
-        MSET | DEL | MULTI => {
-            let per_item = if tag == MSET { 2 } else { 1 };
+        MSET | DEL | MULTI | HSET | HDEL => {
+            if matches!(tag, HSET | HDEL) && w.string().is_none() {
+                return false;
+            }
+            let per_item = if matches!(tag, MSET | HSET) { 2 } else { 1 };
             let Some(n) = w.varint() else {
                 return false;
             };
@@ -219,6 +226,20 @@ pub enum LogRecord {
         offset: u64,
         /// What is written.
         bytes: Vec<u8>,
+    },
+    /// Set these fields of the hash at `key` (created if absent).
+    HSet {
+        /// The key.
+        key: Vec<u8>,
+        /// (field, value) pairs, applied in order.
+        pairs: Vec<(Vec<u8>, Vec<u8>)>,
+    },
+    /// Remove these fields of the hash at `key` (deleted if emptied).
+    HDel {
+        /// The key.
+        key: Vec<u8>,
+        /// The fields.
+        fields: Vec<Vec<u8>>,
     },
     /// Replace `key` with this hash, list or set and this expiry (a log
     /// rewrite's form of a non-string key; COPY, MOVE, RENAME of one).
@@ -413,6 +434,23 @@ impl LogRecord {
                 value,
                 expire_at_ms,
             } => value::encode(out, key, value, *expire_at_ms),
+            LogRecord::HSet { key, pairs } => {
+                out.push(HSET);
+                put_bytes(out, key);
+                put_varint(out, pairs.len() as u64);
+                for (f, v) in pairs {
+                    put_bytes(out, f);
+                    put_bytes(out, v);
+                }
+            }
+            LogRecord::HDel { key, fields } => {
+                out.push(HDEL);
+                put_bytes(out, key);
+                put_varint(out, fields.len() as u64);
+                for f in fields {
+                    put_bytes(out, f);
+                }
+            }
             LogRecord::SwapDb(a, b) => {
                 out.push(SWAPDB);
                 put_varint(out, u64::from(*a));
@@ -512,6 +550,24 @@ impl LogRecord {
                 u32::try_from(i.varint()?).ok()?,
                 u32::try_from(i.varint()?).ok()?,
             ),
+            HSET => {
+                let key = i.bytes()?;
+                let n = i.count(2)?;
+                let mut pairs = Vec::with_capacity(n);
+                for _ in 0..n {
+                    pairs.push((i.bytes()?, i.bytes()?));
+                }
+                LogRecord::HSet { key, pairs }
+            }
+            HDEL => {
+                let key = i.bytes()?;
+                let n = i.count(1)?;
+                let mut fields = Vec::with_capacity(n);
+                for _ in 0..n {
+                    fields.push(i.bytes()?);
+                }
+                LogRecord::HDel { key, fields }
+            }
             value::VALUE => {
                 let (key, value, expire_at_ms) = value::decode(&mut i)?;
                 LogRecord::Value {
@@ -568,6 +624,20 @@ impl LogRecord {
                 value,
                 expire_at_ms,
             } => store.put_arc(&key, value, expire_at_ms),
+            // A key of another type is replaced, as a string write's
+            // replay replaces what it finds (only a foreign store has one).
+            LogRecord::HSet { key, pairs } => {
+                if store
+                    .raw(&key)
+                    .is_some_and(|e| !matches!(e.value, Value::Hash(_)))
+                {
+                    store.remove(&key);
+                }
+                crate::command::hash_set_fields(store, &key, &pairs);
+            }
+            LogRecord::HDel { key, fields } => {
+                crate::command::hash_del_fields(store, &key, &fields);
+            }
             LogRecord::SetRange { key, offset, bytes } => {
                 // A record past what a usize addresses cannot come from
                 // this server (values are at most MAX_STRING).
@@ -615,6 +685,14 @@ mod tests {
                 key: b"k".to_vec(),
                 offset: 300,
                 bytes: b"ab".to_vec(),
+            },
+            LogRecord::HSet {
+                key: b"h".to_vec(),
+                pairs: vec![(b"f".to_vec(), b"1".to_vec()), (b"g".to_vec(), vec![])],
+            },
+            LogRecord::HDel {
+                key: b"h".to_vec(),
+                fields: vec![b"f".to_vec()],
             },
             LogRecord::Value {
                 key: b"h".to_vec(),

@@ -92,6 +92,7 @@ pub fn execute_read(cmd: &Read, store: &Store, now: u64) -> Reply {
             ])
         }
         Read::DbSize => Reply::Integer(store.len() as i64),
+        Read::Hash(h) => super::hash::read(h, store, now),
         other => super::strings::read(other, store, now),
     }
 }
@@ -134,6 +135,17 @@ impl Tx<'_> {
         !self.purged.is_empty()
     }
 
+    /// The outcome of a command that logged `record`: after the DEL of
+    /// the expired keys it removed on its way, if any (a replaying store
+    /// may still hold them), in one `Multi`.
+    pub(super) fn logged(self, reply: Reply, record: LogRecord) -> (Reply, Option<LogRecord>) {
+        if self.purged.is_empty() {
+            return (reply, Some(record));
+        }
+        let del = LogRecord::Del { keys: self.purged };
+        (reply, Some(LogRecord::Multi(vec![del, record])))
+    }
+
     /// The outcome when the command itself logged nothing.
     pub(super) fn done(self, reply: Reply) -> (Reply, Option<LogRecord>) {
         let rec = (!self.purged.is_empty()).then_some(LogRecord::Del { keys: self.purged });
@@ -173,6 +185,7 @@ pub fn execute_write_journaled(
         Write::Flush | Write::FlushAll => undo.save_all(store),
         // Refused on one store alone (they need the databases): no change.
         Write::Move { .. } | Write::SwapDb(..) => {}
+        Write::Hash(h) => undo.save_key(store, super::hash::touched(h)),
         other => super::strings::touched(other)
             .into_iter()
             .for_each(|k| undo.save_key(store, k)),
@@ -364,6 +377,7 @@ pub fn execute_write(cmd: Write, store: &mut Store, now: u64) -> (Reply, Option<
                 (Reply::ok(), Some(LogRecord::FlushAll))
             }
         }
+        Write::Hash(h) => super::hash::write(h, tx),
         other => super::strings::write(other, tx),
     }
 }

@@ -35,6 +35,7 @@
 
 mod conn;
 mod exec;
+mod hash;
 mod kind;
 pub mod multi;
 mod parse;
@@ -48,6 +49,7 @@ mod types;
 pub use crate::record::LogRecord;
 pub use conn::{command_reply, config_get_reply, info_text, Action, ConfigView, InfoData, Session};
 pub use exec::{execute, execute_read, execute_write, execute_write_journaled, read_reply_bound};
+pub use hash::{del_fields as hash_del_fields, set_fields as hash_set_fields, HashRead, HashWrite};
 pub use kind::{kind, Kind};
 use parse::invalid_expire;
 pub use parse::parse;
@@ -204,6 +206,20 @@ const COMMAND_SUBS: &[Spec] = &[
 /// Every command matou-kv knows.
 pub const TABLE: &[Spec] = &[
     spec("get", 2, RO, ONE, R),
+    // Hashes (`hash`).
+    spec("hset", -4, WR_FAST, ONE, W),
+    spec("hmset", -4, WR_FAST, ONE, W),
+    spec("hsetnx", 4, WR_FAST, ONE, W),
+    spec("hdel", -3, WR_DEL, ONE, W),
+    spec("hincrby", 4, WR_FAST, ONE, W),
+    spec("hget", 3, RO, ONE, R),
+    spec("hmget", -3, RO, ONE, R),
+    spec("hexists", 3, RO, ONE, R),
+    spec("hlen", 2, RO, ONE, R),
+    spec("hgetall", 2, RO_SLOW, ONE, R),
+    spec("hkeys", 2, RO_SLOW, ONE, R),
+    spec("hvals", 2, RO_SLOW, ONE, R),
+    spec("hstrlen", 3, RO, ONE, R),
     spec("strlen", 2, RO, ONE, R),
     spec("mget", -2, RO, ALL, R),
     spec("exists", -2, RO, ALL, R),
@@ -303,7 +319,7 @@ fn shown(b: &[u8], max: usize) -> Cow<'_, str> {
     String::from_utf8_lossy(&b[..b.len().min(max)])
 }
 
-fn wrong_arity(name: &str) -> Reply {
+pub(crate) fn wrong_arity(name: &str) -> Reply {
     Reply::err(format!(
         "ERR wrong number of arguments for '{name}' command"
     ))
@@ -498,6 +514,8 @@ pub enum Read {
     ObjectHelp,
     /// MEMORY USAGE key [SAMPLES n].
     MemoryUsage(Vec<u8>),
+    /// A hash read (`hash`).
+    Hash(HashRead),
 }
 
 /// How SET-like commands treat the expiry.
@@ -668,6 +686,8 @@ pub enum Write {
         /// REPLACE.
         replace: bool,
     },
+    /// A hash write (`hash`).
+    Hash(HashWrite),
     /// SETBIT key offset bit.
     SetBit {
         /// The key.
@@ -736,6 +756,7 @@ impl Write {
                     .saturating_add(MAX_STRING)
                     .saturating_add(64)
             }
+            Write::Hash(h) => hash::record_bound(h),
             // The key twice, and a value (at most MAX_STRING).
             Write::Move { key, .. } => strings(&mut [key, key].into_iter())
                 .saturating_add(MAX_STRING)

@@ -406,6 +406,7 @@ pub fn parse(args: &[Vec<u8>], authenticated: bool) -> Result<Command, Reply> {
         "command|info" => conn(Conn::Command(CommandQuery::Info(args[2..].to_vec()))),
         "command|list" => conn(Conn::Command(CommandQuery::List)),
         "command|help" => conn(Conn::Help("COMMAND")),
+        name if super::hash::owns(name) => super::hash::parse(name, args),
         other => unreachable!("command {other} is in the table but not parsed"),
     }
 }
