@@ -185,7 +185,9 @@ pub fn execute_write_journaled(
         Write::Flush | Write::FlushAll => undo.save_all(store),
         // Refused on one store alone (they need the databases): no change.
         Write::Move { .. } | Write::SwapDb(..) => {}
-        Write::Hash(h) => undo.save_key(store, super::hash::touched(h)),
+        Write::Hash(h) => {
+            undo.save_fields(store, super::hash::touched(h), super::hash::fields(h), now)
+        }
         other => super::strings::touched(other)
             .into_iter()
             .for_each(|k| undo.save_key(store, k)),

@@ -184,6 +184,17 @@ pub(super) fn touched(cmd: &HashWrite) -> &[u8] {
     }
 }
 
+/// The fields a hash write may change, for the undo journal.
+pub(super) fn fields(cmd: &HashWrite) -> Box<dyn Iterator<Item = &[u8]> + '_> {
+    match cmd {
+        HashWrite::Set { pairs, .. } => Box::new(pairs.iter().map(|(f, _)| f.as_slice())),
+        HashWrite::SetNx(_, f, _) | HashWrite::IncrBy(_, f, _) => {
+            Box::new(std::iter::once(f.as_slice()))
+        }
+        HashWrite::Del(_, fs) => Box::new(fs.iter().map(Vec::as_slice)),
+    }
+}
+
 /// An upper bound of the record's size.
 pub(super) fn record_bound(cmd: &HashWrite) -> usize {
     let s = |b: &Vec<u8>| b.len() + 10;
@@ -448,6 +459,64 @@ mod tests {
             }
             prop_assert!(st == rep, "replay differs");
             prop_assert_eq!(st.data_bytes(), rep.data_bytes());
+        }
+    }
+
+    #[test]
+    fn a_journaled_hash_write_rolls_back_exactly_without_copying_the_hash() {
+        use crate::command::{execute_write_journaled, parse, Command};
+        use crate::databases::Databases;
+        use crate::store::Undo;
+        let setup = || {
+            let mut dbs = Databases::new(1);
+            let st = dbs.db_mut(0);
+            for (k, f, v) in [
+                ("h", "a", "1"),
+                ("h", "b", "x"),
+                ("one", "f", "v"),
+                ("old", "f", "v"),
+            ] {
+                super::set_fields(
+                    st,
+                    k.as_bytes(),
+                    &[(f.as_bytes().to_vec(), v.as_bytes().to_vec())],
+                );
+            }
+            st.set_expire(b"h", Some(5000));
+            st.set_expire(b"old", Some(10));
+            st.set(b"s", b"v".to_vec(), None);
+            dbs
+        };
+        let cmds: &[&[&str]] = &[
+            &["hset", "h", "a", "2", "new", "3"],
+            &["hsetnx", "h", "c", "1"],
+            &["hincrby", "h", "a", "5"],
+            &["hdel", "h", "a", "b", "zz"],
+            &["hdel", "one", "f"],
+            &["hset", "old", "g", "1"],
+            &["hset", "fresh", "g", "1"],
+            &["hset", "s", "g", "1"],
+        ];
+        for c in cmds {
+            let mut dbs = setup();
+            let a: Vec<Vec<u8>> = c.iter().map(|s| s.as_bytes().to_vec()).collect();
+            let Ok(Command::Write(w)) = parse(&a, true) else {
+                panic!("{c:?}")
+            };
+            let mut undo = Undo::new();
+            execute_write_journaled(w, dbs.db_mut(0), 1000, &mut undo);
+            if let Some((shared, _)) = dbs.db(0).shared(b"h") {
+                assert_eq!(
+                    std::sync::Arc::strong_count(&shared),
+                    2,
+                    "{c:?}: the journal holds no copy"
+                );
+            }
+            undo.rollback(&mut dbs);
+            let before = setup();
+            assert!(dbs == before, "{c:?} rolled back");
+            assert_eq!(dbs.db(0).data_bytes(), before.db(0).data_bytes(), "{c:?}");
+            assert_eq!(dbs.db(0).raw(b"h").unwrap().expire_at, Some(5000));
         }
     }
 }

@@ -18,8 +18,9 @@
 //! follows (`Arc::make_mut`): correct, but O(size) per journaled write of
 //! an aggregate until steps record element-level inverses.
 
-use super::{Entry, Snapshot, Store};
+use super::{Entry, Snapshot, Store, Value};
 use crate::databases::Databases;
+use std::sync::Arc;
 
 enum Step {
     /// The key's entry before the change (`None`: absent).
@@ -30,6 +31,10 @@ enum Step {
     All(Snapshot),
     /// These two databases were swapped (SWAPDB).
     Swap(usize, usize),
+    /// The live hash at the key had these fields (`None`: absent) and
+    /// this expiry: what a hash command changes, without a copy of the
+    /// hash.
+    Fields(Vec<u8>, Option<u64>, Vec<(Vec<u8>, Option<Vec<u8>>)>),
 }
 
 /// The prior state of what a batch changed, newest step last, each step
@@ -81,6 +86,29 @@ impl Undo {
         }
     }
 
+    /// Records the `fields` of the hash at `key` before a hash command
+    /// changes them (and nothing else of it). A key absent, expired at
+    /// `now` (the command purges it whole) or of another type is recorded
+    /// whole instead ([`save_key`](Self::save_key): cheap for those).
+    pub fn save_fields<'a>(
+        &mut self,
+        store: &Store,
+        key: &[u8],
+        fields: impl Iterator<Item = &'a [u8]>,
+        now: u64,
+    ) {
+        match store.entry(key, now) {
+            Some(e) => match e.value {
+                Value::Hash(h) => {
+                    let old = fields.map(|f| (f.to_vec(), h.get(f).cloned())).collect();
+                    self.push(Step::Fields(key.to_vec(), e.expire_at, old));
+                }
+                _ => self.save_key(store, key),
+            },
+            None => self.save_key(store, key),
+        }
+    }
+
     /// Records every entry (pointer copies), before a change to all of them.
     pub fn save_all(&mut self, store: &Store) {
         self.push(Step::All(store.snapshot()));
@@ -111,6 +139,32 @@ impl Undo {
                 Step::Key(key, entry) => dbs.db_mut(db).put_entry(&key, entry),
                 Step::Len(key, len) => dbs.db_mut(db).truncate(&key, len),
                 Step::Swap(a, b) => dbs.swap(a, b),
+                Step::Fields(key, expire_at, old) => {
+                    let store = dbs.db_mut(db);
+                    if !matches!(store.raw(&key).map(|e| e.value), Some(Value::Hash(_))) {
+                        // Deleted by the change (emptied): back, empty
+                        // for a moment, then refilled below.
+                        store.put_arc(&key, Arc::new(Value::Hash(Default::default())), None);
+                    }
+                    store.update(&key, |v| {
+                        let Value::Hash(h) = v else {
+                            unreachable!("made a hash above")
+                        };
+                        let mut delta = 0isize;
+                        for (f, was) in old {
+                            let flen = f.len() as isize;
+                            if let Some(now) = h.remove(&f) {
+                                delta -= flen + now.len() as isize;
+                            }
+                            if let Some(was) = was {
+                                delta += flen + was.len() as isize;
+                                h.insert(f, was);
+                            }
+                        }
+                        ((), delta)
+                    });
+                    store.set_expire(&key, expire_at);
+                }
                 Step::All(snapshot) => {
                     let store = dbs.db_mut(db);
                     store.clear();

@@ -28,10 +28,10 @@ pub const HASH_MAX_LISTPACK_VALUE: usize = 64;
 /// `set-max-intset-entries`: an all-integer set with more members is a
 /// `hashtable`.
 pub const SET_MAX_INTSET_ENTRIES: usize = 512;
-/// `set-max-listpack-entries` (Redis 7.2; 7.0 has no listpack sets, so a
-/// non-integer set is a `hashtable` whatever its size).
-/// `list-max-listpack-size -2`: a list node holds up to 8 KiB; Redis 7.0
-/// reports every list as `quicklist`.
+/// What OBJECT ENCODING names every list: Redis 7.0 keeps lists in a
+/// quicklist of listpack nodes (`list-max-listpack-size -2`: 8 KiB each)
+/// and reports `quicklist` whatever their size. (Redis 7.0 has no listpack
+/// sets either: a set that is not an intset is a `hashtable`.)
 pub const LIST_ENCODING: &str = "quicklist";
 
 /// What a key holds.
