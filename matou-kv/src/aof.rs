@@ -284,20 +284,7 @@ pub fn write_snapshot(snapshot: &Snapshots, out: &mut impl Write) -> io::Result<
         .iter()
         .flat_map(|(db, s)| s.iter().map(|e| (*db, e)));
     for (db, e) in entries {
-        let framed = match db {
-            0 => frame_set(&mut buf, e.key, e.value, e.expire_at),
-            _ => frame(
-                &Record::Db {
-                    db,
-                    record: Box::new(Record::Set {
-                        key: e.key.to_vec(),
-                        value: e.value.to_vec(),
-                        expire_at_ms: e.expire_at,
-                    }),
-                },
-                &mut buf,
-            ),
-        };
+        let framed = frame_set(&mut buf, db, e.key, e.value, e.expire_at);
         if !framed {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
@@ -399,7 +386,7 @@ impl RewriteJob {
             .0
             .iter()
             .flat_map(|(_, s)| s.iter())
-            .map(|e| (e.key.len() + e.value.len() + HEADER + 32) as u64)
+            .map(|e| (e.key.len() + e.value.data_len() + 10 * e.value.items() + HEADER + 32) as u64)
             .sum()
     }
 

@@ -161,8 +161,9 @@ impl Databases {
         now: u64,
     ) -> (bool, Option<LogRecord>) {
         let source = self.dbs[from]
-            .entry(key, now)
-            .map(|e| (e.value.to_vec(), e.expire_at));
+            .contains(key, now)
+            .then(|| self.dbs[from].shared(key))
+            .flatten();
         let Some((value, expire_at)) = source else {
             return (false, None);
         };
@@ -170,12 +171,8 @@ impl Databases {
             return (false, None);
         }
         // An expired destination is overwritten: no DEL needed.
-        self.dbs[to].set(dest, value.clone(), expire_at);
-        let record = LogRecord::Set {
-            key: dest.to_vec(),
-            value,
-            expire_at_ms: expire_at,
-        };
+        self.dbs[to].put_arc(dest, value.clone(), expire_at);
+        let record = LogRecord::put(dest.to_vec(), value, expire_at);
         (true, Some(Databases::in_db(to, record)))
     }
 
@@ -200,7 +197,7 @@ impl Databases {
             }
         }
         let moving = match (self.dbs[from].raw(key), self.dbs[to].raw(key)) {
-            (Some(e), None) => Some((e.value.to_vec(), e.expire_at)),
+            (Some(_), None) => self.dbs[from].shared(key),
             _ => None,
         };
         let Some((value, expire_at)) = moving else {
@@ -211,7 +208,7 @@ impl Databases {
             return (false, rec);
         };
         self.dbs[from].remove(key);
-        self.dbs[to].set(key, value.clone(), expire_at);
+        self.dbs[to].put_arc(key, value.clone(), expire_at);
         purged.push(Databases::in_db(
             from,
             LogRecord::Del {
@@ -220,11 +217,7 @@ impl Databases {
         ));
         purged.push(Databases::in_db(
             to,
-            LogRecord::Set {
-                key: key.to_vec(),
-                value,
-                expire_at_ms: expire_at,
-            },
+            LogRecord::put(key.to_vec(), value, expire_at),
         ));
         (true, Some(LogRecord::Multi(purged)))
     }

@@ -1,5 +1,5 @@
-//! The keyspace: string keys to string values, each with an optional
-//! absolute expiry time in Unix milliseconds.
+//! The keyspace: keys to [`Value`]s (strings, hashes, lists, sets), each
+//! with an optional absolute expiry time in Unix milliseconds.
 //!
 //! What it owns and promises:
 //! - **Expiry is absolute and compared with a `now` the caller passes**, so
@@ -22,23 +22,30 @@
 //!   are reused, and trailing free slots are dropped (a cursor past the end
 //!   just ends the iteration).
 //! - **Snapshots are cheap and owned**: keys are `Arc<[u8]>` and values
-//!   `Arc<Vec<u8>>`, so [`Store::snapshot`] copies pointers, not bytes, and
+//!   `Arc<Value>`, so [`Store::snapshot`] copies pointers, not bytes, and
 //!   the snapshot can be serialised on another thread while the store keeps
-//!   changing. Appending to a value a snapshot still holds copies it first
-//!   (`Arc::make_mut`); otherwise values grow in place.
+//!   changing. Changing a value a snapshot still holds copies it first
+//!   (`Arc::make_mut`); otherwise values change in place.
+//! - **No empty aggregate**: [`Store::update`] deletes a hash, list or set
+//!   its change emptied, as Redis does.
 //! - **Access times are bookkeeping, not state**: each entry keeps when it
 //!   was last read or written (OBJECT IDLETIME), stamped by
 //!   [`Store::touch`] through `&self` and by writes with the clock of
 //!   [`Store::advance`]; equality, records and snapshots ignore it, so
 //!   replay stays exact.
-//! - Only binary-safe byte strings; the one type is "string" (TYPE).
+//! - The string accessors ([`Store::get`], [`Store::read`]) see strings
+//!   only; a key of another type reads as absent there. The commands that
+//!   read a value as a string refuse other types with WRONGTYPE first
+//!   (`command::types`), so this only makes MGET's nil for them.
 
 mod evict;
 mod undo;
+mod value;
 pub mod zset;
 
 pub use evict::{Candidate, LfuParams, LFU_INIT_VAL};
 pub use undo::Undo;
+pub use value::Value;
 
 use crate::glob;
 use std::collections::{BTreeSet, HashMap};
@@ -57,14 +64,14 @@ pub struct EntryRef<'a> {
     /// The key.
     pub key: &'a [u8],
     /// The value.
-    pub value: &'a [u8],
+    pub value: &'a Value,
     /// When it expires (Unix ms), if ever.
     pub expire_at: Option<u64>,
 }
 
 struct Entry {
     key: Arc<[u8]>,
-    value: Arc<Vec<u8>>,
+    value: Arc<Value>,
     expire_at: Option<u64>,
     /// When it was last read or written (Unix ms; 0: not since the store
     /// was loaded), for OBJECT IDLETIME. Atomic so that reads, which hold
@@ -110,7 +117,8 @@ pub struct Store {
     free: Vec<usize>,
     /// (expire_at, slot) of every key with an expiry, soonest first.
     expires: BTreeSet<(u64, usize)>,
-    /// Sum of key and value lengths (INFO's memory figure).
+    /// Sum of key and value lengths ([`Value::data_len`]; INFO's memory
+    /// figure).
     bytes: usize,
     /// The latest `now` of a write ([`Store::advance`]): the access time
     /// [`Store::set`] gives the entries it writes.
@@ -122,6 +130,9 @@ pub struct Store {
     lfu: LfuParams,
     /// LFU increments' and eviction samples' randomness.
     rng: AtomicU64,
+    /// Keys that became a list since the last [`Store::take_ready`]: the
+    /// blocking commands' wake-up signal (bookkeeping, not state).
+    ready: Vec<Vec<u8>>,
 }
 
 impl fmt::Debug for Store {
@@ -218,7 +229,33 @@ impl Store {
         if self.lfu.enabled {
             self.lfu_access(slot, now);
         }
+        e.value.as_str()
+    }
+
+    /// [`value`](Self::value) that counts as an access to a live key.
+    pub fn read_value(&self, key: &[u8], now: u64) -> Option<&Value> {
+        let slot = self.slot(key)?;
+        let e = self.entry_at(slot);
+        if is_expired(e.expire_at, now) {
+            return None;
+        }
+        e.accessed.store(now, Ordering::Relaxed);
+        if self.lfu.enabled {
+            self.lfu_access(slot, now);
+        }
         Some(&e.value)
+    }
+
+    /// The value of `key` (expired or not) shared, with its expiry: what
+    /// COPY, MOVE and RENAME move (a pointer copy).
+    pub fn shared(&self, key: &[u8]) -> Option<(Arc<Value>, Option<u64>)> {
+        let e = self.entry_at(self.slot(key)?);
+        Some((e.value.clone(), e.expire_at))
+    }
+
+    /// The live value of `key` at `now`, of any type.
+    pub fn value(&self, key: &[u8], now: u64) -> Option<&Value> {
+        self.entry(key, now).map(|e| e.value)
     }
 
     /// How long ago `key` was last accessed, in ms (OBJECT IDLETIME).
@@ -233,9 +270,9 @@ impl Store {
         self.raw(key).filter(|e| !is_expired(e.expire_at, now))
     }
 
-    /// The live value of `key` at `now`.
+    /// The live string value of `key` at `now` (`None` for another type).
     pub fn get(&self, key: &[u8], now: u64) -> Option<&[u8]> {
-        self.entry(key, now).map(|e| e.value)
+        self.entry(key, now).and_then(|e| e.value.as_str())
     }
 
     /// Whether `key` is live at `now`.
@@ -331,6 +368,12 @@ impl Store {
             + size_of::<(Arc<[u8]>, usize)>()
     }
 
+    /// [`entry_cost`](Self::entry_cost) of a key holding `value` of any
+    /// type: its bytes plus its containers' overhead.
+    pub fn value_cost(key_len: usize, value: &Value) -> usize {
+        Store::entry_cost(key_len, value.data_len()) + value.overhead()
+    }
+
     /// Every entry, expired ones included, in slot order.
     pub fn iter(&self) -> impl Iterator<Item = EntryRef<'_>> {
         self.slots.iter().flatten().map(Entry::as_ref)
@@ -397,22 +440,41 @@ impl Store {
     /// Sets `key` to `value` with `expire_at` (SET semantics: the previous
     /// value and expiry are replaced). An existing key keeps its slot.
     pub fn set(&mut self, key: &[u8], value: Vec<u8>, expire_at: Option<u64>) {
+        self.set_value(key, Value::Str(value), expire_at);
+    }
+
+    /// [`set`](Self::set) of a value of any type (an empty aggregate is
+    /// not stored: the key is removed instead).
+    pub fn set_value(&mut self, key: &[u8], value: Value, expire_at: Option<u64>) {
+        if value.is_empty_aggregate() {
+            self.remove(key);
+            return;
+        }
+        self.put_arc(key, Arc::new(value), expire_at);
+    }
+
+    /// [`set_value`](Self::set_value) of a shared value (COPY, MOVE,
+    /// RENAME: a pointer copy, the first change copies it).
+    pub fn put_arc(&mut self, key: &[u8], value: Arc<Value>, expire_at: Option<u64>) {
+        if value.wakes_waiters() && self.raw(key).is_none_or(|e| !e.value.wakes_waiters()) {
+            self.ready.push(key.to_vec());
+        }
         match self.slot(key) {
             Some(slot) => {
                 let clock = self.clock;
                 let e = self.entry_at_mut(slot);
                 *e.accessed.get_mut() = clock;
-                let old = std::mem::replace(&mut e.value, Arc::new(value));
-                let new_len = e.value.len();
-                self.bytes = self.bytes - old.len() + new_len;
+                let old = std::mem::replace(&mut e.value, value);
+                let new_len = e.value.data_len();
+                self.bytes = self.bytes - old.data_len() + new_len;
                 self.set_expire_at_slot(slot, expire_at);
             }
             None => {
                 let key: Arc<[u8]> = Arc::from(key);
-                self.bytes += key.len() + value.len();
+                self.bytes += key.len() + value.data_len();
                 let slot = self.alloc_slot(Entry {
                     key: key.clone(),
-                    value: Arc::new(value),
+                    value,
                     expire_at: None,
                     accessed: AtomicU64::new(self.clock),
                     lfu: AtomicU32::new(evict::lfu_packed(LFU_INIT_VAL, self.clock)),
@@ -427,12 +489,15 @@ impl Store {
     /// expiry, if absent; an existing key keeps its expiry). Returns the
     /// new length.
     pub fn append(&mut self, key: &[u8], suffix: &[u8]) -> usize {
+        self.ensure_str(key);
         match self.slot(key) {
             Some(slot) => {
-                self.bytes += suffix.len();
-                let v = Arc::make_mut(&mut self.entry_at_mut(slot).value);
+                let v = str_mut(&mut self.entry_at_mut(slot).value);
+                let before = v.len();
                 v.extend_from_slice(suffix);
-                v.len()
+                let after = v.len();
+                self.bytes = self.bytes + after - before;
+                after
             }
             None => {
                 self.set(key, suffix.to_vec(), None);
@@ -445,6 +510,7 @@ impl Store {
     /// to `offset` (created without expiry if absent; an existing key keeps
     /// its expiry). Returns the new length.
     pub fn set_range(&mut self, key: &[u8], offset: usize, bytes: &[u8]) -> usize {
+        self.ensure_str(key);
         let slot = match self.slot(key) {
             Some(slot) => slot,
             None => {
@@ -455,7 +521,7 @@ impl Store {
         let clock = self.clock;
         let e = self.entry_at_mut(slot);
         *e.accessed.get_mut() = clock;
-        let v = Arc::make_mut(&mut e.value);
+        let v = str_mut(&mut e.value);
         let before = v.len();
         let end = offset.saturating_add(bytes.len());
         if v.len() < end {
@@ -463,8 +529,56 @@ impl Store {
         }
         v[offset..end].copy_from_slice(bytes);
         let after = v.len();
-        self.bytes += after - before;
+        self.bytes = self.bytes + after - before;
         after
+    }
+
+    /// Makes a present `key` of another type an empty string, keeping its
+    /// expiry: what a string write replayed onto it does (only a record
+    /// replayed on a store it did not come from can meet this).
+    fn ensure_str(&mut self, key: &[u8]) {
+        if let Some(e) = self.raw(key) {
+            if e.value.as_str().is_none() {
+                let expire_at = e.expire_at;
+                self.set(key, Vec::new(), expire_at);
+            }
+        }
+    }
+
+    /// Changes the value of `key` in place (copying it first if a snapshot
+    /// or journal shares it) with `f`, which returns its result and the
+    /// change of the value's [`data_len`](Value::data_len) in bytes.
+    /// `None` if `key` is absent. An aggregate left empty is removed with
+    /// its key; otherwise the key keeps its slot and expiry.
+    pub fn update<R>(&mut self, key: &[u8], f: impl FnOnce(&mut Value) -> (R, isize)) -> Option<R> {
+        let slot = self.slot(key)?;
+        let clock = self.clock;
+        let e = self.entry_at_mut(slot);
+        *e.accessed.get_mut() = clock;
+        let v = Arc::make_mut(&mut e.value);
+        let (r, delta) = f(v);
+        let emptied = v.is_empty_aggregate();
+        self.bytes = self.bytes.saturating_add_signed(delta);
+        if emptied {
+            self.remove(key);
+        }
+        Some(r)
+    }
+
+    /// [`update`](Self::update), creating `key` as `empty` (without expiry)
+    /// first if it is absent. `f` receiving `empty` and adding nothing
+    /// leaves the key absent.
+    pub fn upsert<R>(
+        &mut self,
+        key: &[u8],
+        empty: impl FnOnce() -> Value,
+        f: impl FnOnce(&mut Value) -> (R, isize),
+    ) -> R {
+        if self.slot(key).is_none() {
+            // Inserted directly: set_value refuses empty aggregates.
+            self.put_arc(key, Arc::new(empty()), None);
+        }
+        self.update(key, f).expect("just inserted")
     }
 
     /// Sets or clears the expiry of `key`; `false` if absent.
@@ -485,7 +599,7 @@ impl Store {
         };
         self.set_expire_at_slot(slot, None);
         let e = self.free_slot(slot);
-        self.bytes -= e.key.len() + e.value.len();
+        self.bytes -= e.key.len() + e.value.data_len();
         if self.index.capacity() > 4 * self.index.len() + 1024 {
             self.index.shrink_to(2 * self.index.len());
         }
@@ -501,12 +615,24 @@ impl Store {
         }
     }
 
+    /// The hook of the blocking commands (BLPOP and friends): the keys that
+    /// became a list (absent, or of another type, before) since the last
+    /// call, in order, each as often as it did. The storage path calls it
+    /// after a write (a command, an EXEC, a replayed record) to serve the
+    /// clients blocked on those keys; a key may be gone again by then (a
+    /// MULTI that pushed and popped), which the server checks. Pushing onto
+    /// a list already present signals nothing: no one waits on it.
+    pub fn take_ready(&mut self) -> Vec<Vec<u8>> {
+        std::mem::take(&mut self.ready)
+    }
+
     /// Removes every key.
     pub fn clear(&mut self) {
         *self = Store {
             clock: self.clock,
             loaded_at: self.loaded_at,
             lfu: self.lfu,
+            ready: std::mem::take(&mut self.ready),
             ..Store::new()
         };
     }
@@ -541,6 +667,15 @@ impl Store {
             removed.push(key);
         }
         removed
+    }
+}
+
+/// The string of a shared value, for an in-place string change (copied
+/// first if shared); the callers made it a string ([`Store::ensure_str`]).
+fn str_mut(v: &mut Arc<Value>) -> &mut Vec<u8> {
+    match Arc::make_mut(v) {
+        Value::Str(s) => s,
+        _ => unreachable!("ensure_str made it a string"),
     }
 }
 
@@ -624,8 +759,8 @@ mod tests {
         assert_eq!(st.raw(b"k").unwrap().expire_at, Some(50));
         assert_eq!(st.get(b"k", 0), Some(&b"abcd"[..]));
         assert_eq!(
-            snap.iter().next().unwrap().value,
-            b"ab",
+            snap.iter().next().unwrap().value.as_str(),
+            Some(&b"ab"[..]),
             "snapshot unchanged"
         );
     }
@@ -776,8 +911,102 @@ mod tests {
         st.clear();
         let v: Vec<_> = snap
             .iter()
-            .map(|e| (e.key.to_vec(), e.value.to_vec(), e.expire_at))
+            .map(|e| (e.key.to_vec(), e.value.clone(), e.expire_at))
             .collect();
-        assert_eq!(v, vec![(b"a".to_vec(), b"1".to_vec(), Some(3))]);
+        assert_eq!(v, vec![(b"a".to_vec(), Value::Str(b"1".to_vec()), Some(3))]);
+    }
+
+    fn list(items: &[&str]) -> Value {
+        Value::List(items.iter().map(|i| i.as_bytes().to_vec()).collect())
+    }
+
+    #[test]
+    fn update_keeps_bytes_and_deletes_an_emptied_aggregate() {
+        let mut st = Store::new();
+        st.set_value(b"l", list(&["ab", "c"]), Some(9));
+        assert_eq!(st.data_bytes(), 1 + 3);
+        let snap = st.snapshot();
+        let popped = st.update(b"l", |v| match v {
+            Value::List(l) => {
+                let e = l.pop_front().unwrap();
+                let n = e.len() as isize;
+                (e, -n)
+            }
+            _ => unreachable!(),
+        });
+        assert_eq!(popped, Some(b"ab".to_vec()));
+        assert_eq!(st.data_bytes(), 1 + 1);
+        assert_eq!(st.raw(b"l").unwrap().expire_at, Some(9), "expiry kept");
+        assert_eq!(
+            snap.iter().next().unwrap().value,
+            &list(&["ab", "c"]),
+            "the snapshot's copy is untouched"
+        );
+        st.update(b"l", |v| match v {
+            Value::List(l) => {
+                l.clear();
+                ((), -1)
+            }
+            _ => unreachable!(),
+        });
+        assert!(st.is_empty(), "an emptied list is deleted");
+        assert_eq!(st.data_bytes(), 0);
+        assert_eq!(st.expires_len(), 0);
+        assert_eq!(st.update(b"l", |_| ((), 0)), None);
+    }
+
+    #[test]
+    fn upsert_that_adds_nothing_leaves_the_key_absent() {
+        let mut st = Store::new();
+        st.upsert(b"s", || Value::Set(Default::default()), |_| ((), 0));
+        assert!(st.is_empty());
+        st.upsert(
+            b"s",
+            || Value::Set(Default::default()),
+            |v| match v {
+                Value::Set(s) => (s.insert(b"m".to_vec()), 1),
+                _ => unreachable!(),
+            },
+        );
+        assert_eq!(st.value(b"s", 0).map(Value::type_name), Some("set"));
+        assert_eq!(st.get(b"s", 0), None, "not a string");
+        assert_eq!(st.data_bytes(), 2);
+    }
+
+    #[test]
+    fn string_writes_replace_another_type_and_keep_bytes_exact() {
+        let mut st = Store::new();
+        st.set_value(b"k", list(&["xyz"]), None);
+        st.append(b"k", b"ab");
+        assert_eq!(st.get(b"k", 0), Some(&b"ab"[..]));
+        assert_eq!(st.data_bytes(), 3);
+        st.set_value(b"k", list(&["1234"]), None);
+        st.set_range(b"k", 1, b"z");
+        assert_eq!(st.get(b"k", 0), Some(&b"\0z"[..]));
+        assert_eq!(st.data_bytes(), 3);
+        assert!(st.remove(b"k"));
+        assert_eq!(st.data_bytes(), 0);
+    }
+
+    #[test]
+    fn a_key_becoming_a_list_is_signalled_once() {
+        let mut st = Store::new();
+        st.set(b"s", b"v".to_vec(), None);
+        assert!(st.take_ready().is_empty(), "strings wake no one");
+        st.upsert(
+            b"l",
+            || Value::List(Default::default()),
+            |v| match v {
+                Value::List(l) => {
+                    l.push_back(b"a".to_vec());
+                    ((), 1)
+                }
+                _ => unreachable!(),
+            },
+        );
+        st.set_value(b"l", list(&["b"]), None);
+        st.set_value(b"s", list(&["c"]), None);
+        assert_eq!(st.take_ready(), vec![b"l".to_vec(), b"s".to_vec()]);
+        assert!(st.take_ready().is_empty());
     }
 }

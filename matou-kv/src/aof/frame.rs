@@ -28,7 +28,8 @@
 //! it is read whole: a corrupt length never allocates more than the file
 //! holds, nor more than `CHUNK` unless its checksum matches.
 
-use crate::record::{encode_set, LogRecord};
+use crate::record::{encode_value, LogRecord};
+use crate::store::Value;
 use std::cell::RefCell;
 use std::fmt;
 use std::fs::File;
@@ -70,11 +71,17 @@ pub fn frame(record: &LogRecord, out: &mut Vec<u8>) -> bool {
     frame_with(out, |out| record.encode(out))
 }
 
-/// Appends a frame holding a `Set` record built from borrowed parts (what
-/// a snapshot writer uses).
+/// Appends a frame holding the `Set` or `Value` record (in database `db`)
+/// built from borrowed parts (what a snapshot writer uses).
 #[must_use]
-pub fn frame_set(out: &mut Vec<u8>, key: &[u8], value: &[u8], expire_at_ms: Option<u64>) -> bool {
-    frame_with(out, |out| encode_set(out, key, value, expire_at_ms))
+pub fn frame_set(
+    out: &mut Vec<u8>,
+    db: u32,
+    key: &[u8],
+    value: &Value,
+    expire_at_ms: Option<u64>,
+) -> bool {
+    frame_with(out, |out| encode_value(out, db, key, value, expire_at_ms))
 }
 
 fn frame_with(out: &mut Vec<u8>, encode: impl FnOnce(&mut Vec<u8>)) -> bool {
@@ -505,7 +512,13 @@ mod tests {
         assert_eq!(&out[4..8], &crc32fast::hash(&payload).to_le_bytes());
         assert_eq!(&out[8..], &payload[..]);
         let mut parts = Vec::new();
-        assert!(frame_set(&mut parts, b"k", b"v", None));
+        assert!(frame_set(
+            &mut parts,
+            0,
+            b"k",
+            &Value::Str(b"v".to_vec()),
+            None
+        ));
         assert_eq!(parts, out, "borrowed-parts framing is identical");
     }
 

@@ -493,3 +493,28 @@ fn a_torn_creation_or_a_zeroed_tail_is_cut_like_a_torn_record() {
     assert_eq!(fs::metadata(&path).unwrap().len(), valid);
     fs::remove_dir_all(&d).unwrap();
 }
+
+#[test]
+fn a_rewrite_keeps_hashes_lists_and_sets_in_every_database() {
+    use crate::store::Value;
+    let mut dbs = Databases::new(3);
+    let h = [(b"f".to_vec(), b"v".to_vec()), (b"g".to_vec(), vec![])];
+    dbs.db_mut(0)
+        .set_value(b"h", Value::Hash(h.into_iter().collect()), Some(99));
+    let l = [b"b".to_vec(), b"a".to_vec(), b"b".to_vec()];
+    dbs.db_mut(2)
+        .set_value(b"l", Value::List(l.into_iter().collect()), None);
+    let s = [b"1".to_vec(), b"x".to_vec()];
+    dbs.db_mut(2)
+        .set_value(b"s", Value::Set(s.into_iter().collect()), None);
+    dbs.db_mut(2).set(b"str", b"v".to_vec(), None);
+    let mut bytes = Vec::new();
+    write_snapshot(&dbs.snapshot(), &mut bytes).unwrap();
+    let (records, _) = read_log(&bytes);
+    assert_eq!(records.len(), 4);
+    let mut back = Databases::new(3);
+    for r in records {
+        back.apply(r);
+    }
+    assert_eq!(back, dbs);
+}

@@ -4,7 +4,7 @@
 
 use super::{
     invalid_expire, parse, Command, Cond, Conn, ExpireCond, Expiry, Read, SetReply, Write,
-    MAX_STRING, NOT_INTEGER, OVERFLOW, TOO_BIG, TOO_LARGE_FOR_LOG,
+    MAX_STRING, NOT_INTEGER, OVERFLOW, TOO_BIG, TOO_LARGE_FOR_LOG, WRONGTYPE,
 };
 use crate::aof::MAX_PAYLOAD;
 use crate::record::LogRecord;
@@ -32,6 +32,9 @@ pub fn read_reply_bound(cmd: &Read, store: &Store, now: u64) -> usize {
 
 /// Runs a read-only command. Expired keys are absent; nothing changes.
 pub fn execute_read(cmd: &Read, store: &Store, now: u64) -> Reply {
+    if super::types::wrong_type_read(cmd, store, now) {
+        return Reply::err(WRONGTYPE);
+    }
     match cmd {
         Read::Get(k) => Reply::opt_bulk(store.read(k, now)),
         Read::Strlen(k) => Reply::Integer(store.read(k, now).map_or(0, |v| v.len() as i64)),
@@ -59,11 +62,9 @@ pub fn execute_read(cmd: &Read, store: &Store, now: u64) -> Reply {
                 }
             },
         }),
-        Read::Type(k) => Reply::Simple(Cow::Borrowed(if store.contains(k, now) {
-            "string"
-        } else {
-            "none"
-        })),
+        Read::Type(k) => Reply::Simple(Cow::Borrowed(
+            store.value(k, now).map_or("none", |v| v.type_name()),
+        )),
         Read::Keys(pattern) => Reply::Array(
             store
                 .keys(pattern, now)
@@ -75,16 +76,23 @@ pub fn execute_read(cmd: &Read, store: &Store, now: u64) -> Reply {
             cursor,
             pattern,
             count,
-            any_type,
+            type_name,
         } => {
-            let (next, keys) = store.scan(*cursor, pattern.as_deref(), *count, now);
-            let keys = if *any_type { keys } else { Vec::new() };
+            let (next, mut keys) = store.scan(*cursor, pattern.as_deref(), *count, now);
+            if let Some(t) = type_name {
+                keys.retain(|k| {
+                    store
+                        .value(k, now)
+                        .is_some_and(|v| v.type_name().as_bytes().eq_ignore_ascii_case(t))
+                });
+            }
             Reply::Array(vec![
                 Reply::Bulk(next.to_string().into_bytes()),
                 Reply::Array(keys.into_iter().map(Reply::Bulk).collect()),
             ])
         }
         Read::DbSize => Reply::Integer(store.len() as i64),
+        Read::Hash(h) => super::hash::read(h, store, now),
         other => super::strings::read(other, store, now),
     }
 }
@@ -99,13 +107,23 @@ pub(super) struct Tx<'a> {
 
 impl Tx<'_> {
     /// Lazy expiry of `key` (Redis's `lookupKeyWrite`): removes it if it
-    /// expired, then returns its live entry's (value, expiry).
+    /// expired, then returns its live entry's (string value, expiry). A
+    /// key of another type gives an empty string: the commands that read
+    /// the value refused it with WRONGTYPE before (`types`), the others
+    /// only ask whether the key exists.
     pub(super) fn live(&mut self, key: &[u8]) -> Option<(&[u8], Option<u64>)> {
+        self.purge(key);
+        self.store.touch(key, self.now);
+        self.store
+            .raw(key)
+            .map(|e| (e.value.as_str().unwrap_or_default(), e.expire_at))
+    }
+
+    /// Lazy expiry of `key`, logged (see [`live`](Self::live)).
+    pub(super) fn purge(&mut self, key: &[u8]) {
         if self.store.purge_expired(key, self.now) {
             self.purged.push(key.to_vec());
         }
-        self.store.touch(key, self.now);
-        self.store.raw(key).map(|e| (e.value, e.expire_at))
     }
 
     fn has_expiry(&mut self, key: &[u8]) -> Option<Option<u64>> {
@@ -115,6 +133,17 @@ impl Tx<'_> {
     /// Whether an expired key was removed on the way.
     pub(super) fn purged_any(&self) -> bool {
         !self.purged.is_empty()
+    }
+
+    /// The outcome of a command that logged `record`: after the DEL of
+    /// the expired keys it removed on its way, if any (a replaying store
+    /// may still hold them), in one `Multi`.
+    pub(super) fn logged(self, reply: Reply, record: LogRecord) -> (Reply, Option<LogRecord>) {
+        if self.purged.is_empty() {
+            return (reply, Some(record));
+        }
+        let del = LogRecord::Del { keys: self.purged };
+        (reply, Some(LogRecord::Multi(vec![del, record])))
     }
 
     /// The outcome when the command itself logged nothing.
@@ -156,6 +185,9 @@ pub fn execute_write_journaled(
         Write::Flush | Write::FlushAll => undo.save_all(store),
         // Refused on one store alone (they need the databases): no change.
         Write::Move { .. } | Write::SwapDb(..) => {}
+        Write::Hash(h) => {
+            undo.save_fields(store, super::hash::touched(h), super::hash::fields(h), now)
+        }
         other => super::strings::touched(other)
             .into_iter()
             .for_each(|k| undo.save_key(store, k)),
@@ -170,6 +202,9 @@ pub fn execute_write(cmd: Write, store: &mut Store, now: u64) -> (Reply, Option<
     // anything rather than hold a change the log cannot keep.
     if cmd.record_bound() > MAX_PAYLOAD {
         return (Reply::err(TOO_LARGE_FOR_LOG), None);
+    }
+    if super::types::wrong_type_write(&cmd, store, now) {
+        return (Reply::err(WRONGTYPE), None);
     }
     store.advance(now);
     let mut tx = Tx {
@@ -344,6 +379,7 @@ pub fn execute_write(cmd: Write, store: &mut Store, now: u64) -> (Reply, Option<
                 (Reply::ok(), Some(LogRecord::FlushAll))
             }
         }
+        Write::Hash(h) => super::hash::write(h, tx),
         other => super::strings::write(other, tx),
     }
 }

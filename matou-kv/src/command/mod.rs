@@ -35,6 +35,7 @@
 
 mod conn;
 mod exec;
+mod hash;
 mod kind;
 pub mod multi;
 pub mod ops;
@@ -44,10 +45,12 @@ mod strings;
 mod strings_tests;
 #[cfg(test)]
 mod tests;
+mod types;
 
 pub use crate::record::LogRecord;
 pub use conn::{command_reply, config_get_reply, info_text, Action, ConfigView, InfoData, Session};
 pub use exec::{execute, execute_read, execute_write, execute_write_journaled, read_reply_bound};
+pub use hash::{del_fields as hash_del_fields, set_fields as hash_set_fields, HashRead, HashWrite};
 pub use kind::{kind, Kind};
 use parse::invalid_expire;
 pub use parse::parse;
@@ -66,8 +69,7 @@ pub const NOT_INTEGER: &str = "ERR value is not an integer or out of range";
 pub const OVERFLOW: &str = "ERR increment or decrement would overflow";
 /// `NOAUTH Authentication required.`
 pub const NOAUTH: &str = "NOAUTH Authentication required.";
-/// `WRONGTYPE ...`: never produced while every value is a string, kept for
-/// the day another type appears.
+/// `WRONGTYPE ...`: a command on a key holding another type.
 pub const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
 /// APPEND past [`MAX_STRING`].
 pub const TOO_BIG: &str = "ERR string exceeds maximum allowed size (proto-max-bulk-len)";
@@ -238,6 +240,20 @@ const COMMAND_SUBS: &[Spec] = &[
 /// Every command matou-kv knows.
 pub const TABLE: &[Spec] = &[
     spec("get", 2, RO, ONE, R),
+    // Hashes (`hash`).
+    spec("hset", -4, WR_FAST, ONE, W),
+    spec("hmset", -4, WR_FAST, ONE, W),
+    spec("hsetnx", 4, WR_FAST, ONE, W),
+    spec("hdel", -3, WR_DEL, ONE, W),
+    spec("hincrby", 4, WR_FAST, ONE, W),
+    spec("hget", 3, RO, ONE, R),
+    spec("hmget", -3, RO, ONE, R),
+    spec("hexists", 3, RO, ONE, R),
+    spec("hlen", 2, RO, ONE, R),
+    spec("hgetall", 2, RO_SLOW, ONE, R),
+    spec("hkeys", 2, RO_SLOW, ONE, R),
+    spec("hvals", 2, RO_SLOW, ONE, R),
+    spec("hstrlen", 3, RO, ONE, R),
     spec("strlen", 2, RO, ONE, R),
     spec("mget", -2, RO, ALL, R),
     spec("exists", -2, RO, ALL, R),
@@ -345,7 +361,7 @@ fn shown(b: &[u8], max: usize) -> Cow<'_, str> {
     String::from_utf8_lossy(&b[..b.len().min(max)])
 }
 
-fn wrong_arity(name: &str) -> Reply {
+pub(crate) fn wrong_arity(name: &str) -> Reply {
     Reply::err(format!(
         "ERR wrong number of arguments for '{name}' command"
     ))
@@ -461,8 +477,8 @@ pub enum Read {
         pattern: Option<Vec<u8>>,
         /// COUNT (default 10).
         count: usize,
-        /// TYPE filter: `false` if it names a type no key has.
-        any_type: bool,
+        /// TYPE filter: only keys of this type (as TYPE names it, any case).
+        type_name: Option<Vec<u8>>,
     },
     /// DBSIZE.
     DbSize,
@@ -540,6 +556,8 @@ pub enum Read {
     ObjectHelp,
     /// MEMORY USAGE key [SAMPLES n].
     MemoryUsage(Vec<u8>),
+    /// A hash read (`hash`).
+    Hash(HashRead),
 }
 
 /// How SET-like commands treat the expiry.
@@ -710,6 +728,8 @@ pub enum Write {
         /// REPLACE.
         replace: bool,
     },
+    /// A hash write (`hash`).
+    Hash(HashWrite),
     /// SETBIT key offset bit.
     SetBit {
         /// The key.
@@ -778,6 +798,7 @@ impl Write {
                     .saturating_add(MAX_STRING)
                     .saturating_add(64)
             }
+            Write::Hash(h) => hash::record_bound(h),
             // The key twice, and a value (at most MAX_STRING).
             Write::Move { key, .. } => strings(&mut [key, key].into_iter())
                 .saturating_add(MAX_STRING)

@@ -409,6 +409,7 @@ pub fn parse(args: &[Vec<u8>], authenticated: bool) -> Result<Command, Reply> {
         "command|info" => conn(Conn::Command(CommandQuery::Info(args[2..].to_vec()))),
         "command|list" => conn(Conn::Command(CommandQuery::List)),
         "command|help" => conn(Conn::Help("COMMAND")),
+        name if super::hash::owns(name) => super::hash::parse(name, args),
         other => unreachable!("command {other} is in the table but not parsed"),
     }
 }
@@ -587,7 +588,7 @@ fn parse_expire_cond(opts: &[Vec<u8>]) -> Result<ExpireCond, Reply> {
 /// SCAN cursor [MATCH pattern] [COUNT count] [TYPE type].
 fn parse_scan(args: &[Vec<u8>]) -> Result<Read, Reply> {
     let cursor = parse_cursor(&args[1]).ok_or(Reply::err("ERR invalid cursor"))?;
-    let (mut pattern, mut count, mut any_type) = (None, 10usize, true);
+    let (mut pattern, mut count, mut type_name) = (None, 10usize, None);
     let mut i = 2;
     while i < args.len() {
         let has_value = i + 1 < args.len();
@@ -601,7 +602,7 @@ fn parse_scan(args: &[Vec<u8>]) -> Result<Read, Reply> {
             let p = &args[i + 1];
             pattern = (p.as_slice() != b"*").then(|| p.clone());
         } else if is(&args[i], "type") && has_value {
-            any_type = is(&args[i + 1], "string");
+            type_name = Some(args[i + 1].clone());
         } else {
             return Err(Reply::err(SYNTAX));
         }
@@ -611,7 +612,7 @@ fn parse_scan(args: &[Vec<u8>]) -> Result<Read, Reply> {
         cursor,
         pattern,
         count,
-        any_type,
+        type_name,
     })
 }
 

@@ -14,7 +14,7 @@
 use super::exec::Tx;
 use super::{BitOp, Expiry, Read, Write, MAX_STRING, TOO_BIG};
 use crate::record::LogRecord;
-use crate::resp::{parse_i64, Reply};
+use crate::resp::Reply;
 use crate::store::Store;
 use std::borrow::Cow;
 
@@ -114,9 +114,9 @@ pub(super) fn read(cmd: &Read, store: &Store, now: u64) -> Reply {
             *min_match,
             *with_len,
         ),
-        Read::ObjectEncoding(key) => match store.get(key, now) {
+        Read::ObjectEncoding(key) => match store.value(key, now) {
             None => Reply::Nil,
-            Some(v) => Reply::Bulk(encoding(v).as_bytes().to_vec()),
+            Some(v) => Reply::Bulk(v.encoding().as_bytes().to_vec()),
         },
         Read::ObjectFreq(key) => match store.lfu_freq(key, now) {
             None => Reply::Nil,
@@ -153,7 +153,7 @@ pub(super) fn read(cmd: &Read, store: &Store, now: u64) -> Reply {
         ),
         Read::MemoryUsage(key) => match store.entry(key, now) {
             None => Reply::Nil,
-            Some(e) => Reply::Integer(Store::entry_cost(e.key.len(), e.value.len()) as i64),
+            Some(e) => Reply::Integer(Store::value_cost(e.key.len(), e.value) as i64),
         },
         other => unreachable!("{other:?} is not a string or key read"),
     }
@@ -165,18 +165,6 @@ fn random_seed() -> u64 {
     std::collections::hash_map::RandomState::new()
         .build_hasher()
         .finish()
-}
-
-/// OBJECT ENCODING of a string, as Redis 7 names it: `int` for what fits a
-/// long, `embstr` up to 44 bytes, `raw` beyond.
-fn encoding(v: &[u8]) -> &'static str {
-    if v.len() <= 20 && parse_i64(v).is_some() {
-        "int"
-    } else if v.len() <= 44 {
-        "embstr"
-    } else {
-        "raw"
-    }
 }
 
 /// A bit range `[start, end]` in bits as BITCOUNT and BITPOS see it: the
@@ -437,7 +425,8 @@ pub(super) fn write(cmd: Write, mut tx: Tx<'_>) -> (Reply, Option<LogRecord>) {
             (Reply::Bulk(text.clone()), set_record(key, text, expire_at))
         }
         Write::Rename { from, to, nx } => {
-            let Some((value, expire_at)) = tx.live(&from).map(|(v, e)| (v.to_vec(), e)) else {
+            tx.purge(&from);
+            let Some((value, expire_at)) = tx.store.shared(&from) else {
                 return tx.done(Reply::err("ERR no such key"));
             };
             let ok = || if nx { Reply::Integer(1) } else { Reply::ok() };
@@ -449,14 +438,10 @@ pub(super) fn write(cmd: Write, mut tx: Tx<'_>) -> (Reply, Option<LogRecord>) {
             }
             // An expired `to` purged above is overwritten by the Set.
             tx.store.remove(&from);
-            tx.store.set(&to, value.clone(), expire_at);
+            tx.store.put_arc(&to, value.clone(), expire_at);
             let record = LogRecord::Multi(vec![
                 LogRecord::Del { keys: vec![from] },
-                LogRecord::Set {
-                    key: to,
-                    value,
-                    expire_at_ms: expire_at,
-                },
+                LogRecord::put(to, value, expire_at),
             ]);
             (ok(), Some(record))
         }
@@ -473,15 +458,22 @@ pub(super) fn write(cmd: Write, mut tx: Tx<'_>) -> (Reply, Option<LogRecord>) {
                     None,
                 );
             }
-            let Some(src) = tx.store.entry(&from, now) else {
+            let src = tx
+                .store
+                .contains(&from, now)
+                .then(|| tx.store.shared(&from))
+                .flatten();
+            let Some((value, expire_at)) = src else {
                 return tx.done(Reply::Integer(0));
             };
-            let (value, expire_at) = (src.value.to_vec(), src.expire_at);
             if !replace && tx.live(&to).is_some() {
                 return tx.done(Reply::Integer(0));
             }
-            tx.store.set(&to, value.clone(), expire_at);
-            (Reply::Integer(1), set_record(to, value, expire_at))
+            tx.store.put_arc(&to, value.clone(), expire_at);
+            (
+                Reply::Integer(1),
+                Some(LogRecord::put(to, value, expire_at)),
+            )
         }
         Write::SetBit { key, offset, bit } => {
             let byte = (offset >> 3) as usize;

@@ -844,7 +844,7 @@ proptest! {
         }
         let before: Vec<_> = live
             .iter()
-            .map(|e| (e.key.to_vec(), e.value.to_vec(), e.expire_at))
+            .map(|e| (e.key.to_vec(), e.value.clone(), e.expire_at))
             .collect();
         let a: Vec<Vec<u8>> = last.iter().map(|s| s.as_bytes().to_vec()).collect();
         if let Ok(Command::Write(w)) = parse(&a, true) {
@@ -856,11 +856,11 @@ proptest! {
             let mut after: Vec<_> = dbs
                 .db(0)
                 .iter()
-                .map(|e| (e.key.to_vec(), e.value.to_vec(), e.expire_at))
+                .map(|e| (e.key.to_vec(), e.value.clone(), e.expire_at))
                 .collect();
             let mut before = before;
-            before.sort();
-            after.sort();
+            before.sort_by(|x, y| x.0.cmp(&y.0));
+            after.sort_by(|x, y| x.0.cmp(&y.0));
             prop_assert_eq!(before, after, "{:?}", last);
         }
     }

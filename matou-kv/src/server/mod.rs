@@ -87,11 +87,11 @@
 mod client;
 pub mod memory;
 mod monitor;
+pub mod notify;
 mod ops;
+pub mod pubsub;
 mod registry;
 mod stats;
-pub mod notify;
-pub mod pubsub;
 mod storage;
 mod txn;
 

@@ -70,7 +70,10 @@ impl Versions {
             | LogRecord::Append { key, .. }
             | LogRecord::PExpireAt { key, .. }
             | LogRecord::Persist { key }
-            | LogRecord::SetRange { key, .. } => self.touch(db, key),
+            | LogRecord::SetRange { key, .. }
+            | LogRecord::Value { key, .. }
+            | LogRecord::HSet { key, .. }
+            | LogRecord::HDel { key, .. } => self.touch(db, key),
             LogRecord::MSet { pairs } => pairs.iter().for_each(|(k, _)| self.touch(db, k)),
             LogRecord::Del { keys } => keys.iter().for_each(|k| self.touch(db, k)),
             LogRecord::FlushAll | LogRecord::SwapDb(..) => {}

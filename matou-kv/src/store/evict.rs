@@ -199,7 +199,7 @@ impl Store {
     /// What the entry of `key` costs ([`Store::entry_cost`]), if present.
     pub fn cost_of(&self, key: &[u8]) -> Option<usize> {
         self.raw(key)
-            .map(|e| Store::entry_cost(e.key.len(), e.value.len()))
+            .map(|e| Store::value_cost(e.key.len(), e.value))
     }
 
     /// What every entry costs together: the sum of [`Store::entry_cost`]
@@ -282,7 +282,7 @@ mod tests {
         assert_eq!(
             st.used_bytes(),
             st.iter()
-                .map(|e| Store::entry_cost(e.key.len(), e.value.len()))
+                .map(|e| Store::value_cost(e.key.len(), e.value))
                 .sum::<usize>()
         );
     }

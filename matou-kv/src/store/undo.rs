@@ -14,9 +14,13 @@
 //! Steps are pointer copies (values are `Arc`s), except APPEND to a live
 //! key, which records the old length rather than a second reference to
 //! the value: holding one would make the append copy the whole value.
+//! A hash, list or set a journal step shares is copied by the change that
+//! follows (`Arc::make_mut`): correct, but O(size) per journaled write of
+//! an aggregate until steps record element-level inverses.
 
-use super::{Entry, Snapshot, Store};
+use super::{Entry, Snapshot, Store, Value};
 use crate::databases::Databases;
+use std::sync::Arc;
 
 enum Step {
     /// The key's entry before the change (`None`: absent).
@@ -27,6 +31,10 @@ enum Step {
     All(Snapshot),
     /// These two databases were swapped (SWAPDB).
     Swap(usize, usize),
+    /// The live hash at the key had these fields (`None`: absent) and
+    /// this expiry: what a hash command changes, without a copy of the
+    /// hash.
+    Fields(Vec<u8>, Option<u64>, Vec<(Vec<u8>, Option<Vec<u8>>)>),
 }
 
 /// The prior state of what a batch changed, newest step last, each step
@@ -72,8 +80,31 @@ impl Undo {
     /// Records the length of `key`'s value before an append to it; falls
     /// back to [`save_key`](Self::save_key) if the key is absent.
     pub fn save_len(&mut self, store: &Store, key: &[u8]) {
-        match store.raw(key) {
-            Some(e) => self.push(Step::Len(key.to_vec(), e.value.len())),
+        match store.raw(key).map(|e| e.value.as_str().map(<[u8]>::len)) {
+            Some(Some(len)) => self.push(Step::Len(key.to_vec(), len)),
+            _ => self.save_key(store, key),
+        }
+    }
+
+    /// Records the `fields` of the hash at `key` before a hash command
+    /// changes them (and nothing else of it). A key absent, expired at
+    /// `now` (the command purges it whole) or of another type is recorded
+    /// whole instead ([`save_key`](Self::save_key): cheap for those).
+    pub fn save_fields<'a>(
+        &mut self,
+        store: &Store,
+        key: &[u8],
+        fields: impl Iterator<Item = &'a [u8]>,
+        now: u64,
+    ) {
+        match store.entry(key, now) {
+            Some(e) => match e.value {
+                Value::Hash(h) => {
+                    let old = fields.map(|f| (f.to_vec(), h.get(f).cloned())).collect();
+                    self.push(Step::Fields(key.to_vec(), e.expire_at, old));
+                }
+                _ => self.save_key(store, key),
+            },
             None => self.save_key(store, key),
         }
     }
@@ -108,6 +139,32 @@ impl Undo {
                 Step::Key(key, entry) => dbs.db_mut(db).put_entry(&key, entry),
                 Step::Len(key, len) => dbs.db_mut(db).truncate(&key, len),
                 Step::Swap(a, b) => dbs.swap(a, b),
+                Step::Fields(key, expire_at, old) => {
+                    let store = dbs.db_mut(db);
+                    if !matches!(store.raw(&key).map(|e| e.value), Some(Value::Hash(_))) {
+                        // Deleted by the change (emptied): back, empty
+                        // for a moment, then refilled below.
+                        store.put_arc(&key, Arc::new(Value::Hash(Default::default())), None);
+                    }
+                    store.update(&key, |v| {
+                        let Value::Hash(h) = v else {
+                            unreachable!("made a hash above")
+                        };
+                        let mut delta = 0isize;
+                        for (f, was) in old {
+                            let flen = f.len() as isize;
+                            if let Some(now) = h.remove(&f) {
+                                delta -= flen + now.len() as isize;
+                            }
+                            if let Some(was) = was {
+                                delta += flen + was.len() as isize;
+                                h.insert(f, was);
+                            }
+                        }
+                        ((), delta)
+                    });
+                    store.set_expire(&key, expire_at);
+                }
                 Step::All(snapshot) => {
                     let store = dbs.db_mut(db);
                     store.clear();
@@ -133,12 +190,12 @@ impl Store {
             Some(slot) => {
                 let e = self.entry_at_mut(slot);
                 let old = std::mem::replace(&mut e.value, entry.value);
-                let new_len = e.value.len();
-                self.bytes = self.bytes - old.len() + new_len;
+                let new_len = e.value.data_len();
+                self.bytes = self.bytes - old.data_len() + new_len;
                 self.set_expire_at_slot(slot, entry.expire_at);
             }
             None => {
-                self.bytes += entry.key.len() + entry.value.len();
+                self.bytes += entry.key.len() + entry.value.data_len();
                 let (key, expire_at) = (entry.key.clone(), entry.expire_at);
                 let slot = self.alloc_slot(Entry {
                     expire_at: None,
@@ -154,10 +211,10 @@ impl Store {
     fn truncate(&mut self, key: &[u8], len: usize) {
         if let Some(slot) = self.slot(key) {
             let e = self.entry_at_mut(slot);
-            if e.value.len() > len {
-                let cut = e.value.len() - len;
-                std::sync::Arc::make_mut(&mut e.value).truncate(len);
-                self.bytes -= cut;
+            let cur = e.value.as_str().map_or(0, <[u8]>::len);
+            if cur > len {
+                super::str_mut(&mut e.value).truncate(len);
+                self.bytes -= cur - len;
             }
         }
     }

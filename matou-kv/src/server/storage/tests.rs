@@ -128,11 +128,11 @@ fn a_failed_commit_leaves_the_store_as_before_and_reads_do_not_see_it() {
             &["set", "t", "v", "px", "100000"],
         ]],
     );
-    let before: Vec<(Vec<u8>, Vec<u8>, Option<u64>)> = s
+    let before: Vec<(Vec<u8>, crate::store::Value, Option<u64>)> = s
         .store
         .db(0)
         .iter()
-        .map(|e| (e.key.to_vec(), e.value.to_vec(), e.expire_at))
+        .map(|e| (e.key.to_vec(), e.value.clone(), e.expire_at))
         .collect();
     s.aof.fail_writes = Some(ENOSPC);
     let answers = batch(
@@ -168,15 +168,15 @@ fn a_failed_commit_leaves_the_store_as_before_and_reads_do_not_see_it() {
     assert!(is_misconf(&answers[2][0]));
     assert_eq!(answers[2][1], Reply::Integer(5));
     assert_eq!(answers[3], vec![bulk("old"), Reply::Integer(1)]);
-    let after: Vec<(Vec<u8>, Vec<u8>, Option<u64>)> = s
+    let after: Vec<(Vec<u8>, crate::store::Value, Option<u64>)> = s
         .store
         .db(0)
         .iter()
-        .map(|e| (e.key.to_vec(), e.value.to_vec(), e.expire_at))
+        .map(|e| (e.key.to_vec(), e.value.clone(), e.expire_at))
         .collect();
     let (mut b, mut a) = (before, after);
-    b.sort();
-    a.sort();
+    b.sort_by(|x, y| x.0.cmp(&y.0));
+    a.sort_by(|x, y| x.0.cmp(&y.0));
     assert_eq!(a, b, "the store changed");
 
     // The disk is still full: refused up front, reads served.
@@ -207,7 +207,7 @@ fn assert_replays_to_the_store(mut s: Storage, d: &std::path::Path) {
 }
 
 /// One key: its database, key, value and expiry.
-type Row = (usize, Vec<u8>, Vec<u8>, Option<u64>);
+type Row = (usize, Vec<u8>, crate::store::Value, Option<u64>);
 
 /// Every key of every database, sorted.
 fn contents(dbs: &Databases) -> Vec<Row> {
@@ -215,10 +215,10 @@ fn contents(dbs: &Databases) -> Vec<Row> {
         .iter()
         .flat_map(|(i, s)| {
             s.iter()
-                .map(move |e| (i, e.key.to_vec(), e.value.to_vec(), e.expire_at))
+                .map(move |e| (i, e.key.to_vec(), e.value.clone(), e.expire_at))
         })
         .collect();
-    all.sort();
+    all.sort_by(|x, y| (x.0, &x.1).cmp(&(y.0, &y.1)));
     all
 }
 

@@ -1,0 +1,209 @@
+//! [`Value`]: what a key holds, one variant per Redis type, and what the
+//! rest of the server asks of every type: its TYPE name, the OBJECT
+//! ENCODING Redis would report for it, its byte size and its memory cost.
+//!
+//! Invariants:
+//! - **An aggregate is never empty in a store**: a hash, list or set whose
+//!   last element goes is deleted with its key (Redis semantics);
+//!   [`Store::update`](super::Store::update) enforces it after every change.
+//! - **`data_bytes` is the sum of element lengths** (a hash counts fields
+//!   and values): what [`Value::data_len`] returns and the store keeps
+//!   summed incrementally, so that no write walks a whole aggregate.
+//! - The encoding reported is Redis 7's for the same content under the
+//!   default thresholds (see the constants), whatever our representation:
+//!   clients and Redis's own test suite read it to check conversions.
+//!   Redis never converts back to the compact form when an aggregate
+//!   shrinks, but neither does it report it again unless the key is
+//!   rewritten; reporting from the current content is what a restart
+//!   (which reloads compactly) would show.
+
+use crate::resp::parse_i64;
+use std::collections::{HashMap, HashSet, VecDeque};
+
+/// `hash-max-listpack-entries`: a hash with more fields is a `hashtable`.
+pub const HASH_MAX_LISTPACK_ENTRIES: usize = 128;
+/// `hash-max-listpack-value`: a hash with a longer field or value is a
+/// `hashtable`.
+pub const HASH_MAX_LISTPACK_VALUE: usize = 64;
+/// `set-max-intset-entries`: an all-integer set with more members is a
+/// `hashtable`.
+pub const SET_MAX_INTSET_ENTRIES: usize = 512;
+/// What OBJECT ENCODING names every list: Redis 7.0 keeps lists in a
+/// quicklist of listpack nodes (`list-max-listpack-size -2`: 8 KiB each)
+/// and reports `quicklist` whatever their size. (Redis 7.0 has no listpack
+/// sets either: a set that is not an intset is a `hashtable`.)
+pub const LIST_ENCODING: &str = "quicklist";
+
+/// What a key holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Value {
+    /// A binary-safe string.
+    Str(Vec<u8>),
+    /// Field -> value.
+    Hash(HashMap<Vec<u8>, Vec<u8>>),
+    /// A sequence, O(1) at both ends.
+    List(VecDeque<Vec<u8>>),
+    /// Distinct members.
+    Set(HashSet<Vec<u8>>),
+}
+
+impl Default for Value {
+    fn default() -> Value {
+        Value::Str(Vec::new())
+    }
+}
+
+impl Value {
+    /// The string, if this is one.
+    pub fn as_str(&self) -> Option<&[u8]> {
+        match self {
+            Value::Str(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// Whether a key becoming this wakes clients blocked on it (BLPOP...):
+    /// the types blocking commands pop from.
+    pub fn wakes_waiters(&self) -> bool {
+        matches!(self, Value::List(_))
+    }
+
+    /// TYPE's answer.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::Str(_) => "string",
+            Value::Hash(_) => "hash",
+            Value::List(_) => "list",
+            Value::Set(_) => "set",
+        }
+    }
+
+    /// Whether this is an aggregate with no element left (to be deleted).
+    pub fn is_empty_aggregate(&self) -> bool {
+        match self {
+            Value::Str(_) => false,
+            Value::Hash(h) => h.is_empty(),
+            Value::List(l) => l.is_empty(),
+            Value::Set(s) => s.is_empty(),
+        }
+    }
+
+    /// The sum of the lengths of its bytes (strings, elements, fields and
+    /// values). O(n) for aggregates: writes keep the store's sum by deltas.
+    pub fn data_len(&self) -> usize {
+        match self {
+            Value::Str(v) => v.len(),
+            Value::Hash(h) => h.iter().map(|(f, v)| f.len() + v.len()).sum(),
+            Value::List(l) => l.iter().map(Vec::len).sum(),
+            Value::Set(s) => s.iter().map(Vec::len).sum(),
+        }
+    }
+
+    /// Number of elements (1 for a string).
+    pub fn items(&self) -> usize {
+        match self {
+            Value::Str(_) => 1,
+            Value::Hash(h) => h.len(),
+            Value::List(l) => l.len(),
+            Value::Set(s) => s.len(),
+        }
+    }
+
+    /// OBJECT ENCODING, as Redis 7.0 names it for this content.
+    pub fn encoding(&self) -> &'static str {
+        match self {
+            Value::Str(v) => {
+                if v.len() <= 20 && parse_i64(v).is_some() {
+                    "int"
+                } else if v.len() <= 44 {
+                    "embstr"
+                } else {
+                    "raw"
+                }
+            }
+            Value::Hash(h) => {
+                let small = h.len() <= HASH_MAX_LISTPACK_ENTRIES
+                    && h.iter().all(|(f, v)| {
+                        f.len() <= HASH_MAX_LISTPACK_VALUE && v.len() <= HASH_MAX_LISTPACK_VALUE
+                    });
+                if small {
+                    "listpack"
+                } else {
+                    "hashtable"
+                }
+            }
+            Value::List(_) => LIST_ENCODING,
+            Value::Set(s) => {
+                if s.len() <= SET_MAX_INTSET_ENTRIES && s.iter().all(|m| is_intset_member(m)) {
+                    "intset"
+                } else {
+                    "hashtable"
+                }
+            }
+        }
+    }
+
+    /// What holding this value costs beyond its bytes ([`data_len`](Self::data_len)):
+    /// the containers' per-element overhead, as this representation lays
+    /// it out (MEMORY USAGE adds the bytes and the entry's own cost).
+    pub fn overhead(&self) -> usize {
+        use std::mem::size_of;
+        let vec = size_of::<Vec<u8>>();
+        // A hashbrown bucket holds the element and one control byte; the
+        // table runs at up to 7/8 load, so count 8/7 buckets per element.
+        let table = |elem: usize, n: usize| (elem + 1) * n * 8 / 7;
+        match self {
+            Value::Str(_) => 0,
+            Value::Hash(h) => table(2 * vec, h.capacity()),
+            Value::List(l) => vec * l.capacity(),
+            Value::Set(s) => table(vec, s.capacity()),
+        }
+    }
+}
+
+/// Whether a set member would be held in an intset: a canonical decimal
+/// integer that fits an i64 (Redis's `string2ll`).
+fn is_intset_member(m: &[u8]) -> bool {
+    m.len() <= 20 && parse_i64(m).is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b(s: &str) -> Vec<u8> {
+        s.as_bytes().to_vec()
+    }
+
+    #[test]
+    fn encodings_follow_redis_thresholds() {
+        let mut h = HashMap::new();
+        h.insert(b("f"), b("v"));
+        assert_eq!(Value::Hash(h.clone()).encoding(), "listpack");
+        h.insert(b("long"), vec![b'x'; 65]);
+        assert_eq!(Value::Hash(h.clone()).encoding(), "hashtable");
+        let many: HashMap<_, _> = (0..129).map(|i| (b(&i.to_string()), b("v"))).collect();
+        assert_eq!(Value::Hash(many).encoding(), "hashtable");
+        let ints: HashSet<_> = (0..512).map(|i| b(&i.to_string())).collect();
+        assert_eq!(Value::Set(ints.clone()).encoding(), "intset");
+        let mut more = ints;
+        more.insert(b("512"));
+        assert_eq!(Value::Set(more).encoding(), "hashtable");
+        let mixed: HashSet<_> = [b("1"), b("a")].into_iter().collect();
+        assert_eq!(Value::Set(mixed).encoding(), "hashtable");
+        let not_canonical: HashSet<_> = [b("01")].into_iter().collect();
+        assert_eq!(Value::Set(not_canonical).encoding(), "hashtable");
+        assert_eq!(Value::List(VecDeque::new()).encoding(), "quicklist");
+        assert_eq!(Value::Str(b("12")).encoding(), "int");
+    }
+
+    #[test]
+    fn data_len_counts_every_element() {
+        let h: HashMap<_, _> = [(b("ab"), b("cde"))].into_iter().collect();
+        assert_eq!(Value::Hash(h).data_len(), 5);
+        let l: VecDeque<_> = [b("a"), b("bc")].into_iter().collect();
+        assert_eq!(Value::List(l).data_len(), 3);
+        assert!(Value::Set(HashSet::new()).is_empty_aggregate());
+        assert!(!Value::Str(Vec::new()).is_empty_aggregate());
+    }
+}
