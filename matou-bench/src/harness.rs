@@ -22,6 +22,9 @@ pub struct Config {
     pub inner: usize,
     /// `--quick`: fewer rounds and iterations, smaller unix workloads.
     pub quick: bool,
+    /// `--backend`: the reactor backends the I/O rows (echo, small files)
+    /// run on, each against the same tokio baseline.
+    pub backends: &'static [matou::unix::Backend],
 }
 
 impl Config {
@@ -32,14 +35,25 @@ impl Config {
                 rounds: 3,
                 inner: 3,
                 quick,
+                backends: &[matou::unix::Backend::Epoll],
             }
         } else {
             Config {
                 rounds: 9,
                 inner: 10,
                 quick,
+                backends: &[matou::unix::Backend::Epoll],
             }
         }
+    }
+}
+
+/// The suffix of a row measured on `backend`: none for epoll (the rows'
+/// historical names), ` [uring]` for io_uring.
+pub fn backend_label(backend: matou::unix::Backend) -> &'static str {
+    match backend {
+        matou::unix::Backend::Epoll => "",
+        matou::unix::Backend::Uring => " [uring]",
     }
 }
 

@@ -1,7 +1,7 @@
 //! matou-bench: matou against tokio, side by side in one process.
 //!
 //! ```text
-//! cargo run --release -p matou-bench -- [--json FILE] [--quick] [--list] [SUITE...]
+//! cargo run --release -p matou-bench -- [--json FILE] [--quick] [--backend B] [--list] [SUITE...]
 //! ```
 //!
 //! Suites: `core` (the scheduler workloads of tokio's
@@ -14,6 +14,10 @@
 //! table goes to stdout and, with `--json FILE`, one JSON object per line
 //! `{"suite", "name", "baseline", "matou_ns", "tokio_ns", "ratio"}` goes to
 //! `FILE`. `--quick` runs few iterations (`--quick core` is the CI smoke run).
+//! `--backend epoll|uring|both` picks the reactor backend(s) of the I/O rows
+//! (`unix` echo, `fs` small files; default epoll): rows on io_uring are
+//! suffixed ` [uring]` (a worker where io_uring is unavailable falls back
+//! to epoll and says so on stderr).
 
 mod harness;
 mod suites;
@@ -45,12 +49,13 @@ const SUITES: &[(&str, &str)] = &[
 ];
 
 fn usage() -> &'static str {
-    "usage: matou-bench [--json FILE] [--quick] [--list] [SUITE...]"
+    "usage: matou-bench [--json FILE] [--quick] [--backend epoll|uring|both] [--list] [SUITE...]"
 }
 
 fn main() -> ExitCode {
     let mut json = None;
     let mut quick = false;
+    let mut backends: &'static [matou::unix::Backend] = &[matou::unix::Backend::Epoll];
     let mut selected: Vec<String> = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -63,6 +68,18 @@ fn main() -> ExitCode {
                 }
             },
             "--quick" => quick = true,
+            "--backend" => {
+                use matou::unix::Backend::{Epoll, Uring};
+                backends = match args.next().as_deref() {
+                    Some("epoll") => &[Epoll],
+                    Some("uring") => &[Uring],
+                    Some("both") => &[Epoll, Uring],
+                    other => {
+                        eprintln!("--backend: {other:?}: epoll, uring or both\n{}", usage());
+                        return ExitCode::FAILURE;
+                    }
+                };
+            }
             "--list" => {
                 for (name, what) in SUITES {
                     println!("{name:<6} {what}");
@@ -84,7 +101,10 @@ fn main() -> ExitCode {
         selected = SUITES.iter().map(|(n, _)| n.to_string()).collect();
     }
 
-    let cfg = Config::new(quick);
+    let cfg = Config {
+        backends,
+        ..Config::new(quick)
+    };
     let mut report = Report::default();
     for suite in &selected {
         match suite.as_str() {

@@ -4,7 +4,10 @@
 //! - [`run`] / [`builder`]: a matou run whose every worker owns an epoll
 //!   [`EpollSource`] (a per-worker reactor: epoll, an eventfd interrupter,
 //!   timers). Tasks park on it with `syscall` + `suspend`; its `select` turns
-//!   readiness and expired timers into `Signal`s.
+//!   readiness and expired timers into `Signal`s. Each reactor runs on
+//!   epoll or, with [`builder_on`]`(`[`Backend::Uring`]`)` or
+//!   `MATOU_EVENT_SOURCE=uring`, on io_uring (falling back to epoll where
+//!   io_uring is unavailable).
 //! - [`time`]: `sleep`, `sleep_until`, `timeout`, `interval`.
 //! - [`net`]: TCP, UDP and Unix-domain sockets, IPv4 and IPv6, with
 //!   `futures-io` `AsyncRead`/`AsyncWrite` on the streams.
@@ -16,7 +19,8 @@
 //! - [`process`]: child processes with async pipes and `wait`.
 //! - [`echo`]: the echo server of seed 002, reusable in-process.
 //!
-//! Layout: `sys` is the only module that calls the OS (through `rustix`);
+//! Layout: `sys` is the only module that calls the OS (through `rustix`),
+//! besides `reactor::uring`, the io_uring poller (through `io-uring`);
 //! `reactor` owns the per-worker state; the public modules are thin over both.
 //!
 //! ```
@@ -55,7 +59,7 @@ pub mod signal;
 mod sys;
 pub mod time;
 
-pub use reactor::{reactor_stats, EpollSource, ReactorStats};
+pub use reactor::{reactor_backend, reactor_stats, Backend, EpollSource, ReactorStats};
 
 use blocking::BlockingPool;
 use std::future::Future;
@@ -67,7 +71,24 @@ use std::future::Future;
 /// The run panics at start if a worker cannot create its epoll instance (e.g.
 /// out of file descriptors).
 pub fn builder() -> matou_core::Builder {
-    with_pool(BlockingPool::global().clone())
+    with_pool(BlockingPool::global().clone(), None)
+}
+
+/// [`builder`] on `backend` whatever `MATOU_EVENT_SOURCE` says: every
+/// worker's reactor runs on epoll or io_uring (falling back to epoll, with
+/// the reason logged once, where io_uring is unavailable).
+///
+/// ```
+/// use matou_unix::Backend;
+///
+/// let v = matou_unix::builder_on(Backend::Uring).run(async {
+///     matou_unix::time::sleep(std::time::Duration::from_millis(1)).await;
+///     7
+/// });
+/// assert_eq!(v, 7);
+/// ```
+pub fn builder_on(backend: Backend) -> matou_core::Builder {
+    with_pool(BlockingPool::global().clone(), Some(backend))
 }
 
 /// [`builder`] whose run has its own blocking pool (for
@@ -82,13 +103,16 @@ pub fn builder() -> matou_core::Builder {
 /// assert_eq!(v, 42);
 /// ```
 pub fn builder_with(pool: blocking::PoolConfig) -> matou_core::Builder {
-    with_pool(BlockingPool::new(pool))
+    with_pool(BlockingPool::new(pool), None)
 }
 
-fn with_pool(pool: BlockingPool) -> matou_core::Builder {
+/// The run's builder; `backend: None` reads `MATOU_EVENT_SOURCE` on each
+/// worker ([`Backend::from_env`]).
+fn with_pool(pool: BlockingPool, backend: Option<Backend>) -> matou_core::Builder {
     matou_core::Builder::new().event_source(move |worker| {
         pool.install();
-        let source = EpollSource::new().unwrap_or_else(|e| {
+        let backend = backend.unwrap_or_else(Backend::from_env);
+        let source = EpollSource::with_backend(backend).unwrap_or_else(|e| {
             panic!(
                 "matou-unix: worker {}: cannot create the epoll event source: {e}",
                 worker.index()

@@ -33,10 +33,46 @@ fn interest() -> epoll::EventFlags {
         | epoll::EventFlags::ET
 }
 
+/// [`interest`] as poll(2) bits, for io_uring's `IORING_OP_POLL_ADD`
+/// (edge-like by being multishot, so without `ET`). epoll's event bits are
+/// poll(2)'s, which is what lets one set of predicates read both.
+pub(crate) fn poll_interest() -> u32 {
+    (interest() - epoll::EventFlags::ET).bits()
+}
+
+/// poll(2) bits for input only (eventfds), as [`epoll_add_input`] watches.
+pub(crate) fn poll_input() -> u32 {
+    epoll::EventFlags::IN.bits()
+}
+
+/// Whether a poll(2) result mask should wake readers and writers: the same
+/// predicates as for an epoll event.
+pub(crate) fn poll_readiness(mask: u32) -> (bool, bool) {
+    let f = epoll::EventFlags::from_bits_retain(mask);
+    (readable_flags(f), writable_flags(f))
+}
+
+/// Fails with `EPERM`, as `epoll_ctl` does, for a descriptor whose poll is
+/// always ready (a regular file or a directory): watching it would only spin
+/// the reactor.
+pub(crate) fn check_pollable(fd: BorrowedFd<'_>) -> io::Result<()> {
+    use rustix::fs::FileType;
+    let kind = FileType::from_raw_mode(rustix::fs::fstat(fd)?.st_mode);
+    if matches!(kind, FileType::RegularFile | FileType::Directory) {
+        return Err(Errno::PERM.into());
+    }
+    Ok(())
+}
+
 /// Flags of an event that should wake readers (hang-up and errors too: the
 /// retried syscall then reports what happened).
 pub(crate) fn is_readable(ev: &Event) -> bool {
+    // `Event` is packed on x86_64: copy the field out before using it.
     let f = ev.flags;
+    readable_flags(f)
+}
+
+fn readable_flags(f: epoll::EventFlags) -> bool {
     f.intersects(
         epoll::EventFlags::IN
             | epoll::EventFlags::PRI
@@ -50,6 +86,10 @@ pub(crate) fn is_readable(ev: &Event) -> bool {
 pub(crate) fn is_writable(ev: &Event) -> bool {
     // `Event` is packed on x86_64: copy the field out before using it.
     let f = ev.flags;
+    writable_flags(f)
+}
+
+fn writable_flags(f: epoll::EventFlags) -> bool {
     f.intersects(epoll::EventFlags::OUT | epoll::EventFlags::HUP | epoll::EventFlags::ERR)
 }
 

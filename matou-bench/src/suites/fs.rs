@@ -12,13 +12,17 @@
 //!   after another in one task; once with matou's default idle spin and once
 //!   with `idle_spin(0)` (the spinning worker competes with the pool thread
 //!   for the CPU on a small machine).
+//!   With `--backend uring|both`, the small-files rows also (or only) run
+//!   with matou's worker on io_uring (suffix ` [uring]`): the pool's
+//!   hand-back wakes the worker through its ring instead of epoll.
 //!
 //! The files live in a fresh directory under the system temp dir (created
 //! before the timed region, removed at the end). `--quick`: 32 MiB and 1,000
 //! files. Reported: ns per whole workload.
 
-use crate::harness::{alternate, ns, Config, Report, Row};
+use crate::harness::{alternate, backend_label, ns, Config, Report, Row};
 use futures_io::{AsyncRead, AsyncWrite};
+use matou::unix::Backend;
 use matou::DEFAULT_IDLE_SPIN;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
@@ -84,24 +88,27 @@ pub fn run(cfg: &Config, report: &mut Report) {
     }
 
     let small = dir.0.join("small");
-    let (m, t) = alternate(
-        rounds,
-        || vec![matou_read_small(&small, files, DEFAULT_IDLE_SPIN)],
-        || vec![tokio_read_small(&small, files)],
-    );
-    report.push(row(format!("read {files} files of 1 KiB"), m[0], t[0]));
-    // The worker's idle spin competes with the pool thread for the CPU (two
-    // cores here): the same workload without it.
-    let (m, t) = alternate(
-        rounds,
-        || vec![matou_read_small(&small, files, Duration::ZERO)],
-        || vec![tokio_read_small(&small, files)],
-    );
-    report.push(row(
-        format!("read {files} files of 1 KiB, idle_spin 0"),
-        m[0],
-        t[0],
-    ));
+    for &backend in cfg.backends {
+        let b = backend_label(backend);
+        let (m, t) = alternate(
+            rounds,
+            || vec![matou_read_small(&small, files, DEFAULT_IDLE_SPIN, backend)],
+            || vec![tokio_read_small(&small, files)],
+        );
+        report.push(row(format!("read {files} files of 1 KiB{b}"), m[0], t[0]));
+        // The worker's idle spin competes with the pool thread for the CPU
+        // (two cores here): the same workload without it.
+        let (m, t) = alternate(
+            rounds,
+            || vec![matou_read_small(&small, files, Duration::ZERO, backend)],
+            || vec![tokio_read_small(&small, files)],
+        );
+        report.push(row(
+            format!("read {files} files of 1 KiB, idle_spin 0{b}"),
+            m[0],
+            t[0],
+        ));
+    }
 }
 
 fn row(name: String, matou_ns: f64, tokio_ns: f64) -> Row {
@@ -202,9 +209,9 @@ fn tokio_stream_copy(src: &Path, dst: &Path, len: usize) -> f64 {
     })
 }
 
-fn matou_read_small(dir: &Path, files: usize, idle_spin: Duration) -> f64 {
+fn matou_read_small(dir: &Path, files: usize, idle_spin: Duration, backend: Backend) -> f64 {
     let dir = dir.to_path_buf();
-    matou::unix::builder()
+    matou::unix::builder_on(backend)
         .extra_workers(0)
         .idle_spin(idle_spin)
         .run(async move {

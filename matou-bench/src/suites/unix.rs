@@ -17,6 +17,9 @@
 //! are outside the timed region (as is the server's runtime start). Reported:
 //! time per message (elapsed / messages, the inverse of throughput) and the
 //! p99 latency, for 1, 64 and 512 connections; each is a median over samples.
+//! With `--backend uring` (or `both`) the echo rows are measured with matou's
+//! workers on io_uring (`matou::unix::builder_on(Backend::Uring)`), suffixed
+//! ` [uring]`, against the same tokio server.
 //!
 //! **Timer churn.** A million `timeout(10 s, f)` created and polled to
 //! completion in chunks of 1 000 (the chunk is created first, then each is
@@ -34,8 +37,9 @@
 //! timer; plus the resident memory the pending timers add (futures, wheel and
 //! scheduler tables, from `/proc/self/statm`), in bytes per timer.
 
-use crate::harness::{alternate, drive_clients, ns, quantile, Config, Report, Row};
+use crate::harness::{alternate, backend_label, drive_clients, ns, quantile, Config, Report, Row};
 use matou::unix::echo;
+use matou::unix::Backend;
 use std::future::Future;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -55,20 +59,22 @@ const PENDING_TIMERS: usize = 1_000_000;
 pub fn run(cfg: &Config, report: &mut Report) {
     let rounds = if cfg.quick { 3 } else { 5 };
     let messages = if cfg.quick { 4_000 } else { 40_000 };
-    for conns in CONNECTIONS {
-        let (m, t) = alternate(
-            rounds,
-            || echo_sample(Server::Matou, conns, messages),
-            || echo_sample(Server::Tokio, conns, messages),
-        );
-        for (i, what) in ["time/msg", "p99 latency"].iter().enumerate() {
-            report.push(Row {
-                suite: "unix",
-                name: format!("echo 1KiB c={conns} {what}"),
-                baseline: "multi_thread(2)".to_string(),
-                matou_ns: m[i],
-                tokio_ns: t[i],
-            });
+    for &backend in cfg.backends {
+        for conns in CONNECTIONS {
+            let (m, t) = alternate(
+                rounds,
+                || echo_sample(Server::Matou(backend), conns, messages),
+                || echo_sample(Server::Tokio, conns, messages),
+            );
+            for (i, what) in ["time/msg", "p99 latency"].iter().enumerate() {
+                report.push(Row {
+                    suite: "unix",
+                    name: format!("echo 1KiB c={conns} {what}{}", backend_label(backend)),
+                    baseline: "multi_thread(2)".to_string(),
+                    matou_ns: m[i],
+                    tokio_ns: t[i],
+                });
+            }
         }
     }
     let timeouts = if cfg.quick { TIMEOUTS / 5 } else { TIMEOUTS };
@@ -115,7 +121,7 @@ pub fn run(cfg: &Config, report: &mut Report) {
 
 #[derive(Clone, Copy)]
 enum Server {
-    Matou,
+    Matou(Backend),
     Tokio,
 }
 
@@ -133,19 +139,22 @@ impl Running {
     }
 }
 
-fn start_matou() -> Running {
+fn start_matou(backend: Backend) -> Running {
     let stop = echo::Stop::new();
     let (tx, rx) = std::sync::mpsc::channel();
     let server_stop = stop.clone();
     let thread = thread::spawn(move || {
-        matou::builder().extra_workers(1).run(async move {
-            let listener = matou::unix::net::TcpListener::bind(([127, 0, 0, 1], 0)).expect("bind");
-            tx.send(listener.local_addr().expect("addr"))
-                .expect("send addr");
-            echo::serve_parallel(listener, server_stop)
-                .await
-                .expect("matou echo server");
-        });
+        matou::unix::builder_on(backend)
+            .extra_workers(1)
+            .run(async move {
+                let listener =
+                    matou::unix::net::TcpListener::bind(([127, 0, 0, 1], 0)).expect("bind");
+                tx.send(listener.local_addr().expect("addr"))
+                    .expect("send addr");
+                echo::serve_parallel(listener, server_stop)
+                    .await
+                    .expect("matou echo server");
+            });
     });
     let addr = rx.recv().expect("matou server address");
     // Let the second worker start accepting on its duplicate of the
@@ -217,7 +226,7 @@ fn start_tokio() -> Running {
 /// `[ns per message, p99 latency ns]`.
 fn echo_sample(server: Server, conns: usize, messages: usize) -> Vec<f64> {
     let running = match server {
-        Server::Matou => start_matou(),
+        Server::Matou(backend) => start_matou(backend),
         Server::Tokio => start_tokio(),
     };
     let threads = conns.min(MAX_CLIENT_THREADS);

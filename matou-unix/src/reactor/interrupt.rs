@@ -16,6 +16,9 @@
 //! - Never lost: `pending` is cleared only after `epoll_wait` returned because
 //!   of a write, so an interrupt that found it set is covered by a select
 //!   that is returning anyway; one that swaps after the clear writes again.
+//! - On the io_uring backend the eventfd is watched by a multishot poll,
+//!   which posts a completion on every write: the same edges, the same
+//!   protocol.
 //! - The eventfd is never read. With edge-triggered epoll every write is a new
 //!   edge whatever the counter holds, and the counter cannot overflow in
 //!   practice (2^64 writes); skipping the read saves a syscall per wake-up.

@@ -1,6 +1,7 @@
-//! The reactor: one per worker, matou's event source on epoll.
+//! The reactor: one per worker, matou's event source on epoll or io_uring.
 //!
-//! A [`Reactor`] owns an epoll instance, the table of registered descriptors,
+//! A [`Reactor`] owns an epoll instance (or an io_uring poller, see
+//! `uring`, chosen per worker by `backend`), the table of registered descriptors,
 //! the worker's timers and its interrupter. It is created on its worker's
 //! thread by [`EpollSource::new`] (the factory given to
 //! `Builder::event_source`), and published in a thread-local so that the I/O
@@ -25,13 +26,17 @@
 //!
 //! There is no lost wake-up: an operation retries its syscall and files its
 //! uid within one poll of its task, and `select` runs on the same thread only
-//! between polls; an edge that happens in between stays queued in epoll.
+//! between polls; an edge that happens in between stays queued in epoll
+//! (or, on io_uring, in the ring's completion queue).
 
+pub(crate) mod backend;
 pub(crate) mod interrupt;
 pub(crate) mod io;
 pub(crate) mod timers;
+mod uring;
 
 use crate::sys;
+pub use backend::Backend;
 use interrupt::EventFdInterrupt;
 use matou_core::{EventSource, Interrupt, Signal, Suspend, Uid};
 use slab::Slab;
@@ -143,7 +148,8 @@ struct Entry {
 
 /// The part of a reactor other threads may touch.
 pub(crate) struct Remote {
-    epoll: OwnedFd,
+    /// `None` on the io_uring backend, whose ring only its owner touches.
+    epoll: Option<OwnedFd>,
     interrupter: Arc<EventFdInterrupt>,
     /// Tokens of descriptors that were moved to (or dropped on) another
     /// thread: their entries are freed by the owner's next `select`.
@@ -156,12 +162,19 @@ impl Remote {
     /// and asks the owning reactor to free its entry.
     pub(crate) fn release(&self, token: u64, fd: BorrowedFd<'_>) {
         // EPOLL_CTL_DEL is thread-safe and also drops the fd's queued events.
-        let _ = sys::epoll_del(self.epoll.as_fd(), fd);
+        if let Some(epoll) = &self.epoll {
+            let _ = sys::epoll_del(epoll.as_fd(), fd);
+        }
         self.forget
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(token);
         self.has_forget.store(true, Ordering::Release);
+        if self.epoll.is_none() {
+            // The owner's ring polls the file (holding it open) until the
+            // owner submits the removal: make it do so soon.
+            self.interrupter.interrupt();
+        }
     }
 }
 
@@ -176,12 +189,17 @@ struct State {
     signal_waiters: Vec<Uid>,
     watching_signals: bool,
     events: Vec<sys::Event>,
+    /// The io_uring poller's harvest: `(token, readable, writable)`.
+    ring_events: Vec<(u64, bool, bool)>,
 }
 
 /// One worker's reactor. See the module docs.
 pub(crate) struct Reactor {
     remote: Arc<Remote>,
     state: RefCell<State>,
+    /// The io_uring poller; `None` on epoll. Never borrowed with `state`
+    /// held across a call that could re-enter.
+    uring: Option<RefCell<uring::Ring>>,
 }
 
 thread_local! {
@@ -217,10 +235,36 @@ fn split(token: u64) -> (usize, u32) {
 
 impl Reactor {
     fn new() -> std::io::Result<Reactor> {
-        let epoll = sys::epoll_create()?;
+        Reactor::on(Backend::Epoll)
+    }
+
+    /// A reactor on `backend`, or on epoll when io_uring was asked for and
+    /// is unavailable (the reason logged once).
+    fn on(backend: Backend) -> std::io::Result<Reactor> {
         let interrupter = Arc::new(EventFdInterrupt::new()?);
-        sys::epoll_add_input(epoll.as_fd(), interrupter.fd(), WAKE_TOKEN)?;
+        let mut ring = match backend {
+            Backend::Epoll => None,
+            Backend::Uring => match uring::Ring::new() {
+                Ok(ring) => Some(ring),
+                Err(e) => {
+                    backend::log_fallback(&uring::explain(&e));
+                    None
+                }
+            },
+        };
+        let epoll = match ring.as_mut() {
+            Some(ring) => {
+                ring.watch_input(interrupter.fd(), WAKE_TOKEN);
+                None
+            }
+            None => {
+                let epoll = sys::epoll_create()?;
+                sys::epoll_add_input(epoll.as_fd(), interrupter.fd(), WAKE_TOKEN)?;
+                Some(epoll)
+            }
+        };
         Ok(Reactor {
+            uring: ring.map(RefCell::new),
             remote: Arc::new(Remote {
                 epoll,
                 interrupter,
@@ -236,12 +280,22 @@ impl Reactor {
                 signal_waiters: Vec::new(),
                 watching_signals: false,
                 events: Vec::with_capacity(EVENTS_CAPACITY),
+                ring_events: Vec::new(),
             }),
         })
     }
 
     pub(crate) fn remote(&self) -> &Arc<Remote> {
         &self.remote
+    }
+
+    /// The backend this reactor runs on (after any fallback).
+    pub(crate) fn backend(&self) -> Backend {
+        if self.uring.is_some() {
+            Backend::Uring
+        } else {
+            Backend::Epoll
+        }
     }
 
     /// Starts watching `fd`; returns its token.
@@ -255,7 +309,11 @@ impl Reactor {
             "matou-unix: too many registered descriptors"
         );
         let tok = token(key, generation);
-        sys::epoll_add(self.remote.epoll.as_fd(), fd, tok)?;
+        match (&self.uring, &self.remote.epoll) {
+            (Some(ring), _) => ring.borrow_mut().watch(fd, tok)?,
+            (None, Some(epoll)) => sys::epoll_add(epoll.as_fd(), fd, tok)?,
+            (None, None) => unreachable!("a reactor has a ring or an epoll"),
+        }
         st.entries.insert(Entry {
             generation,
             waiters: Default::default(),
@@ -266,7 +324,13 @@ impl Reactor {
 
     /// Stops watching `fd` (still open) and frees its entry, on this worker.
     pub(crate) fn deregister(&self, token: u64, fd: BorrowedFd<'_>) {
-        let _ = sys::epoll_del(self.remote.epoll.as_fd(), fd);
+        match (&self.uring, &self.remote.epoll) {
+            (Some(ring), _) => ring.borrow_mut().forget_now(token),
+            (None, Some(epoll)) => {
+                let _ = sys::epoll_del(epoll.as_fd(), fd);
+            }
+            (None, None) => {}
+        }
         let entry = self.state.borrow_mut().remove_entry(token);
         // The entry's parked syscalls are dropped outside the borrow.
         drop(entry);
@@ -274,7 +338,15 @@ impl Reactor {
 
     /// Files `uid` as waiting for `dir` on the descriptor of `token`.
     pub(crate) fn add_io_waiter(&self, token: u64, dir: Dir, uid: Uid) {
+        self.arm(token);
         self.state.borrow_mut().add_io_waiter(token, dir, uid);
+    }
+
+    /// On io_uring, makes sure `token`'s poll is armed before a task waits.
+    fn arm(&self, token: u64) {
+        if let Some(ring) = &self.uring {
+            ring.borrow_mut().ensure_armed(token);
+        }
     }
 
     /// The poll-based wait: parks the current task (waking `cx`) until `dir`
@@ -299,6 +371,7 @@ impl Reactor {
             }
             return Poll::Pending;
         }
+        self.arm(token);
         let call = matou_core::syscall();
         let uid = call.uid();
         let mut parked = matou_core::suspend(call);
@@ -318,7 +391,11 @@ impl Reactor {
     pub(crate) fn watch_signals(&self, fd: BorrowedFd<'_>) -> std::io::Result<()> {
         let mut st = self.state.borrow_mut();
         if !st.watching_signals {
-            sys::epoll_add_input(self.remote.epoll.as_fd(), fd, SIGNAL_TOKEN)?;
+            match (&self.uring, &self.remote.epoll) {
+                (Some(ring), _) => ring.borrow_mut().watch_input(fd, SIGNAL_TOKEN),
+                (None, Some(epoll)) => sys::epoll_add_input(epoll.as_fd(), fd, SIGNAL_TOKEN)?,
+                (None, None) => {}
+            }
             st.watching_signals = true;
         }
         Ok(())
@@ -345,17 +422,34 @@ impl Reactor {
         } else {
             Some(Duration::ZERO)
         };
-        if block || st.waiting > 0 {
+        if let Some(ring) = &self.uring {
+            let mut events = std::mem::take(&mut st.ring_events);
+            drop(st);
+            // The only blocking call of a worker: no borrow of `state` is
+            // held across it.
+            ring.borrow_mut().wait(timeout, &mut events);
+            st = self.state.borrow_mut();
+            for &(tok, readable, writable) in &events {
+                st.dispatch(tok, readable, writable, &self.remote.interrupter, signals);
+            }
+            st.ring_events = events;
+        } else if block || st.waiting > 0 {
+            let epoll = self.remote.epoll.as_ref().expect("an epoll reactor");
             let mut events = std::mem::take(&mut st.events);
             drop(st);
             // The only blocking call of a worker: no borrow is held across it.
-            let waited = sys::epoll_wait(self.remote.epoll.as_fd(), &mut events, timeout);
+            let waited = sys::epoll_wait(epoll.as_fd(), &mut events, timeout);
             if let Err(e) = waited {
                 panic!("matou-unix: epoll_wait failed: {e}");
             }
             st = self.state.borrow_mut();
             for ev in &events {
-                st.dispatch(ev, &self.remote.interrupter, signals);
+                let (tok, r, w) = (
+                    sys::token_of(ev),
+                    sys::is_readable(ev),
+                    sys::is_writable(ev),
+                );
+                st.dispatch(tok, r, w, &self.remote.interrupter, signals);
             }
             st.events = events;
         }
@@ -375,6 +469,13 @@ impl Reactor {
         }
         let tokens =
             std::mem::take(&mut *self.remote.forget.lock().unwrap_or_else(|e| e.into_inner()));
+        if let Some(ring) = &self.uring {
+            let mut ring = ring.borrow_mut();
+            for &t in &tokens {
+                // Submitted with this select's batch.
+                ring.forget(t);
+            }
+        }
         let mut st = self.state.borrow_mut();
         tokens
             .into_iter()
@@ -450,14 +551,16 @@ impl State {
         }
     }
 
-    /// Turns one epoll event into signals.
+    /// Turns one readiness event (of epoll or the ring) into signals.
     fn dispatch(
         &mut self,
-        ev: &sys::Event,
+        token: u64,
+        readable: bool,
+        writable: bool,
         interrupter: &EventFdInterrupt,
         signals: &mut Vec<Signal>,
     ) {
-        match sys::token_of(ev) {
+        match token {
             WAKE_TOKEN => interrupter.acknowledge(),
             SIGNAL_TOKEN => {
                 for uid in std::mem::take(&mut self.signal_waiters) {
@@ -467,7 +570,6 @@ impl State {
                 }
             }
             tok => {
-                let (readable, writable) = (sys::is_readable(ev), sys::is_writable(ev));
                 let Some(entry) = self.entry_mut(tok) else {
                     return;
                 };
@@ -531,8 +633,22 @@ pub fn reactor_stats() -> Option<ReactorStats> {
     })
 }
 
+/// The backend of the current worker's reactor (after any fallback);
+/// `None` off a matou-unix worker.
+///
+/// ```
+/// let b = matou_unix::builder_on(matou_unix::Backend::Epoll)
+///     .extra_workers(0)
+///     .run(async { matou_unix::reactor_backend() });
+/// assert_eq!(b, Some(matou_unix::Backend::Epoll));
+/// assert_eq!(matou_unix::reactor_backend(), None);
+/// ```
+pub fn reactor_backend() -> Option<Backend> {
+    try_current().map(|r| r.backend())
+}
+
 /// matou-unix's event source: a worker's reactor seen through the core's
-/// seam.
+/// seam, on epoll or (see [`EpollSource::with_backend`]) io_uring.
 ///
 /// [`crate::builder`] installs one on every worker; build one yourself only to
 /// compose it into your own `Builder::event_source` factory. Creating it makes
@@ -574,7 +690,42 @@ impl EpollSource {
     /// When the epoll instance or its eventfd cannot be created (e.g. out of
     /// file descriptors).
     pub fn new() -> std::io::Result<EpollSource> {
-        let reactor = Rc::new(Reactor::new()?);
+        Self::install(Reactor::new()?)
+    }
+
+    /// A new reactor on `backend`, installed as this thread's. Asking for
+    /// [`Backend::Uring`] where io_uring is unavailable gives an epoll
+    /// reactor (the reason is written to stderr once per process); see
+    /// [`EpollSource::backend`].
+    ///
+    /// ```
+    /// use matou_core::Builder;
+    /// use matou_unix::{Backend, EpollSource};
+    ///
+    /// let ok = Builder::new()
+    ///     .extra_workers(0)
+    ///     .event_source(|_| Box::new(EpollSource::with_backend(Backend::Uring).unwrap()))
+    ///     .run(async {
+    ///         matou_unix::time::sleep(std::time::Duration::from_millis(1)).await;
+    ///         true
+    ///     });
+    /// assert!(ok);
+    /// ```
+    ///
+    /// # Errors
+    /// As [`EpollSource::new`] (a failing ring is not an error: it falls
+    /// back).
+    pub fn with_backend(backend: Backend) -> std::io::Result<EpollSource> {
+        Self::install(Reactor::on(backend)?)
+    }
+
+    /// The backend this source runs on, after any fallback.
+    pub fn backend(&self) -> Backend {
+        self.reactor.backend()
+    }
+
+    fn install(reactor: Reactor) -> std::io::Result<EpollSource> {
+        let reactor = Rc::new(reactor);
         CURRENT.with(|c| *c.borrow_mut() = Some(reactor.clone()));
         Ok(EpollSource { reactor })
     }
@@ -618,16 +769,20 @@ mod tests {
     use std::io::Write;
     use std::os::unix::net::UnixStream;
 
-    fn in_a_task(f: impl FnOnce() + 'static) {
-        matou_core::Builder::new()
-            .extra_workers(0)
-            .run(async move { f() });
+    /// Runs `f` in a task once per backend, with a standalone reactor on it.
+    fn in_a_task(f: impl Fn(Reactor) + 'static) {
+        matou_core::Builder::new().extra_workers(0).run(async move {
+            for backend in [Backend::Epoll, Backend::Uring] {
+                let r = Reactor::on(backend).unwrap();
+                assert!(r.backend() == backend || backend::fell_back());
+                f(r);
+            }
+        });
     }
 
     #[test]
     fn cancelled_uids_are_never_signalled() {
-        in_a_task(|| {
-            let r = Reactor::new().unwrap();
+        in_a_task(|r| {
             let (a, mut b) = UnixStream::pair().unwrap();
             a.set_nonblocking(true).unwrap();
             let tok = r.register(a.as_fd()).unwrap();
@@ -657,8 +812,7 @@ mod tests {
 
     #[test]
     fn a_waiter_of_a_deregistered_descriptor_is_forgotten() {
-        in_a_task(|| {
-            let r = Reactor::new().unwrap();
+        in_a_task(|r| {
             let (a, _b) = UnixStream::pair().unwrap();
             let tok = r.register(a.as_fd()).unwrap();
             let call = matou_core::syscall();
@@ -670,9 +824,30 @@ mod tests {
     }
 
     #[test]
+    fn a_deregistered_descriptor_is_closed_at_once() {
+        use std::io::Read;
+        in_a_task(|r| {
+            let (a, mut b) = UnixStream::pair().unwrap();
+            a.set_nonblocking(true).unwrap();
+            b.set_nonblocking(true).unwrap();
+            let tok = r.register(a.as_fd()).unwrap();
+            let call = matou_core::syscall();
+            r.add_io_waiter(tok, Dir::Read, call.uid());
+            let mut signals = Vec::new();
+            // Arms the poll (io_uring holds the file while it is armed).
+            r.select(false, &[], &mut signals);
+            r.select(false, &[call.uid()], &mut signals);
+            r.deregister(tok, a.as_fd());
+            drop(a);
+            // The peer sees the close now, not at the reactor's next select.
+            let mut buf = [0u8; 1];
+            assert_eq!(b.read(&mut buf).unwrap(), 0, "{:?}", r.backend());
+        });
+    }
+
+    #[test]
     fn interrupts_are_sticky_and_coalesce() {
-        in_a_task(|| {
-            let r = Reactor::new().unwrap();
+        in_a_task(|r| {
             let interrupter = r.remote.interrupter.clone();
             for _ in 0..100 {
                 interrupter.interrupt();
