@@ -220,16 +220,7 @@ impl Store {
 
     /// [`get`](Self::get) that counts as an access to a live key ([`touch`](Self::touch)), with one lookup.
     pub fn read(&self, key: &[u8], now: u64) -> Option<&[u8]> {
-        let slot = self.slot(key)?;
-        let e = self.entry_at(slot);
-        if is_expired(e.expire_at, now) {
-            return None;
-        }
-        e.accessed.store(now, Ordering::Relaxed);
-        if self.lfu.enabled {
-            self.lfu_access(slot, now);
-        }
-        e.value.as_str()
+        self.read_value(key, now)?.as_str()
     }
 
     /// [`value`](Self::value) that counts as an access to a live key.
