@@ -232,7 +232,7 @@ impl Config {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Parsed {
     /// Run with this configuration.
-    Run(Config),
+    Run(Box<Config>),
     /// Print [`HELP`] and exit 0.
     Help,
 }
@@ -407,7 +407,7 @@ pub fn parse_with_env<I: IntoIterator<Item = String>>(
     for (name, value) in pairs {
         apply(&mut config, &name, &value).map_err(|e| ConfigError(format!("--{name}: {e}")))?;
     }
-    Ok(Parsed::Run(config))
+    Ok(Parsed::Run(Box::new(config)))
 }
 
 /// The flag names (also the config file names).
@@ -569,7 +569,7 @@ mod tests {
             "--client-output-buffer-limit".to_string(),
             "normal 64mb 16kb 10".to_string(),
         ]) {
-            Ok(Parsed::Run(c)) => c,
+            Ok(Parsed::Run(c)) => *c,
             other => panic!("{other:?}"),
         };
         assert_eq!(
@@ -598,7 +598,7 @@ mod tests {
 
     fn run(s: &str) -> Config {
         match parse(args(s)) {
-            Ok(Parsed::Run(c)) => c,
+            Ok(Parsed::Run(c)) => *c,
             other => panic!("{s}: {other:?}"),
         }
     }
@@ -694,7 +694,7 @@ mod tests {
             "--config".into(),
             p.clone(),
         ]) {
-            Ok(Parsed::Run(c)) => c,
+            Ok(Parsed::Run(c)) => *c,
             other => panic!("{other:?}"),
         };
         assert_eq!(c.port, 7002, "the flag wins although it comes first");
@@ -750,7 +750,7 @@ mod tests {
     #[test]
     fn requirepass_from_the_environment_and_repair_log() {
         let env = |a: &str, pw: Option<&str>| match parse_with_env(args(a), pw.map(String::from)) {
-            Ok(Parsed::Run(c)) => c,
+            Ok(Parsed::Run(c)) => *c,
             other => panic!("{other:?}"),
         };
         assert_eq!(

@@ -45,7 +45,7 @@ fn main() -> ExitCode {
         return check_log(Path::new(file));
     }
     let config = match config::parse(args) {
-        Ok(Parsed::Run(c)) => c,
+        Ok(Parsed::Run(c)) => *c,
         Ok(Parsed::Help) => {
             print!("{}", config::HELP);
             return ExitCode::SUCCESS;
