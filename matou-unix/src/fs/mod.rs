@@ -12,7 +12,7 @@
 
 mod file;
 
-pub use file::File;
+pub use file::{File, MAX_BUF};
 
 use crate::blocking::unblock;
 use std::io;
