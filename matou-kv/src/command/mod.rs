@@ -180,6 +180,13 @@ const CLIENT_SUBS: &[Spec] = &[
         C,
     ),
     spec(
+        "client|unblock",
+        -3,
+        &["admin", "noscript", "loading", "stale"],
+        NONE,
+        C,
+    ),
+    spec(
         "client|no-evict",
         3,
         &["admin", "noscript", "loading", "stale"],

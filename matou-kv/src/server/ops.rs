@@ -257,6 +257,15 @@ pub(super) fn run(op: Ops, me: &Entry, shared: &Shared) -> Done {
             };
             Done { reply, then }
         }
+        Ops::ClientUnblock(id, error) => {
+            let unblocked = shared
+                .registry
+                .snapshot()
+                .iter()
+                .find(|e| e.id == id)
+                .is_some_and(|e| e.unblock.trigger(error));
+            reply(Reply::Integer(i64::from(unblocked)))
+        }
         Ops::ClientNoEvict(on) => {
             me.no_evict.store(on, Ordering::Relaxed);
             reply(Reply::ok())
