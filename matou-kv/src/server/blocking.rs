@@ -131,6 +131,16 @@ impl Waiters {
         });
     }
 
+    /// The keys of database `db` someone waits on (a SWAPDB may have made
+    /// any of them a list).
+    pub(super) fn keys_in(&self, db: usize) -> Vec<Vec<u8>> {
+        self.queues
+            .keys()
+            .filter(|(d, _)| *d == db)
+            .map(|(_, k)| k.clone())
+            .collect()
+    }
+
     /// How many clients wait now (INFO's `blocked_clients`).
     pub(super) fn blocked(&self) -> usize {
         self.waiters.values().filter(|w| !w.tx.is_closed()).count()

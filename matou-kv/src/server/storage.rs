@@ -269,6 +269,9 @@ struct Storage {
     waiters: Waiters,
     /// Waiters served in this batch, answered after its commit.
     served: Vec<Served>,
+    /// Keys waited on that may hold a list without the store having
+    /// signalled it (a SWAPDB brings a whole database in).
+    woken: Vec<(usize, Vec<u8>)>,
 }
 
 /// A blocked client served by a pop, its reply held until the commit.
@@ -308,6 +311,7 @@ pub(super) async fn run(
         pool: EvictionPool::new(),
         waiters: Waiters::default(),
         served: Vec::new(),
+        woken: Vec::new(),
     };
     s.sync_lfu();
     let mut next_tick = Instant::now() + TICK;
@@ -541,7 +545,7 @@ impl Storage {
     /// commit in `served`.
     fn serve_ready(&mut self, now: u64) {
         loop {
-            let mut ready = Vec::new();
+            let mut ready = std::mem::take(&mut self.woken);
             for db in 0..self.store.count() {
                 ready.extend(self.store.db_mut(db).take_ready().into_iter().map(|k| (db, k)));
             }
@@ -733,6 +737,10 @@ impl Storage {
                     }
                     self.undo.save_swap(a, b);
                     self.store.swap(a, b);
+                    for d in [a, b] {
+                        let keys = self.waiters.keys_in(d);
+                        self.woken.extend(keys.into_iter().map(|k| (d, k)));
+                    }
                 }
                 let record = (a != b).then_some(LogRecord::SwapDb(a as u32, b as u32));
                 return (Reply::ok(), record);
