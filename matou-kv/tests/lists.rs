@@ -31,7 +31,10 @@ fn blocked_clients(c: &mut Connection) -> i64 {
 fn wait_blocked(c: &mut Connection, n: i64) {
     let start = Instant::now();
     while blocked_clients(c) != n {
-        assert!(start.elapsed() < Duration::from_secs(10), "never {n} blocked");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "never {n} blocked"
+        );
         thread::sleep(Duration::from_millis(10));
     }
 }
@@ -92,7 +95,10 @@ fn list_commands_answer_through_the_redis_crate() {
     let () = c.set("s", "v").unwrap();
     let err = c.lpush::<_, _, i64>("s", "x").unwrap_err();
     assert_eq!(err.code(), Some("WRONGTYPE"));
-    let err = cmd("BLPOP").arg(&["m", "-1"]).query::<Value>(&mut c).unwrap_err();
+    let err = cmd("BLPOP")
+        .arg(&["m", "-1"])
+        .query::<Value>(&mut c)
+        .unwrap_err();
     assert!(err.to_string().contains("timeout is negative"), "{err}");
 }
 
@@ -136,7 +142,10 @@ fn blocked_clients_are_served_in_order_by_pushes_exec_and_lmove() {
     let fin: Vec<String> = c.lrange("final", 0, -1).unwrap();
     assert_eq!(fin, ["x"]);
     // BLMPOP with a count.
-    let w = blocking(&server, &["BLMPOP", "0", "2", "a", "b", "RIGHT", "COUNT", "2"]);
+    let w = blocking(
+        &server,
+        &["BLMPOP", "0", "2", "a", "b", "RIGHT", "COUNT", "2"],
+    );
     wait_blocked(&mut c, 1);
     let _: i64 = c.rpush("b", &["1", "2", "3"]).unwrap();
     assert_eq!(
@@ -197,14 +206,18 @@ fn timeouts_unblock_and_kill_leave_nothing_behind() {
     let id: i64 = cmd("CLIENT").arg("ID").query(&mut k).unwrap();
     let killed = thread::spawn(move || cmd("BLPOP").arg(&["q", "0"]).query::<Value>(&mut k));
     let mut raw = server.raw();
-    raw.write_all(b"*3\r\n$5\r\nBLPOP\r\n$1\r\nq\r\n$1\r\n0\r\n").unwrap();
+    raw.write_all(b"*3\r\n$5\r\nBLPOP\r\n$1\r\nq\r\n$1\r\n0\r\n")
+        .unwrap();
     wait_blocked(&mut c, 2);
     let n: i64 = cmd("CLIENT")
         .arg(&["KILL", "ID", &id.to_string()])
         .query(&mut c)
         .unwrap();
     assert_eq!(n, 1);
-    assert!(killed.join().unwrap().is_err(), "the killed client got nothing");
+    assert!(
+        killed.join().unwrap().is_err(),
+        "the killed client got nothing"
+    );
     drop(raw);
     wait_blocked(&mut c, 0);
     let _: i64 = c.rpush("q", &["kept"]).unwrap();
@@ -222,15 +235,22 @@ fn lists_and_served_pops_replay_after_sigkill() {
     let () = c.ltrim("l", 0, 2).unwrap();
     let () = c.lset("l", 0, "A").unwrap();
     let _: i64 = c.linsert_after("l", "c", "C").unwrap();
-    let _: String = cmd("LMOVE").arg(&["l", "m", "RIGHT", "LEFT"]).query(&mut c).unwrap();
+    let _: String = cmd("LMOVE")
+        .arg(&["l", "m", "RIGHT", "LEFT"])
+        .query(&mut c)
+        .unwrap();
     let w = blocking(&server, &["BLPOP", "w", "0"]);
     wait_blocked(&mut c, 1);
     let _: i64 = c.rpush("w", &["1", "2"]).unwrap();
     assert_eq!(w.join().unwrap(), Value::Array(vec![bulk("w"), bulk("1")]));
-    let want: HashMap<&str, Vec<String>> = [("l", vec!["A", "c", "C"]), ("m", vec!["d"]), ("w", vec!["2"])]
-        .into_iter()
-        .map(|(k, v)| (k, v.into_iter().map(String::from).collect()))
-        .collect();
+    let want: HashMap<&str, Vec<String>> = [
+        ("l", vec!["A", "c", "C"]),
+        ("m", vec!["d"]),
+        ("w", vec!["2"]),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k, v.into_iter().map(String::from).collect()))
+    .collect();
     for (k, v) in &want {
         assert_eq!(&c.lrange::<_, Vec<String>>(*k, 0, -1).unwrap(), v, "{k}");
     }
@@ -238,7 +258,11 @@ fn lists_and_served_pops_replay_after_sigkill() {
     server.spawn();
     let mut c = server.client();
     for (k, v) in &want {
-        assert_eq!(&c.lrange::<_, Vec<String>>(*k, 0, -1).unwrap(), v, "{k} replayed");
+        assert_eq!(
+            &c.lrange::<_, Vec<String>>(*k, 0, -1).unwrap(),
+            v,
+            "{k} replayed"
+        );
     }
 }
 

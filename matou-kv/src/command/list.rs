@@ -380,7 +380,11 @@ pub(super) fn parse(name: &str, args: &[Vec<u8>]) -> Result<super::Command, Repl
 
 /// The list at `key`: `Ok(None)` if absent, `Err` (WRONGTYPE) if another
 /// type.
-fn list<'a>(store: &'a Store, key: &[u8], now: u64) -> Result<Option<&'a VecDeque<Vec<u8>>>, Reply> {
+fn list<'a>(
+    store: &'a Store,
+    key: &[u8],
+    now: u64,
+) -> Result<Option<&'a VecDeque<Vec<u8>>>, Reply> {
     match store.read_value(key, now) {
         None => Ok(None),
         Some(Value::List(l)) => Ok(Some(l)),
@@ -443,7 +447,11 @@ pub(super) fn read(cmd: &ListRead, store: &Store, now: u64) -> Reply {
                 };
             };
             let len = l.len();
-            let limit = if *maxlen == 0 { len } else { (*maxlen).min(len) };
+            let limit = if *maxlen == 0 {
+                len
+            } else {
+                (*maxlen).min(len)
+            };
             let want = match count {
                 Some(0) => usize::MAX,
                 Some(c) => *c,

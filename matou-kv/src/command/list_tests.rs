@@ -50,7 +50,10 @@ fn list_commands_answer_as_redis_and_replay() {
     let mut r = |a: &[&str]| run(&mut st, &mut rep, a);
     assert_eq!(r(&["rpush", "l", "a", "b", "c"]), Reply::Integer(3));
     assert_eq!(r(&["lpush", "l", "z", "y"]), Reply::Integer(5));
-    assert_eq!(r(&["lrange", "l", "0", "-1"]), bulks(&["y", "z", "a", "b", "c"]));
+    assert_eq!(
+        r(&["lrange", "l", "0", "-1"]),
+        bulks(&["y", "z", "a", "b", "c"])
+    );
     assert_eq!(r(&["lrange", "l", "-2", "100"]), bulks(&["b", "c"]));
     assert_eq!(r(&["lrange", "l", "3", "1"]), bulks(&[]));
     assert_eq!(r(&["lpushx", "nope", "a"]), Reply::Integer(0));
@@ -64,8 +67,14 @@ fn list_commands_answer_as_redis_and_replay() {
     assert_eq!(r(&["linsert", "l", "before", "a", "p"]), Reply::Integer(7));
     assert_eq!(r(&["linsert", "l", "AFTER", "a", "q"]), Reply::Integer(8));
     assert_eq!(r(&["linsert", "l", "after", "zz", "q"]), Reply::Integer(-1));
-    assert_eq!(r(&["linsert", "nope", "after", "a", "q"]), Reply::Integer(0));
-    assert_eq!(err(&r(&["linsert", "l", "middle", "a", "q"])), "ERR syntax error");
+    assert_eq!(
+        r(&["linsert", "nope", "after", "a", "q"]),
+        Reply::Integer(0)
+    );
+    assert_eq!(
+        err(&r(&["linsert", "l", "middle", "a", "q"])),
+        "ERR syntax error"
+    );
     assert_eq!(
         r(&["lrange", "l", "0", "-1"]),
         bulks(&["y", "z", "p", "a", "q", "b", "c", "D"])
@@ -80,7 +89,10 @@ fn list_commands_answer_as_redis_and_replay() {
         "ERR value is out of range, must be positive"
     );
     assert!(err(&r(&["lpop", "l", "1", "2"])).contains("wrong number"));
-    assert_eq!(r(&["rpush", "r", "x", "a", "x", "b", "x"]), Reply::Integer(5));
+    assert_eq!(
+        r(&["rpush", "r", "x", "a", "x", "b", "x"]),
+        Reply::Integer(5)
+    );
     assert_eq!(r(&["lrem", "r", "-2", "x"]), Reply::Integer(2));
     assert_eq!(r(&["lrange", "r", "0", "-1"]), bulks(&["x", "a", "b"]));
     assert_eq!(r(&["lrem", "r", "0", "zz"]), Reply::Integer(0));
@@ -95,8 +107,14 @@ fn list_commands_answer_as_redis_and_replay() {
     assert_eq!(r(&["lpos", "p", "c", "rank", "-1"]), Reply::Integer(7));
     let ints = |v: &[i64]| Reply::Array(v.iter().map(|&i| Reply::Integer(i)).collect());
     assert_eq!(r(&["lpos", "p", "c", "count", "0"]), ints(&[2, 6, 7]));
-    assert_eq!(r(&["lpos", "p", "c", "rank", "-1", "count", "2"]), ints(&[7, 6]));
-    assert_eq!(r(&["lpos", "p", "c", "count", "0", "maxlen", "7"]), ints(&[2, 6]));
+    assert_eq!(
+        r(&["lpos", "p", "c", "rank", "-1", "count", "2"]),
+        ints(&[7, 6])
+    );
+    assert_eq!(
+        r(&["lpos", "p", "c", "count", "0", "maxlen", "7"]),
+        ints(&[2, 6])
+    );
     assert_eq!(r(&["lpos", "p", "zz"]), Reply::Nil);
     assert_eq!(r(&["lpos", "nope", "zz", "count", "1"]), bulks(&[]));
     assert!(err(&r(&["lpos", "p", "c", "rank", "0"])).starts_with("ERR RANK can't be zero"));
@@ -165,7 +183,10 @@ fn a_rotation_of_a_one_element_list_keeps_its_expiry() {
     let (mut st, mut rep) = (Store::new(), Store::new());
     run(&mut st, &mut rep, &["rpush", "l", "a"]);
     run(&mut st, &mut rep, &["pexpire", "l", "100000"]);
-    assert_eq!(run(&mut st, &mut rep, &["lmove", "l", "l", "left", "right"]), bulk("a"));
+    assert_eq!(
+        run(&mut st, &mut rep, &["lmove", "l", "l", "left", "right"]),
+        bulk("a")
+    );
     assert_eq!(st.raw(b"l").unwrap().expire_at, Some(101_000));
     assert_eq!(st, rep);
 }
@@ -175,7 +196,12 @@ fn journaled_list_writes_roll_back_exactly() {
     let setup = || {
         let mut dbs = Databases::new(1);
         let st = dbs.db_mut(0);
-        super::list::push(st, b"l", false, &[b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]);
+        super::list::push(
+            st,
+            b"l",
+            false,
+            &[b"a".to_vec(), b"b".to_vec(), b"c".to_vec()],
+        );
         super::list::push(st, b"one", false, &[b"x".to_vec()]);
         st.set_expire(b"one", Some(5000));
         super::list::push(st, b"old", false, &[b"x".to_vec()]);
@@ -210,7 +236,10 @@ fn journaled_list_writes_roll_back_exactly() {
         };
         let mut undo = Undo::new();
         let (r, rec) = execute_write_journaled(w, dbs.db_mut(0), 1000, &mut undo);
-        assert!(rec.is_some() || r.is_error(), "{c:?} changed something: {r:?}");
+        assert!(
+            rec.is_some() || r.is_error(),
+            "{c:?} changed something: {r:?}"
+        );
         undo.rollback(&mut dbs);
         let before = setup();
         assert!(dbs == before, "{c:?} rolled back");
@@ -232,7 +261,11 @@ enum Op {
 fn op() -> impl Strategy<Value = Op> {
     let k = 0..3u8;
     prop_oneof![
-        (k.clone(), any::<bool>(), prop::collection::vec(0..4u8, 1..4))
+        (
+            k.clone(),
+            any::<bool>(),
+            prop::collection::vec(0..4u8, 1..4)
+        )
             .prop_map(|(k, l, e)| Op::Push(k, l, e)),
         (k.clone(), any::<bool>(), 0..4u8).prop_map(|(k, l, n)| Op::Pop(k, l, n)),
         (k.clone(), -5..5i8, 0..4u8).prop_map(|(k, i, e)| Op::Set(k, i, e)),
@@ -244,7 +277,10 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 /// A model of one list command on `VecDeque`s, Redis's semantics.
-fn model(m: &mut std::collections::HashMap<u8, std::collections::VecDeque<u8>>, o: &Op) -> (Vec<String>, Reply) {
+fn model(
+    m: &mut std::collections::HashMap<u8, std::collections::VecDeque<u8>>,
+    o: &Op,
+) -> (Vec<String>, Reply) {
     let side = |l: bool| if l { "left" } else { "right" }.to_string();
     let e = |x: u8| format!("e{x}");
     let key = |k: u8| format!("k{k}");
@@ -253,14 +289,22 @@ fn model(m: &mut std::collections::HashMap<u8, std::collections::VecDeque<u8>>, 
         Op::Push(k, left, els) => {
             let l = m.entry(*k).or_default();
             for x in els {
-                if *left { l.push_front(*x) } else { l.push_back(*x) }
+                if *left {
+                    l.push_front(*x)
+                } else {
+                    l.push_back(*x)
+                }
             }
             let mut a = vec![if *left { "lpush" } else { "rpush" }.to_string(), key(*k)];
             a.extend(els.iter().map(|x| e(*x)));
             (a, Reply::Integer(l.len() as i64))
         }
         Op::Pop(k, left, n) => {
-            let a = vec![if *left { "lpop" } else { "rpop" }.to_string(), key(*k), n.to_string()];
+            let a = vec![
+                if *left { "lpop" } else { "rpop" }.to_string(),
+                key(*k),
+                n.to_string(),
+            ];
             let r = match m.get_mut(k) {
                 None => Reply::NilArray,
                 Some(l) => Reply::Array(
@@ -277,7 +321,11 @@ fn model(m: &mut std::collections::HashMap<u8, std::collections::VecDeque<u8>>, 
             let r = match m.get_mut(k) {
                 None => Reply::err("ERR no such key"),
                 Some(l) => {
-                    let i = if *i < 0 { l.len() as i64 + i64::from(*i) } else { i64::from(*i) };
+                    let i = if *i < 0 {
+                        l.len() as i64 + i64::from(*i)
+                    } else {
+                        i64::from(*i)
+                    };
                     match usize::try_from(i).ok().and_then(|i| l.get_mut(i)) {
                         Some(slot) => {
                             *slot = *x;
@@ -311,13 +359,21 @@ fn model(m: &mut std::collections::HashMap<u8, std::collections::VecDeque<u8>>, 
             let n = l.len() as i64;
             let mut s = i64::from(*s);
             let mut t = i64::from(*t);
-            if s < 0 { s += n; }
-            if t < 0 { t += n; }
+            if s < 0 {
+                s += n;
+            }
+            if t < 0 {
+                t += n;
+            }
             s = s.max(0);
             let kept: Vec<u8> = if s > t || s >= n {
                 vec![]
             } else {
-                l.iter().skip(s as usize).take((t.min(n - 1) - s + 1) as usize).copied().collect()
+                l.iter()
+                    .skip(s as usize)
+                    .take((t.min(n - 1) - s + 1) as usize)
+                    .copied()
+                    .collect()
             };
             *l = kept.into();
             (a, Reply::ok())
@@ -339,12 +395,18 @@ fn model(m: &mut std::collections::HashMap<u8, std::collections::VecDeque<u8>>, 
         }
         Op::Move(f, t, fl, tl) => {
             let a = vec!["lmove".into(), key(*f), key(*t), side(*fl), side(*tl)];
-            let popped = m.get_mut(f).and_then(|l| if *fl { l.pop_front() } else { l.pop_back() });
+            let popped = m
+                .get_mut(f)
+                .and_then(|l| if *fl { l.pop_front() } else { l.pop_back() });
             let r = match popped {
                 None => Reply::Nil,
                 Some(x) => {
                     let l = m.entry(*t).or_default();
-                    if *tl { l.push_front(x) } else { l.push_back(x) }
+                    if *tl {
+                        l.push_front(x)
+                    } else {
+                        l.push_back(x)
+                    }
                     b(x)
                 }
             };

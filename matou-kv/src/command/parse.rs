@@ -389,8 +389,8 @@ pub fn parse(args: &[Vec<u8>], authenticated: bool) -> Result<Command, Reply> {
         }
         "client|help" => conn(Conn::Help("CLIENT")),
         "config|get" => conn(Conn::ConfigGet(args[2..].to_vec())),
-        "config|set" | "client|list" | "client|info" | "client|kill" | "client|unblock" | "client|no-evict"
-        | "client|tracking" | "client|reply" | "monitor" | "config|rewrite" => {
+        "config|set" | "client|list" | "client|info" | "client|kill" | "client|unblock"
+        | "client|no-evict" | "client|tracking" | "client|reply" | "monitor" | "config|rewrite" => {
             super::ops::parse(spec.name, args).map(|o| Command::Conn(Conn::Ops(o)))
         }
         "config|resetstat" => conn(Conn::ConfigResetStat),

@@ -249,7 +249,12 @@ impl ListRecord {
                 ops::push(store, &key, left, &elements);
             }
             ListRecord::Pop { key, left, count } => {
-                ops::pop(store, &key, left, usize::try_from(count).unwrap_or(usize::MAX));
+                ops::pop(
+                    store,
+                    &key,
+                    left,
+                    usize::try_from(count).unwrap_or(usize::MAX),
+                );
             }
             ListRecord::Set {
                 key,
@@ -311,10 +316,7 @@ pub(super) fn layout<F: FnMut(u64) -> Option<u8>>(tag: u8, w: &mut Walk<F>, walk
         POP => w.next().and_then(|_| w.varint()).map(|_| ()),
         SET => w.varint().and_then(|_| w.string()),
         TRIM => w.varint().and_then(|_| w.varint()).map(|_| ()),
-        EDIT => w
-            .next()
-            .and_then(|_| w.varint())
-            .and_then(|_| w.string()),
+        EDIT => w.next().and_then(|_| w.varint()).and_then(|_| w.string()),
         _ => None,
     };
     end.is_some() && w.at == w.len

@@ -38,8 +38,8 @@
 //! than the last, and at `auth-max-failures` the connection is closed. A
 //! right password is answered at once.
 
-use super::registry::Entry;
 use super::blocking::Blocked;
+use super::registry::Entry;
 use super::storage::{Answer, DbCell, Job, Req};
 use super::{ops, Shared};
 use crate::command::multi::{Exec, Intercept, Multi, Queued};
@@ -515,7 +515,8 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
             if let Some(b) = blocked {
                 // Blocked (BLPOP and friends): the replies before it are
                 // written; nothing after it runs until it is answered.
-                let (reply, close) = wait_blocked(b, &stream, &mut buf, &mut end, me, &shared).await;
+                let (reply, close) =
+                    wait_blocked(b, &stream, &mut buf, &mut end, me, &shared).await;
                 requests_buffered |= end > 0;
                 let o = outs.pop_front();
                 while let Some((_, p)) = switches.next_if(|s| s.0 == rendered) {

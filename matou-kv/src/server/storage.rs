@@ -547,19 +547,31 @@ impl Storage {
         loop {
             let mut ready = std::mem::take(&mut self.woken);
             for db in 0..self.store.count() {
-                ready.extend(self.store.db_mut(db).take_ready().into_iter().map(|k| (db, k)));
+                ready.extend(
+                    self.store
+                        .db_mut(db)
+                        .take_ready()
+                        .into_iter()
+                        .map(|k| (db, k)),
+                );
             }
             if ready.is_empty() || self.waiters.is_empty() {
                 return;
             }
             for (db, key) in ready {
-                while self.store.db(db).value(&key, now).is_some_and(|v| v.wakes_waiters()) {
+                while self
+                    .store
+                    .db(db)
+                    .value(&key, now)
+                    .is_some_and(|v| v.wakes_waiters())
+                {
                     let Some(pick) = self.waiters.next_for(db, &key) else {
                         break;
                     };
                     let mut at = db;
                     let cmd = pick.cmd.clone();
-                    let (answer, record) = self.run(Req::Write(Write::List(pick.cmd)), &mut at, now);
+                    let (answer, record) =
+                        self.run(Req::Write(Write::List(pick.cmd)), &mut at, now);
                     if let Some(r) = &record {
                         self.aof.append(r);
                     }
