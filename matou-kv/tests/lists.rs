@@ -404,3 +404,88 @@ fn every_pushed_element_is_popped_exactly_once_while_consumers_come_and_go() {
     assert!(leaves > CONSUMERS, "consumers came and went: {leaves}");
     wait_blocked(&mut c, 0);
 }
+
+/// The reliable-queue pattern under SIGKILL: producers push distinct
+/// elements, a consumer moves them with BLMOVE to a processing list, and
+/// the server is killed and restarted again and again. An acknowledged
+/// push is never lost (it is in the queue, in the processing list, or was
+/// received), and no element is ever in two places or twice in one.
+#[test]
+fn acknowledged_elements_survive_sigkill_during_pushes_and_blocking_moves() {
+    let dir = temp_dir("lists-crash");
+    let mut server = Server::start(&dir, &[]);
+    let acked = Arc::new(Mutex::new(Vec::<String>::new()));
+    let received = Arc::new(Mutex::new(Vec::<String>::new()));
+    let mut next = 0usize;
+    for _round in 0..5 {
+        let stop = Arc::new(AtomicBool::new(false));
+        let port = server.port;
+        let connect = move || {
+            redis::Client::open(format!("redis://127.0.0.1:{port}/"))
+                .unwrap()
+                .get_connection_with_timeout(Duration::from_secs(5))
+                .unwrap()
+        };
+        let producer = {
+            let (acked, stop) = (acked.clone(), stop.clone());
+            let mut c = connect();
+            let first = next;
+            thread::spawn(move || {
+                let mut i = first;
+                while !stop.load(Ordering::SeqCst) {
+                    let e = format!("e{i}");
+                    i += 1;
+                    match c.rpush::<_, _, i64>("q", &e) {
+                        Ok(_) => acked.lock().unwrap().push(e),
+                        Err(_) => break, // killed: this one may or may not be in
+                    }
+                }
+                i
+            })
+        };
+        let consumer = {
+            let (received, stop) = (received.clone(), stop.clone());
+            let mut c = connect();
+            thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    let r: redis::RedisResult<Option<String>> = cmd("BLMOVE")
+                        .arg(&["q", "processing", "LEFT", "RIGHT", "0.05"])
+                        .query(&mut c);
+                    match r {
+                        Ok(Some(e)) => received.lock().unwrap().push(e),
+                        Ok(None) => {}
+                        Err(_) => break,
+                    }
+                }
+            })
+        };
+        thread::sleep(Duration::from_millis(300));
+        server.kill();
+        stop.store(true, Ordering::SeqCst);
+        next = producer.join().unwrap() + 1;
+        consumer.join().unwrap();
+        server.spawn();
+    }
+    let mut c = server.client();
+    let queue: Vec<String> = c.lrange("q", 0, -1).unwrap();
+    let processing: Vec<String> = c.lrange("processing", 0, -1).unwrap();
+    let received = received.lock().unwrap().clone();
+    let mut stored: Vec<&String> = queue.iter().chain(&processing).collect();
+    let n = stored.len();
+    stored.sort();
+    stored.dedup();
+    assert_eq!(stored.len(), n, "an element is in two places");
+    let in_queue: HashSet<&String> = queue.iter().collect();
+    let got: HashSet<&String> = received.iter().collect();
+    assert_eq!(got.len(), received.len(), "an element was received twice");
+    assert!(
+        got.iter().all(|e| !in_queue.contains(e)),
+        "an element received is still queued"
+    );
+    let everywhere: HashSet<&String> = stored.into_iter().chain(&received).collect();
+    let acked = acked.lock().unwrap();
+    let lost: Vec<&String> = acked.iter().filter(|e| !everywhere.contains(e)).collect();
+    assert!(lost.is_empty(), "acknowledged pushes lost: {lost:?}");
+    assert!(acked.len() > 100, "pushes happened: {}", acked.len());
+    assert!(!received.is_empty(), "moves happened");
+}
