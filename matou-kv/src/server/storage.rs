@@ -445,7 +445,15 @@ impl Storage {
                 answers.push(answer);
                 // Clients blocked on a key this request made a list are
                 // served before the next request, as Redis does.
-                self.serve_ready(now);
+                if self.waiters.is_empty() && self.woken.is_empty() {
+                    // No one to wake: only forget what this request's
+                    // database signalled (the others' signals, from a MOVE
+                    // or COPY into them, wait for a request there; a client
+                    // that blocks later checks the keys themselves).
+                    drop(self.store.db_mut(db).take_ready());
+                } else {
+                    self.serve_ready(now);
+                }
             }
             job.db.store(db, Ordering::Relaxed);
             if self.aof.has_pending() {
