@@ -22,7 +22,10 @@
 //! trailing byte make the payload undecodable, and nothing is allocated
 //! beyond the payload's own size.
 
+mod list;
 mod value;
+
+pub use list::ListRecord;
 
 use crate::store::{Store, Value};
 use std::sync::Arc;
@@ -47,7 +50,9 @@ const HDEL: u8 = 22;
 /// Whether `b` is the tag byte of some record: the cheap first filter of a
 /// log scan looking for where the next record starts (see `aof::scan`).
 pub fn is_tag(b: u8) -> bool {
-    (SET..=SET_RANGE).contains(&b) || matches!(b, value::VALUE | HSET | HDEL)
+    (SET..=SET_RANGE).contains(&b)
+        || matches!(b, value::VALUE | HSET | HDEL)
+        || (list::PUSH..=list::EDIT).contains(&b)
 }
 
 /// Whether a payload of `len` bytes whose byte at offset `i` is `byte(i)`
@@ -74,6 +79,7 @@ pub fn has_record_layout(len: u64, byte: impl FnMut(u64) -> Option<u8>) -> bool 
         PEXPIREAT => w.string().and_then(|()| w.skip(8)),
         PERSIST => w.string(),
         value::VALUE => return value::layout(&mut w, WALK),
+        list::PUSH..=list::EDIT => return list::layout(tag, &mut w, WALK),
         FLUSHALL => Some(()),
         SWAPDB => w.varint().and_then(|_| w.varint()).map(|_| ()),
         SET_RANGE => w
@@ -241,6 +247,8 @@ pub enum LogRecord {
         /// The fields.
         fields: Vec<Vec<u8>>,
     },
+    /// A change to one list (tags 23 to 27, see `record::list`).
+    List(ListRecord),
     /// Replace `key` with this hash, list or set and this expiry (a log
     /// rewrite's form of a non-string key; COPY, MOVE, RENAME of one).
     Value {
@@ -451,6 +459,7 @@ impl LogRecord {
                     put_bytes(out, f);
                 }
             }
+            LogRecord::List(l) => l.encode(out),
             LogRecord::SwapDb(a, b) => {
                 out.push(SWAPDB);
                 put_varint(out, u64::from(*a));
@@ -568,6 +577,7 @@ impl LogRecord {
                 }
                 LogRecord::HDel { key, fields }
             }
+            tag @ list::PUSH..=list::EDIT => LogRecord::List(ListRecord::decode(tag, &mut i)?),
             value::VALUE => {
                 let (key, value, expire_at_ms) = value::decode(&mut i)?;
                 LogRecord::Value {
@@ -638,6 +648,7 @@ impl LogRecord {
             LogRecord::HDel { key, fields } => {
                 crate::command::hash_del_fields(store, &key, &fields);
             }
+            LogRecord::List(l) => l.apply(store),
             LogRecord::SetRange { key, offset, bytes } => {
                 // A record past what a usize addresses cannot come from
                 // this server (values are at most MAX_STRING).
@@ -713,6 +724,53 @@ mod tests {
                 value: Arc::new(Value::Set([b"m".to_vec()].into_iter().collect())),
                 expire_at_ms: None,
             },
+            LogRecord::List(ListRecord::Push {
+                key: b"l".to_vec(),
+                left: true,
+                elements: vec![b"a".to_vec(), vec![]],
+            }),
+            LogRecord::List(ListRecord::Pop {
+                key: b"l".to_vec(),
+                left: false,
+                count: 300,
+            }),
+            LogRecord::List(ListRecord::Set {
+                key: b"l".to_vec(),
+                index: 7,
+                element: b"x".to_vec(),
+            }),
+            LogRecord::List(ListRecord::Trim {
+                key: b"l".to_vec(),
+                start: 2,
+                len: 0,
+            }),
+            LogRecord::List(ListRecord::Rem {
+                key: b"l".to_vec(),
+                count: i64::MIN,
+                element: b"x".to_vec(),
+            }),
+            LogRecord::List(ListRecord::Rem {
+                key: b"l".to_vec(),
+                count: -3,
+                element: vec![],
+            }),
+            LogRecord::List(ListRecord::Insert {
+                key: b"l".to_vec(),
+                index: 0,
+                element: b"p".to_vec(),
+            }),
+            LogRecord::Multi(vec![
+                LogRecord::List(ListRecord::Pop {
+                    key: b"a".to_vec(),
+                    left: true,
+                    count: 1,
+                }),
+                LogRecord::List(ListRecord::Push {
+                    key: b"b".to_vec(),
+                    left: false,
+                    elements: vec![b"e".to_vec()],
+                }),
+            ]),
             LogRecord::FlushAll,
             LogRecord::Multi(vec![
                 LogRecord::Del {

@@ -342,6 +342,8 @@ pub struct InfoData {
     pub workers: usize,
     /// Clients connected now.
     pub connected_clients: usize,
+    /// Clients blocked on a list now (BLPOP and friends).
+    pub blocked_clients: usize,
     /// `maxclients`.
     pub maxclients: usize,
     /// Connections accepted since start.
@@ -462,7 +464,7 @@ pub fn info_text(d: &InfoData, sections: &[Vec<u8>]) -> String {
             "clients" => {
                 kv("connected_clients", &d.connected_clients);
                 kv("maxclients", &d.maxclients);
-                kv("blocked_clients", &0);
+                kv("blocked_clients", &d.blocked_clients);
             }
             "memory" => {
                 kv("used_memory", &d.used_memory);

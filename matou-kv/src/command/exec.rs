@@ -93,6 +93,7 @@ pub fn execute_read(cmd: &Read, store: &Store, now: u64) -> Reply {
         }
         Read::DbSize => Reply::Integer(store.len() as i64),
         Read::Hash(h) => super::hash::read(h, store, now),
+        Read::List(l) => super::list::read(l, store, now),
         other => super::strings::read(other, store, now),
     }
 }
@@ -143,7 +144,12 @@ impl Tx<'_> {
             return (reply, Some(record));
         }
         let del = LogRecord::Del { keys: self.purged };
-        (reply, Some(LogRecord::Multi(vec![del, record])))
+        // A Multi never nests: a command's own (LMOVE's) is joined.
+        let records = match record {
+            LogRecord::Multi(inner) => std::iter::once(del).chain(inner).collect(),
+            record => vec![del, record],
+        };
+        (reply, Some(LogRecord::Multi(records)))
     }
 
     /// The outcome when the command itself logged nothing.
@@ -188,6 +194,7 @@ pub fn execute_write_journaled(
         Write::Hash(h) => {
             undo.save_fields(store, super::hash::touched(h), super::hash::fields(h), now)
         }
+        Write::List(l) => super::list::journal(l, store, now, undo),
         other => super::strings::touched(other)
             .into_iter()
             .for_each(|k| undo.save_key(store, k)),
@@ -380,6 +387,7 @@ pub fn execute_write(cmd: Write, store: &mut Store, now: u64) -> (Reply, Option<
             }
         }
         Write::Hash(h) => super::hash::write(h, tx),
+        Write::List(l) => super::list::write(l, tx),
         other => super::strings::write(other, tx),
     }
 }

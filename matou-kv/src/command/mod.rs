@@ -37,6 +37,9 @@ mod conn;
 mod exec;
 mod hash;
 mod kind;
+pub mod list;
+#[cfg(test)]
+mod list_tests;
 pub mod multi;
 pub mod ops;
 mod parse;
@@ -52,6 +55,7 @@ pub use conn::{command_reply, config_get_reply, info_text, Action, ConfigView, I
 pub use exec::{execute, execute_read, execute_write, execute_write_journaled, read_reply_bound};
 pub use hash::{del_fields as hash_del_fields, set_fields as hash_set_fields, HashRead, HashWrite};
 pub use kind::{kind, Kind};
+pub use list::{ListRead, ListWrite};
 use parse::invalid_expire;
 pub use parse::parse;
 
@@ -146,6 +150,7 @@ const RO_SLOW: &[&str] = &["readonly"];
 const WR: &[&str] = &["write", "denyoom"];
 const WR_FAST: &[&str] = &["write", "denyoom", "fast"];
 const WR_DEL: &[&str] = &["write", "fast"];
+const BLOCKING: &[&str] = &["write", "noscript", "blocking"];
 const CONN: &[&str] = &["loading", "stale", "fast"];
 const NO_AUTH: &[&str] = &["noscript", "loading", "stale", "fast", "no_auth"];
 const ONE: (i32, i32, i32) = (1, 1, 1);
@@ -169,6 +174,13 @@ const CLIENT_SUBS: &[Spec] = &[
     spec("client|info", 2, CONN, NONE, C),
     spec(
         "client|kill",
+        -3,
+        &["admin", "noscript", "loading", "stale"],
+        NONE,
+        C,
+    ),
+    spec(
+        "client|unblock",
         -3,
         &["admin", "noscript", "loading", "stale"],
         NONE,
@@ -254,6 +266,29 @@ pub const TABLE: &[Spec] = &[
     spec("hkeys", 2, RO_SLOW, ONE, R),
     spec("hvals", 2, RO_SLOW, ONE, R),
     spec("hstrlen", 3, RO, ONE, R),
+    // Lists (`list`).
+    spec("lpush", -3, WR_FAST, ONE, W),
+    spec("rpush", -3, WR_FAST, ONE, W),
+    spec("lpushx", -3, WR_FAST, ONE, W),
+    spec("rpushx", -3, WR_FAST, ONE, W),
+    spec("lpop", -2, WR_DEL, ONE, W),
+    spec("rpop", -2, WR_DEL, ONE, W),
+    spec("lrange", 4, RO_SLOW, ONE, R),
+    spec("lindex", 3, RO_SLOW, ONE, R),
+    spec("llen", 2, RO, ONE, R),
+    spec("lpos", -3, RO_SLOW, ONE, R),
+    spec("lset", 4, WR, ONE, W),
+    spec("lrem", 4, &["write"], ONE, W),
+    spec("ltrim", 4, &["write"], ONE, W),
+    spec("linsert", 5, WR, ONE, W),
+    spec("lmove", 5, WR, (1, 2, 1), W),
+    spec("rpoplpush", 3, WR, (1, 2, 1), W),
+    spec("lmpop", -4, &["write", "movablekeys"], NONE, W),
+    spec("blpop", -3, BLOCKING, (1, -2, 1), W),
+    spec("brpop", -3, BLOCKING, (1, -2, 1), W),
+    spec("blmove", 6, BLOCKING, (1, 2, 1), W),
+    spec("brpoplpush", 4, BLOCKING, (1, 2, 1), W),
+    spec("blmpop", -5, &["write", "blocking", "movablekeys"], NONE, W),
     spec("strlen", 2, RO, ONE, R),
     spec("mget", -2, RO, ALL, R),
     spec("exists", -2, RO, ALL, R),
@@ -558,6 +593,8 @@ pub enum Read {
     MemoryUsage(Vec<u8>),
     /// A hash read (`hash`).
     Hash(HashRead),
+    /// A list read (`list`).
+    List(ListRead),
 }
 
 /// How SET-like commands treat the expiry.
@@ -730,6 +767,8 @@ pub enum Write {
     },
     /// A hash write (`hash`).
     Hash(HashWrite),
+    /// A list write (`list`), blocking forms included.
+    List(ListWrite),
     /// SETBIT key offset bit.
     SetBit {
         /// The key.
@@ -799,6 +838,7 @@ impl Write {
                     .saturating_add(64)
             }
             Write::Hash(h) => hash::record_bound(h),
+            Write::List(l) => list::record_bound(l),
             // The key twice, and a value (at most MAX_STRING).
             Write::Move { key, .. } => strings(&mut [key, key].into_iter())
                 .saturating_add(MAX_STRING)

@@ -24,6 +24,9 @@ pub enum Ops {
     ClientInfo,
     /// CLIENT KILL, either form.
     ClientKill(KillFilter),
+    /// `CLIENT UNBLOCK id [TIMEOUT|ERROR]`: the id, and whether the
+    /// client gets an error (rather than its timeout's answer).
+    ClientUnblock(u64, bool),
     /// `CLIENT NO-EVICT on|off`.
     ClientNoEvict(bool),
     /// `CLIENT REPLY ON|OFF|SKIP`.
@@ -168,6 +171,20 @@ pub fn parse(name: &str, args: &[Vec<u8>]) -> Result<Ops, Reply> {
         }
         "client|info" => Ok(Ops::ClientInfo),
         "client|kill" => parse_kill(args).map(Ops::ClientKill),
+        "client|unblock" => {
+            let id = crate::resp::parse_i64(&args[2]).ok_or(Reply::err(super::NOT_INTEGER))?;
+            let error = match args.get(3) {
+                None => false,
+                Some(a) if is(a, "timeout") => false,
+                Some(a) if is(a, "error") => true,
+                Some(_) => {
+                    return Err(Reply::err(
+                        "ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR",
+                    ))
+                }
+            };
+            Ok(Ops::ClientUnblock(id as u64, error))
+        }
         "client|no-evict" => match &args[2] {
             a if is(a, "on") => Ok(Ops::ClientNoEvict(true)),
             a if is(a, "off") => Ok(Ops::ClientNoEvict(false)),

@@ -389,8 +389,8 @@ pub fn parse(args: &[Vec<u8>], authenticated: bool) -> Result<Command, Reply> {
         }
         "client|help" => conn(Conn::Help("CLIENT")),
         "config|get" => conn(Conn::ConfigGet(args[2..].to_vec())),
-        "config|set" | "client|list" | "client|info" | "client|kill" | "client|no-evict"
-        | "client|tracking" | "client|reply" | "monitor" | "config|rewrite" => {
+        "config|set" | "client|list" | "client|info" | "client|kill" | "client|unblock"
+        | "client|no-evict" | "client|tracking" | "client|reply" | "monitor" | "config|rewrite" => {
             super::ops::parse(spec.name, args).map(|o| Command::Conn(Conn::Ops(o)))
         }
         "config|resetstat" => conn(Conn::ConfigResetStat),
@@ -410,6 +410,7 @@ pub fn parse(args: &[Vec<u8>], authenticated: bool) -> Result<Command, Reply> {
         "command|list" => conn(Conn::Command(CommandQuery::List)),
         "command|help" => conn(Conn::Help("COMMAND")),
         name if super::hash::owns(name) => super::hash::parse(name, args),
+        name if super::list::owns(name) => super::list::parse(name, args),
         other => unreachable!("command {other} is in the table but not parsed"),
     }
 }

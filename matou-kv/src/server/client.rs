@@ -38,6 +38,7 @@
 //! than the last, and at `auth-max-failures` the connection is closed. A
 //! right password is answered at once.
 
+use super::blocking::Blocked;
 use super::registry::Entry;
 use super::storage::{Answer, DbCell, Job, Req};
 use super::{ops, Shared};
@@ -55,7 +56,7 @@ use std::io;
 use std::pin::pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Bytes a handler reads at a time.
 const READ_CHUNK: usize = 16 * 1024;
@@ -445,6 +446,7 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
             let mut answers = answers.into_iter().peekable();
             wire.clear();
             let mut too_large = None;
+            let mut blocked = None;
             while let Some(o) = outs.front() {
                 let inner = match o {
                     Out::Muted(inner) => &**inner,
@@ -453,6 +455,12 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
                 let from_storage = !matches!(inner, Out::Ready(_) | Out::Conn(_));
                 match answers.peek() {
                     Some(Answer::Deferred(_)) if from_storage => break,
+                    Some(Answer::Blocked(_)) if from_storage => {
+                        if let Some(Answer::Blocked(b)) = answers.next() {
+                            blocked = Some(b);
+                        }
+                        break;
+                    }
                     Some(Answer::TooLarge(n)) if from_storage => {
                         too_large = Some(*n);
                         break;
@@ -490,7 +498,7 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
                     _ => None,
                 })
                 .collect();
-            if too_large.is_none() && pending.is_empty() {
+            if too_large.is_none() && pending.is_empty() && blocked.is_none() {
                 if let Some(e) = &bad {
                     e.reply().encode(&mut wire);
                 }
@@ -502,6 +510,41 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
                 match race(killed.as_mut(), write.as_mut()).await {
                     Either::Left(()) => return Ok(()),
                     Either::Right(r) => r?,
+                }
+            }
+            if let Some(b) = blocked {
+                // Blocked (BLPOP and friends): the replies before it are
+                // written; nothing after it runs until it is answered.
+                let (reply, close) =
+                    wait_blocked(b, &stream, &mut buf, &mut end, me, &shared).await;
+                requests_buffered |= end > 0;
+                let o = outs.pop_front();
+                while let Some((_, p)) = switches.next_if(|s| s.0 == rendered) {
+                    proto = p;
+                }
+                rendered += 1;
+                wire.clear();
+                if let (Some(r), false) = (reply, matches!(o, Some(Out::Muted(_)))) {
+                    if let Reply::Error(m) = &r {
+                        shared.errors.count(m);
+                    }
+                    r.encode_proto(proto, &mut wire);
+                }
+                if !close && pending.is_empty() {
+                    if let Some(e) = &bad {
+                        e.reply().encode(&mut wire);
+                    }
+                }
+                if !wire.is_empty() {
+                    let mut killed = pin!(me.kill.wait());
+                    let mut write = pin!(write_within_soft_limit(&stream, &wire, limit, id));
+                    match race(killed.as_mut(), write.as_mut()).await {
+                        Either::Left(()) => return Ok(()),
+                        Either::Right(r) => r?,
+                    }
+                }
+                if close {
+                    return Ok(());
                 }
             }
             if let Some(n) = too_large {
@@ -532,6 +575,78 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
             }
             After::Monitor => return super::monitor::serve(&stream, me, &shared).await,
             _ => return Ok(()),
+        }
+    }
+}
+
+/// Waits for a blocked command's reply (see `blocking`), reading what the
+/// client sends meanwhile into `buf[end..]` (to notice it leave). Returns
+/// the reply to write, if any, and whether to close the connection then:
+/// on a timeout the command's nil; on a disconnect, CLIENT KILL or
+/// shutdown, a close. Whatever ends the wait, the receiver is closed
+/// first and a reply sent before is taken, so the storage task either
+/// gets its send refused (and gives the elements back) or its reply is
+/// written.
+async fn wait_blocked(
+    b: Blocked,
+    stream: &TcpStream,
+    buf: &mut Vec<u8>,
+    end: &mut usize,
+    me: &Entry,
+    shared: &Shared,
+) -> (Option<Reply>, bool) {
+    let Blocked {
+        mut rx,
+        timeout_ms,
+        timed_out,
+    } = b;
+    let deadline = (timeout_ms > 0).then(|| Instant::now() + Duration::from_millis(timeout_ms));
+    let _blocked = me.block();
+    loop {
+        if buf.len() - *end < READ_CHUNK / 2 {
+            buf.resize(*end + READ_CHUNK, 0);
+        }
+        // Past the query limit nothing more is read (the disconnect is
+        // then noticed at the next read, after the reply).
+        let can_read = *end <= shared.config.max_query_bytes;
+        let outcome = {
+            let mut stopped = pin!(race(
+                race(shared.stop.wait(), me.kill.wait()),
+                me.unblock.wait()
+            ));
+            let mut reply = pin!(&mut rx);
+            let space = &mut buf[*end..];
+            let mut read = pin!(async move {
+                match can_read {
+                    true => stream.read(space).await,
+                    false => std::future::pending().await,
+                }
+            });
+            let waits = race(stopped.as_mut(), race(reply.as_mut(), read.as_mut()));
+            match deadline {
+                None => Some(waits.await),
+                Some(d) => time::timeout_at(d, waits).await.ok(),
+            }
+        };
+        let give_up = |rx: &mut oneshot::Receiver<Reply>| {
+            rx.close();
+            rx.try_recv().ok()
+        };
+        match outcome {
+            None => return (Some(give_up(&mut rx).unwrap_or(timed_out)), false),
+            Some(Either::Left(Either::Left(_))) => return (give_up(&mut rx), true),
+            Some(Either::Left(Either::Right(error))) => {
+                let unblocked = match error {
+                    true => Reply::err("UNBLOCKED client unblocked via CLIENT UNBLOCK"),
+                    false => timed_out,
+                };
+                return (Some(give_up(&mut rx).unwrap_or(unblocked)), false);
+            }
+            Some(Either::Right(Either::Left(Ok(r)))) => return (Some(r), false),
+            // The storage task is gone (shutdown).
+            Some(Either::Right(Either::Left(Err(_)))) => return (None, true),
+            Some(Either::Right(Either::Right(Ok(0) | Err(_)))) => return (give_up(&mut rx), true),
+            Some(Either::Right(Either::Right(Ok(n)))) => *end += n,
         }
     }
 }

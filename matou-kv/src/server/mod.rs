@@ -84,6 +84,7 @@
 //! is closed and the storage task drains it, completes a rewrite in
 //! progress, fsyncs the log whatever the policy, and returns.
 
+mod blocking;
 mod client;
 pub mod memory;
 mod monitor;

@@ -34,6 +34,16 @@ const MUTABLE: &[&str] = &[
     "requirepass",
     "client-output-buffer-limit",
 ];
+/// Redis settings CONFIG SET accepts and ignores: they tune encodings and
+/// snapshots matou-kv does not have (its lists are one deque whatever
+/// their size, and it never writes RDB files), so no value changes what a
+/// client sees. Redis's own tests set them before their lists.
+const IGNORED: &[&str] = &[
+    "save",
+    "list-max-ziplist-size",
+    "list-max-listpack-size",
+    "list-compress-depth",
+];
 /// Settings Redis protects (`enable-protected-configs no`): refused.
 const PROTECTED: &[&str] = &["dir", "dbfilename"];
 
@@ -139,6 +149,9 @@ impl Live {
         let mut current = self.config.lock().unwrap_or_else(|e| e.into_inner());
         let mut next = current.clone();
         for (name, value) in pairs {
+            if IGNORED.contains(&name.as_str()) {
+                continue;
+            }
             if PROTECTED.contains(&name.as_str()) {
                 return set_failed(name, "can't set protected config");
             }
@@ -256,6 +269,15 @@ pub(super) fn run(op: Ops, me: &Entry, shared: &Shared) -> Done {
                 (false, n) => Reply::Integer(n),
             };
             Done { reply, then }
+        }
+        Ops::ClientUnblock(id, error) => {
+            let unblocked = shared
+                .registry
+                .snapshot()
+                .iter()
+                .find(|e| e.id == id)
+                .is_some_and(|e| e.unblock.trigger(error));
+            reply(Reply::Integer(i64::from(unblocked)))
         }
         Ops::ClientNoEvict(on) => {
             me.no_evict.store(on, Ordering::Relaxed);

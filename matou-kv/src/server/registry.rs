@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
@@ -80,6 +80,67 @@ impl Drop for KillWait<'_> {
     }
 }
 
+/// CLIENT UNBLOCK's switch: armed while the connection's handler waits on
+/// a blocking command ([`Entry::block`]), flipped by CLIENT UNBLOCK from
+/// any worker, disarmed when the wait ends.
+#[derive(Default)]
+pub(super) struct Unblock {
+    /// Whether the handler waits on a blocking command now.
+    armed: AtomicBool,
+    /// Flipped: 1 to answer as a timeout, 2 with an error.
+    state: AtomicU8,
+    waker: Mutex<Option<Waker>>,
+}
+
+impl Unblock {
+    /// Unblocks the client (with an error if `error`): whether it was
+    /// blocked.
+    pub(super) fn trigger(&self, error: bool) -> bool {
+        if !self.armed.load(Ordering::SeqCst) {
+            return false;
+        }
+        let want = if error { 2 } else { 1 };
+        if self
+            .state
+            .compare_exchange(0, want, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+        {
+            return false;
+        }
+        if let Some(w) = lock(&self.waker).take() {
+            w.wake();
+        }
+        true
+    }
+
+    /// Completes once flipped: `true` for an error.
+    pub(super) fn wait(&self) -> impl Future<Output = bool> + '_ {
+        std::future::poll_fn(move |cx| {
+            let flipped = |s: u8| (s != 0).then_some(s == 2);
+            if let Some(e) = flipped(self.state.load(Ordering::SeqCst)) {
+                return Poll::Ready(e);
+            }
+            *lock(&self.waker) = Some(cx.waker().clone());
+            // Flipped between the check and the store: look again.
+            match flipped(self.state.load(Ordering::SeqCst)) {
+                Some(e) => Poll::Ready(e),
+                None => Poll::Pending,
+            }
+        })
+    }
+}
+
+/// Disarms [`Unblock`] when a blocked wait ends (cancelled included).
+pub(super) struct Armed<'a>(&'a Unblock);
+
+impl Drop for Armed<'_> {
+    fn drop(&mut self) {
+        self.0.armed.store(false, Ordering::SeqCst);
+        self.0.state.store(0, Ordering::SeqCst);
+        lock(&self.0.waker).take();
+    }
+}
+
 /// One live connection, as CLIENT LIST shows it.
 pub(super) struct Entry {
     pub id: u64,
@@ -102,9 +163,18 @@ pub(super) struct Entry {
     /// RESP version (2 or 3), mirrored from the session.
     pub resp: AtomicU64,
     pub kill: Kill,
+    /// CLIENT UNBLOCK's switch, armed while the client is blocked.
+    pub unblock: Unblock,
 }
 
 impl Entry {
+    /// Arms CLIENT UNBLOCK for the time of a blocked wait.
+    pub(super) fn block(&self) -> Armed<'_> {
+        self.unblock.state.store(0, Ordering::SeqCst);
+        self.unblock.armed.store(true, Ordering::SeqCst);
+        Armed(&self.unblock)
+    }
+
     /// Records a request: CLIENT LIST's `idle` and `cmd`.
     pub(super) fn touch(&self, cmd: &'static str) {
         let ms = u64::try_from(self.created.elapsed().as_millis()).unwrap_or(u64::MAX);
@@ -191,6 +261,7 @@ impl Registry {
             request_bytes: AtomicUsize::new(0),
             resp: AtomicU64::new(2),
             kill: Kill::default(),
+            unblock: Unblock::default(),
         });
         lock(&self.clients).insert(id, entry.clone());
         Registered {

@@ -78,13 +78,14 @@
 //!   for a rewrite in progress (and completes it), then commits and fsyncs
 //!   whatever the policy.
 
+use super::blocking::{Blocked, Waiters};
 use super::memory::{used_memory, EvictionPool, Memory};
 use super::now_ms;
 use super::txn::Versions;
 use crate::aof::{Aof, RewriteOutput, MAX_PAYLOAD};
 use crate::command::multi::WatchCell;
 use crate::command::{
-    execute_read, execute_write_journaled, read_reply_bound, InfoData, Read, Write,
+    execute_read, execute_write_journaled, read_reply_bound, InfoData, ListWrite, Read, Write,
     TOO_LARGE_FOR_LOG,
 };
 use crate::databases::Databases;
@@ -152,6 +153,9 @@ pub(super) enum Answer {
     /// Not run: its reply would take this many bytes, over the job's
     /// `reply_limit`; the handler disconnects the client.
     TooLarge(usize),
+    /// A blocking command found nothing: the handler waits (see
+    /// `blocking`); the rest of the job is [`Answer::Deferred`].
+    Blocked(Blocked),
 }
 
 /// One handler's batch, answered as a whole, in order.
@@ -261,6 +265,23 @@ struct Storage {
     memory: Arc<Memory>,
     /// Eviction candidates, kept between evictions.
     pool: EvictionPool,
+    /// The clients blocked on lists (see `blocking`).
+    waiters: Waiters,
+    /// Waiters served in this batch, answered after its commit.
+    served: Vec<Served>,
+    /// Keys waited on that may hold a list without the store having
+    /// signalled it (a SWAPDB brings a whole database in).
+    woken: Vec<(usize, Vec<u8>)>,
+}
+
+/// A blocked client served by a pop, its reply held until the commit.
+struct Served {
+    tx: oneshot::Sender<Reply>,
+    reply: Reply,
+    db: usize,
+    /// The non-blocking command run for it (to give the elements back if
+    /// the client is gone by the time of the reply).
+    cmd: ListWrite,
 }
 
 /// Owns the store and the log until `jobs` is closed and drained.
@@ -288,6 +309,9 @@ pub(super) async fn run(
         undo: Undo::new(),
         memory,
         pool: EvictionPool::new(),
+        waiters: Waiters::default(),
+        served: Vec::new(),
+        woken: Vec::new(),
     };
     s.sync_lfu();
     let mut next_tick = Instant::now() + TICK;
@@ -376,6 +400,16 @@ impl Storage {
                         });
                         answer
                     }
+                    Req::Write(Write::List(l))
+                        if self.aof.refusal().is_none()
+                            && l.would_block(self.store.db(db), now) =>
+                    {
+                        // Everything after it waits for its answer, as in
+                        // Redis: the client is blocked.
+                        produced = usize::MAX;
+                        redo.push(Redo::NotRun);
+                        Answer::Blocked(self.waiters.block(db, l))
+                    }
                     Req::Read(r) => {
                         let bound = read_reply_bound(&r, self.store.db(db), now);
                         if job.reply_limit != 0 && bound > job.reply_limit {
@@ -409,6 +443,17 @@ impl Storage {
                 };
                 produced = produced.saturating_add(answer_bytes(&answer));
                 answers.push(answer);
+                // Clients blocked on a key this request made a list are
+                // served before the next request, as Redis does.
+                if self.waiters.is_empty() && self.woken.is_empty() {
+                    // No one to wake: only forget what this request's
+                    // database signalled (the others' signals, from a MOVE
+                    // or COPY into them, wait for a request there; a client
+                    // that blocks later checks the keys themselves).
+                    drop(self.store.db_mut(db).take_ready());
+                } else {
+                    self.serve_ready(now);
+                }
             }
             job.db.store(db, Ordering::Relaxed);
             if self.aof.has_pending() {
@@ -425,7 +470,7 @@ impl Storage {
                 let _ = job.reply.send(answers);
             }
         }
-        if self.held.is_empty() {
+        if self.held.is_empty() && self.served.is_empty() {
             self.undo.clear();
             self.publish_memory(true);
             return;
@@ -441,11 +486,13 @@ impl Storage {
                 for held in self.held.drain(..) {
                     let _ = held.reply.send(held.answers);
                 }
+                self.deliver(now);
             }
             Err(e) => {
                 self.log_refusal(&e);
                 self.undo.rollback(&mut self.store);
                 self.publish_memory(false);
+                self.refuse_served();
                 let held = std::mem::take(&mut self.held);
                 for h in held {
                     let answers = self.answer_again(h.redo, h.answers, h.db_start, &h.db, now);
@@ -497,6 +544,100 @@ impl Storage {
             "until the log can be written again"
         };
         note!("matou-kv: cannot write the append-only log: {e}; writes refused {until}");
+    }
+
+    /// Serves the clients blocked on the keys that became lists (as long
+    /// as each stays one), again for the keys those pops made lists (a
+    /// BLMOVE's destination). Each pop runs as the non-blocking command,
+    /// journaled and logged like any write; its reply waits for the
+    /// commit in `served`.
+    fn serve_ready(&mut self, now: u64) {
+        loop {
+            let mut ready = std::mem::take(&mut self.woken);
+            for db in 0..self.store.count() {
+                ready.extend(
+                    self.store
+                        .db_mut(db)
+                        .take_ready()
+                        .into_iter()
+                        .map(|k| (db, k)),
+                );
+            }
+            if ready.is_empty() || self.waiters.is_empty() {
+                return;
+            }
+            for (db, key) in ready {
+                while self
+                    .store
+                    .db(db)
+                    .value(&key, now)
+                    .is_some_and(|v| v.wakes_waiters())
+                {
+                    let Some(pick) = self.waiters.next_for(db, &key) else {
+                        break;
+                    };
+                    let mut at = db;
+                    let cmd = pick.cmd.clone();
+                    let (answer, record) =
+                        self.run(Req::Write(Write::List(pick.cmd)), &mut at, now);
+                    if let Some(r) = &record {
+                        self.aof.append(r);
+                    }
+                    let Answer::Reply(reply) = answer else {
+                        unreachable!("a write answers a reply")
+                    };
+                    self.served.push(Served {
+                        tx: pick.tx,
+                        reply,
+                        db,
+                        cmd,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Sends the served waiters their (committed) replies. A waiter gone
+    /// meanwhile gets nothing: what was popped for it goes back where it
+    /// was (logged, committed), and the next waiter is served from it.
+    fn deliver(&mut self, now: u64) {
+        while !self.served.is_empty() {
+            for s in std::mem::take(&mut self.served) {
+                let Err(reply) = s.tx.send(s.reply) else {
+                    continue;
+                };
+                if let Some(back) = give_back(&s.cmd, reply) {
+                    let mut at = s.db;
+                    let (_, record) = self.run(Req::Write(Write::List(back)), &mut at, now);
+                    if let Some(r) = &record {
+                        self.aof.append(r);
+                    }
+                }
+            }
+            self.serve_ready(now);
+            if !self.aof.has_pending() {
+                // Nothing given back: no one else to serve.
+                continue;
+            }
+            match self.aof.commit() {
+                Ok(()) => self.undo.clear(),
+                Err(e) => {
+                    self.log_refusal(&e);
+                    self.undo.rollback(&mut self.store);
+                    self.refuse_served();
+                }
+            }
+            self.publish_memory(true);
+        }
+    }
+
+    /// The batch was rolled back: the pops made for waiters are undone,
+    /// and the waiters told the write failed.
+    fn refuse_served(&mut self) {
+        let reason = self.aof.refusal().unwrap_or("the write failed").to_string();
+        for s in self.served.drain(..) {
+            let _ = s.tx.send(misconf(&reason));
+        }
     }
 
     /// Runs one request outside EXEC: its answer and what to log.
@@ -616,6 +757,10 @@ impl Storage {
                     }
                     self.undo.save_swap(a, b);
                     self.store.swap(a, b);
+                    for d in [a, b] {
+                        let keys = self.waiters.keys_in(d);
+                        self.woken.extend(keys.into_iter().map(|k| (d, k)));
+                    }
                 }
                 let record = (a != b).then_some(LogRecord::SwapDb(a as u32, b as u32));
                 return (Reply::ok(), record);
@@ -677,6 +822,7 @@ impl Storage {
             note!("matou-kv: the append-only log can be written again; writes accepted");
         }
         if self.aof.refusal().is_none() {
+            self.waiters.sweep();
             let expired = self.expire_cycle();
             self.evict(self.clock);
             match self.aof.commit() {
@@ -813,6 +959,7 @@ impl Storage {
             aof_rewrite_in_progress: self.aof.rewrite_in_progress(),
             aof_rewrites: self.aof.rewrites(),
             aof_last_rewrite_failed: self.aof.last_rewrite_failed(),
+            blocked_clients: self.waiters.blocked(),
             ..InfoData::default()
         }
     }
@@ -827,8 +974,46 @@ fn answer_bytes(a: &Answer) -> usize {
             .fold(23, |n, a| n.saturating_add(answer_bytes(a))),
         // INFO's text is a few KiB at most.
         Answer::Info(_) => 4096,
-        Answer::Exec(None) | Answer::Deferred(_) | Answer::TooLarge(_) => 23,
+        Answer::Exec(None) | Answer::Deferred(_) | Answer::TooLarge(_) | Answer::Blocked(_) => 23,
     }
+}
+
+/// The push that puts back what `cmd` (a waiter's pop) popped, given its
+/// reply: the elements, on the side they came from, in their order. A
+/// BLMOVE's element is in its destination list already: nothing is lost.
+fn give_back(cmd: &ListWrite, reply: Reply) -> Option<ListWrite> {
+    let ListWrite::MPop {
+        keys, left, single, ..
+    } = cmd
+    else {
+        return None;
+    };
+    let Reply::Array(mut parts) = reply else {
+        return None;
+    };
+    let popped: Vec<Reply> = match single {
+        true => parts.split_off(1),
+        false => match parts.pop() {
+            Some(Reply::Array(els)) => els,
+            _ => return None,
+        },
+    };
+    let mut elements: Vec<Vec<u8>> = popped
+        .into_iter()
+        .filter_map(|r| match r {
+            Reply::Bulk(b) => Some(b),
+            _ => None,
+        })
+        .collect();
+    // Pushed one by one at the end they came from: the last popped first.
+    elements.reverse();
+    let key = keys.first()?.clone();
+    (!elements.is_empty()).then_some(ListWrite::Push {
+        key,
+        left: *left,
+        elements,
+        only_existing: false,
+    })
 }
 
 fn exec_in_exec() -> Reply {

@@ -74,6 +74,7 @@ impl Versions {
             | LogRecord::Value { key, .. }
             | LogRecord::HSet { key, .. }
             | LogRecord::HDel { key, .. } => self.touch(db, key),
+            LogRecord::List(l) => self.touch(db, l.key()),
             LogRecord::MSet { pairs } => pairs.iter().for_each(|(k, _)| self.touch(db, k)),
             LogRecord::Del { keys } => keys.iter().for_each(|k| self.touch(db, k)),
             LogRecord::FlushAll | LogRecord::SwapDb(..) => {}

@@ -18,7 +18,7 @@
 //! follows (`Arc::make_mut`): correct, but O(size) per journaled write of
 //! an aggregate until steps record element-level inverses.
 
-use super::{Entry, Snapshot, Store, Value};
+use super::{Entry, EntryRef, Snapshot, Store, Value};
 use crate::databases::Databases;
 use std::sync::Arc;
 
@@ -35,6 +35,14 @@ enum Step {
     /// this expiry: what a hash command changes, without a copy of the
     /// hash.
     Fields(Vec<u8>, Option<u64>, Vec<(Vec<u8>, Option<Vec<u8>>)>),
+    /// The live list at the key had this many elements pushed at its head
+    /// (`true`) or tail: undone by popping them.
+    ListPushed(Vec<u8>, bool, usize),
+    /// These elements (in the order popped) were popped from the head
+    /// (`true`) or tail of the live list at the key, which had this
+    /// expiry: undone by pushing them back (recreating the key if the pop
+    /// emptied it).
+    ListPopped(Vec<u8>, bool, Vec<Vec<u8>>, Option<u64>),
 }
 
 /// The prior state of what a batch changed, newest step last, each step
@@ -109,6 +117,39 @@ impl Undo {
         }
     }
 
+    /// Records a push of `n` elements at the head (`left`) or tail of the
+    /// list at `key`, before it happens, without a copy of the list. A key
+    /// absent, expired at `now` or of another type is recorded whole
+    /// ([`save_key`](Self::save_key): cheap for those).
+    pub fn save_list_push(&mut self, store: &Store, key: &[u8], left: bool, n: usize, now: u64) {
+        match store.entry(key, now).map(|e| e.value) {
+            Some(Value::List(_)) => self.push(Step::ListPushed(key.to_vec(), left, n)),
+            _ => self.save_key(store, key),
+        }
+    }
+
+    /// Records a pop of at most `count` elements from the head (`left`) or
+    /// tail of the list at `key`, before it happens: a copy of those
+    /// elements only. Other cases as [`save_list_push`](Self::save_list_push).
+    pub fn save_list_pop(&mut self, store: &Store, key: &[u8], left: bool, count: usize, now: u64) {
+        match store.entry(key, now) {
+            Some(EntryRef {
+                value: Value::List(l),
+                expire_at,
+                ..
+            }) => {
+                let n = count.min(l.len());
+                let popped = if left {
+                    l.iter().take(n).cloned().collect()
+                } else {
+                    l.iter().rev().take(n).cloned().collect()
+                };
+                self.push(Step::ListPopped(key.to_vec(), left, popped, expire_at));
+            }
+            _ => self.save_key(store, key),
+        }
+    }
+
     /// Records every entry (pointer copies), before a change to all of them.
     pub fn save_all(&mut self, store: &Store) {
         self.push(Step::All(store.snapshot()));
@@ -159,6 +200,41 @@ impl Undo {
                             if let Some(was) = was {
                                 delta += flen + was.len() as isize;
                                 h.insert(f, was);
+                            }
+                        }
+                        ((), delta)
+                    });
+                    store.set_expire(&key, expire_at);
+                }
+                Step::ListPushed(key, left, n) => {
+                    dbs.db_mut(db).update(&key, |v| {
+                        let Value::List(l) = v else { return ((), 0) };
+                        let n = n.min(l.len());
+                        let gone: Vec<Vec<u8>> = if left {
+                            l.drain(..n).collect()
+                        } else {
+                            l.drain(l.len() - n..).collect()
+                        };
+                        ((), -(gone.iter().map(Vec::len).sum::<usize>() as isize))
+                    });
+                }
+                Step::ListPopped(key, left, popped, expire_at) => {
+                    let store = dbs.db_mut(db);
+                    if !matches!(store.raw(&key).map(|e| e.value), Some(Value::List(_))) {
+                        // Deleted by the pop (emptied): back, empty for a
+                        // moment, then refilled below.
+                        store.put_arc(&key, Arc::new(Value::List(Default::default())), None);
+                    }
+                    store.update(&key, |v| {
+                        let Value::List(l) = v else {
+                            unreachable!("made a list above")
+                        };
+                        let delta = popped.iter().map(Vec::len).sum::<usize>() as isize;
+                        for e in popped.into_iter().rev() {
+                            if left {
+                                l.push_front(e);
+                            } else {
+                                l.push_back(e);
                             }
                         }
                         ((), delta)

@@ -36,6 +36,9 @@ fn storage(name: &str) -> (Storage, std::path::PathBuf) {
         undo: Undo::new(),
         memory: std::sync::Arc::new(crate::server::memory::Memory::new(Default::default())),
         pool: crate::server::memory::EvictionPool::new(),
+        waiters: Waiters::default(),
+        served: Vec::new(),
+        woken: Vec::new(),
     };
     (s, d)
 }
@@ -538,4 +541,107 @@ fn evictions_are_logged_counted_and_taken_back_with_a_failed_commit() {
     assert!(!s.memory.is_over());
     // The evictions are in the log as DELs: a replay holds the same keys.
     assert_replays_to_the_store(s, &d);
+}
+
+fn list_write(words: &[&str]) -> ListWrite {
+    match req(words) {
+        Req::Write(Write::List(l)) => l,
+        other => panic!("not a list write: {other:?}"),
+    }
+}
+
+#[test]
+fn an_element_popped_for_a_client_gone_before_its_reply_goes_back_to_the_next_waiter() {
+    let (mut s, d) = storage("gone-waiter");
+    let now = s.clock;
+    let mut gone = s.waiters.block(0, list_write(&["blpop", "q", "0"]));
+    let mut next = s.waiters.block(0, list_write(&["blpop", "q", "0"]));
+    // The push is served to the first waiter (its pop logged), then that
+    // client leaves before the commit sends its reply.
+    crate::command::list::push(s.store.db_mut(0), b"q", false, &[b"e".to_vec()]);
+    s.serve_ready(now);
+    assert_eq!(s.served.len(), 1);
+    assert!(s.store.db(0).value(b"q", now).is_none(), "popped for it");
+    gone.rx.close();
+    s.aof.commit().unwrap();
+    s.deliver(now);
+    assert!(
+        gone.rx.try_recv().is_err(),
+        "the departed client got nothing"
+    );
+    assert_eq!(
+        next.rx.try_recv().ok(),
+        Some(Reply::Array(vec![bulk("q"), bulk("e")])),
+        "given back and served to the next waiter"
+    );
+    // With no one left, a departed client's element stays in the list.
+    let mut last = s.waiters.block(0, list_write(&["brpop", "r", "0"]));
+    crate::command::list::push(
+        s.store.db_mut(0),
+        b"r",
+        false,
+        &[b"1".to_vec(), b"2".to_vec()],
+    );
+    s.serve_ready(now);
+    last.rx.close();
+    s.aof.commit().unwrap();
+    s.deliver(now);
+    assert!(last.rx.try_recv().is_err());
+    let (r, _) = crate::command::execute(
+        s.store.db_mut(0),
+        &[
+            b"lrange".to_vec(),
+            b"r".to_vec(),
+            b"0".to_vec(),
+            b"-1".to_vec(),
+        ],
+        now,
+    );
+    assert_eq!(
+        r,
+        Reply::Array(vec![bulk("1"), bulk("2")]),
+        "back where it was"
+    );
+    s.waiters.sweep();
+    assert!(s.waiters.is_empty(), "nothing left behind");
+    let _ = std::fs::remove_dir_all(d);
+}
+
+#[test]
+fn a_blocking_command_defers_the_rest_of_its_job_and_a_push_in_exec_serves_it() {
+    let (mut s, d) = storage("blocking-job");
+    let (tx, mut rx) = oneshot::channel();
+    let mut jobs = vec![Job {
+        reqs: vec![req(&["blpop", "q", "0"]), req(&["set", "after", "1"])],
+        db: DbCell::default(),
+        budget: usize::MAX,
+        reply_limit: 0,
+        reply: tx,
+    }];
+    s.execute(&mut jobs);
+    let mut answers = rx.try_recv().unwrap().into_iter();
+    let Some(Answer::Blocked(mut b)) = answers.next() else {
+        panic!("blocked")
+    };
+    assert!(
+        matches!(answers.next(), Some(Answer::Deferred(_))),
+        "waits its turn"
+    );
+    assert_eq!(s.waiters.blocked(), 1);
+    let replies = batch(
+        &mut s,
+        &[&[&["exec", "rpush", "q", "a", "b", ";", "llen", "q"]]],
+    );
+    assert_eq!(
+        replies[0][0],
+        Reply::Array(vec![Reply::Integer(2), Reply::Integer(2)]),
+        "EXEC saw its own push whole"
+    );
+    assert_eq!(
+        b.rx.try_recv().ok(),
+        Some(Reply::Array(vec![bulk("q"), bulk("a")]))
+    );
+    let replies = batch(&mut s, &[&[&["lrange", "q", "0", "-1"]]]);
+    assert_eq!(replies[0][0], Reply::Array(vec![bulk("b")]));
+    let _ = std::fs::remove_dir_all(d);
 }
