@@ -22,6 +22,7 @@
 //! trailing byte make the payload undecodable, and nothing is allocated
 //! beyond the payload's own size.
 
+mod members;
 mod value;
 
 use crate::store::{Store, Value};
@@ -47,7 +48,9 @@ const HDEL: u8 = 22;
 /// Whether `b` is the tag byte of some record: the cheap first filter of a
 /// log scan looking for where the next record starts (see `aof::scan`).
 pub fn is_tag(b: u8) -> bool {
-    (SET..=SET_RANGE).contains(&b) || matches!(b, value::VALUE | HSET | HDEL)
+    (SET..=SET_RANGE).contains(&b)
+        || matches!(b, value::VALUE | HSET | HDEL)
+        || members::is_tag(b)
 }
 
 /// Whether a payload of `len` bytes whose byte at offset `i` is `byte(i)`
@@ -74,6 +77,7 @@ pub fn has_record_layout(len: u64, byte: impl FnMut(u64) -> Option<u8>) -> bool 
         PEXPIREAT => w.string().and_then(|()| w.skip(8)),
         PERSIST => w.string(),
         value::VALUE => return value::layout(&mut w, WALK),
+        t if members::is_tag(t) => return members::layout(t, &mut w, WALK),
         FLUSHALL => Some(()),
         SWAPDB => w.varint().and_then(|_| w.varint()).map(|_| ()),
         SET_RANGE => w
@@ -241,6 +245,36 @@ pub enum LogRecord {
         /// The fields.
         fields: Vec<Vec<u8>>,
     },
+    /// Add these members to the set at `key` (created if absent).
+    SAdd {
+        /// The key.
+        key: Vec<u8>,
+        /// The members (at least one).
+        members: Vec<Vec<u8>>,
+    },
+    /// Remove these members of the set at `key` (deleted if emptied).
+    SRem {
+        /// The key.
+        key: Vec<u8>,
+        /// The members (at least one).
+        members: Vec<Vec<u8>>,
+    },
+    /// Give these members of the sorted set at `key` these scores (added
+    /// if absent; the set created if absent).
+    ZAdd {
+        /// The key.
+        key: Vec<u8>,
+        /// (member, score) pairs, applied in order (at least one).
+        pairs: Vec<(Vec<u8>, Score)>,
+    },
+    /// Remove these members of the sorted set at `key` (deleted if
+    /// emptied).
+    ZRem {
+        /// The key.
+        key: Vec<u8>,
+        /// The members (at least one).
+        members: Vec<Vec<u8>>,
+    },
     /// Replace `key` with this hash, list or set and this expiry (a log
     /// rewrite's form of a non-string key; COPY, MOVE, RENAME of one).
     Value {
@@ -252,6 +286,19 @@ pub enum LogRecord {
         expire_at_ms: Option<u64>,
     },
 }
+
+/// A sorted-set score in a record: a double that is never NaN, so records
+/// compare (`Eq`) by the score's bits, which is what replay restores.
+#[derive(Clone, Copy, Debug)]
+pub struct Score(pub f64);
+
+impl PartialEq for Score {
+    fn eq(&self, other: &Score) -> bool {
+        self.0.to_bits() == other.0.to_bits()
+    }
+}
+
+impl Eq for Score {}
 
 impl LogRecord {
     /// The record that sets `key` to `value`: a `Set` for a string, a
@@ -383,6 +430,10 @@ impl LogRecord {
     /// Appends the payload encoding to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
         match self {
+            LogRecord::SAdd { .. }
+            | LogRecord::SRem { .. }
+            | LogRecord::ZAdd { .. }
+            | LogRecord::ZRem { .. } => members::encode(self, out),
             LogRecord::Set {
                 key,
                 value,
@@ -568,6 +619,7 @@ impl LogRecord {
                 }
                 LogRecord::HDel { key, fields }
             }
+            t if members::is_tag(t) => members::decode(t, &mut i)?,
             value::VALUE => {
                 let (key, value, expire_at_ms) = value::decode(&mut i)?;
                 LogRecord::Value {
@@ -637,6 +689,30 @@ impl LogRecord {
             }
             LogRecord::HDel { key, fields } => {
                 crate::command::hash_del_fields(store, &key, &fields);
+            }
+            LogRecord::SAdd { key, members } => {
+                if store
+                    .raw(&key)
+                    .is_some_and(|e| !matches!(e.value, Value::Set(_)))
+                {
+                    store.remove(&key);
+                }
+                crate::command::set_add_members(store, &key, &members);
+            }
+            LogRecord::SRem { key, members } => {
+                crate::command::set_rem_members(store, &key, &members);
+            }
+            LogRecord::ZAdd { key, pairs } => {
+                if store
+                    .raw(&key)
+                    .is_some_and(|e| !matches!(e.value, Value::ZSet(_)))
+                {
+                    store.remove(&key);
+                }
+                crate::command::zset_add_scores(store, &key, &pairs);
+            }
+            LogRecord::ZRem { key, members } => {
+                crate::command::zset_rem_members(store, &key, &members);
             }
             LogRecord::SetRange { key, offset, bytes } => {
                 // A record past what a usize addresses cannot come from

@@ -93,6 +93,8 @@ pub fn execute_read(cmd: &Read, store: &Store, now: u64) -> Reply {
         }
         Read::DbSize => Reply::Integer(store.len() as i64),
         Read::Hash(h) => super::hash::read(h, store, now),
+        Read::Sets(r) => super::set::read(r, store, now),
+        Read::ZSets(r) => super::zset::read(r, store, now),
         other => super::strings::read(other, store, now),
     }
 }
@@ -143,7 +145,15 @@ impl Tx<'_> {
             return (reply, Some(record));
         }
         let del = LogRecord::Del { keys: self.purged };
-        (reply, Some(LogRecord::Multi(vec![del, record])))
+        // A Multi is never nested: the DEL joins a command's own Multi.
+        let all = match record {
+            LogRecord::Multi(mut inner) => {
+                inner.insert(0, del);
+                inner
+            }
+            one => vec![del, one],
+        };
+        (reply, Some(LogRecord::Multi(all)))
     }
 
     /// The outcome when the command itself logged nothing.
@@ -188,6 +198,20 @@ pub fn execute_write_journaled(
         Write::Hash(h) => {
             undo.save_fields(store, super::hash::touched(h), super::hash::fields(h), now)
         }
+        Write::Sets(w) => match super::set::members(w) {
+            Some((key, members)) => {
+                undo.save_members(store, key, members.iter().map(Vec::as_slice), now)
+            }
+            None => super::set::touched(w)
+                .into_iter()
+                .for_each(|k| undo.save_key(store, k)),
+        },
+        Write::ZSets(w) => match super::zset::members(w) {
+            Some(members) => {
+                undo.save_members(store, super::zset::touched(w), members.into_iter(), now)
+            }
+            None => undo.save_key(store, super::zset::touched(w)),
+        },
         other => super::strings::touched(other)
             .into_iter()
             .for_each(|k| undo.save_key(store, k)),
@@ -380,6 +404,8 @@ pub fn execute_write(cmd: Write, store: &mut Store, now: u64) -> (Reply, Option<
             }
         }
         Write::Hash(h) => super::hash::write(h, tx),
+        Write::Sets(w) => super::set::write(w, tx),
+        Write::ZSets(w) => super::zset::write(w, tx),
         other => super::strings::write(other, tx),
     }
 }

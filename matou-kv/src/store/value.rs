@@ -17,6 +17,7 @@
 //!   rewritten; reporting from the current content is what a restart
 //!   (which reloads compactly) would show.
 
+use super::zset::{ZSet, DEFAULT_LISTPACK_ENTRIES, DEFAULT_LISTPACK_VALUE};
 use crate::resp::parse_i64;
 use std::collections::{HashMap, HashSet, VecDeque};
 
@@ -45,7 +46,16 @@ pub enum Value {
     List(VecDeque<Vec<u8>>),
     /// Distinct members.
     Set(HashSet<Vec<u8>>),
+    /// Members ordered by score ([`ZSet`]).
+    ZSet(ZSet),
 }
+
+/// `zset-max-listpack-entries`: a sorted set with more members is a
+/// `skiplist`.
+pub const ZSET_MAX_LISTPACK_ENTRIES: usize = DEFAULT_LISTPACK_ENTRIES;
+/// `zset-max-listpack-value`: a sorted set with a longer member is a
+/// `skiplist`.
+pub const ZSET_MAX_LISTPACK_VALUE: usize = DEFAULT_LISTPACK_VALUE;
 
 impl Default for Value {
     fn default() -> Value {
@@ -75,6 +85,7 @@ impl Value {
             Value::Hash(_) => "hash",
             Value::List(_) => "list",
             Value::Set(_) => "set",
+            Value::ZSet(_) => "zset",
         }
     }
 
@@ -85,6 +96,7 @@ impl Value {
             Value::Hash(h) => h.is_empty(),
             Value::List(l) => l.is_empty(),
             Value::Set(s) => s.is_empty(),
+            Value::ZSet(z) => z.is_empty(),
         }
     }
 
@@ -96,6 +108,7 @@ impl Value {
             Value::Hash(h) => h.iter().map(|(f, v)| f.len() + v.len()).sum(),
             Value::List(l) => l.iter().map(Vec::len).sum(),
             Value::Set(s) => s.iter().map(Vec::len).sum(),
+            Value::ZSet(z) => z.data_bytes(),
         }
     }
 
@@ -106,6 +119,7 @@ impl Value {
             Value::Hash(h) => h.len(),
             Value::List(l) => l.len(),
             Value::Set(s) => s.len(),
+            Value::ZSet(z) => z.len(),
         }
     }
 
@@ -140,6 +154,7 @@ impl Value {
                     "hashtable"
                 }
             }
+            Value::ZSet(z) => z.encoding().name(),
         }
     }
 
@@ -157,6 +172,9 @@ impl Value {
             Value::Hash(h) => table(2 * vec, h.capacity()),
             Value::List(l) => vec * l.capacity(),
             Value::Set(s) => table(vec, s.capacity()),
+            // The map's member pointer and score, and a tree node (score,
+            // member pointer, priority, two links, size).
+            Value::ZSet(z) => table(16 + 8, z.len()) + 48 * z.len(),
         }
     }
 }
