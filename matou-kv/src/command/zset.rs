@@ -574,7 +574,7 @@ pub(super) fn write(cmd: ZSetWrite, mut tx: Tx<'_>) -> (Reply, Option<LogRecord>
                 None => Vec::new(),
                 Some(z) => {
                     let it: Box<dyn Iterator<Item = (&[u8], f64)>> = if max {
-                        Box::new(z.iter_rev_from(0))
+                        Box::new(z.iter_rev_from(z.len() - 1))
                     } else {
                         Box::new(z.iter())
                     };

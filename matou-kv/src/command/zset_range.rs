@@ -182,7 +182,7 @@ pub fn select<'a>(z: &'a ZSet, range: &Range) -> Vec<(&'a [u8], f64)> {
         return Vec::new();
     }
     if range.rev {
-        z.iter_rev_from(len - hi + skip).take(n).collect()
+        z.iter_rev_from(hi - 1 - skip).take(n).collect()
     } else {
         z.iter_from(lo + skip).take(n).collect()
     }
@@ -453,7 +453,7 @@ mod tests {
         assert_eq!(names(&p(zr, &["-2", "100"])), ["d", "e"]);
         assert!(names(&p(zr, &["3", "1"])).is_empty());
         assert_eq!(names(&p(zr, &["(1", "3", "byscore"])), ["c", "d"]);
-        assert_eq!(names(&p(zr, &["+inf", "(1", "byscore", "rev", "limit", "1", "2"])), ["c", "b"]);
+        assert_eq!(names(&p(zr, &["+inf", "(1", "byscore", "rev", "limit", "1", "2"])), ["d", "c"]);
         assert_eq!(names(&p(zr, &["[b", "(d", "bylex"])), ["b", "c"]);
         assert_eq!(names(&p(Form::ByLex(true), &["+", "-", "limit", "0", "2"])), ["e", "d"]);
         assert_eq!(names(&p(Form::RevRank, &["0", "0"])), ["e"]);
