@@ -789,6 +789,32 @@ mod tests {
                 value: Arc::new(Value::Set([b"m".to_vec()].into_iter().collect())),
                 expire_at_ms: None,
             },
+            LogRecord::Value {
+                key: b"z".to_vec(),
+                value: Arc::new(Value::ZSet({
+                    let mut z = crate::store::zset::ZSet::new();
+                    z.insert(b"a", -0.5);
+                    z.insert(b"", f64::INFINITY);
+                    z
+                })),
+                expire_at_ms: Some(9),
+            },
+            LogRecord::SAdd {
+                key: b"s".to_vec(),
+                members: vec![b"m".to_vec(), vec![]],
+            },
+            LogRecord::SRem {
+                key: b"s".to_vec(),
+                members: vec![b"m".to_vec()],
+            },
+            LogRecord::ZAdd {
+                key: b"z".to_vec(),
+                pairs: vec![(b"a".to_vec(), Score(1.5)), (b"b".to_vec(), Score(f64::NEG_INFINITY))],
+            },
+            LogRecord::ZRem {
+                key: b"z".to_vec(),
+                members: vec![b"a".to_vec()],
+            },
             LogRecord::FlushAll,
             LogRecord::Multi(vec![
                 LogRecord::Del {

@@ -513,3 +513,171 @@ pub(super) fn write(cmd: SetWrite, mut tx: Tx<'_>) -> (Reply, Option<LogRecord>)
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::execute;
+    use crate::record::LogRecord;
+    use crate::resp::Reply;
+    use crate::store::{Store, Value};
+    use proptest::prelude::*;
+    use std::collections::{HashMap, HashSet};
+
+    /// Runs `args` on `st` and applies its record (through its encoding)
+    /// to `replica`.
+    fn run(st: &mut Store, replica: &mut Store, args: &[String]) -> Reply {
+        let a: Vec<Vec<u8>> = args.iter().map(|s| s.as_bytes().to_vec()).collect();
+        let (r, rec) = execute(st, &a, 1000);
+        if let Some(rec) = rec {
+            LogRecord::decode(&rec.to_bytes()).expect("decodes").apply(replica);
+        }
+        r
+    }
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Add(u8, Vec<u8>),
+        Rem(u8, Vec<u8>),
+        Pop(u8, u8),
+        Move(u8, u8, u8),
+        Store(u8, u8, u8, u8),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        let ms = || prop::collection::vec(0..8u8, 1..4);
+        prop_oneof![
+            (0..3u8, ms()).prop_map(|(k, m)| Op::Add(k, m)),
+            (0..3u8, ms()).prop_map(|(k, m)| Op::Rem(k, m)),
+            (0..3u8, 0..4u8).prop_map(|(k, n)| Op::Pop(k, n)),
+            (0..3u8, 0..3u8, 0..8u8).prop_map(|(a, b, m)| Op::Move(a, b, m)),
+            (0..3u8, 0..3u8, 0..3u8, 0..3u8).prop_map(|(o, d, a, b)| Op::Store(o, d, a, b)),
+        ]
+    }
+
+    type Model = HashMap<String, HashSet<String>>;
+
+    fn names(r: &Reply) -> Vec<String> {
+        match r {
+            Reply::Set(items) | Reply::Array(items) => items
+                .iter()
+                .map(|i| match i {
+                    Reply::Bulk(b) => String::from_utf8(b.clone()).unwrap(),
+                    other => panic!("{other:?}"),
+                })
+                .collect(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+        /// Random set commands against a model; the records, replayed,
+        /// give the same store.
+        #[test]
+        fn sets_match_a_model_and_replay(ops in prop::collection::vec(op(), 1..60)) {
+            let (mut st, mut rep) = (Store::new(), Store::new());
+            let mut model = Model::new();
+            let k = |i: u8| format!("k{i}");
+            for o in ops {
+                match o {
+                    Op::Add(key, ms) => {
+                        let s = model.entry(k(key)).or_default();
+                        let ms: Vec<String> = ms.iter().map(|m| format!("m{m}")).collect();
+                        let new = ms.iter().filter(|m| s.insert((*m).clone())).count();
+                        let mut args = vec!["sadd".to_string(), k(key)];
+                        args.extend(ms);
+                        prop_assert_eq!(run(&mut st, &mut rep, &args), Reply::Integer(new as i64));
+                    }
+                    Op::Rem(key, ms) => {
+                        let s = model.entry(k(key)).or_default();
+                        let ms: Vec<String> = ms.iter().map(|m| format!("m{m}")).collect();
+                        let mut gone = 0;
+                        for m in &ms {
+                            gone += usize::from(s.remove(m));
+                        }
+                        let mut args = vec!["srem".to_string(), k(key)];
+                        args.extend(ms);
+                        prop_assert_eq!(run(&mut st, &mut rep, &args), Reply::Integer(gone as i64));
+                    }
+                    Op::Pop(key, n) => {
+                        let s = model.entry(k(key)).or_default();
+                        let r = run(&mut st, &mut rep, &["spop".into(), k(key), n.to_string()]);
+                        let popped = names(&r);
+                        prop_assert_eq!(popped.len(), s.len().min(usize::from(n)));
+                        for m in popped {
+                            prop_assert!(s.remove(&m), "popped {} not in the set", m);
+                        }
+                    }
+                    Op::Move(a, b, m) => {
+                        let m = format!("m{m}");
+                        let had = model.get(&k(a)).is_some_and(|s| s.contains(&m));
+                        if had {
+                            model.get_mut(&k(a)).unwrap().remove(&m);
+                            model.entry(k(b)).or_default().insert(m.clone());
+                        }
+                        let r = run(&mut st, &mut rep, &["smove".into(), k(a), k(b), m]);
+                        prop_assert_eq!(r, Reply::Integer(i64::from(had)));
+                    }
+                    Op::Store(o, d, a, b) => {
+                        let (x, y) = (model.get(&k(a)).cloned().unwrap_or_default(), model.get(&k(b)).cloned().unwrap_or_default());
+                        let (name, result): (&str, HashSet<String>) = match o {
+                            0 => ("sinterstore", x.intersection(&y).cloned().collect()),
+                            1 => ("sunionstore", x.union(&y).cloned().collect()),
+                            _ => ("sdiffstore", x.difference(&y).cloned().collect()),
+                        };
+                        let n = result.len() as i64;
+                        model.insert(k(d), result);
+                        let r = run(&mut st, &mut rep, &[name.into(), k(d), k(a), k(b)]);
+                        prop_assert_eq!(r, Reply::Integer(n));
+                    }
+                }
+                model.retain(|_, s| !s.is_empty());
+            }
+            prop_assert_eq!(st.len(), model.len());
+            for (key, s) in &model {
+                let want: HashSet<Vec<u8>> = s.iter().map(|m| m.as_bytes().to_vec()).collect();
+                prop_assert_eq!(st.value(key.as_bytes(), 0), Some(&Value::Set(want)));
+            }
+            prop_assert!(st == rep, "replay differs");
+            prop_assert_eq!(st.data_bytes(), rep.data_bytes());
+        }
+    }
+
+    #[test]
+    fn a_journaled_set_write_rolls_back_exactly() {
+        use crate::command::{execute_write_journaled, parse, Command};
+        use crate::databases::Databases;
+        use crate::store::Undo;
+        let setup = || {
+            let mut dbs = Databases::new(1);
+            let st = dbs.db_mut(0);
+            super::add_members(st, b"s", &[b"a".to_vec(), b"b".to_vec()]);
+            super::add_members(st, b"one", &[b"x".to_vec()]);
+            st.set_expire(b"s", Some(5000));
+            dbs
+        };
+        let cmds: &[&[&str]] = &[
+            &["sadd", "s", "c", "a"],
+            &["srem", "s", "a", "b"],
+            &["srem", "one", "x"],
+            &["sadd", "fresh", "x"],
+            &["spop", "s"],
+            &["smove", "s", "one", "a"],
+            &["sunionstore", "s", "s", "one"],
+        ];
+        for c in cmds {
+            let mut dbs = setup();
+            let a: Vec<Vec<u8>> = c.iter().map(|s| s.as_bytes().to_vec()).collect();
+            let Ok(Command::Write(w)) = parse(&a, true) else {
+                panic!("{c:?}")
+            };
+            let mut undo = Undo::new();
+            execute_write_journaled(w, dbs.db_mut(0), 1000, &mut undo);
+            undo.rollback(&mut dbs);
+            let before = setup();
+            assert!(dbs == before, "{c:?} rolled back");
+            assert_eq!(dbs.db(0).data_bytes(), before.db(0).data_bytes(), "{c:?}");
+            assert_eq!(dbs.db(0).raw(b"s").unwrap().expire_at, Some(5000));
+        }
+    }
+}

@@ -108,3 +108,29 @@ pub(super) fn layout<F: FnMut(u64) -> Option<u8>>(tag: u8, w: &mut Walk<F>, walk
         None => w.at == w.len,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::LogRecord;
+    use super::*;
+
+    #[test]
+    fn nan_scores_and_empty_member_lists_are_refused() {
+        let mut out = Vec::new();
+        encode(
+            &LogRecord::ZAdd {
+                key: b"z".to_vec(),
+                pairs: vec![(b"m".to_vec(), Score(1.0))],
+            },
+            &mut out,
+        );
+        assert!(LogRecord::decode(&out).is_some());
+        let n = out.len();
+        out[n - 8..].copy_from_slice(&f64::NAN.to_bits().to_le_bytes());
+        assert_eq!(LogRecord::decode(&out), None, "a NaN score");
+        for tag in [SADD, SREM, ZADD, ZREM] {
+            // tag, key "k", zero members
+            assert_eq!(LogRecord::decode(&[tag, 1, b'k', 0]), None, "tag {tag}");
+        }
+    }
+}
