@@ -22,7 +22,7 @@ use super::{NOT_INTEGER, SYNTAX, WRONGTYPE};
 use crate::record::{LogRecord, Score};
 use crate::resp::{parse_i64, Reply};
 use crate::store::zset::{parse_score, ZSet};
-use crate::store::{Store, Value, ZSET_MAX_LISTPACK_ENTRIES, ZSET_MAX_LISTPACK_VALUE};
+use crate::store::{thresholds, Store, Value};
 
 /// `ERR value is not a valid float`.
 const NOT_FLOAT: &str = "ERR value is not a valid float";
@@ -463,7 +463,8 @@ pub fn add_scores(store: &mut Store, key: &[u8], pairs: &[(Vec<u8>, Score)]) {
                     longest = longest.max(m.len());
                 }
             }
-            z.note_encoding(longest, ZSET_MAX_LISTPACK_ENTRIES, ZSET_MAX_LISTPACK_VALUE);
+            let t = thresholds();
+            z.note_encoding(longest, t.zset_entries, t.zset_value);
             ((), delta)
         },
     );
@@ -613,7 +614,8 @@ pub(super) fn write(cmd: ZSetWrite, mut tx: Tx<'_>) -> (Reply, Option<LogRecord>
                     for (m, s) in select(z, &range) {
                         out.insert(m, s);
                     }
-                    out.reset_encoding(ZSET_MAX_LISTPACK_ENTRIES, ZSET_MAX_LISTPACK_VALUE);
+                    let t = thresholds();
+                    out.reset_encoding(t.zset_entries, t.zset_value);
                     out
                 }
             };

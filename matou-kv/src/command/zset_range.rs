@@ -11,7 +11,7 @@
 use super::{NOT_INTEGER, SYNTAX};
 use crate::resp::{parse_i64, Reply};
 use crate::store::zset::{parse_score, LexBound, ScoreBound, ZSet};
-use crate::store::{Value, ZSET_MAX_LISTPACK_ENTRIES, ZSET_MAX_LISTPACK_VALUE};
+use crate::store::{thresholds, Value};
 
 /// `ERR min or max is not a float`.
 const BAD_SCORE_BOUND: &str = "ERR min or max is not a float";
@@ -422,7 +422,8 @@ pub fn combine(c: &Combine, sources: &[Source<'_>]) -> ZSet {
             });
         }
     }
-    out.reset_encoding(ZSET_MAX_LISTPACK_ENTRIES, ZSET_MAX_LISTPACK_VALUE);
+    let t = thresholds();
+                    out.reset_encoding(t.zset_entries, t.zset_value);
     out
 }
 

@@ -12,7 +12,7 @@
 //! both are refused by decoding, so each state has one encoding.
 
 use super::{put_bytes, put_varint, Input, Walk};
-use crate::store::{ZSET_MAX_LISTPACK_ENTRIES, ZSET_MAX_LISTPACK_VALUE};
+use crate::store::thresholds;
 use crate::store::zset::ZSet;
 use crate::store::Value;
 
@@ -117,7 +117,8 @@ pub(super) fn decode(i: &mut Input<'_>) -> Option<(Vec<u8>, Value, Option<u64>)>
                 }
             }
             // Reloaded compactly when it fits, as Redis's RDB load does.
-            z.reset_encoding(ZSET_MAX_LISTPACK_ENTRIES, ZSET_MAX_LISTPACK_VALUE);
+            let t = thresholds();
+            z.reset_encoding(t.zset_entries, t.zset_value);
             Value::ZSet(z)
         }
         b't' => {
