@@ -231,7 +231,10 @@ impl Config {
                     "hash-max-listpack-entries",
                     self.encodings.hash_entries.to_string(),
                 ),
-                ("hash-max-listpack-value", self.encodings.hash_value.to_string()),
+                (
+                    "hash-max-listpack-value",
+                    self.encodings.hash_value.to_string(),
+                ),
                 (
                     "set-max-intset-entries",
                     self.encodings.set_intset_entries.to_string(),
@@ -240,7 +243,27 @@ impl Config {
                     "zset-max-listpack-entries",
                     self.encodings.zset_entries.to_string(),
                 ),
-                ("zset-max-listpack-value", self.encodings.zset_value.to_string()),
+                (
+                    "zset-max-listpack-value",
+                    self.encodings.zset_value.to_string(),
+                ),
+                // Their pre-listpack names, which CONFIG GET answers too.
+                (
+                    "hash-max-ziplist-entries",
+                    self.encodings.hash_entries.to_string(),
+                ),
+                (
+                    "hash-max-ziplist-value",
+                    self.encodings.hash_value.to_string(),
+                ),
+                (
+                    "zset-max-ziplist-entries",
+                    self.encodings.zset_entries.to_string(),
+                ),
+                (
+                    "zset-max-ziplist-value",
+                    self.encodings.zset_value.to_string(),
+                ),
             ],
         }
     }

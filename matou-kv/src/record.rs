@@ -48,9 +48,7 @@ const HDEL: u8 = 22;
 /// Whether `b` is the tag byte of some record: the cheap first filter of a
 /// log scan looking for where the next record starts (see `aof::scan`).
 pub fn is_tag(b: u8) -> bool {
-    (SET..=SET_RANGE).contains(&b)
-        || matches!(b, value::VALUE | HSET | HDEL)
-        || members::is_tag(b)
+    (SET..=SET_RANGE).contains(&b) || matches!(b, value::VALUE | HSET | HDEL) || members::is_tag(b)
 }
 
 /// Whether a payload of `len` bytes whose byte at offset `i` is `byte(i)`
@@ -809,7 +807,10 @@ mod tests {
             },
             LogRecord::ZAdd {
                 key: b"z".to_vec(),
-                pairs: vec![(b"a".to_vec(), Score(1.5)), (b"b".to_vec(), Score(f64::NEG_INFINITY))],
+                pairs: vec![
+                    (b"a".to_vec(), Score(1.5)),
+                    (b"b".to_vec(), Score(f64::NEG_INFINITY)),
+                ],
             },
             LogRecord::ZRem {
                 key: b"z".to_vec(),

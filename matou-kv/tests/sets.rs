@@ -49,7 +49,11 @@ fn sets_work_through_the_redis_crate_and_survive_a_kill() {
     // SRANDMEMBER: positive counts are distinct (capped), negative repeat.
     let r: Vec<String> = c.srandmember_multiple("ints", 10).unwrap();
     assert_eq!(r.iter().collect::<HashSet<_>>().len(), 3);
-    let r: Vec<String> = cmd("SRANDMEMBER").arg("ints").arg(-10).query(&mut c).unwrap();
+    let r: Vec<String> = cmd("SRANDMEMBER")
+        .arg("ints")
+        .arg(-10)
+        .query(&mut c)
+        .unwrap();
     assert_eq!(r.len(), 10);
     assert!(r.iter().all(|m| ["1", "2", "3"].contains(&m.as_str())));
 
@@ -118,7 +122,11 @@ fn sets_work_through_the_redis_crate_and_survive_a_kill() {
     assert_eq!(members(&mut c, "s"), set_of(&["a", "b", "d"]), "replayed");
     assert_eq!(members(&mut c, "t"), set_of(&["b", "c"]));
     assert_eq!(members(&mut c, "u"), set_of(&["a", "b", "c", "d"]));
-    assert_eq!(members(&mut c, "ints"), before_ints, "SPOP replays what it popped");
+    assert_eq!(
+        members(&mut c, "ints"),
+        before_ints,
+        "SPOP replays what it popped"
+    );
     let n: i64 = c.scard("big").unwrap();
     assert_eq!(n, 300);
 }

@@ -33,17 +33,37 @@ fn sorted_sets_work_through_the_redis_crate_and_survive_a_kill() {
     let s: Option<String> = q(&mut c, &["ZADD", "z", "INCR", "0.5", "a"]);
     assert_eq!(s.as_deref(), Some("1.5"));
     let s: String = q(&mut c, &["ZINCRBY", "z", "0.1", "d"]);
-    assert_eq!(s, "4.0999999999999996", "scores print as %.17g, like redis 7.0");
+    assert_eq!(
+        s, "4.0999999999999996",
+        "scores print as %.17g, like redis 7.0"
+    );
     // a 1.5, d 4.1, b 5, c 6
     let r: Vec<String> = c.zrange("z", 0, -1).unwrap();
     assert_eq!(r, ["a", "d", "b", "c"]);
     let r: Vec<String> = q(&mut c, &["ZRANGE", "z", "(5", "+inf", "BYSCORE"]);
     assert_eq!(r, ["c"]);
-    let r: Vec<String> = q(&mut c, &["ZRANGE", "z", "+inf", "-inf", "BYSCORE", "REV", "LIMIT", "1", "2"]);
+    let r: Vec<String> = q(
+        &mut c,
+        &[
+            "ZRANGE", "z", "+inf", "-inf", "BYSCORE", "REV", "LIMIT", "1", "2",
+        ],
+    );
     assert_eq!(r, ["b", "d"]);
     let r: Vec<String> = q(&mut c, &["ZREVRANGE", "z", "0", "0", "WITHSCORES"]);
     assert_eq!(r, ["c", "6"]);
-    let r: Vec<String> = q(&mut c, &["ZRANGEBYSCORE", "z", "-inf", "5", "WITHSCORES", "LIMIT", "0", "1"]);
+    let r: Vec<String> = q(
+        &mut c,
+        &[
+            "ZRANGEBYSCORE",
+            "z",
+            "-inf",
+            "5",
+            "WITHSCORES",
+            "LIMIT",
+            "0",
+            "1",
+        ],
+    );
     assert_eq!(r, ["a", "1.5"]);
     let n: i64 = c.zcount("z", "2", "5").unwrap();
     assert_eq!(n, 2);
@@ -60,7 +80,10 @@ fn sorted_sets_work_through_the_redis_crate_and_survive_a_kill() {
     assert_eq!(r, ["bottom", "-inf", "top", "inf"]);
 
     // Lex ranges (all scores equal).
-    let _: i64 = q(&mut c, &["ZADD", "lex", "0", "a", "0", "b", "0", "c", "0", "d"]);
+    let _: i64 = q(
+        &mut c,
+        &["ZADD", "lex", "0", "a", "0", "b", "0", "c", "0", "d"],
+    );
     let r: Vec<String> = q(&mut c, &["ZRANGEBYLEX", "lex", "[b", "(d"]);
     assert_eq!(r, ["b", "c"]);
     let n: i64 = q(&mut c, &["ZLEXCOUNT", "lex", "-", "+"]);
@@ -70,11 +93,17 @@ fn sorted_sets_work_through_the_redis_crate_and_survive_a_kill() {
 
     // The algebra and the stores.
     let _: i64 = q(&mut c, &["ZADD", "w", "10", "a", "20", "x"]);
-    let n: i64 = q(&mut c, &["ZUNIONSTORE", "u", "2", "z", "w", "WEIGHTS", "2", "1"]);
+    let n: i64 = q(
+        &mut c,
+        &["ZUNIONSTORE", "u", "2", "z", "w", "WEIGHTS", "2", "1"],
+    );
     assert_eq!(n, 5);
     let s: String = q(&mut c, &["ZSCORE", "u", "a"]);
     assert_eq!(s, "13");
-    let r: Vec<String> = q(&mut c, &["ZINTER", "2", "z", "w", "AGGREGATE", "MAX", "WITHSCORES"]);
+    let r: Vec<String> = q(
+        &mut c,
+        &["ZINTER", "2", "z", "w", "AGGREGATE", "MAX", "WITHSCORES"],
+    );
     assert_eq!(r, ["a", "10"]);
     let n: i64 = q(&mut c, &["ZDIFFSTORE", "d", "2", "z", "w"]);
     assert_eq!(n, 3);

@@ -208,9 +208,11 @@ pub fn execute_write_journaled(
         },
         Write::ZSets(w) => match super::zset::members(w) {
             Some(members) => {
-                undo.save_members(store, super::zset::touched(w), members.into_iter(), now)
+                undo.save_members(store, super::zset::touched(w)[0], members.into_iter(), now)
             }
-            None => undo.save_key(store, super::zset::touched(w)),
+            None => super::zset::touched(w)
+                .into_iter()
+                .for_each(|k| undo.save_key(store, k)),
         },
         other => super::strings::touched(other)
             .into_iter()

@@ -123,9 +123,19 @@ pub(super) fn parse(name: &str, args: &[Vec<u8>]) -> Result<super::Command, Repl
         "hstrlen" => R(super::Read::Hash(HashRead::StrLen(key, arg(2)))),
         "hincrbyfloat" => {
             let by = parse_float(&args[3]).ok_or(Reply::err(NOT_FLOAT))?;
-            W(super::Write::Hash(HashWrite::IncrByFloat(key, arg(2), Score(by))))
+            if by.is_infinite() {
+                return Err(Reply::err("ERR value is NaN or Infinity"));
+            }
+            W(super::Write::Hash(HashWrite::IncrByFloat(
+                key,
+                arg(2),
+                Score(by),
+            )))
         }
-        "hscan" => R(super::Read::Hash(HashRead::Scan(key, parse_cursor_args(args)?))),
+        "hscan" => R(super::Read::Hash(HashRead::Scan(
+            key,
+            parse_cursor_args(args)?,
+        ))),
         "hrandfield" => {
             let count = match args.len() {
                 2 => None,
@@ -207,14 +217,14 @@ pub(super) fn read(cmd: &HashRead, store: &Store, now: u64) -> Reply {
                 }
                 (Some(h), Some((c, wv))) => {
                     let all: Vec<(&Vec<u8>, &Vec<u8>)> = h.iter().collect();
-                    let mut out = Vec::new();
-                    for i in pick(&mut rng, all.len(), *c) {
-                        out.push(Reply::Bulk(all[i].0.clone()));
-                        if *wv {
-                            out.push(Reply::Bulk(all[i].1.clone()));
-                        }
+                    let picked = pick(&mut rng, all.len(), *c);
+                    let field = |i: usize| Reply::Bulk(all[i].0.clone());
+                    if *wv {
+                        let value = |i: usize| Reply::Bulk(all[i].1.clone());
+                        Reply::Pairs(picked.into_iter().map(|i| (field(i), value(i))).collect())
+                    } else {
+                        Reply::Array(picked.into_iter().map(field).collect())
                     }
-                    Reply::Array(out)
                 }
             }
         }
@@ -254,9 +264,9 @@ pub(super) fn touched(cmd: &HashWrite) -> &[u8] {
 pub(super) fn fields(cmd: &HashWrite) -> Box<dyn Iterator<Item = &[u8]> + '_> {
     match cmd {
         HashWrite::Set { pairs, .. } => Box::new(pairs.iter().map(|(f, _)| f.as_slice())),
-        HashWrite::SetNx(_, f, _) | HashWrite::IncrBy(_, f, _) | HashWrite::IncrByFloat(_, f, _) => {
-            Box::new(std::iter::once(f.as_slice()))
-        }
+        HashWrite::SetNx(_, f, _)
+        | HashWrite::IncrBy(_, f, _)
+        | HashWrite::IncrByFloat(_, f, _) => Box::new(std::iter::once(f.as_slice())),
         HashWrite::Del(_, fs) => Box::new(fs.iter().map(Vec::as_slice)),
     }
 }

@@ -56,6 +56,8 @@ pub use conn::{command_reply, config_get_reply, info_text, Action, ConfigView, I
 pub use exec::{execute, execute_read, execute_write, execute_write_journaled, read_reply_bound};
 pub use hash::{del_fields as hash_del_fields, set_fields as hash_set_fields, HashRead, HashWrite};
 pub use kind::{kind, Kind};
+use parse::invalid_expire;
+pub use parse::parse;
 pub use scan::Cursor;
 pub use set::{
     add_members as set_add_members, rem_members as set_rem_members, SetOp, SetRead, SetWrite,
@@ -64,8 +66,6 @@ pub use zset::{
     add_scores as zset_add_scores, rem_members as zset_rem_members, AddFlags, ZSetRead, ZSetWrite,
 };
 pub use zset_range::{Aggregate, By, Combine, Form, Range, ZOp};
-use parse::invalid_expire;
-pub use parse::parse;
 
 use crate::resp::Reply;
 use std::borrow::Cow;
@@ -319,6 +319,7 @@ pub const TABLE: &[Spec] = &[
     spec("zdiff", -3, RO_SLOW, NONE, R),
     spec("zintercard", -3, RO_SLOW, NONE, R),
     spec("zscan", -3, RO_SLOW, ONE, R),
+    spec("zmpop", -4, &["write"], NONE, W),
     spec("strlen", 2, RO, ONE, R),
     spec("mget", -2, RO, ALL, R),
     spec("exists", -2, RO, ALL, R),

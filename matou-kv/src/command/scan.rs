@@ -65,11 +65,7 @@ impl Cursor {
         mut emit: impl FnMut(&'a [u8], T, &mut Vec<Reply>),
     ) -> Reply {
         let start = usize::try_from(self.at).unwrap_or(usize::MAX);
-        let take = if len <= WHOLE {
-            usize::MAX
-        } else {
-            self.count
-        };
+        let take = if len <= WHOLE { usize::MAX } else { self.count };
         let mut out = Vec::new();
         let mut seen = 0;
         for (name, item) in items.skip(start).take(take) {

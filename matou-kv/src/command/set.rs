@@ -100,10 +100,10 @@ pub fn owns(name: &str) -> bool {
 /// Redis's errors for a numkeys that is not a positive integer or names
 /// more keys than there are arguments.
 pub(super) fn numkeys(args: &[Vec<u8>], at: usize) -> Result<(Vec<Vec<u8>>, usize), Reply> {
-    let n = parse_i64(&args[at]).ok_or(Reply::err(NOT_INTEGER))?;
-    if n <= 0 {
-        return Err(Reply::err("ERR numkeys should be greater than 0"));
-    }
+    // Redis reads numkeys as a positive integer, with one error for both.
+    let n = parse_i64(&args[at])
+        .filter(|&n| n > 0)
+        .ok_or(Reply::err("ERR numkeys should be greater than 0"))?;
     let n = usize::try_from(n).unwrap_or(usize::MAX);
     let first = at + 1;
     if n > args.len() - first {
@@ -119,10 +119,9 @@ pub(super) fn limit_option(args: &[Vec<u8>], mut i: usize) -> Result<usize, Repl
     let mut limit = 0;
     while i < args.len() {
         if args[i].eq_ignore_ascii_case(b"limit") && i + 1 < args.len() {
-            let n = parse_i64(&args[i + 1]).ok_or(Reply::err(NOT_INTEGER))?;
-            if n < 0 {
-                return Err(Reply::err("ERR LIMIT can't be negative"));
-            }
+            let n = parse_i64(&args[i + 1])
+                .filter(|&n| n >= 0)
+                .ok_or(Reply::err("ERR LIMIT can't be negative"))?;
             limit = usize::try_from(n).unwrap_or(usize::MAX);
             i += 2;
         } else {
@@ -156,9 +155,8 @@ pub(super) fn parse(name: &str, args: &[Vec<u8>]) -> Result<super::Command, Repl
                 None => None,
                 Some(_) if args.len() > 3 => return Err(Reply::err(SYNTAX)),
                 Some(c) => {
-                    let n = parse_i64(c).ok_or(Reply::err(
-                        "ERR value is out of range, must be positive",
-                    ))?;
+                    let n = parse_i64(c)
+                        .ok_or(Reply::err("ERR value is out of range, must be positive"))?;
                     let n = usize::try_from(n)
                         .map_err(|_| Reply::err("ERR value is out of range, must be positive"))?;
                     Some(n)
@@ -170,10 +168,7 @@ pub(super) fn parse(name: &str, args: &[Vec<u8>]) -> Result<super::Command, Repl
             let count = match args.get(2) {
                 None => None,
                 Some(_) if args.len() > 3 => return Err(Reply::err(SYNTAX)),
-                Some(c) => Some(rand_count(
-                    parse_i64(c).ok_or(Reply::err(NOT_INTEGER))?,
-                    1,
-                )?),
+                Some(c) => Some(rand_count(parse_i64(c).ok_or(Reply::err(NOT_INTEGER))?, 1)?),
             };
             read(SetRead::RandMember(key, count))
         }
@@ -203,7 +198,11 @@ fn set<'a>(store: &'a Store, key: &[u8], now: u64) -> Result<Option<&'a Members>
 
 /// The sets at `keys` (absent ones as `None`), or WRONGTYPE if any key
 /// holds another type.
-fn sets<'a>(store: &'a Store, keys: &[Vec<u8>], now: u64) -> Result<Vec<Option<&'a Members>>, Reply> {
+fn sets<'a>(
+    store: &'a Store,
+    keys: &[Vec<u8>],
+    now: u64,
+) -> Result<Vec<Option<&'a Members>>, Reply> {
     keys.iter().map(|k| set(store, k, now)).collect()
 }
 
@@ -248,9 +247,9 @@ pub(super) fn read(cmd: &SetRead, store: &Store, now: u64) -> Reply {
 
 fn run_read(cmd: &SetRead, store: &Store, now: u64) -> Result<Reply, Reply> {
     Ok(match cmd {
-        SetRead::IsMember(k, m) => {
-            Reply::Integer(i64::from(set(store, k, now)?.is_some_and(|s| s.contains(m))))
-        }
+        SetRead::IsMember(k, m) => Reply::Integer(i64::from(
+            set(store, k, now)?.is_some_and(|s| s.contains(m)),
+        )),
         SetRead::MIsMember(k, ms) => {
             let s = set(store, k, now)?;
             Reply::Array(
@@ -274,7 +273,12 @@ fn run_read(cmd: &SetRead, store: &Store, now: u64) -> Result<Reply, Reply> {
                 (Some(s), Some(c)) => {
                     let all: Vec<&Vec<u8>> = s.iter().collect();
                     let picked = pick(&mut rng, all.len(), *c);
-                    Reply::Array(picked.into_iter().map(|i| Reply::Bulk(all[i].clone())).collect())
+                    Reply::Array(
+                        picked
+                            .into_iter()
+                            .map(|i| Reply::Bulk(all[i].clone()))
+                            .collect(),
+                    )
                 }
             }
         }
@@ -529,7 +533,9 @@ mod tests {
         let a: Vec<Vec<u8>> = args.iter().map(|s| s.as_bytes().to_vec()).collect();
         let (r, rec) = execute(st, &a, 1000);
         if let Some(rec) = rec {
-            LogRecord::decode(&rec.to_bytes()).expect("decodes").apply(replica);
+            LogRecord::decode(&rec.to_bytes())
+                .expect("decodes")
+                .apply(replica);
         }
         r
     }

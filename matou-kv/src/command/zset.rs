@@ -2,7 +2,8 @@
 //! ZPOPMIN/MAX, ZREMRANGEBYSCORE/RANK/LEX, ZRANGESTORE and Z{UNION,INTER,
 //! DIFF}STORE (writes); ZSCORE, ZMSCORE, ZCARD, ZCOUNT, ZLEXCOUNT, ZRANGE
 //! and its older forms, ZRANK, ZREVRANK, ZRANDMEMBER, ZUNION/ZINTER/ZDIFF,
-//! ZINTERCARD and ZSCAN (reads), with Redis 7.0's replies and errors.
+//! ZINTERCARD and ZSCAN (reads), and ZMPOP, with Redis 7.0's replies and
+//! errors.
 //! Ranges are in `zset_range`.
 //!
 //! Every change is one record: the scores it set ([`LogRecord::ZAdd`]:
@@ -93,6 +94,9 @@ pub enum ZSetWrite {
     RangeStore(Vec<u8>, Vec<u8>, Range),
     /// ZUNIONSTORE / ZINTERSTORE / ZDIFFSTORE dst ...
     Store(Vec<u8>, Combine),
+    /// ZMPOP numkeys key... MIN|MAX [COUNT n]: from the first non-empty
+    /// key.
+    MPop(Vec<Vec<u8>>, bool, usize),
 }
 
 /// Whether `name` is one of this module's commands.
@@ -130,6 +134,7 @@ pub fn owns(name: &str) -> bool {
             | "zdiff"
             | "zintercard"
             | "zscan"
+            | "zmpop"
     )
 }
 
@@ -159,7 +164,7 @@ fn parse_add(args: &[Vec<u8>]) -> Result<ZSetWrite, Reply> {
             "ERR XX and NX options at the same time are not compatible",
         ));
     }
-    if (f.gt && f.nx) || (f.lt && f.nx) || (f.gt && f.lt) {
+    if (f.nx && (f.gt || f.lt)) || (f.gt && f.lt) {
         return Err(Reply::err(
             "ERR GT, LT, and/or NX options at the same time are not compatible",
         ));
@@ -224,7 +229,11 @@ pub(super) fn parse(name: &str, args: &[Vec<u8>]) -> Result<super::Command, Repl
             if args.len() > 3 {
                 return Err(Reply::err(SYNTAX));
             }
-            write(ZSetWrite::Pop(key, name == "zpopmax", pop_count(args.get(2))?))
+            write(ZSetWrite::Pop(
+                key,
+                name == "zpopmax",
+                pop_count(args.get(2))?,
+            ))
         }
         "zremrangebyscore" => write(ZSetWrite::RemRange(key, range(Form::ByScore(false), 2)?)),
         "zremrangebylex" => write(ZSetWrite::RemRange(key, range(Form::ByLex(false), 2)?)),
@@ -246,7 +255,10 @@ pub(super) fn parse(name: &str, args: &[Vec<u8>]) -> Result<super::Command, Repl
                 "zinterstore" => ZOp::Inter,
                 _ => ZOp::Diff,
             };
-            write(ZSetWrite::Store(key, parse_combine(op, name, args, 2, true)?))
+            write(ZSetWrite::Store(
+                key,
+                parse_combine(op, name, args, 2, true)?,
+            ))
         }
         "zunion" | "zinter" | "zdiff" => {
             let op = match name {
@@ -285,10 +297,32 @@ pub(super) fn parse(name: &str, args: &[Vec<u8>]) -> Result<super::Command, Repl
             read(ZSetRead::RandMember(key, count))
         }
         "zintercard" => {
-            let (keys, next) = numkeys(args, 1)?;
+            let (keys, next) = super::zset_range::combine_keys(name, args, 1)?;
             read(ZSetRead::InterCard(keys, limit_option(args, next)?))
         }
         "zscan" => read(ZSetRead::Scan(key, parse_cursor_args(args)?)),
+        "zmpop" => {
+            let (keys, mut i) = numkeys(args, 1)?;
+            let max = match args.get(i) {
+                Some(w) if w.eq_ignore_ascii_case(b"min") => false,
+                Some(w) if w.eq_ignore_ascii_case(b"max") => true,
+                _ => return Err(Reply::err(SYNTAX)),
+            };
+            i += 1;
+            let mut count = None;
+            while i < args.len() {
+                if count.is_none() && args[i].eq_ignore_ascii_case(b"count") && i + 1 < args.len() {
+                    let n = parse_i64(&args[i + 1])
+                        .filter(|&n| n > 0)
+                        .ok_or(Reply::err("ERR count should be greater than 0"))?;
+                    count = Some(usize::try_from(n).unwrap_or(usize::MAX));
+                    i += 2;
+                } else {
+                    return Err(Reply::err(SYNTAX));
+                }
+            }
+            write(ZSetWrite::MPop(keys, max, count.unwrap_or(1)))
+        }
         _ => return Err(Reply::err(SYNTAX)),
     })
 }
@@ -375,10 +409,7 @@ fn run_read(cmd: &ZSetRead, store: &Store, now: u64) -> Result<Reply, Reply> {
                 }
                 (Some(z), Some((c, ws))) => {
                     let picked = pick(&mut rng, z.len(), *c);
-                    members_reply(
-                        picked.into_iter().map(|i| z.nth(i).expect("in range")),
-                        *ws,
-                    )
+                    members_reply(picked.into_iter().map(|i| z.nth(i).expect("in range")), *ws)
                 }
             }
         }
@@ -410,8 +441,8 @@ fn run_read(cmd: &ZSetRead, store: &Store, now: u64) -> Result<Reply, Reply> {
     })
 }
 
-/// The keys a sorted-set write may change, for the undo journal.
-pub(super) fn touched(cmd: &ZSetWrite) -> &[u8] {
+/// The key a sorted-set write changes (ZMPOP: its first).
+fn key_of(cmd: &ZSetWrite) -> &[u8] {
     match cmd {
         ZSetWrite::Add { key, .. }
         | ZSetWrite::Rem(key, _)
@@ -419,6 +450,15 @@ pub(super) fn touched(cmd: &ZSetWrite) -> &[u8] {
         | ZSetWrite::RemRange(key, _)
         | ZSetWrite::RangeStore(key, ..)
         | ZSetWrite::Store(key, _) => key,
+        ZSetWrite::MPop(keys, ..) => &keys[0],
+    }
+}
+
+/// The keys a sorted-set write may change, for the undo journal.
+pub(super) fn touched(cmd: &ZSetWrite) -> Vec<&[u8]> {
+    match cmd {
+        ZSetWrite::MPop(keys, ..) => keys.iter().map(Vec::as_slice).collect(),
+        other => vec![key_of(other)],
     }
 }
 
@@ -443,6 +483,7 @@ pub(super) fn record_bound(cmd: &ZSetWrite) -> usize {
         ZSetWrite::Pop(k, ..) | ZSetWrite::RemRange(k, _) => s(k),
         ZSetWrite::RangeStore(d, src, _) => s(d) + s(src),
         ZSetWrite::Store(d, c) => s(d) + c.keys.iter().map(s).sum::<usize>(),
+        ZSetWrite::MPop(keys, ..) => keys.iter().map(s).sum::<usize>(),
     }
 }
 
@@ -508,7 +549,9 @@ fn decide(f: AddFlags, cur: Option<f64>, given: f64) -> Result<Option<f64>, Repl
 
 /// Runs a sorted-set write.
 pub(super) fn write(cmd: ZSetWrite, mut tx: Tx<'_>) -> (Reply, Option<LogRecord>) {
-    tx.purge(touched(&cmd));
+    for k in touched(&cmd) {
+        tx.purge(k);
+    }
     let now = tx.now;
     match &cmd {
         ZSetWrite::RangeStore(_, src, _) => tx.purge(src),
@@ -517,8 +560,8 @@ pub(super) fn write(cmd: ZSetWrite, mut tx: Tx<'_>) -> (Reply, Option<LogRecord>
     }
     let current = match &cmd {
         // A *STORE overwrites whatever the destination holds.
-        ZSetWrite::RangeStore(..) | ZSetWrite::Store(..) => None,
-        _ => match zset(tx.store, touched(&cmd), now) {
+        ZSetWrite::RangeStore(..) | ZSetWrite::Store(..) | ZSetWrite::MPop(..) => None,
+        _ => match zset(tx.store, key_of(&cmd), now) {
             Ok(z) => z,
             Err(e) => return tx.done(e),
         },
@@ -582,7 +625,10 @@ pub(super) fn write(cmd: ZSetWrite, mut tx: Tx<'_>) -> (Reply, Option<LogRecord>
                     it.take(want).map(|(m, s)| (m.to_vec(), s)).collect()
                 }
             };
-            let reply = members_reply(picked.iter().map(|(m, s)| (m.as_slice(), *s)), true);
+            let reply = match (count, picked.first()) {
+                (None, Some((m, s))) => super::zset_range::flat_pair(m, *s),
+                _ => members_reply(picked.iter().map(|(m, s)| (m.as_slice(), *s)), true),
+            };
             if picked.is_empty() {
                 return tx.done(reply);
             }
@@ -595,7 +641,10 @@ pub(super) fn write(cmd: ZSetWrite, mut tx: Tx<'_>) -> (Reply, Option<LogRecord>
                 None => Vec::new(),
                 Some(z) => {
                     let (lo, hi) = span(z, &range);
-                    z.iter_from(lo).take(hi - lo).map(|(m, _)| m.to_vec()).collect()
+                    z.iter_from(lo)
+                        .take(hi - lo)
+                        .map(|(m, _)| m.to_vec())
+                        .collect()
                 }
             };
             if gone.is_empty() {
@@ -625,6 +674,40 @@ pub(super) fn write(cmd: ZSetWrite, mut tx: Tx<'_>) -> (Reply, Option<LogRecord>
                 None => tx.done(Reply::Integer(n)),
             }
         }
+        ZSetWrite::MPop(keys, max, count) => {
+            let mut from = None;
+            for k in &keys {
+                match zset(tx.store, k, now) {
+                    Err(e) => return tx.done(e),
+                    Ok(None) => {}
+                    Ok(Some(_)) => {
+                        from = Some(k.clone());
+                        break;
+                    }
+                }
+            }
+            let Some(key) = from else {
+                return tx.done(Reply::NilArray);
+            };
+            let picked: Vec<(Vec<u8>, f64)> = match zset(tx.store, &key, now) {
+                Ok(Some(z)) if max => z
+                    .iter_rev_from(z.len() - 1)
+                    .take(count)
+                    .map(|(m, s)| (m.to_vec(), s))
+                    .collect(),
+                Ok(Some(z)) => z.iter().take(count).map(|(m, s)| (m.to_vec(), s)).collect(),
+                _ => unreachable!("found above"),
+            };
+            // ZMPOP's elements are [member, score] pairs in either protocol.
+            let pairs = picked
+                .iter()
+                .map(|(m, s)| super::zset_range::flat_pair(m, *s))
+                .collect();
+            let reply = Reply::Array(vec![Reply::Bulk(key.clone()), Reply::Array(pairs)]);
+            let members: Vec<Vec<u8>> = picked.into_iter().map(|(m, _)| m).collect();
+            rem_members(tx.store, &key, &members);
+            tx.logged(reply, LogRecord::ZRem { key, members })
+        }
         ZSetWrite::Store(dest, c) => {
             let result = match sources(tx.store, &c.keys, now) {
                 Ok(srcs) => combine(&c, &srcs),
@@ -638,7 +721,6 @@ pub(super) fn write(cmd: ZSetWrite, mut tx: Tx<'_>) -> (Reply, Option<LogRecord>
         }
     }
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -655,7 +737,9 @@ mod tests {
         let a: Vec<Vec<u8>> = args.iter().map(|s| s.as_bytes().to_vec()).collect();
         let (r, rec) = execute(st, &a, 1000);
         if let Some(rec) = rec {
-            LogRecord::decode(&rec.to_bytes()).expect("decodes").apply(replica);
+            LogRecord::decode(&rec.to_bytes())
+                .expect("decodes")
+                .apply(replica);
         }
         r
     }
@@ -672,7 +756,11 @@ mod tests {
 
     fn op() -> impl Strategy<Value = Op> {
         prop_oneof![
-            (0..3u8, 0..32u8, prop::collection::vec((0..8u8, -5..5i8), 1..4))
+            (
+                0..3u8,
+                0..32u8,
+                prop::collection::vec((0..8u8, -5..5i8), 1..4)
+            )
                 .prop_map(|(k, f, p)| Op::Add(k, f, p)),
             (0..3u8, 0..8u8, -5..5i8).prop_map(|(k, m, by)| Op::Incr(k, m, by)),
             (0..3u8, prop::collection::vec(0..8u8, 1..4)).prop_map(|(k, m)| Op::Rem(k, m)),
@@ -716,7 +804,9 @@ mod tests {
                             args.push(format!("m{m}"));
                         }
                         let r = run(&mut st, &mut rep, &args);
-                        if (nx && xx) || (nx && (gt || lt)) || (gt && lt) {
+                        // At most one of NX, GT, LT; NX excludes XX.
+                        let refused = (nx && xx) || u8::from(nx) + u8::from(gt) + u8::from(lt) > 1;
+                        if refused {
                             prop_assert!(r.is_error(), "{:?}", args);
                             continue;
                         }
@@ -799,7 +889,11 @@ mod tests {
         let setup = || {
             let mut dbs = Databases::new(1);
             let st = dbs.db_mut(0);
-            super::add_scores(st, b"z", &[(b"a".to_vec(), Score(1.0)), (b"b".to_vec(), Score(2.0))]);
+            super::add_scores(
+                st,
+                b"z",
+                &[(b"a".to_vec(), Score(1.0)), (b"b".to_vec(), Score(2.0))],
+            );
             st.set_expire(b"z", Some(5000));
             dbs
         };

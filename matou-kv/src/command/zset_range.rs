@@ -188,17 +188,23 @@ pub fn select<'a>(z: &'a ZSet, range: &Range) -> Vec<(&'a [u8], f64)> {
     }
 }
 
-/// The members and scores as a reply: members, each followed by its score
-/// when `withscores`.
+/// The members and scores as a reply: the members, or with `withscores`
+/// (member, score) pairs (nested in RESP3, as Redis 7 sends them).
 pub fn members_reply<'a>(items: impl Iterator<Item = (&'a [u8], f64)>, withscores: bool) -> Reply {
-    let mut out = Vec::new();
-    for (m, s) in items {
-        out.push(Reply::Bulk(m.to_vec()));
-        if withscores {
-            out.push(score_reply(s));
-        }
+    if withscores {
+        return Reply::Pairs(
+            items
+                .map(|(m, s)| (Reply::Bulk(m.to_vec()), score_reply(s)))
+                .collect(),
+        );
     }
-    Reply::Array(out)
+    Reply::Array(items.map(|(m, _)| Reply::Bulk(m.to_vec())).collect())
+}
+
+/// One member and its score, flat in both protocols (ZPOPMIN without a
+/// count, BZPOPMIN).
+pub fn flat_pair(m: &[u8], s: f64) -> Reply {
+    Reply::Array(vec![Reply::Bulk(m.to_vec()), score_reply(s)])
 }
 
 /// A score as a reply: a bulk string in RESP2, a double in RESP3.
@@ -245,6 +251,30 @@ pub struct Combine {
 
 impl Eq for Combine {}
 
+/// `numkeys key...` from `args[at]` as ZUNION, ZINTER, ZDIFF (and their
+/// *STORE forms) and ZINTERCARD read it: the keys and the index after them.
+///
+/// # Errors
+/// A numkeys that is not an integer, below 1 (`at least 1 input key is
+/// needed for '<name>' command`) or past the arguments (a syntax error).
+pub fn combine_keys(
+    name: &str,
+    args: &[Vec<u8>],
+    at: usize,
+) -> Result<(Vec<Vec<u8>>, usize), Reply> {
+    let n = int(&args[at])?;
+    if n < 1 {
+        return Err(Reply::err(format!(
+            "ERR at least 1 input key is needed for '{name}' command"
+        )));
+    }
+    let n = usize::try_from(n).unwrap_or(usize::MAX);
+    if n > args.len() - at - 1 {
+        return Err(Reply::err(SYNTAX));
+    }
+    Ok((args[at + 1..at + 1 + n].to_vec(), at + 1 + n))
+}
+
 /// Parses `numkeys key... [WEIGHTS w...] [AGGREGATE a] [WITHSCORES]` from
 /// `args[at]` (`store`: the *STORE form, without WITHSCORES).
 ///
@@ -258,17 +288,8 @@ pub fn parse_combine(
     store: bool,
 ) -> Result<Combine, Reply> {
     let is = |a: &[u8], w: &str| a.eq_ignore_ascii_case(w.as_bytes());
-    let n = int(&args[at])?;
-    if n < 1 {
-        return Err(Reply::err(format!(
-            "ERR at least 1 input key is needed for '{name}' command"
-        )));
-    }
-    let n = usize::try_from(n).unwrap_or(usize::MAX);
-    if n > args.len() - at - 1 {
-        return Err(Reply::err(SYNTAX));
-    }
-    let keys = args[at + 1..at + 1 + n].to_vec();
+    let (keys, mut i) = combine_keys(name, args, at)?;
+    let n = keys.len();
     let mut c = Combine {
         op,
         weights: vec![1.0; n],
@@ -276,7 +297,6 @@ pub fn parse_combine(
         aggregate: Aggregate::Sum,
         withscores: false,
     };
-    let mut i = at + 1 + n;
     while i < args.len() {
         let left = args.len() - i - 1;
         if op != ZOp::Diff && is(&args[i], "weights") && left >= n {
@@ -423,7 +443,7 @@ pub fn combine(c: &Combine, sources: &[Source<'_>]) -> ZSet {
         }
     }
     let t = thresholds();
-                    out.reset_encoding(t.zset_entries, t.zset_value);
+    out.reset_encoding(t.zset_entries, t.zset_value);
     out
 }
 
@@ -454,18 +474,30 @@ mod tests {
         assert_eq!(names(&p(zr, &["-2", "100"])), ["d", "e"]);
         assert!(names(&p(zr, &["3", "1"])).is_empty());
         assert_eq!(names(&p(zr, &["(1", "3", "byscore"])), ["c", "d"]);
-        assert_eq!(names(&p(zr, &["+inf", "(1", "byscore", "rev", "limit", "1", "2"])), ["d", "c"]);
+        assert_eq!(
+            names(&p(zr, &["+inf", "(1", "byscore", "rev", "limit", "1", "2"])),
+            ["d", "c"]
+        );
         assert_eq!(names(&p(zr, &["[b", "(d", "bylex"])), ["b", "c"]);
-        assert_eq!(names(&p(Form::ByLex(true), &["+", "-", "limit", "0", "2"])), ["e", "d"]);
+        assert_eq!(
+            names(&p(Form::ByLex(true), &["+", "-", "limit", "0", "2"])),
+            ["e", "d"]
+        );
         assert_eq!(names(&p(Form::RevRank, &["0", "0"])), ["e"]);
         assert!(names(&p(zr, &["0", "10", "byscore", "limit", "-1", "2"])).is_empty());
-        assert_eq!(names(&p(zr, &["0", "10", "byscore", "limit", "3", "-1"])), ["d", "e"]);
+        assert_eq!(
+            names(&p(zr, &["0", "10", "byscore", "limit", "3", "-1"])),
+            ["d", "e"]
+        );
         let err = |f: Form, a: &[&str]| parse_range(f, &args(a)).unwrap_err();
         assert_eq!(err(zr, &["0", "1", "limit", "0", "1"]), Reply::err("ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX"));
         assert_eq!(err(zr, &["a", "1", "byscore"]), Reply::err(BAD_SCORE_BOUND));
         assert_eq!(err(zr, &["a", "1", "bylex"]), Reply::err(BAD_LEX_BOUND));
         assert_eq!(err(zr, &["a", "1"]), Reply::err(NOT_INTEGER));
-        assert_eq!(err(Form::Zrange { store: true }, &["0", "1", "withscores"]), Reply::err(SYNTAX));
+        assert_eq!(
+            err(Form::Zrange { store: true }, &["0", "1", "withscores"]),
+            Reply::err(SYNTAX)
+        );
     }
 
     #[test]
@@ -475,15 +507,39 @@ mod tests {
         a.insert(b"y", 2.0);
         let s: std::collections::HashSet<Vec<u8>> = [b"y".to_vec(), b"z".to_vec()].into();
         let srcs = [Source::Z(&a), Source::S(&s)];
-        let c = parse_combine(ZOp::Union, "zunion", &args(&["2", "a", "s", "weights", "2", "3"]), 0, false).unwrap();
+        let c = parse_combine(
+            ZOp::Union,
+            "zunion",
+            &args(&["2", "a", "s", "weights", "2", "3"]),
+            0,
+            false,
+        )
+        .unwrap();
         let u = combine(&c, &srcs);
-        assert_eq!((u.score(b"x"), u.score(b"y"), u.score(b"z")), (Some(2.0), Some(7.0), Some(3.0)));
-        let c = parse_combine(ZOp::Inter, "zinter", &args(&["2", "a", "s", "aggregate", "max"]), 0, false).unwrap();
+        assert_eq!(
+            (u.score(b"x"), u.score(b"y"), u.score(b"z")),
+            (Some(2.0), Some(7.0), Some(3.0))
+        );
+        let c = parse_combine(
+            ZOp::Inter,
+            "zinter",
+            &args(&["2", "a", "s", "aggregate", "max"]),
+            0,
+            false,
+        )
+        .unwrap();
         let i = combine(&c, &srcs);
         assert_eq!((i.len(), i.score(b"y")), (1, Some(2.0)));
         let c = parse_combine(ZOp::Diff, "zdiff", &args(&["2", "a", "s"]), 0, false).unwrap();
         assert_eq!(combine(&c, &srcs).score(b"x"), Some(1.0));
-        assert!(parse_combine(ZOp::Diff, "zdiff", &args(&["2", "a", "s", "weights", "1", "1"]), 0, false).is_err());
+        assert!(parse_combine(
+            ZOp::Diff,
+            "zdiff",
+            &args(&["2", "a", "s", "weights", "1", "1"]),
+            0,
+            false
+        )
+        .is_err());
         assert_eq!(
             parse_combine(ZOp::Union, "zunion", &args(&["0", "a"]), 0, false).unwrap_err(),
             Reply::err("ERR at least 1 input key is needed for 'zunion' command")

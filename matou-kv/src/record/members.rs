@@ -104,7 +104,9 @@ pub(super) fn layout<F: FnMut(u64) -> Option<u8>>(tag: u8, w: &mut Walk<F>, walk
         }
     }
     match n.checked_sub(walk) {
-        Some(rest) => rest.checked_mul(1 + score).is_some_and(|r| w.len - w.at >= r),
+        Some(rest) => rest
+            .checked_mul(1 + score)
+            .is_some_and(|r| w.len - w.at >= r),
         None => w.at == w.len,
     }
 }
