@@ -475,6 +475,46 @@ mod tests {
         assert_eq!(st.data_bytes(), rep.data_bytes());
     }
 
+    #[test]
+    fn hincrbyfloat_hscan_and_hrandfield_answer_as_redis_and_replay() {
+        let (mut st, mut rep) = (Store::new(), Store::new());
+        let mut r = |a: &[&str]| run(&mut st, &mut rep, a);
+        r(&["hset", "h", "f", "1.5", "s", "x"]);
+        assert_eq!(r(&["hincrbyfloat", "h", "f", "0.1"]), bulk("1.6"));
+        assert_eq!(r(&["hincrbyfloat", "h", "new", "-2"]), bulk("-2"));
+        assert_eq!(
+            r(&["hincrbyfloat", "h", "s", "1"]),
+            Reply::err("ERR hash value is not a float")
+        );
+        assert_eq!(
+            r(&["hincrbyfloat", "h", "f", "+inf"]),
+            Reply::err("ERR value is NaN or Infinity")
+        );
+        assert_eq!(
+            r(&["hincrbyfloat", "h", "f", "abc"]),
+            Reply::err("ERR value is not a valid float")
+        );
+        let Reply::Array(parts) = r(&["hscan", "h", "0", "match", "f*"]) else {
+            panic!()
+        };
+        assert_eq!(parts[0], bulk("0"), "a small hash is scanned whole");
+        assert_eq!(parts[1], Reply::Array(vec![bulk("f"), bulk("1.6")]));
+        assert!(matches!(r(&["hscan", "h", "x"]), Reply::Error(e) if e.contains("invalid cursor")));
+        let Reply::Pairs(p) = r(&["hrandfield", "h", "-5", "withvalues"]) else {
+            panic!()
+        };
+        assert_eq!(p.len(), 5, "a negative count may repeat");
+        let Reply::Array(f) = r(&["hrandfield", "h", "10"]) else {
+            panic!()
+        };
+        assert_eq!(f.len(), 3, "a positive count is capped at the fields");
+        assert_eq!(r(&["hrandfield", "nope"]), Reply::Nil);
+        assert!(
+            matches!(r(&["hrandfield", "h", "1", "bad"]), Reply::Error(e) if e.contains("syntax"))
+        );
+        assert_eq!(st, rep, "the records replay HINCRBYFLOAT");
+    }
+
     #[derive(Clone, Debug)]
     enum Op {
         Set(u8, u8, u8),

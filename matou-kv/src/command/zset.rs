@@ -880,6 +880,56 @@ mod tests {
         }
     }
 
+    fn a(words: &[&str]) -> Vec<Vec<u8>> {
+        words.iter().map(|w| w.as_bytes().to_vec()).collect()
+    }
+
+    #[test]
+    fn type_encoding_scan_and_resp3_know_sorted_sets() {
+        let mut st = Store::new();
+        execute(&mut st, &a(&["zadd", "z", "1.5", "m", "2", "n"]), 0);
+        execute(&mut st, &a(&["sadd", "s", "x"]), 0);
+        assert_eq!(
+            execute(&mut st, &a(&["type", "z"]), 0).0,
+            Reply::Simple("zset".into())
+        );
+        assert_eq!(
+            execute(&mut st, &a(&["object", "encoding", "z"]), 0).0,
+            Reply::Bulk(b"listpack".to_vec())
+        );
+        let scan = execute(&mut st, &a(&["scan", "0", "type", "zset"]), 0).0;
+        let want = Reply::Array(vec![
+            Reply::Bulk(b"0".to_vec()),
+            Reply::Array(vec![Reply::Bulk(b"z".to_vec())]),
+        ]);
+        assert_eq!(scan, want);
+        let score = execute(&mut st, &a(&["zscore", "z", "m"]), 0).0;
+        let mut wire = Vec::new();
+        score.encode_proto(3, &mut wire);
+        assert_eq!(wire, b",1.5\r\n", "a RESP3 double");
+        assert_eq!(score.to_bytes(), b"$3\r\n1.5\r\n", "a RESP2 bulk string");
+        let range = execute(&mut st, &a(&["zrange", "z", "0", "0", "withscores"]), 0).0;
+        let mut wire = Vec::new();
+        range.encode_proto(3, &mut wire);
+        assert_eq!(
+            wire, b"*1\r\n*2\r\n$1\r\nm\r\n,1.5\r\n",
+            "RESP3 nests the pairs"
+        );
+        assert_eq!(
+            range.to_bytes(),
+            b"*2\r\n$1\r\nm\r\n$3\r\n1.5\r\n",
+            "RESP2 is flat"
+        );
+        let wrong = execute(&mut st, &a(&["zadd", "s", "1", "x"]), 0).0;
+        assert_eq!(wrong, Reply::err(super::WRONGTYPE));
+        let wrong = execute(&mut st, &a(&["zunion", "2", "z", "s"]), 0).0;
+        assert!(!wrong.is_error(), "a set is a valid ZUNION source");
+        assert_eq!(
+            execute(&mut st, &a(&["smembers", "z"]), 0).0,
+            Reply::err(super::WRONGTYPE)
+        );
+    }
+
     #[test]
     fn a_journaled_sorted_set_write_rolls_back_exactly() {
         use crate::command::{execute_write_journaled, parse, Command};
