@@ -588,7 +588,9 @@ pub(super) fn write(cmd: ZSetWrite, mut tx: Tx<'_>) -> (Reply, Option<LogRecord>
                 match cur {
                     None => added += 1,
                     Some(c) if c != new => changed += 1,
-                    Some(_) => {}
+                    // The same score: nothing changes, nothing is logged
+                    // (Redis does not propagate it either).
+                    Some(_) => continue,
                 }
                 seen.insert(m, new);
                 set.push((m.clone(), Score(new)));
@@ -882,6 +884,24 @@ mod tests {
 
     fn a(words: &[&str]) -> Vec<Vec<u8>> {
         words.iter().map(|w| w.as_bytes().to_vec()).collect()
+    }
+
+    #[test]
+    fn an_unchanged_score_logs_nothing() {
+        let mut st = Store::new();
+        let (_, rec) = execute(&mut st, &a(&["zadd", "z", "0", "m"]), 0);
+        assert!(rec.is_some());
+        let (r, rec) = execute(&mut st, &a(&["zadd", "z", "0", "m"]), 0);
+        assert_eq!(
+            (r, rec),
+            (Reply::Integer(0), None),
+            "what redis-benchmark's ZADD repeats"
+        );
+        let (r, rec) = execute(&mut st, &a(&["zincrby", "z", "0", "m"]), 0);
+        assert_eq!((r, rec), (super::score_reply(0.0), None));
+        let (r, rec) = execute(&mut st, &a(&["zadd", "z", "ch", "1", "m"]), 0);
+        assert_eq!(r, Reply::Integer(1));
+        assert!(rec.is_some());
     }
 
     #[test]
