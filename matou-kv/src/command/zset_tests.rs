@@ -1,5 +1,6 @@
 //! Tests of the sorted-set commands: a property test against a model
 //! with log replay, journaled rollback, encodings and both protocols.
+
 use super::super::execute;
 use crate::record::LogRecord;
 use crate::resp::Reply;
