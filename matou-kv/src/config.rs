@@ -73,6 +73,9 @@ pub struct Config {
     /// `maxmemory` and its policy at start (changed live through
     /// [`crate::server::memory::Memory`]).
     pub memory: MemoryConfig,
+    /// The encoding thresholds OBJECT ENCODING follows
+    /// (`hash-max-listpack-entries`...; the `ziplist` names are aliases).
+    pub encodings: crate::store::Thresholds,
     /// The `--config` file read at start (CONFIG REWRITE's target).
     pub config_file: Option<PathBuf>,
 }
@@ -161,6 +164,7 @@ impl Default for Config {
             timeout_secs: 0,
             auth_max_failures: 10,
             memory: MemoryConfig::default(),
+            encodings: crate::store::Thresholds::default(),
             config_file: None,
         }
     }
@@ -223,6 +227,43 @@ impl Config {
                 ("maxmemory-samples", self.memory.samples.to_string()),
                 ("lfu-log-factor", self.memory.lfu_log_factor.to_string()),
                 ("lfu-decay-time", self.memory.lfu_decay_time.to_string()),
+                (
+                    "hash-max-listpack-entries",
+                    self.encodings.hash_entries.to_string(),
+                ),
+                (
+                    "hash-max-listpack-value",
+                    self.encodings.hash_value.to_string(),
+                ),
+                (
+                    "set-max-intset-entries",
+                    self.encodings.set_intset_entries.to_string(),
+                ),
+                (
+                    "zset-max-listpack-entries",
+                    self.encodings.zset_entries.to_string(),
+                ),
+                (
+                    "zset-max-listpack-value",
+                    self.encodings.zset_value.to_string(),
+                ),
+                // Their pre-listpack names, which CONFIG GET answers too.
+                (
+                    "hash-max-ziplist-entries",
+                    self.encodings.hash_entries.to_string(),
+                ),
+                (
+                    "hash-max-ziplist-value",
+                    self.encodings.hash_value.to_string(),
+                ),
+                (
+                    "zset-max-ziplist-entries",
+                    self.encodings.zset_entries.to_string(),
+                ),
+                (
+                    "zset-max-ziplist-value",
+                    self.encodings.zset_value.to_string(),
+                ),
             ],
         }
     }
@@ -306,6 +347,12 @@ FLAGS (each also accepts --flag=value):
     --maxmemory-samples N  keys sampled per eviction, per database [default: 5]
     --lfu-log-factor N     LFU counter's logarithm factor [default: 10]
     --lfu-decay-time MIN   minutes per LFU counter decrement [default: 1]
+    --hash-max-listpack-entries N, --hash-max-listpack-value N,
+    --set-max-intset-entries N, --zset-max-listpack-entries N,
+    --zset-max-listpack-value N
+                           the thresholds OBJECT ENCODING reports (Redis's
+                           defaults: 128, 64, 512, 128, 64; the ziplist
+                           names are accepted in a config file)
     --config FILE          read `name value` lines first (redis.conf style; the
                            names are the flags' without `--`, or appendfsync,
                            proto-max-bulk-len and client-query-buffer-limit);
@@ -431,6 +478,11 @@ const FLAGS: &[&str] = &[
     "maxmemory-samples",
     "lfu-log-factor",
     "lfu-decay-time",
+    "hash-max-listpack-entries",
+    "hash-max-listpack-value",
+    "set-max-intset-entries",
+    "zset-max-listpack-entries",
+    "zset-max-listpack-value",
 ];
 
 /// Applies the lines of a config file; errors start with the line number.
@@ -473,6 +525,11 @@ fn file_alias(name: &str) -> &str {
         "appendfsync" => "fsync",
         "proto-max-bulk-len" => "max-request-bytes",
         "client-query-buffer-limit" => "max-query-bytes",
+        // Redis 7 still accepts the names from before listpacks.
+        "hash-max-ziplist-entries" => "hash-max-listpack-entries",
+        "hash-max-ziplist-value" => "hash-max-listpack-value",
+        "zset-max-ziplist-entries" => "zset-max-listpack-entries",
+        "zset-max-ziplist-value" => "zset-max-listpack-value",
         other => other,
     }
 }
@@ -549,6 +606,11 @@ fn apply(c: &mut Config, name: &str, value: &str) -> Result<(), String> {
         }
         "lfu-log-factor" => c.memory.lfu_log_factor = number(value, "a number")?,
         "lfu-decay-time" => c.memory.lfu_decay_time = number(value, "a number of minutes")?,
+        "hash-max-listpack-entries" => c.encodings.hash_entries = number(value, "a number")?,
+        "hash-max-listpack-value" => c.encodings.hash_value = number(value, "a number")?,
+        "set-max-intset-entries" => c.encodings.set_intset_entries = number(value, "a number")?,
+        "zset-max-listpack-entries" => c.encodings.zset_entries = number(value, "a number")?,
+        "zset-max-listpack-value" => c.encodings.zset_value = number(value, "a number")?,
         _ => return Err(format!("unknown option `{name}`")),
     }
     Ok(())

@@ -23,6 +23,7 @@
 //! beyond the payload's own size.
 
 mod list;
+mod members;
 mod value;
 
 pub use list::ListRecord;
@@ -53,6 +54,7 @@ pub fn is_tag(b: u8) -> bool {
     (SET..=SET_RANGE).contains(&b)
         || matches!(b, value::VALUE | HSET | HDEL)
         || (list::PUSH..=list::EDIT).contains(&b)
+        || members::is_tag(b)
 }
 
 /// Whether a payload of `len` bytes whose byte at offset `i` is `byte(i)`
@@ -80,6 +82,7 @@ pub fn has_record_layout(len: u64, byte: impl FnMut(u64) -> Option<u8>) -> bool 
         PERSIST => w.string(),
         value::VALUE => return value::layout(&mut w, WALK),
         list::PUSH..=list::EDIT => return list::layout(tag, &mut w, WALK),
+        t if members::is_tag(t) => return members::layout(t, &mut w, WALK),
         FLUSHALL => Some(()),
         SWAPDB => w.varint().and_then(|_| w.varint()).map(|_| ()),
         SET_RANGE => w
@@ -249,6 +252,36 @@ pub enum LogRecord {
     },
     /// A change to one list (tags 23 to 27, see `record::list`).
     List(ListRecord),
+    /// Add these members to the set at `key` (created if absent).
+    SAdd {
+        /// The key.
+        key: Vec<u8>,
+        /// The members (at least one).
+        members: Vec<Vec<u8>>,
+    },
+    /// Remove these members of the set at `key` (deleted if emptied).
+    SRem {
+        /// The key.
+        key: Vec<u8>,
+        /// The members (at least one).
+        members: Vec<Vec<u8>>,
+    },
+    /// Give these members of the sorted set at `key` these scores (added
+    /// if absent; the set created if absent).
+    ZAdd {
+        /// The key.
+        key: Vec<u8>,
+        /// (member, score) pairs, applied in order (at least one).
+        pairs: Vec<(Vec<u8>, Score)>,
+    },
+    /// Remove these members of the sorted set at `key` (deleted if
+    /// emptied).
+    ZRem {
+        /// The key.
+        key: Vec<u8>,
+        /// The members (at least one).
+        members: Vec<Vec<u8>>,
+    },
     /// Replace `key` with this hash, list or set and this expiry (a log
     /// rewrite's form of a non-string key; COPY, MOVE, RENAME of one).
     Value {
@@ -260,6 +293,19 @@ pub enum LogRecord {
         expire_at_ms: Option<u64>,
     },
 }
+
+/// A sorted-set score in a record: a double that is never NaN, so records
+/// compare (`Eq`) by the score's bits, which is what replay restores.
+#[derive(Clone, Copy, Debug)]
+pub struct Score(pub f64);
+
+impl PartialEq for Score {
+    fn eq(&self, other: &Score) -> bool {
+        self.0.to_bits() == other.0.to_bits()
+    }
+}
+
+impl Eq for Score {}
 
 impl LogRecord {
     /// The record that sets `key` to `value`: a `Set` for a string, a
@@ -391,6 +437,10 @@ impl LogRecord {
     /// Appends the payload encoding to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
         match self {
+            LogRecord::SAdd { .. }
+            | LogRecord::SRem { .. }
+            | LogRecord::ZAdd { .. }
+            | LogRecord::ZRem { .. } => members::encode(self, out),
             LogRecord::Set {
                 key,
                 value,
@@ -578,6 +628,7 @@ impl LogRecord {
                 LogRecord::HDel { key, fields }
             }
             tag @ list::PUSH..=list::EDIT => LogRecord::List(ListRecord::decode(tag, &mut i)?),
+            t if members::is_tag(t) => members::decode(t, &mut i)?,
             value::VALUE => {
                 let (key, value, expire_at_ms) = value::decode(&mut i)?;
                 LogRecord::Value {
@@ -649,6 +700,30 @@ impl LogRecord {
                 crate::command::hash_del_fields(store, &key, &fields);
             }
             LogRecord::List(l) => l.apply(store),
+            LogRecord::SAdd { key, members } => {
+                if store
+                    .raw(&key)
+                    .is_some_and(|e| !matches!(e.value, Value::Set(_)))
+                {
+                    store.remove(&key);
+                }
+                crate::command::set_add_members(store, &key, &members);
+            }
+            LogRecord::SRem { key, members } => {
+                crate::command::set_rem_members(store, &key, &members);
+            }
+            LogRecord::ZAdd { key, pairs } => {
+                if store
+                    .raw(&key)
+                    .is_some_and(|e| !matches!(e.value, Value::ZSet(_)))
+                {
+                    store.remove(&key);
+                }
+                crate::command::zset_add_scores(store, &key, &pairs);
+            }
+            LogRecord::ZRem { key, members } => {
+                crate::command::zset_rem_members(store, &key, &members);
+            }
             LogRecord::SetRange { key, offset, bytes } => {
                 // A record past what a usize addresses cannot come from
                 // this server (values are at most MAX_STRING).
@@ -771,6 +846,35 @@ mod tests {
                     elements: vec![b"e".to_vec()],
                 }),
             ]),
+            LogRecord::Value {
+                key: b"z".to_vec(),
+                value: Arc::new(Value::ZSet({
+                    let mut z = crate::store::zset::ZSet::new();
+                    z.insert(b"a", -0.5);
+                    z.insert(b"", f64::INFINITY);
+                    z
+                })),
+                expire_at_ms: Some(9),
+            },
+            LogRecord::SAdd {
+                key: b"s".to_vec(),
+                members: vec![b"m".to_vec(), vec![]],
+            },
+            LogRecord::SRem {
+                key: b"s".to_vec(),
+                members: vec![b"m".to_vec()],
+            },
+            LogRecord::ZAdd {
+                key: b"z".to_vec(),
+                pairs: vec![
+                    (b"a".to_vec(), Score(1.5)),
+                    (b"b".to_vec(), Score(f64::NEG_INFINITY)),
+                ],
+            },
+            LogRecord::ZRem {
+                key: b"z".to_vec(),
+                members: vec![b"a".to_vec()],
+            },
             LogRecord::FlushAll,
             LogRecord::Multi(vec![
                 LogRecord::Del {

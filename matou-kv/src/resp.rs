@@ -546,6 +546,10 @@ pub enum Reply {
     NilArray,
     /// `%N`: (key, value) pairs, in order.
     Map(Vec<(Reply, Reply)>),
+    /// (member, score) pairs, in order, as Redis sends WITHSCORES (and
+    /// HRANDFIELD WITHVALUES): one flat array in RESP2, an array of
+    /// two-element arrays in RESP3.
+    Pairs(Vec<(Reply, Reply)>),
     /// `~N`: an unordered collection.
     Set(Vec<Reply>),
     /// `,1.5`: a double, already formatted as Redis does (`inf`, `-inf`).
@@ -616,6 +620,19 @@ impl Reply {
         };
         match self {
             Reply::Nil | Reply::NilArray if resp3 => out.extend_from_slice(b"_\r\n"),
+            Reply::Pairs(pairs) => {
+                match resp3 {
+                    true => header(out, b'*', pairs.len()),
+                    false => header(out, b'*', 2 * pairs.len()),
+                }
+                for (k, v) in pairs {
+                    if resp3 {
+                        header(out, b'*', 2);
+                    }
+                    k.encode_in(resp3, out);
+                    v.encode_in(resp3, out);
+                }
+            }
             Reply::Map(pairs) => {
                 match resp3 {
                     true => header(out, b'%', pairs.len()),
@@ -697,8 +714,9 @@ impl Reply {
             Reply::Double(s) | Reply::BigNumber(s) => s.len() + 25,
             Reply::Verbatim(format, text) => format.len() + 1 + text.len() + 25,
             Reply::Array(v) | Reply::Set(v) | Reply::Push(v) => items(v),
-            Reply::Map(pairs) => pairs.iter().fold(23, |n, (k, v)| {
-                n.saturating_add(k.encoded_len_bound())
+            Reply::Map(pairs) | Reply::Pairs(pairs) => pairs.iter().fold(23, |n, (k, v)| {
+                n.saturating_add(23)
+                    .saturating_add(k.encoded_len_bound())
                     .saturating_add(v.encoded_len_bound())
             }),
             Reply::Integer(_) | Reply::Bool(_) | Reply::Nil | Reply::NilArray => 23,

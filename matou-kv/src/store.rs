@@ -45,7 +45,10 @@ pub mod zset;
 
 pub use evict::{Candidate, LfuParams, LFU_INIT_VAL};
 pub use undo::Undo;
-pub use value::Value;
+pub use value::{
+    set_thresholds, thresholds, Thresholds, Value, ZSET_MAX_LISTPACK_ENTRIES,
+    ZSET_MAX_LISTPACK_VALUE,
+};
 
 use crate::glob;
 use std::collections::{BTreeSet, HashMap};

@@ -94,6 +94,8 @@ pub fn execute_read(cmd: &Read, store: &Store, now: u64) -> Reply {
         Read::DbSize => Reply::Integer(store.len() as i64),
         Read::Hash(h) => super::hash::read(h, store, now),
         Read::List(l) => super::list::read(l, store, now),
+        Read::Sets(r) => super::set::read(r, store, now),
+        Read::ZSets(r) => super::zset::read(r, store, now),
         other => super::strings::read(other, store, now),
     }
 }
@@ -195,6 +197,22 @@ pub fn execute_write_journaled(
             undo.save_fields(store, super::hash::touched(h), super::hash::fields(h), now)
         }
         Write::List(l) => super::list::journal(l, store, now, undo),
+        Write::Sets(w) => match super::set::members(w) {
+            Some((key, members)) => {
+                undo.save_members(store, key, members.iter().map(Vec::as_slice), now)
+            }
+            None => super::set::touched(w)
+                .into_iter()
+                .for_each(|k| undo.save_key(store, k)),
+        },
+        Write::ZSets(w) => match super::zset::members(w) {
+            Some(members) => {
+                undo.save_members(store, super::zset::touched(w)[0], members.into_iter(), now)
+            }
+            None => super::zset::touched(w)
+                .into_iter()
+                .for_each(|k| undo.save_key(store, k)),
+        },
         other => super::strings::touched(other)
             .into_iter()
             .for_each(|k| undo.save_key(store, k)),
@@ -388,6 +406,8 @@ pub fn execute_write(cmd: Write, store: &mut Store, now: u64) -> (Reply, Option<
         }
         Write::Hash(h) => super::hash::write(h, tx),
         Write::List(l) => super::list::write(l, tx),
+        Write::Sets(w) => super::set::write(w, tx),
+        Write::ZSets(w) => super::zset::write(w, tx),
         other => super::strings::write(other, tx),
     }
 }

@@ -1,15 +1,17 @@
-//! The hash commands: HSET (HMSET), HSETNX, HDEL, HINCRBY, HGET, HMGET,
-//! HEXISTS, HLEN, HGETALL (a map in RESP3), HKEYS, HVALS, HSTRLEN, with
-//! Redis 7.0's replies and errors.
+//! The hash commands: HSET (HMSET), HSETNX, HDEL, HINCRBY, HINCRBYFLOAT,
+//! HGET, HMGET, HEXISTS, HLEN, HGETALL (a map in RESP3), HKEYS, HVALS,
+//! HSTRLEN, HSCAN, HRANDFIELD, with Redis 7.0's replies and errors.
 //!
 //! Every change is one record: the fields it set, as a
-//! [`LogRecord::HSet`] (HINCRBY logs the result, so replay reads no
+//! [`LogRecord::HSet`] (HINCRBY and HINCRBYFLOAT log the result, so replay reads no
 //! number), or the fields it removed, as a [`LogRecord::HDel`]. A hash
 //! whose last field goes is deleted ([`Store::update`]).
 
 use super::exec::Tx;
+use super::scan::{parse_cursor_args, pick, rand_count, Cursor, Rng};
+use super::strings::{float_text, parse_float, NOT_FLOAT};
 use super::{NOT_INTEGER, OVERFLOW, SYNTAX, WRONGTYPE};
-use crate::record::LogRecord;
+use crate::record::{LogRecord, Score};
 use crate::resp::{parse_i64, push_int, Reply};
 use crate::store::{Store, Value};
 use std::collections::HashMap;
@@ -33,6 +35,10 @@ pub enum HashRead {
     Vals(Vec<u8>),
     /// HSTRLEN key field.
     StrLen(Vec<u8>, Vec<u8>),
+    /// HSCAN key cursor [MATCH p] [COUNT n].
+    Scan(Vec<u8>, Cursor),
+    /// HRANDFIELD key [count [WITHVALUES]].
+    RandField(Vec<u8>, Option<(i64, bool)>),
 }
 
 /// A hash write.
@@ -53,6 +59,9 @@ pub enum HashWrite {
     Del(Vec<u8>, Vec<Vec<u8>>),
     /// HINCRBY key field increment.
     IncrBy(Vec<u8>, Vec<u8>, i64),
+    /// HINCRBYFLOAT key field increment (parsed: Redis checks the
+    /// increment before the stored value).
+    IncrByFloat(Vec<u8>, Vec<u8>, Score),
 }
 
 /// Whether `name` is one of this module's commands.
@@ -72,6 +81,9 @@ pub fn owns(name: &str) -> bool {
             | "hkeys"
             | "hvals"
             | "hstrlen"
+            | "hincrbyfloat"
+            | "hscan"
+            | "hrandfield"
     )
 }
 
@@ -109,6 +121,37 @@ pub(super) fn parse(name: &str, args: &[Vec<u8>]) -> Result<super::Command, Repl
         "hkeys" => R(super::Read::Hash(HashRead::Keys(key))),
         "hvals" => R(super::Read::Hash(HashRead::Vals(key))),
         "hstrlen" => R(super::Read::Hash(HashRead::StrLen(key, arg(2)))),
+        "hincrbyfloat" => {
+            let by = parse_float(&args[3]).ok_or(Reply::err(NOT_FLOAT))?;
+            if by.is_infinite() {
+                return Err(Reply::err("ERR value is NaN or Infinity"));
+            }
+            W(super::Write::Hash(HashWrite::IncrByFloat(
+                key,
+                arg(2),
+                Score(by),
+            )))
+        }
+        "hscan" => R(super::Read::Hash(HashRead::Scan(
+            key,
+            parse_cursor_args(args)?,
+        ))),
+        "hrandfield" => {
+            let count = match args.len() {
+                2 => None,
+                3 | 4 => {
+                    let wv = match args.get(3) {
+                        None => false,
+                        Some(w) if w.eq_ignore_ascii_case(b"withvalues") => true,
+                        Some(_) => return Err(Reply::err(SYNTAX)),
+                    };
+                    let n = parse_i64(&args[2]).ok_or(Reply::err(NOT_INTEGER))?;
+                    Some((rand_count(n, if wv { 2 } else { 1 })?, wv))
+                }
+                _ => return Err(Reply::err(SYNTAX)),
+            };
+            R(super::Read::Hash(HashRead::RandField(key, count)))
+        }
         _ => return Err(Reply::err(SYNTAX)),
     })
 }
@@ -136,7 +179,9 @@ pub(super) fn read(cmd: &HashRead, store: &Store, now: u64) -> Reply {
         | HashRead::GetAll(k)
         | HashRead::Keys(k)
         | HashRead::Vals(k)
-        | HashRead::StrLen(k, _) => k,
+        | HashRead::StrLen(k, _)
+        | HashRead::Scan(k, _)
+        | HashRead::RandField(k, _) => k,
     };
     let h = match hash(store, key, now) {
         Ok(h) => h,
@@ -153,6 +198,36 @@ pub(super) fn read(cmd: &HashRead, store: &Store, now: u64) -> Reply {
         HashRead::Exists(_, f) => Reply::Integer(i64::from(field(f).is_some())),
         HashRead::Len(_) => Reply::Integer(h.map_or(0, HashMap::len) as i64),
         HashRead::StrLen(_, f) => Reply::Integer(field(f).map_or(0, Vec::len) as i64),
+        HashRead::Scan(_, cursor) => cursor.step(
+            h.map_or(0, HashMap::len),
+            h.into_iter().flatten().map(|(f, v)| (f.as_slice(), v)),
+            |f, v, out| {
+                out.push(Reply::Bulk(f.to_vec()));
+                out.push(Reply::Bulk(v.clone()));
+            },
+        ),
+        HashRead::RandField(_, count) => {
+            let mut rng = Rng::new();
+            match (h, count) {
+                (None, None) => Reply::Nil,
+                (None, Some(_)) => Reply::Array(Vec::new()),
+                (Some(h), None) => {
+                    let i = rng.below(h.len());
+                    Reply::Bulk(h.keys().nth(i).expect("in range").clone())
+                }
+                (Some(h), Some((c, wv))) => {
+                    let all: Vec<(&Vec<u8>, &Vec<u8>)> = h.iter().collect();
+                    let picked = pick(&mut rng, all.len(), *c);
+                    let field = |i: usize| Reply::Bulk(all[i].0.clone());
+                    if *wv {
+                        let value = |i: usize| Reply::Bulk(all[i].1.clone());
+                        Reply::Pairs(picked.into_iter().map(|i| (field(i), value(i))).collect())
+                    } else {
+                        Reply::Array(picked.into_iter().map(field).collect())
+                    }
+                }
+            }
+        }
         HashRead::GetAll(_) => Reply::Map(
             h.into_iter()
                 .flatten()
@@ -180,7 +255,8 @@ pub(super) fn touched(cmd: &HashWrite) -> &[u8] {
         HashWrite::Set { key, .. }
         | HashWrite::SetNx(key, ..)
         | HashWrite::Del(key, _)
-        | HashWrite::IncrBy(key, ..) => key,
+        | HashWrite::IncrBy(key, ..)
+        | HashWrite::IncrByFloat(key, ..) => key,
     }
 }
 
@@ -188,9 +264,9 @@ pub(super) fn touched(cmd: &HashWrite) -> &[u8] {
 pub(super) fn fields(cmd: &HashWrite) -> Box<dyn Iterator<Item = &[u8]> + '_> {
     match cmd {
         HashWrite::Set { pairs, .. } => Box::new(pairs.iter().map(|(f, _)| f.as_slice())),
-        HashWrite::SetNx(_, f, _) | HashWrite::IncrBy(_, f, _) => {
-            Box::new(std::iter::once(f.as_slice()))
-        }
+        HashWrite::SetNx(_, f, _)
+        | HashWrite::IncrBy(_, f, _)
+        | HashWrite::IncrByFloat(_, f, _) => Box::new(std::iter::once(f.as_slice())),
         HashWrite::Del(_, fs) => Box::new(fs.iter().map(Vec::as_slice)),
     }
 }
@@ -205,6 +281,7 @@ pub(super) fn record_bound(cmd: &HashWrite) -> usize {
         HashWrite::SetNx(k, f, v) => s(k) + s(f) + s(v),
         HashWrite::Del(k, fs) => s(k) + fs.iter().map(s).sum::<usize>(),
         HashWrite::IncrBy(k, f, _) => s(k) + s(f) + 20,
+        HashWrite::IncrByFloat(k, f, _) => s(k) + s(f) + 400,
     }
 }
 
@@ -297,6 +374,23 @@ pub(super) fn write(cmd: HashWrite, mut tx: Tx<'_>) -> (Reply, Option<LogRecord>
             set_fields(tx.store, &key, &pairs);
             tx.logged(Reply::Integer(new), LogRecord::HSet { key, pairs })
         }
+        HashWrite::IncrByFloat(key, f, by) => {
+            let cur = match current.and_then(|h| h.get(&f)) {
+                None => 0.0,
+                Some(v) => match parse_float(v) {
+                    Some(n) => n,
+                    None => return tx.done(Reply::err("ERR hash value is not a float")),
+                },
+            };
+            let new = cur + by.0;
+            if !new.is_finite() {
+                return tx.done(Reply::err("ERR increment would produce NaN or Infinity"));
+            }
+            let text = float_text(new);
+            let pairs = vec![(f, text.clone())];
+            set_fields(tx.store, &key, &pairs);
+            tx.logged(Reply::Bulk(text), LogRecord::HSet { key, pairs })
+        }
         HashWrite::Del(key, fields) => {
             let gone = del_fields(tx.store, &key, &fields);
             if gone.is_empty() {
@@ -379,6 +473,46 @@ mod tests {
         assert_eq!(r(&["hlen", "h"]), Reply::Integer(0));
         assert_eq!(st, rep, "the records replay every change");
         assert_eq!(st.data_bytes(), rep.data_bytes());
+    }
+
+    #[test]
+    fn hincrbyfloat_hscan_and_hrandfield_answer_as_redis_and_replay() {
+        let (mut st, mut rep) = (Store::new(), Store::new());
+        let mut r = |a: &[&str]| run(&mut st, &mut rep, a);
+        r(&["hset", "h", "f", "1.5", "s", "x"]);
+        assert_eq!(r(&["hincrbyfloat", "h", "f", "0.1"]), bulk("1.6"));
+        assert_eq!(r(&["hincrbyfloat", "h", "new", "-2"]), bulk("-2"));
+        assert_eq!(
+            r(&["hincrbyfloat", "h", "s", "1"]),
+            Reply::err("ERR hash value is not a float")
+        );
+        assert_eq!(
+            r(&["hincrbyfloat", "h", "f", "+inf"]),
+            Reply::err("ERR value is NaN or Infinity")
+        );
+        assert_eq!(
+            r(&["hincrbyfloat", "h", "f", "abc"]),
+            Reply::err("ERR value is not a valid float")
+        );
+        let Reply::Array(parts) = r(&["hscan", "h", "0", "match", "f*"]) else {
+            panic!()
+        };
+        assert_eq!(parts[0], bulk("0"), "a small hash is scanned whole");
+        assert_eq!(parts[1], Reply::Array(vec![bulk("f"), bulk("1.6")]));
+        assert!(matches!(r(&["hscan", "h", "x"]), Reply::Error(e) if e.contains("invalid cursor")));
+        let Reply::Pairs(p) = r(&["hrandfield", "h", "-5", "withvalues"]) else {
+            panic!()
+        };
+        assert_eq!(p.len(), 5, "a negative count may repeat");
+        let Reply::Array(f) = r(&["hrandfield", "h", "10"]) else {
+            panic!()
+        };
+        assert_eq!(f.len(), 3, "a positive count is capped at the fields");
+        assert_eq!(r(&["hrandfield", "nope"]), Reply::Nil);
+        assert!(
+            matches!(r(&["hrandfield", "h", "1", "bad"]), Reply::Error(e) if e.contains("syntax"))
+        );
+        assert_eq!(st, rep, "the records replay HINCRBYFLOAT");
     }
 
     #[derive(Clone, Debug)]

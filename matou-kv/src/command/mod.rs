@@ -43,12 +43,16 @@ mod list_tests;
 pub mod multi;
 pub mod ops;
 mod parse;
+mod scan;
+mod set;
 mod strings;
 #[cfg(test)]
 mod strings_tests;
 #[cfg(test)]
 mod tests;
 mod types;
+mod zset;
+mod zset_range;
 
 pub use crate::record::LogRecord;
 pub use conn::{command_reply, config_get_reply, info_text, Action, ConfigView, InfoData, Session};
@@ -58,6 +62,14 @@ pub use kind::{kind, Kind};
 pub use list::{ListRead, ListWrite};
 use parse::invalid_expire;
 pub use parse::parse;
+pub use scan::Cursor;
+pub use set::{
+    add_members as set_add_members, rem_members as set_rem_members, SetOp, SetRead, SetWrite,
+};
+pub use zset::{
+    add_scores as zset_add_scores, rem_members as zset_rem_members, AddFlags, ZSetRead, ZSetWrite,
+};
+pub use zset_range::{Aggregate, By, Combine, Form, Range, ZOp};
 
 use crate::resp::Reply;
 use std::borrow::Cow;
@@ -289,6 +301,60 @@ pub const TABLE: &[Spec] = &[
     spec("blmove", 6, BLOCKING, (1, 2, 1), W),
     spec("brpoplpush", 4, BLOCKING, (1, 2, 1), W),
     spec("blmpop", -5, &["write", "blocking", "movablekeys"], NONE, W),
+    spec("hincrbyfloat", 4, WR_FAST, ONE, W),
+    spec("hscan", -3, RO_SLOW, ONE, R),
+    spec("hrandfield", -2, RO_SLOW, ONE, R),
+    // Sets (`set`).
+    spec("sadd", -3, WR_FAST, ONE, W),
+    spec("srem", -3, WR_DEL, ONE, W),
+    spec("spop", -2, WR_DEL, ONE, W),
+    spec("smove", 4, WR_FAST, (1, 2, 1), W),
+    spec("sinterstore", -3, WR, ALL, W),
+    spec("sunionstore", -3, WR, ALL, W),
+    spec("sdiffstore", -3, WR, ALL, W),
+    spec("sismember", 3, RO, ONE, R),
+    spec("smismember", -3, RO, ONE, R),
+    spec("smembers", 2, RO_SLOW, ONE, R),
+    spec("scard", 2, RO, ONE, R),
+    spec("srandmember", -2, RO_SLOW, ONE, R),
+    spec("sinter", -2, RO_SLOW, ALL, R),
+    spec("sunion", -2, RO_SLOW, ALL, R),
+    spec("sdiff", -2, RO_SLOW, ALL, R),
+    spec("sintercard", -3, RO_SLOW, NONE, R),
+    spec("sscan", -3, RO_SLOW, ONE, R),
+    // Sorted sets (`zset`).
+    spec("zadd", -4, WR_FAST, ONE, W),
+    spec("zincrby", 4, WR_FAST, ONE, W),
+    spec("zrem", -3, WR_DEL, ONE, W),
+    spec("zpopmin", -2, WR_DEL, ONE, W),
+    spec("zpopmax", -2, WR_DEL, ONE, W),
+    spec("zremrangebyscore", 4, &["write"], ONE, W),
+    spec("zremrangebyrank", 4, &["write"], ONE, W),
+    spec("zremrangebylex", 4, &["write"], ONE, W),
+    spec("zrangestore", -5, WR, (1, 2, 1), W),
+    spec("zunionstore", -4, WR, ONE, W),
+    spec("zinterstore", -4, WR, ONE, W),
+    spec("zdiffstore", -4, WR, ONE, W),
+    spec("zscore", 3, RO, ONE, R),
+    spec("zmscore", -3, RO, ONE, R),
+    spec("zcard", 2, RO, ONE, R),
+    spec("zcount", 4, RO, ONE, R),
+    spec("zlexcount", 4, RO, ONE, R),
+    spec("zrange", -4, RO_SLOW, ONE, R),
+    spec("zrangebyscore", -4, RO_SLOW, ONE, R),
+    spec("zrevrangebyscore", -4, RO_SLOW, ONE, R),
+    spec("zrangebylex", -4, RO_SLOW, ONE, R),
+    spec("zrevrangebylex", -4, RO_SLOW, ONE, R),
+    spec("zrevrange", -4, RO_SLOW, ONE, R),
+    spec("zrank", 3, RO, ONE, R),
+    spec("zrevrank", 3, RO, ONE, R),
+    spec("zrandmember", -2, RO_SLOW, ONE, R),
+    spec("zunion", -3, RO_SLOW, NONE, R),
+    spec("zinter", -3, RO_SLOW, NONE, R),
+    spec("zdiff", -3, RO_SLOW, NONE, R),
+    spec("zintercard", -3, RO_SLOW, NONE, R),
+    spec("zscan", -3, RO_SLOW, ONE, R),
+    spec("zmpop", -4, &["write"], NONE, W),
     spec("strlen", 2, RO, ONE, R),
     spec("mget", -2, RO, ALL, R),
     spec("exists", -2, RO, ALL, R),
@@ -595,6 +661,10 @@ pub enum Read {
     Hash(HashRead),
     /// A list read (`list`).
     List(ListRead),
+    /// A set read (`set`).
+    Sets(SetRead),
+    /// A sorted-set read (`zset`).
+    ZSets(ZSetRead),
 }
 
 /// How SET-like commands treat the expiry.
@@ -769,6 +839,10 @@ pub enum Write {
     Hash(HashWrite),
     /// A list write (`list`), blocking forms included.
     List(ListWrite),
+    /// A set write (`set`).
+    Sets(SetWrite),
+    /// A sorted-set write (`zset`).
+    ZSets(ZSetWrite),
     /// SETBIT key offset bit.
     SetBit {
         /// The key.
@@ -839,6 +913,8 @@ impl Write {
             }
             Write::Hash(h) => hash::record_bound(h),
             Write::List(l) => list::record_bound(l),
+            Write::Sets(w) => set::record_bound(w),
+            Write::ZSets(w) => zset::record_bound(w),
             // The key twice, and a value (at most MAX_STRING).
             Write::Move { key, .. } => strings(&mut [key, key].into_iter())
                 .saturating_add(MAX_STRING)

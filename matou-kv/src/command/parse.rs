@@ -411,6 +411,8 @@ pub fn parse(args: &[Vec<u8>], authenticated: bool) -> Result<Command, Reply> {
         "command|help" => conn(Conn::Help("COMMAND")),
         name if super::hash::owns(name) => super::hash::parse(name, args),
         name if super::list::owns(name) => super::list::parse(name, args),
+        name if super::set::owns(name) => super::set::parse(name, args),
+        name if super::zset::owns(name) => super::zset::parse(name, args),
         other => unreachable!("command {other} is in the table but not parsed"),
     }
 }
@@ -587,7 +589,7 @@ fn parse_expire_cond(opts: &[Vec<u8>]) -> Result<ExpireCond, Reply> {
 }
 
 /// SCAN cursor [MATCH pattern] [COUNT count] [TYPE type].
-fn parse_scan(args: &[Vec<u8>]) -> Result<Read, Reply> {
+pub(super) fn parse_scan(args: &[Vec<u8>]) -> Result<Read, Reply> {
     let cursor = parse_cursor(&args[1]).ok_or(Reply::err("ERR invalid cursor"))?;
     let (mut pattern, mut count, mut type_name) = (None, 10usize, None);
     let mut i = 2;

@@ -160,7 +160,7 @@ pub(super) fn read(cmd: &Read, store: &Store, now: u64) -> Reply {
 }
 
 /// A fresh random number (the standard library's per-map random keys).
-fn random_seed() -> u64 {
+pub(super) fn random_seed() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     std::collections::hash_map::RandomState::new()
         .build_hasher()
@@ -312,7 +312,7 @@ fn lcs(a: &[u8], b: &[u8], len: bool, idx: bool, min_match: usize, with_len: boo
 
 /// A float as Redis's `string2ld` accepts it: no white space around, no
 /// NaN, within 5 KiB.
-fn parse_float(b: &[u8]) -> Option<f64> {
+pub(super) fn parse_float(b: &[u8]) -> Option<f64> {
     if b.is_empty() || b.len() > 5 * 1024 || b[0].is_ascii_whitespace() {
         return None;
     }
@@ -323,7 +323,7 @@ fn parse_float(b: &[u8]) -> Option<f64> {
 /// INCRBYFLOAT's result text: the shortest decimal that reads back as the
 /// same double, no exponent, no negative zero (Redis's human-friendly
 /// form; Redis computes in long double, this in double).
-fn float_text(f: f64) -> Vec<u8> {
+pub(super) fn float_text(f: f64) -> Vec<u8> {
     let f = if f == 0.0 { 0.0 } else { f };
     format!("{f}").into_bytes()
 }

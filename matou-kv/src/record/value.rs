@@ -3,13 +3,17 @@
 //! rewrite writes for a non-string key, and what COPY, MOVE and RENAME of
 //! one log.
 //!
-//! Encoding: tag, key, a type byte (`h`, `l`, `s`), the element count,
-//! the elements (a hash's as field, value pairs; a list's in order), then
+//! Encoding: tag, key, a type byte (`h`, `l`, `s`, `z`), the element
+//! count, the elements (a hash's as field, value pairs; a list's in order;
+//! a sorted set's as member, score pairs in score order, the score as the
+//! f64's bits, u64 little-endian), then
 //! `0` or `1` and the expiry (u64 little-endian). A string never takes this
 //! form (it is a `Set`), nor an empty aggregate (it would not be stored):
 //! both are refused by decoding, so each state has one encoding.
 
 use super::{put_bytes, put_varint, Input, Walk};
+use crate::store::thresholds;
+use crate::store::zset::ZSet;
 use crate::store::Value;
 
 /// The record's tag.
@@ -46,6 +50,14 @@ pub(super) fn encode(out: &mut Vec<u8>, key: &[u8], value: &Value, expire_at_ms:
             put_varint(out, s.len() as u64);
             for m in s {
                 put_bytes(out, m);
+            }
+        }
+        Value::ZSet(z) => {
+            out.push(b'z');
+            put_varint(out, z.len() as u64);
+            for (m, score) in z.iter() {
+                put_bytes(out, m);
+                out.extend_from_slice(&score.to_bits().to_le_bytes());
             }
         }
     }
@@ -93,6 +105,22 @@ pub(super) fn decode(i: &mut Input<'_>) -> Option<(Vec<u8>, Value, Option<u64>)>
             }
             Value::Set(s)
         }
+        b'z' => {
+            let n = i.count(9)?;
+            let mut z = ZSet::new();
+            for _ in 0..n {
+                let m = i.bytes()?;
+                let score = f64::from_bits(i.u64()?);
+                // NaN cannot be stored; a repeated member has no meaning.
+                if score.is_nan() || z.insert(&m, score).is_some() {
+                    return None;
+                }
+            }
+            // Reloaded compactly when it fits, as Redis's RDB load does.
+            let t = thresholds();
+            z.reset_encoding(t.zset_entries, t.zset_value);
+            Value::ZSet(z)
+        }
         b't' => {
             if i.varint()? != 1 {
                 return None;
@@ -119,22 +147,29 @@ pub(super) fn layout<F: FnMut(u64) -> Option<u8>>(w: &mut Walk<F>, walk: u64) ->
     if w.string().is_none() {
         return false;
     }
-    let per_item = match w.next() {
-        Some(b'h') => 2,
-        Some(b'l' | b's' | b't') => 1,
+    // Strings per element, and fixed bytes after them (a score).
+    let (per_item, fixed) = match w.next() {
+        Some(b'h') => (2, 0),
+        Some(b'l' | b's' | b't') => (1, 0),
+        Some(b'z') => (1, 8),
         _ => return false,
     };
     let Some(n) = w.varint() else {
         return false;
     };
-    for _ in 0..n.min(walk) * per_item {
-        if w.string().is_none() {
+    for _ in 0..n.min(walk) {
+        for _ in 0..per_item {
+            if w.string().is_none() {
+                return false;
+            }
+        }
+        if w.skip(fixed).is_none() {
             return false;
         }
     }
     if n > walk {
         return (n - walk)
-            .checked_mul(per_item)
+            .checked_mul(per_item + fixed)
             .is_some_and(|r| w.len - w.at > r);
     }
     match w.next() {

@@ -33,6 +33,16 @@ const MUTABLE: &[&str] = &[
     "maxclients",
     "requirepass",
     "client-output-buffer-limit",
+    "hash-max-listpack-entries",
+    "hash-max-listpack-value",
+    "set-max-intset-entries",
+    "zset-max-listpack-entries",
+    "zset-max-listpack-value",
+    // Their pre-listpack aliases.
+    "hash-max-ziplist-entries",
+    "hash-max-ziplist-value",
+    "zset-max-ziplist-entries",
+    "zset-max-ziplist-value",
 ];
 /// Redis settings CONFIG SET accepts and ignores: they tune encodings and
 /// snapshots matou-kv does not have (its lists are one deque whatever
@@ -85,6 +95,7 @@ impl Live {
         self.out_soft.store(c.output_limit.soft, Ordering::Relaxed);
         self.out_soft_secs
             .store(c.output_limit.soft_secs, Ordering::Relaxed);
+        crate::store::set_thresholds(c.encodings);
         *self.view.write().unwrap_or_else(|e| e.into_inner()) = c.view(self.port);
     }
 
@@ -129,6 +140,8 @@ impl Live {
         };
         let settings: Vec<(&str, String, bool)> = MUTABLE
             .iter()
+            // An alias is written under its listpack name.
+            .filter(|n| !n.contains("ziplist"))
             .map(|&n| {
                 let v = value(&now.params, n);
                 let changed = v != value(&default.params, n);

@@ -73,7 +73,11 @@ impl Versions {
             | LogRecord::SetRange { key, .. }
             | LogRecord::Value { key, .. }
             | LogRecord::HSet { key, .. }
-            | LogRecord::HDel { key, .. } => self.touch(db, key),
+            | LogRecord::HDel { key, .. }
+            | LogRecord::SAdd { key, .. }
+            | LogRecord::SRem { key, .. }
+            | LogRecord::ZAdd { key, .. }
+            | LogRecord::ZRem { key, .. } => self.touch(db, key),
             LogRecord::List(l) => self.touch(db, l.key()),
             LogRecord::MSet { pairs } => pairs.iter().for_each(|(k, _)| self.touch(db, k)),
             LogRecord::Del { keys } => keys.iter().for_each(|k| self.touch(db, k)),

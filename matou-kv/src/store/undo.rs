@@ -14,9 +14,11 @@
 //! Steps are pointer copies (values are `Arc`s), except APPEND to a live
 //! key, which records the old length rather than a second reference to
 //! the value: holding one would make the append copy the whole value.
-//! A hash, list or set a journal step shares is copied by the change that
-//! follows (`Arc::make_mut`): correct, but O(size) per journaled write of
-//! an aggregate until steps record element-level inverses.
+//! Hash, set and sorted-set commands that name their elements (HSET,
+//! SADD, SREM, ZADD, ZREM...) record those elements' prior state only
+//! ([`Undo::save_fields`], [`Undo::save_members`]). Any other step that
+//! shares an aggregate (a list, SPOP, ZPOPMIN...) makes the change that
+//! follows copy it (`Arc::make_mut`): correct, but O(size) per such write.
 
 use super::{Entry, EntryRef, Snapshot, Store, Value};
 use crate::databases::Databases;
@@ -43,6 +45,17 @@ enum Step {
     /// expiry: undone by pushing them back (recreating the key if the pop
     /// emptied it).
     ListPopped(Vec<u8>, bool, Vec<Vec<u8>>, Option<u64>),
+    /// The live set or sorted set at the key had these members (or not)
+    /// and this expiry.
+    Members(Vec<u8>, Option<u64>, Prior),
+}
+
+/// Members of a set or sorted set before a change.
+enum Prior {
+    /// Whether each was in the set.
+    Set(Vec<(Vec<u8>, bool)>),
+    /// Each one's score, if it was in the sorted set.
+    ZSet(Vec<(Vec<u8>, Option<f64>)>),
 }
 
 /// The prior state of what a batch changed, newest step last, each step
@@ -150,6 +163,28 @@ impl Undo {
         }
     }
 
+    /// Records the `members` of the set or sorted set at `key` before a
+    /// command adds or removes them (and nothing else of it); like
+    /// [`save_fields`](Self::save_fields), a key absent, expired or of
+    /// another type is recorded whole.
+    pub fn save_members<'a>(
+        &mut self,
+        store: &Store,
+        key: &[u8],
+        members: impl Iterator<Item = &'a [u8]>,
+        now: u64,
+    ) {
+        let Some(e) = store.entry(key, now) else {
+            return self.save_key(store, key);
+        };
+        let prior = match e.value {
+            Value::Set(s) => Prior::Set(members.map(|m| (m.to_vec(), s.contains(m))).collect()),
+            Value::ZSet(z) => Prior::ZSet(members.map(|m| (m.to_vec(), z.score(m))).collect()),
+            _ => return self.save_key(store, key),
+        };
+        self.push(Step::Members(key.to_vec(), e.expire_at, prior));
+    }
+
     /// Records every entry (pointer copies), before a change to all of them.
     pub fn save_all(&mut self, store: &Store) {
         self.push(Step::All(store.snapshot()));
@@ -241,6 +276,9 @@ impl Undo {
                     });
                     store.set_expire(&key, expire_at);
                 }
+                Step::Members(key, expire_at, prior) => {
+                    dbs.db_mut(db).restore_members(&key, expire_at, prior);
+                }
                 Step::All(snapshot) => {
                     let store = dbs.db_mut(db);
                     store.clear();
@@ -255,6 +293,59 @@ impl Undo {
 }
 
 impl Store {
+    /// Gives the members `prior` names back the state it recorded, at the
+    /// set or sorted set at `key` (made again if the change deleted it).
+    fn restore_members(&mut self, key: &[u8], expire_at: Option<u64>, prior: Prior) {
+        let is_set = matches!(prior, Prior::Set(_));
+        let right_type = match self.raw(key).map(|e| e.value) {
+            Some(Value::Set(_)) => is_set,
+            Some(Value::ZSet(_)) => !is_set,
+            _ => false,
+        };
+        if !right_type {
+            // Emptied by the change: back, empty for a moment, then
+            // refilled below.
+            let empty = if is_set {
+                Value::Set(Default::default())
+            } else {
+                Value::ZSet(Default::default())
+            };
+            self.put_arc(key, Arc::new(empty), None);
+        }
+        self.update(key, |v| {
+            let mut delta = 0isize;
+            match (v, prior) {
+                (Value::Set(s), Prior::Set(old)) => {
+                    for (m, was) in old {
+                        let len = m.len() as isize;
+                        if s.remove(&m) {
+                            delta -= len;
+                        }
+                        if was {
+                            s.insert(m);
+                            delta += len;
+                        }
+                    }
+                }
+                (Value::ZSet(z), Prior::ZSet(old)) => {
+                    for (m, was) in old {
+                        let len = m.len() as isize + 8;
+                        if z.remove(&m).is_some() {
+                            delta -= len;
+                        }
+                        if let Some(score) = was {
+                            z.insert(&m, score);
+                            delta += len;
+                        }
+                    }
+                }
+                _ => unreachable!("made the right type above"),
+            }
+            ((), delta)
+        });
+        self.set_expire(key, expire_at);
+    }
+
     /// Puts `key` back as `entry` (`None`: removes it), keeping its slot
     /// if it is present.
     fn put_entry(&mut self, key: &[u8], entry: Option<Entry>) {

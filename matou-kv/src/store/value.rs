@@ -17,8 +17,10 @@
 //!   rewritten; reporting from the current content is what a restart
 //!   (which reloads compactly) would show.
 
+use super::zset::{ZSet, DEFAULT_LISTPACK_ENTRIES, DEFAULT_LISTPACK_VALUE};
 use crate::resp::parse_i64;
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// `hash-max-listpack-entries`: a hash with more fields is a `hashtable`.
 pub const HASH_MAX_LISTPACK_ENTRIES: usize = 128;
@@ -34,6 +36,72 @@ pub const SET_MAX_INTSET_ENTRIES: usize = 512;
 /// sets either: a set that is not an intset is a `hashtable`.)
 pub const LIST_ENCODING: &str = "quicklist";
 
+/// The encoding thresholds OBJECT ENCODING follows: Redis's
+/// `hash-max-listpack-*`, `set-max-intset-entries` and
+/// `zset-max-listpack-*`, which CONFIG SET changes (Redis's own test suite
+/// sets them to reach each encoding). They are process-wide, as one server
+/// runs per process: [`set_thresholds`] publishes them, [`thresholds`]
+/// reads them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Thresholds {
+    /// `hash-max-listpack-entries`.
+    pub hash_entries: usize,
+    /// `hash-max-listpack-value`.
+    pub hash_value: usize,
+    /// `set-max-intset-entries`.
+    pub set_intset_entries: usize,
+    /// `zset-max-listpack-entries`.
+    pub zset_entries: usize,
+    /// `zset-max-listpack-value`.
+    pub zset_value: usize,
+}
+
+impl Default for Thresholds {
+    fn default() -> Thresholds {
+        Thresholds {
+            hash_entries: HASH_MAX_LISTPACK_ENTRIES,
+            hash_value: HASH_MAX_LISTPACK_VALUE,
+            set_intset_entries: SET_MAX_INTSET_ENTRIES,
+            zset_entries: ZSET_MAX_LISTPACK_ENTRIES,
+            zset_value: ZSET_MAX_LISTPACK_VALUE,
+        }
+    }
+}
+
+static THRESHOLDS: [AtomicUsize; 5] = [
+    AtomicUsize::new(HASH_MAX_LISTPACK_ENTRIES),
+    AtomicUsize::new(HASH_MAX_LISTPACK_VALUE),
+    AtomicUsize::new(SET_MAX_INTSET_ENTRIES),
+    AtomicUsize::new(ZSET_MAX_LISTPACK_ENTRIES),
+    AtomicUsize::new(ZSET_MAX_LISTPACK_VALUE),
+];
+
+/// The thresholds in force.
+pub fn thresholds() -> Thresholds {
+    let t = |i: usize| THRESHOLDS[i].load(Ordering::Relaxed);
+    Thresholds {
+        hash_entries: t(0),
+        hash_value: t(1),
+        set_intset_entries: t(2),
+        zset_entries: t(3),
+        zset_value: t(4),
+    }
+}
+
+/// Makes `t` the thresholds in force (CONFIG SET, and the server's start).
+pub fn set_thresholds(t: Thresholds) {
+    let all = [
+        t.hash_entries,
+        t.hash_value,
+        t.set_intset_entries,
+        t.zset_entries,
+        t.zset_value,
+    ];
+    for (slot, v) in THRESHOLDS.iter().zip(all) {
+        slot.store(v, Ordering::Relaxed);
+    }
+}
+
 /// What a key holds.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Value {
@@ -45,7 +113,16 @@ pub enum Value {
     List(VecDeque<Vec<u8>>),
     /// Distinct members.
     Set(HashSet<Vec<u8>>),
+    /// Members ordered by score ([`ZSet`]).
+    ZSet(ZSet),
 }
+
+/// `zset-max-listpack-entries`: a sorted set with more members is a
+/// `skiplist`.
+pub const ZSET_MAX_LISTPACK_ENTRIES: usize = DEFAULT_LISTPACK_ENTRIES;
+/// `zset-max-listpack-value`: a sorted set with a longer member is a
+/// `skiplist`.
+pub const ZSET_MAX_LISTPACK_VALUE: usize = DEFAULT_LISTPACK_VALUE;
 
 impl Default for Value {
     fn default() -> Value {
@@ -75,6 +152,7 @@ impl Value {
             Value::Hash(_) => "hash",
             Value::List(_) => "list",
             Value::Set(_) => "set",
+            Value::ZSet(_) => "zset",
         }
     }
 
@@ -85,6 +163,7 @@ impl Value {
             Value::Hash(h) => h.is_empty(),
             Value::List(l) => l.is_empty(),
             Value::Set(s) => s.is_empty(),
+            Value::ZSet(z) => z.is_empty(),
         }
     }
 
@@ -96,6 +175,7 @@ impl Value {
             Value::Hash(h) => h.iter().map(|(f, v)| f.len() + v.len()).sum(),
             Value::List(l) => l.iter().map(Vec::len).sum(),
             Value::Set(s) => s.iter().map(Vec::len).sum(),
+            Value::ZSet(z) => z.data_bytes(),
         }
     }
 
@@ -106,6 +186,7 @@ impl Value {
             Value::Hash(h) => h.len(),
             Value::List(l) => l.len(),
             Value::Set(s) => s.len(),
+            Value::ZSet(z) => z.len(),
         }
     }
 
@@ -122,10 +203,10 @@ impl Value {
                 }
             }
             Value::Hash(h) => {
-                let small = h.len() <= HASH_MAX_LISTPACK_ENTRIES
-                    && h.iter().all(|(f, v)| {
-                        f.len() <= HASH_MAX_LISTPACK_VALUE && v.len() <= HASH_MAX_LISTPACK_VALUE
-                    });
+                let t = thresholds();
+                let small = h.len() <= t.hash_entries
+                    && h.iter()
+                        .all(|(f, v)| f.len() <= t.hash_value && v.len() <= t.hash_value);
                 if small {
                     "listpack"
                 } else {
@@ -134,12 +215,14 @@ impl Value {
             }
             Value::List(_) => LIST_ENCODING,
             Value::Set(s) => {
-                if s.len() <= SET_MAX_INTSET_ENTRIES && s.iter().all(|m| is_intset_member(m)) {
+                let max = thresholds().set_intset_entries;
+                if s.len() <= max && s.iter().all(|m| is_intset_member(m)) {
                     "intset"
                 } else {
                     "hashtable"
                 }
             }
+            Value::ZSet(z) => z.encoding().name(),
         }
     }
 
@@ -157,6 +240,9 @@ impl Value {
             Value::Hash(h) => table(2 * vec, h.capacity()),
             Value::List(l) => vec * l.capacity(),
             Value::Set(s) => table(vec, s.capacity()),
+            // The map's member pointer and score, and a tree node (score,
+            // member pointer, priority, two links, size).
+            Value::ZSet(z) => table(16 + 8, z.len()) + 48 * z.len(),
         }
     }
 }

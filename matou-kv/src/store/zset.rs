@@ -160,9 +160,11 @@ pub fn parse_score(b: &[u8]) -> Option<f64> {
     (!f.is_nan()).then_some(f)
 }
 
-/// A score as Redis replies with it: `inf`/`-inf`, otherwise the shortest
-/// decimal that reads back as the same double, with an exponent (`1e+300`)
-/// only where a plain decimal would be long.
+/// A score as Redis 7.0 replies with it: `inf`/`-inf`, otherwise C's
+/// `%.17g` (17 significant digits, trailing zeros dropped, an exponent
+/// such as `1.0000000000000001e+300` below 1e-4 or from 1e17 up), so
+/// `1.1` reads `1.1000000000000001` exactly as redis-server 7.0 writes it.
+/// Zero is `0` whatever its sign (Redis's reply for `-0.0`).
 pub fn score_text(f: f64) -> Vec<u8> {
     if f.is_infinite() {
         return if f > 0.0 {
@@ -171,18 +173,26 @@ pub fn score_text(f: f64) -> Vec<u8> {
             b"-inf".to_vec()
         };
     }
-    let a = f.abs();
-    if a == 0.0 || (1e-5..1e17).contains(&a) {
-        return format!("{f}").into_bytes();
+    if f == 0.0 {
+        return b"0".to_vec();
     }
-    let e = format!("{f:e}");
-    // Rust writes `1.5e300` / `1e-7`; C's %g writes `1.5e+300` / `1e-07`.
+    const PRECISION: i32 = 17;
+    let e = format!("{f:.16e}");
     let (mant, exp) = e.split_once('e').unwrap_or((&e, "0"));
-    let (sign, digits) = match exp.strip_prefix('-') {
-        Some(d) => ('-', d),
-        None => ('+', exp),
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let strip = |s: &str| -> String {
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            s.to_string()
+        }
     };
-    format!("{mant}e{sign}{digits:0>2}").into_bytes()
+    if (-4..PRECISION).contains(&exp) {
+        let decimals = usize::try_from(PRECISION - 1 - exp).unwrap_or(0);
+        return strip(&format!("{f:.decimals$}")).into_bytes();
+    }
+    let sign = if exp < 0 { '-' } else { '+' };
+    format!("{}e{sign}{:02}", strip(mant), exp.unsigned_abs()).into_bytes()
 }
 
 /// Compares scores as Redis does (`<`/`>`), so `-0.0 == 0.0`. Scores are
@@ -403,6 +413,9 @@ impl PartialEq for ZSet {
         self.scores == other.scores
     }
 }
+
+/// Scores are never NaN, so equality is an equivalence.
+impl Eq for ZSet {}
 
 impl fmt::Debug for ZSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -122,8 +122,15 @@ fn scores_print_as_redis_does() {
     assert_eq!(score_text(-0.25), b"-0.25");
     assert_eq!(score_text(f64::INFINITY), b"inf");
     assert_eq!(score_text(f64::NEG_INFINITY), b"-inf");
-    assert_eq!(score_text(1e300), b"1e+300");
-    assert_eq!(score_text(1.5e-7), b"1.5e-07");
+    // What redis-server 7.0.15 replies (%.17g).
+    assert_eq!(score_text(1e300), b"1.0000000000000001e+300");
+    assert_eq!(score_text(1.1), b"1.1000000000000001");
+    assert_eq!(score_text(0.1), b"0.10000000000000001");
+    assert_eq!(score_text(1.2345678901234568e17), b"1.2345678901234568e+17");
+    assert_eq!(score_text(1e16), b"10000000000000000");
+    assert_eq!(score_text(1e-5), b"1.0000000000000001e-05");
+    assert_eq!(score_text(0.000012345), b"1.2345e-05");
+    assert_eq!(score_text(-0.0), b"0");
     for f in [0.1, 1e17, 123456.789, -1e-300, f64::MAX, f64::MIN_POSITIVE] {
         let back = parse_score(&score_text(f)).unwrap();
         assert_eq!(back, f, "{f} round-trips");
