@@ -70,6 +70,11 @@ impl Hasher for UidHasher {
 #[derive(Default)]
 pub(crate) struct Syscalls {
     parked: HashMap<u64, Parked, BuildHasherDefault<UidHasher>>,
+    /// This worker as the owner its syscalls record, made at the first one.
+    /// One `Arc` per worker, so that making and dropping syscalls touches a
+    /// reference count that only this worker's thread uses (cloning the
+    /// run's `Arc<Shared>` instead would bounce one line between workers).
+    owner: Option<Arc<Owner>>,
 }
 
 impl Syscalls {
@@ -99,6 +104,20 @@ struct Owner {
 }
 
 impl Owner {
+    /// `w` itself, as an owner (the same `Arc` for all its syscalls).
+    fn of(w: &Worker) -> Arc<Owner> {
+        let mut syscalls = w.syscalls.borrow_mut();
+        syscalls
+            .owner
+            .get_or_insert_with(|| {
+                Arc::new(Owner {
+                    shared: w.shared.clone(),
+                    index: w.index,
+                })
+            })
+            .clone()
+    }
+
     fn is(&self, w: &Worker) -> bool {
         w.index == self.index && Arc::ptr_eq(&w.shared, &self.shared)
     }
@@ -151,7 +170,7 @@ fn forget_on(w: &Worker, uid: Uid) {
 pub struct Syscall {
     uid: Uid,
     armed: bool,
-    owner: Owner,
+    owner: Arc<Owner>,
 }
 
 impl std::fmt::Debug for Syscall {
@@ -176,10 +195,7 @@ pub fn syscall() -> Syscall {
                 signalled: false,
             },
         );
-        Owner {
-            shared: w.shared.clone(),
-            index: w.index,
-        }
+        Owner::of(w)
     });
     Syscall {
         uid,
