@@ -187,3 +187,38 @@ fn a_reader_survives_its_socket_being_waited_on_elsewhere_async() {
 fn a_reader_survives_its_socket_being_waited_on_elsewhere_poll_based() {
     a_reader_survives_its_socket_being_waited_on_elsewhere(true);
 }
+
+/// As above, but with nothing else to wake dom0: it sleeps in the reactor
+/// while worker 1 takes the socket's registration, and must be interrupted
+/// to wake its reader (no timer or message would, before the 10 s limit).
+#[test]
+fn a_reader_on_a_sleeping_worker_is_woken_when_its_socket_is_taken() {
+    let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    run("taken_while_asleep", 1, async {
+        let (ours, mut peer) = std::os::unix::net::UnixStream::pair().unwrap();
+        let ours = Arc::new(UnixStream::from_std(ours).unwrap());
+        let reader = {
+            let ours = ours.clone();
+            matou_core::spawn(async move {
+                let mut buf = [0u8; 3];
+                ours.read_exact(&mut buf).await.unwrap();
+                buf
+            })
+        };
+        let elsewhere = ours.clone();
+        let taker = matou_core::call(move || async move {
+            sleep(Duration::from_millis(50)).await; // dom0 is asleep by now
+            elsewhere.writable().await.unwrap();
+            peer.write_all(b"xyz").unwrap();
+        })
+        .unwrap();
+        let started = Instant::now();
+        let got = timeout(Duration::from_secs(10), reader)
+            .await
+            .expect("the reader on dom0 was never woken")
+            .unwrap();
+        assert_eq!(&got, b"xyz");
+        assert!(started.elapsed() < Duration::from_secs(5));
+        taker.await.unwrap();
+    });
+}

@@ -175,11 +175,12 @@ impl Remote {
             .unwrap_or_else(|e| e.into_inner())
             .push(token);
         self.has_forget.store(true, Ordering::Release);
-        if self.epoll.is_none() {
-            // The owner's ring polls the file (holding it open) until the
-            // owner submits the removal: make it do so soon.
-            self.interrupter.interrupt();
-        }
+        // The owner must run its `select` soon, even if it sleeps with
+        // nothing else to wake it: tasks of its own may still wait on `fd`
+        // there (it signals them when it frees the entry), and on io_uring
+        // its ring polls the file (holding it open) until the owner submits
+        // the removal.
+        self.interrupter.interrupt();
     }
 }
 
