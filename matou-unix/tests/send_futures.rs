@@ -94,6 +94,13 @@ fn socket_timer_and_timeout_futures_are_send() {
         let mut every = time::interval(Duration::from_millis(1));
         assert_send(&every.tick());
         assert_send(&matou_unix::net::lookup_host("localhost:1"));
+
+        // Beyond sockets and timers: the blocking pool, files, signals.
+        assert_send(&matou_unix::blocking::unblock(|| 1));
+        assert_send(&matou_unix::fs::read("/nonexistent"));
+        assert_send(&matou_unix::fs::metadata("/"));
+        let mut usr2 = matou_unix::signal::signal(matou_unix::signal::SignalKind::USR2).unwrap();
+        assert_send(&usr2.recv());
     });
 }
 
