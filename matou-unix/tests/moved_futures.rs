@@ -222,3 +222,41 @@ fn a_reader_on_a_sleeping_worker_is_woken_when_its_socket_is_taken() {
         taker.await.unwrap();
     });
 }
+
+#[test]
+fn an_accept_and_a_udp_recv_moved_mid_wait_complete_on_their_new_worker() {
+    let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    run("moved_accept_recv", 1, async {
+        let listener = matou_unix::net::TcpListener::bind(([127, 0, 0, 1], 0)).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut accept = Box::pin(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            drop(stream);
+            matou_core::current_worker().index()
+        });
+        poll_pending_once(&mut accept).await;
+        let udp = matou_unix::net::UdpSocket::bind(([127, 0, 0, 1], 0)).unwrap();
+        let udp_addr = udp.local_addr().unwrap();
+        let mut recv = Box::pin(async move {
+            let mut buf = [0u8; 8];
+            let (n, _) = udp.recv_from(&mut buf).await.unwrap();
+            buf[..n].to_vec()
+        });
+        poll_pending_once(&mut recv).await;
+        assert_eq!(reactor_stats().unwrap().waiting, 2, "both parked on dom0");
+        let accepted = matou_core::call(move || accept).unwrap();
+        let received = matou_core::call(move || recv).unwrap();
+        sleep(Duration::from_millis(10)).await;
+        let _client = std::net::TcpStream::connect(addr).unwrap();
+        let sender = std::net::UdpSocket::bind(("127.0.0.1", 0)).unwrap();
+        sender.send_to(b"dgram", udp_addr).unwrap();
+        let limit = Duration::from_secs(10);
+        let on = timeout(limit, accepted)
+            .await
+            .expect("accept hung")
+            .unwrap();
+        let got = timeout(limit, received).await.expect("recv hung").unwrap();
+        assert_eq!((on, got.as_slice()), (1, &b"dgram"[..]));
+        assert_eq!(stats_here_and_on_worker_1().await, (CLEAN, CLEAN));
+    });
+}
