@@ -104,9 +104,9 @@ struct Owner {
 }
 
 impl Owner {
-    /// `w` itself, as an owner (the same `Arc` for all its syscalls).
-    fn of(w: &Worker) -> Arc<Owner> {
-        let mut syscalls = w.syscalls.borrow_mut();
+    /// `w` itself, as an owner (the same `Arc` for all its syscalls);
+    /// `syscalls` is `w`'s table, already borrowed by the caller.
+    fn of(w: &Worker, syscalls: &mut Syscalls) -> Arc<Owner> {
         syscalls
             .owner
             .get_or_insert_with(|| {
@@ -188,14 +188,15 @@ pub fn syscall() -> Syscall {
     let uid = Uid(crate::task::next_unique());
     let owner = context::with_current("matou::syscall", |w, cur| {
         let waker = w.waker_of(cur);
-        w.syscalls.borrow_mut().parked.insert(
+        let mut syscalls = w.syscalls.borrow_mut();
+        syscalls.parked.insert(
             uid.0,
             Parked {
                 waker,
                 signalled: false,
             },
         );
-        Owner::of(w)
+        Owner::of(w, &mut syscalls)
     });
     Syscall {
         uid,
