@@ -151,7 +151,9 @@ pub trait Interrupt: Send + Sync + 'static {
 ///   timeout or a race). They are never resumed afterwards: forget them
 ///   (registrations, timers). When a task is cancelled, its uids reach a
 ///   `select` before its canceller is released, so once `cancel` returns the
-///   system side has forgotten them too.
+///   system side has forgotten them too. The exception is a syscall moved
+///   away from its worker (its future was handed to another worker): its
+///   uid reaches its own worker's `select`, shortly after, by a message.
 /// - **Re-entrance.** The worker holds no borrow of its own state across
 ///   `select` or `finalize`, so both may drop `Syscall`s or `Suspend`
 ///   futures (which call back into the worker).

@@ -1,23 +1,36 @@
 //! Syscalls: how a task parks until its worker's event source says it may go on
 //! (Miou's `syscall`, `uid`, `suspend`, `signal`).
 //!
-//! A [`Syscall`] is created inside a task and belongs to that task on that
-//! worker (it is `!Send`). It is registered with the worker from creation, so a
-//! signal that arrives before the task reaches [`suspend`] is not lost.
+//! A [`Syscall`] is created inside a task and is registered with that task's
+//! worker, its *owner*, from creation, so a signal that arrives before the task
+//! reaches [`suspend`] is not lost. It is `Send`: the future holding it may be
+//! moved to another worker between two polls (e.g. polled once, then handed to
+//! `call`). Only the owner's thread touches the owner's table, so a syscall
+//! seen on another thread never waits there: polled on a foreign worker it
+//! completes at once (a spurious wake-up, which every caller of an event
+//! source must tolerate: it re-checks and makes a new syscall, on the worker
+//! it is on now), and polled or dropped off its owner it hands its own
+//! forgetting to the owner as a `Remote::Run` message.
+//!
 //! Invariants:
 //! - a registered uid is in exactly one worker's table, until it is signalled
 //!   and consumed by `suspend`, or dropped;
 //! - a syscall dropped unsignalled (the task was cancelled, or the `suspend`
 //!   future was dropped by a timeout) has its uid passed to the next `select`
 //!   of its worker in `cancelled`, so the event source can forget it;
-//! - a signal for an unknown uid is ignored.
+//! - a signal for an unknown uid is ignored;
+//! - a syscall released off its owner is forgotten by the owner when it
+//!   next drains its inbox, with the same rule (its uid reaches the owner's
+//!   `select` in `cancelled` unless it had been signalled).
 
-use crate::runtime::context;
+use crate::loom::sync::Arc;
+use crate::runtime::shared::Remote;
+use crate::runtime::worker::Worker;
+use crate::runtime::{context, Shared};
 use crate::seam::Uid;
 use std::collections::HashMap;
 use std::future::Future;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
@@ -57,6 +70,11 @@ impl Hasher for UidHasher {
 #[derive(Default)]
 pub(crate) struct Syscalls {
     parked: HashMap<u64, Parked, BuildHasherDefault<UidHasher>>,
+    /// This worker as the owner its syscalls record, made at the first one.
+    /// One `Arc` per worker, so that making and dropping syscalls touches a
+    /// reference count that only this worker's thread uses (cloning the
+    /// run's `Arc<Shared>` instead would bounce one line between workers).
+    owner: Option<Arc<Owner>>,
 }
 
 impl Syscalls {
@@ -79,14 +97,66 @@ impl Syscalls {
     }
 }
 
+/// The worker a syscall is registered with: its run and its index.
+struct Owner {
+    shared: Arc<Shared>,
+    index: usize,
+}
+
+impl Owner {
+    /// `w` itself, as an owner (the same `Arc` for all its syscalls);
+    /// `syscalls` is `w`'s table, already borrowed by the caller.
+    fn of(w: &Worker, syscalls: &mut Syscalls) -> Arc<Owner> {
+        syscalls
+            .owner
+            .get_or_insert_with(|| {
+                Arc::new(Owner {
+                    shared: w.shared.clone(),
+                    index: w.index,
+                })
+            })
+            .clone()
+    }
+
+    fn is(&self, w: &Worker) -> bool {
+        w.index == self.index && Arc::ptr_eq(&w.shared, &self.shared)
+    }
+
+    /// Has the owner forget `uid`, from a thread that is not the owner's
+    /// (the owner's inbox is closed once its run ended: nothing to forget).
+    fn forget_remotely(&self, uid: Uid) {
+        self.shared.push_remote(
+            self.index,
+            Remote::Run(Box::new(move |w: &Worker| forget_on(w, uid))),
+        );
+    }
+}
+
+/// Removes `uid` from its owner `w`'s table; one never signalled is passed to
+/// the next `select` as cancelled.
+fn forget_on(w: &Worker, uid: Uid) {
+    let removed = w.syscalls.borrow_mut().parked.remove(&uid.0);
+    if let Some(p) = removed {
+        if !p.signalled {
+            w.syscall_cancelled(uid);
+        }
+    }
+}
+
 /// A pending interaction with the system, owned by the task that created it.
 ///
 /// Hand its [`uid`](Syscall::uid) to your event source, then [`suspend`] on it.
 /// It is registered with the worker from creation, so a signal that arrives
 /// before the task reaches `suspend` is not lost. Dropping it unsignalled
 /// (directly, or by dropping its `Suspend`) cancels it: its uid reaches the
-/// worker's next `select` in `cancelled`. It is `!Send`: it belongs to the
-/// task and worker that made it.
+/// worker's next `select` in `cancelled`.
+///
+/// It is `Send` and `Sync`, so futures parked on it can be. It stays
+/// registered with the worker that made it (its owner): moved to another
+/// worker and polled there, its [`Suspend`] completes at once, spuriously,
+/// and the owner forgets the syscall; dropped on another thread, the owner
+/// forgets it too. A caller that waits again then makes a new syscall, on
+/// the worker it is now on.
 ///
 /// ```
 /// matou_core::run(async {
@@ -100,8 +170,7 @@ impl Syscalls {
 pub struct Syscall {
     uid: Uid,
     armed: bool,
-    // A syscall belongs to one task on one worker.
-    _not_send: PhantomData<*const ()>,
+    owner: Arc<Owner>,
 }
 
 impl std::fmt::Debug for Syscall {
@@ -117,20 +186,22 @@ impl std::fmt::Debug for Syscall {
 #[track_caller]
 pub fn syscall() -> Syscall {
     let uid = Uid(crate::task::next_unique());
-    context::with_current("matou::syscall", |w, cur| {
+    let owner = context::with_current("matou::syscall", |w, cur| {
         let waker = w.waker_of(cur);
-        w.syscalls.borrow_mut().parked.insert(
+        let mut syscalls = w.syscalls.borrow_mut();
+        syscalls.parked.insert(
             uid.0,
             Parked {
                 waker,
                 signalled: false,
             },
         );
+        Owner::of(w, &mut syscalls)
     });
     Syscall {
         uid,
         armed: true,
-        _not_send: PhantomData,
+        owner,
     }
 }
 
@@ -147,14 +218,17 @@ impl Drop for Syscall {
             return;
         }
         let uid = self.uid;
-        context::with_worker(|w| {
-            let removed = w.syscalls.borrow_mut().parked.remove(&uid.0);
-            if let Some(p) = removed {
-                if !p.signalled {
-                    w.syscall_cancelled(uid);
-                }
+        let owner = &self.owner;
+        let on_owner = context::with_worker(|w| {
+            let here = owner.is(w);
+            if here {
+                forget_on(w, uid);
             }
+            here
         });
+        if on_owner != Some(true) {
+            owner.forget_remotely(uid);
+        }
     }
 }
 
@@ -163,6 +237,8 @@ impl Drop for Syscall {
 ///
 /// Dropping the returned future before it completes (cancellation, timeout)
 /// cancels the syscall: its uid reaches the next `select` in `cancelled`.
+/// Polled on another worker than the syscall's (the future was moved), it
+/// completes at once: see [`Syscall`].
 pub fn suspend(syscall: Syscall) -> Suspend {
     Suspend { syscall }
 }
@@ -190,6 +266,15 @@ pub struct Suspend {
     syscall: Syscall,
 }
 
+impl Suspend {
+    /// The uid of the syscall this future waits on: an event source that
+    /// keeps `Suspend`s of its own (for poll-based callers) signals it to wake
+    /// their task.
+    pub fn uid(&self) -> Uid {
+        self.syscall.uid
+    }
+}
+
 impl Future for Suspend {
     type Output = ();
 
@@ -198,7 +283,13 @@ impl Future for Suspend {
             return Poll::Ready(());
         }
         let uid = self.syscall.uid.0;
+        let owner = &self.syscall.owner;
         let ready = context::with_worker(|w| {
+            if !owner.is(w) {
+                // Moved off its owner: a spurious completion (see `Syscall`).
+                owner.forget_remotely(Uid(uid));
+                return true;
+            }
             let mut syscalls = w.syscalls.borrow_mut();
             match syscalls.parked.get_mut(&uid) {
                 Some(p) if p.signalled => {
@@ -214,7 +305,11 @@ impl Future for Suspend {
                 None => true,
             }
         })
-        .unwrap_or(true);
+        .unwrap_or_else(|| {
+            // Polled off any worker (e.g. after the run): nothing to wait for.
+            owner.forget_remotely(Uid(uid));
+            true
+        });
         if ready {
             self.syscall.armed = false;
             Poll::Ready(())

@@ -1,13 +1,9 @@
 //! [`MatouConnector`]: a `tower_service::Service<Uri>` that opens matou TCP
 //! streams, for hyper-util's pooled `Client`.
 //!
-//! hyper-util wants the connect future `Send`, while a matou socket's wait
-//! is parked on the worker that polls it. The future is therefore made lazily
-//! on its first poll and then bound to that thread ([`ConnectFuture`]): a poll
-//! from another thread gets an error instead of touching it, and a drop from
-//! another thread leaks the parked registration rather than reaching into
-//! another worker (hyper polls and drops the connect future inside the
-//! request's task, which matou never moves).
+//! hyper-util wants the connect future `Send`; matou's `TcpStream::connect`
+//! future is, so [`ConnectFuture`] only boxes it (moved to another worker
+//! mid-connect, it re-registers there: see `matou::unix::net`).
 //!
 //! Host names go to the Unix layer's `TcpStream::connect`, which resolves
 //! them on the blocking pool and races the addresses (Happy Eyeballs,
@@ -22,7 +18,6 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::thread::{self, ThreadId};
 
 /// Connects hyper-util's legacy `Client` over matou's [`TcpStream`]
 /// (`http://` only: no TLS). Sets `TCP_NODELAY` when asked (on by default).
@@ -87,26 +82,18 @@ impl tower_service::Service<Uri> for MatouConnector {
 
     fn call(&mut self, uri: Uri) -> Self::Future {
         ConnectFuture {
-            state: State::Unstarted(uri, self.nodelay),
+            connecting: Box::pin(connect(uri, self.nodelay)),
         }
     }
 }
 
-type Connecting = Pin<Box<dyn Future<Output = io::Result<MatouIo<TcpStream>>>>>;
+type Connecting = Pin<Box<dyn Future<Output = io::Result<MatouIo<TcpStream>>> + Send>>;
 
-enum State {
-    /// The request: the URI and whether to set `TCP_NODELAY`.
-    Unstarted(Uri, bool),
-    Running(ThreadId, Connecting),
-    Done,
-}
-
-/// The connect future of [`MatouConnector`]: made on its first poll and bound
-/// to that thread (see the module doc). Dropping it while it connects closes
-/// the socket.
+/// The connect future of [`MatouConnector`]. Dropping it while it connects
+/// closes the socket.
 #[must_use = "futures do nothing unless polled"]
 pub struct ConnectFuture {
-    state: State,
+    connecting: Connecting,
 }
 
 impl std::fmt::Debug for ConnectFuture {
@@ -115,48 +102,11 @@ impl std::fmt::Debug for ConnectFuture {
     }
 }
 
-// SAFETY: the `!Send` connect future is only polled and dropped on the thread
-// recorded with it (`poll` checks; `Drop` forgets it elsewhere); what crosses
-// threads before the first poll is the `Send` request (a `Uri` and a flag).
-unsafe impl Send for ConnectFuture {}
-
 impl Future for ConnectFuture {
     type Output = io::Result<MatouIo<TcpStream>>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let here = thread::current().id();
-        if let State::Unstarted(..) = self.state {
-            let State::Unstarted(uri, nodelay) = std::mem::replace(&mut self.state, State::Done)
-            else {
-                unreachable!("checked above")
-            };
-            self.state = State::Running(here, Box::pin(connect(uri, nodelay)));
-        }
-        let result = match &mut self.state {
-            State::Running(home, fut) if *home == here => match fut.as_mut().poll(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(r) => r,
-            },
-            State::Running(..) => return Poll::Ready(Err(io::Error::other(
-                "a matou connect future was polled on another thread than the one it started on",
-            ))),
-            State::Unstarted(..) => unreachable!("started above"),
-            State::Done => panic!("ConnectFuture polled after completion"),
-        };
-        self.state = State::Done;
-        Poll::Ready(result)
-    }
-}
-
-impl Drop for ConnectFuture {
-    fn drop(&mut self) {
-        if let State::Running(home, fut) = std::mem::replace(&mut self.state, State::Done) {
-            if home == thread::current().id() {
-                drop(fut);
-            } else {
-                std::mem::forget(fut);
-            }
-        }
+        self.connecting.as_mut().poll(cx)
     }
 }
 

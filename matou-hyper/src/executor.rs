@@ -78,8 +78,8 @@ where
 
 /// Spawns hyper's futures into an [`Orphans`] set on the set owner's worker,
 /// without asking them to be `Send`: what [`serve`](crate::serve) uses, so a
-/// service may await matou's `!Send` futures (timers, sockets) and still
-/// serve HTTP/2, whose streams hyper spawns.
+/// service may hold what is not `Send` (an `Rc`, a `RefCell` borrow across
+/// an await) and still serve HTTP/2, whose streams hyper spawns.
 ///
 /// It must be called on the owner's worker, as hyper's server connections
 /// do when they run as tasks of that scope; a call elsewhere (or into a

@@ -1,24 +1,16 @@
 //! [`MatouTimer`]: hyper's `rt::Timer` on matou's per-worker timers.
 //!
-//! hyper wants a `Sleep` that is `Send + Sync`, while matou's
-//! [`Sleep`](matou::unix::time::Sleep) is parked on the worker that polls it
-//! (`!Send`). [`HyperSleep`] holds a matou sleep together with the thread it
-//! was made on, and keeps this invariant: the inner sleep is polled and
-//! dropped only on that thread. A poll on another thread (the future was moved
-//! to another worker) leaves the old sleep alone and files a new one on the
-//! current worker; a drop on another thread cannot cancel the old timer there,
-//! so it is leaked (`mem::forget`): its timer fires later and wakes a task
-//! that no longer waits, a spurious wake-up matou tolerates. hyper polls and
-//! drops its timers inside the connection task, which matou never moves, so
-//! the leak path is not taken by hyper's server or client.
-//! `Sync` is sound because a shared reference gives no access to the inner
-//! sleep (only `Pin<&mut>` polls it).
+//! hyper wants a `Sleep` that is `Send + Sync`; matou's
+//! [`Sleep`](matou::unix::time::Sleep) is both, so [`HyperSleep`] is a thin
+//! wrapper that adds hyper's marker trait and `reset`. Moved to another
+//! worker mid-wait, the inner sleep files its timer again there, keeping its
+//! deadline; dropped anywhere, its timer is cancelled on the worker that
+//! holds it (see `matou::unix::time`).
 
 use matou::unix::time;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::thread::{self, ThreadId};
 use std::time::{Duration, Instant};
 
 /// hyper's timer on matou: give it to hyper's builders (`.timer(MatouTimer)`,
@@ -56,64 +48,28 @@ impl hyper::rt::Timer for MatouTimer {
     }
 }
 
-/// The `Send + Sync` sleep of [`MatouTimer`] (see the module doc for how it
-/// stays on its worker). Completes at its deadline, never early; dropping it
-/// before then cancels the timer (when dropped on the thread that polled it).
+/// The `Send + Sync` sleep of [`MatouTimer`]: a matou sleep. Completes at
+/// its deadline, never early; dropping it before then cancels the timer.
 #[must_use = "futures do nothing unless awaited"]
+#[derive(Debug)]
 pub struct HyperSleep {
-    deadline: Instant,
-    /// The matou sleep and the thread that owns it.
-    inner: Option<(ThreadId, time::Sleep)>,
+    inner: time::Sleep,
 }
-
-impl std::fmt::Debug for HyperSleep {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HyperSleep")
-            .field("deadline", &self.deadline)
-            .finish_non_exhaustive()
-    }
-}
-
-// SAFETY: the inner `!Send` sleep is polled and dropped only on the thread
-// recorded next to it (`poll` and `Drop` check; elsewhere it is forgotten,
-// never touched), so moving a `HyperSleep` between threads moves no access to
-// it.
-unsafe impl Send for HyperSleep {}
-// SAFETY: `&HyperSleep` exposes only `deadline`, a plain `Instant`; the inner
-// sleep is reached through `Pin<&mut Self>` alone.
-unsafe impl Sync for HyperSleep {}
 
 impl HyperSleep {
     fn new(sleep: time::Sleep) -> Self {
-        // Not filed yet: a matou sleep touches its worker only when polled,
-        // so it may be made anywhere and is bound to a thread on first poll.
-        HyperSleep {
-            deadline: sleep.deadline(),
-            inner: None,
-        }
+        HyperSleep { inner: sleep }
     }
 
     /// When this sleep ends.
     pub fn deadline(&self) -> Instant {
-        self.deadline
+        self.inner.deadline()
     }
 
-    /// Moves the deadline; the timer is filed anew on the next poll (the old
-    /// one is cancelled now if this is its thread).
+    /// Moves the deadline: the old timer is cancelled now, the new one filed
+    /// at the next poll.
     fn reset(&mut self, deadline: Instant) {
-        self.deadline = deadline;
-        self.release();
-    }
-
-    /// Drops the inner sleep on its own thread, forgets it elsewhere.
-    fn release(&mut self) {
-        if let Some((home, sleep)) = self.inner.take() {
-            if home == thread::current().id() {
-                drop(sleep);
-            } else {
-                std::mem::forget(sleep);
-            }
-        }
+        self.inner = time::sleep_until(deadline);
     }
 }
 
@@ -121,24 +77,8 @@ impl Future for HyperSleep {
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let here = thread::current().id();
-        let this = &mut *self;
-        match &this.inner {
-            Some((home, _)) if *home == here => {}
-            _ => {
-                this.release();
-                this.inner = Some((here, time::sleep_until(this.deadline)));
-            }
-        }
-        let (_, sleep) = this.inner.as_mut().expect("set above");
         // `time::Sleep` is `Unpin` (a deadline and an optional syscall).
-        Pin::new(sleep).poll(cx)
-    }
-}
-
-impl Drop for HyperSleep {
-    fn drop(&mut self) {
-        self.release();
+        Pin::new(&mut self.inner).poll(cx)
     }
 }
 

@@ -1,6 +1,7 @@
 //! `MatouTimer`'s `Send + Sync` sleep: on time, never early; still on time
-//! after being moved to another worker mid-wait; and `reset` brings the
-//! deadline forward.
+//! after being moved to another worker mid-wait; dropped on another worker,
+//! its timer is cancelled, not leaked; and `reset` brings the deadline
+//! forward.
 
 use hyper::rt::Timer;
 use matou_hyper::MatouTimer;
@@ -46,5 +47,23 @@ fn reset_brings_the_deadline_forward() {
             took >= Duration::from_millis(20) && took < Duration::from_secs(1),
             "{took:?}"
         );
+    });
+}
+
+#[test]
+fn a_sleep_dropped_on_another_worker_cancels_its_timer() {
+    matou::builder().extra_workers(1).run(async {
+        let mut nap = MatouTimer.sleep(Duration::from_secs(30));
+        let first = poll_fn(|cx| Poll::Ready(nap.as_mut().poll(cx))).await;
+        assert!(first.is_pending());
+        assert_eq!(matou::unix::reactor_stats().unwrap().timers, 1);
+        matou::call(move || async move { drop(nap) })
+            .unwrap()
+            .await
+            .unwrap();
+        // The owner forgets the timer at its next select (no leak, as a
+        // thread-bound sleep forgotten off its thread would leave).
+        matou::unix::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(matou::unix::reactor_stats().unwrap().timers, 0);
     });
 }

@@ -22,8 +22,9 @@ use std::task::{Context, Poll};
 
 /// A descriptor whose readiness is awaited on the current worker's reactor.
 ///
-/// `Send` when `T` is, not `Sync` (one task at a time drives it; share it
-/// with `call`/`spawn` by moving it).
+/// `Send` when `T` is, `Sync` when `T` is; its futures are `Send` when `T`
+/// is `Sync`. Moved to (or waited on from) another worker, its registration
+/// follows it, as the [`net`](crate::net) module docs describe for sockets.
 ///
 /// ```
 /// use matou_unix::fd::AsyncFd;

@@ -5,6 +5,12 @@
 //! timer. Dropping a pending [`Sleep`] drops its syscall; the core reports the
 //! uid to the next `select`, which forgets the timer.
 //!
+//! [`Sleep`] and the futures of [`timeout`] and [`Interval::tick`] are `Send`
+//! (a timeout's when its inner future is). Moved to another worker between
+//! two polls, a pending `Sleep` forgets its timer on the old worker (by a
+//! message) and files it again, same deadline, on the worker it is polled
+//! on now.
+//!
 //! A timer never fires before its deadline, and at most one tick (1 ms) after
 //! it when its worker is free to run it: the wheel rounds deadlines up to a
 //! whole millisecond, and the worker sleeps in epoll until the wheel's next
@@ -43,8 +49,9 @@ fn far_future(now: Instant) -> Instant {
     now + Duration::from_secs(86_400 * 365 * 30)
 }
 
-/// The future of [`sleep`] and [`sleep_until`]. It is `!Send`, like every
-/// future parked on a worker: it belongs to the task that polls it.
+/// The future of [`sleep`] and [`sleep_until`]. It is `Send`: polled on
+/// another worker than the one its timer is filed with (it was moved), it
+/// re-files the timer there, keeping its deadline.
 ///
 /// Dropping it before the deadline cancels its timer (the reactor forgets
 /// it); it can also be pinned and polled again after losing a race.
@@ -93,28 +100,27 @@ impl Future for Sleep {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = &mut *self;
-        if this.parked.is_none() {
+        loop {
+            if this.parked.is_none() {
+                if Instant::now() >= this.deadline {
+                    return Poll::Ready(());
+                }
+                let call = syscall();
+                reactor::current("matou_unix::time::sleep").add_timer(this.deadline, call.uid());
+                this.parked = Some(suspend(call));
+            }
+            let parked = this.parked.as_mut().expect("filed above");
+            match Pin::new(parked).poll(cx) {
+                Poll::Ready(()) => this.parked = None,
+                Poll::Pending => return Poll::Pending,
+            }
+            // Signalled: the timer expired, or this sleep was moved to
+            // another worker (a spurious completion). The deadline decides;
+            // before it, the loop files the timer again, on this worker (a
+            // fresh syscall is owned here, so it waits).
             if Instant::now() >= this.deadline {
                 return Poll::Ready(());
             }
-            let call = syscall();
-            reactor::current("matou_unix::time::sleep").add_timer(this.deadline, call.uid());
-            this.parked = Some(suspend(call));
-        }
-        let parked = this.parked.as_mut().expect("filed above");
-        match Pin::new(parked).poll(cx) {
-            Poll::Ready(()) => {
-                this.parked = None;
-                // Signals only come from an expired timer; the check keeps a
-                // (hypothetical) early signal from ending a sleep early.
-                if Instant::now() >= this.deadline {
-                    Poll::Ready(())
-                } else {
-                    cx.waker().wake_by_ref();
-                    Poll::Pending
-                }
-            }
-            Poll::Pending => Poll::Pending,
         }
     }
 }
@@ -150,6 +156,9 @@ impl From<Elapsed> for std::io::Error {
 }
 
 /// Runs `future` for at most `duration`.
+///
+/// The returned future is `Send` when `future` is; moved to another worker,
+/// its timer follows it (see [`Sleep`]).
 ///
 /// The race happens inside the calling task: `future` is polled first, so one
 /// that is ready at once wins even with a zero duration. When the time runs out

@@ -4,10 +4,24 @@
 //! Each type is a thin wrapper over the matching std socket in non-blocking
 //! mode inside an `IoSource` (see the `reactor` module): std provides
 //! addresses and socket options, `sys` the non-blocking syscalls, the reactor
-//! the waiting. Every type is `Send` (it may be moved to a task on another
-//! worker; see `reactor::io` for how the registration follows it) but not
-//! `Sync`; methods take `&self`, so two tasks of one worker may share a
-//! stream through an `Rc`, one reading while the other writes.
+//! the waiting. Every type is `Send` and `Sync`: it may be moved to a task on
+//! another worker (see `reactor::io` for how the registration follows it),
+//! and methods take `&self`, so tasks may share a stream through an `Rc` (or
+//! an `Arc`, across workers), one reading while the other writes.
+//!
+//! **`Send` futures.** The futures of the operations (`accept`, `connect`,
+//! `read`, `write`, `readable`, `send_to`, ...) are `Send` when their
+//! arguments are, so `Send`-bound code (tower services, hyper connectors,
+//! axum-style handlers) may await them. matou never moves a task, but such a
+//! future may be moved between two polls, e.g. polled once and then handed
+//! to `call`. Polled on another worker than the one it waits on, it wakes
+//! once spuriously, forgets the old wait (on its old worker, by a message),
+//! retries its syscall and, if that would block, registers the descriptor
+//! with the reactor of the worker it is on now. Nothing is lost and nothing
+//! leaks; the move costs a re-registration. A socket waited on from two
+//! workers at once works too (each wait moves the registration, waking the
+//! other side's waiters to retry), but pays that cost at every wait: keep a
+//! socket's waits on one worker when you can.
 //!
 //! Errors are `std::io::Error` carrying the OS errno. Closing happens on drop.
 

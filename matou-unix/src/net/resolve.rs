@@ -183,7 +183,8 @@ pub(crate) fn interleave(addrs: Vec<SocketAddr>) -> Vec<SocketAddr> {
     }
 }
 
-type Attempt<'a, T> = Pin<Box<dyn Future<Output = io::Result<T>> + 'a>>;
+/// `Send`, so that `connect`'s future is (attempts are sockets and timers).
+type Attempt<'a, T> = Pin<Box<dyn Future<Output = io::Result<T>> + Send + 'a>>;
 
 /// Races `connect` over `addrs` (already ordered), as the module docs say.
 pub(crate) async fn happy_eyeballs<'a, T, F, Fut>(
@@ -192,7 +193,7 @@ pub(crate) async fn happy_eyeballs<'a, T, F, Fut>(
 ) -> io::Result<T>
 where
     F: Fn(SocketAddr) -> Fut,
-    Fut: Future<Output = io::Result<T>> + 'a,
+    Fut: Future<Output = io::Result<T>> + Send + 'a,
 {
     let mut pending = addrs.into_iter();
     let mut running: Vec<Attempt<'a, T>> = Vec::new();

@@ -5,28 +5,34 @@
 //! operation tries its syscall first and waits only on `EAGAIN`, so a
 //! descriptor that never blocks is never registered (registration is lazy).
 //!
-//! Moving between workers: a socket is `Send` and may be handed to a task on
-//! another worker. Its registration remembers which reactor it belongs to; when
-//! it must wait on a different one, it first releases the old registration
-//! (`EPOLL_CTL_DEL` on the old epoll, from this thread, while the descriptor is
-//! open, and the token queued on the old reactor's forget list, freed at its
-//! next `select`), then registers with the current one. Dropping a socket
-//! off its reactor's thread (e.g. after the run) takes the same path.
+//! Moving between workers: a socket is `Send` and `Sync` and may be handed
+//! to (or shared with, behind an `Arc`) tasks on other workers. Its
+//! registration remembers which reactor it belongs to; when it must wait on a
+//! different one, it first releases the old registration (`EPOLL_CTL_DEL` on
+//! the old epoll, from this thread, while the descriptor is open, and the
+//! token queued on the old reactor's forget list, freed at its next
+//! `select`), then registers with the current one. The old reactor signals
+//! the waiters it still had on that descriptor when it frees the entry, so a
+//! task of that worker waiting on the same socket wakes, retries, and
+//! registers back (a socket waited on from two workers at once works, at the
+//! price of a re-registration per wait). Dropping a socket off its reactor's
+//! thread (e.g. after the run) takes the same path.
 //!
 //! Invariants:
-//! - the descriptor is registered with at most one epoll at a time;
+//! - the descriptor is registered with at most one epoll at a time: the
+//!   registration is read and changed under its lock, and a reactor's
+//!   `register` happens under it too;
 //! - the registration is released before the descriptor is closed (the
 //!   `Drop` of `IoSource` runs before its field's), so a reused descriptor
 //!   number never inherits stale interest;
-//! - `IoSource` is `Send` (when `T` is) but not `Sync`: one thread at a time
-//!   drives it, which is what keeps the registration consistent.
+//! - no wait is lost to a move: a waiter filed on a reactor is either
+//!   signalled by an event or signalled when that registration is released.
 
 use super::{current, try_current, Dir, Remote};
 use matou_core::{suspend, syscall};
-use std::cell::RefCell;
 use std::io;
 use std::os::fd::AsFd;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
 struct Registration {
@@ -37,7 +43,9 @@ struct Registration {
 /// A non-blocking descriptor driven by the current worker's reactor.
 pub(crate) struct IoSource<T: AsFd> {
     io: T,
-    reg: RefCell<Option<Registration>>,
+    /// Locked only to read or change the registration (never across an
+    /// await): uncontended unless the socket is shared between workers.
+    reg: Mutex<Option<Registration>>,
 }
 
 impl<T: AsFd + std::fmt::Debug> std::fmt::Debug for IoSource<T> {
@@ -51,7 +59,7 @@ impl<T: AsFd> IoSource<T> {
     pub(crate) fn new(io: T) -> Self {
         IoSource {
             io,
-            reg: RefCell::new(None),
+            reg: Mutex::new(None),
         }
     }
 
@@ -62,7 +70,9 @@ impl<T: AsFd> IoSource<T> {
     /// The token of this descriptor on `reactor`, registering it (and
     /// releasing a registration on another reactor) if needed.
     fn token_on(&self, reactor: &super::Reactor) -> io::Result<u64> {
-        let mut reg = self.reg.borrow_mut();
+        // Nothing inside can leave the registration half-changed, so a
+        // poisoned lock is taken over as is.
+        let mut reg = self.reg.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(r) = reg.as_ref() {
             if Arc::ptr_eq(&r.remote, reactor.remote()) {
                 return Ok(r.token);
@@ -150,7 +160,8 @@ impl<T: AsFd> IoSource<T> {
     }
 
     fn release(&mut self) {
-        let Some(reg) = self.reg.get_mut().take() else {
+        let reg = self.reg.get_mut().unwrap_or_else(PoisonError::into_inner);
+        let Some(reg) = reg.take() else {
             return;
         };
         match try_current() {

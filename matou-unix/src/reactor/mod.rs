@@ -22,7 +22,12 @@
 //!   core) is the one foreign call made under a borrow;
 //! - a registered descriptor has exactly one entry in exactly one reactor; its
 //!   token carries a generation so an event for a slot that was freed and
-//!   reused is recognised and ignored.
+//!   reused is recognised and ignored;
+//! - an entry released from another thread (its descriptor now waits on
+//!   another reactor) signals every uid still waiting on it when it is freed,
+//!   so no task of this worker sleeps on a registration that moved away; its
+//!   poll-based `Suspend`s are kept in `retired` until the next `select`, so
+//!   the core sees them signalled (and wakes their tasks) before they drop.
 //!
 //! There is no lost wake-up: an operation retries its syscall and files its
 //! uid within one poll of its task, and `select` runs on the same thread only
@@ -141,8 +146,8 @@ struct Entry {
     waiters: [Waiters; 2],
     /// The parked syscall of a poll-based operation (`AsyncRead::poll_read`,
     /// ...), per direction. Poll-based callers have no place of their own to
-    /// keep a `Suspend` (the socket must stay `Send`, a `Suspend` is not), so
-    /// it lives here, on the worker that owns it.
+    /// keep a `Suspend` (they are called with `&self`, and the socket may be
+    /// shared between workers), so it lives here, on the worker that owns it.
     polled: [Option<Suspend>; 2],
 }
 
@@ -170,11 +175,12 @@ impl Remote {
             .unwrap_or_else(|e| e.into_inner())
             .push(token);
         self.has_forget.store(true, Ordering::Release);
-        if self.epoll.is_none() {
-            // The owner's ring polls the file (holding it open) until the
-            // owner submits the removal: make it do so soon.
-            self.interrupter.interrupt();
-        }
+        // The owner must run its `select` soon, even if it sleeps with
+        // nothing else to wake it: tasks of its own may still wait on `fd`
+        // there (it signals them when it frees the entry), and on io_uring
+        // its ring polls the file (holding it open) until the owner submits
+        // the removal.
+        self.interrupter.interrupt();
     }
 }
 
@@ -191,6 +197,10 @@ struct State {
     events: Vec<sys::Event>,
     /// The io_uring poller's harvest: `(token, readable, writable)`.
     ring_events: Vec<(u64, bool, bool)>,
+    /// Entries released from other threads at the last `select`, whose
+    /// polled `Suspend`s were signalled then: dropped at the next one, once
+    /// the core has seen the signals.
+    retired: Vec<Entry>,
 }
 
 /// One worker's reactor. See the module docs.
@@ -281,6 +291,7 @@ impl Reactor {
                 watching_signals: false,
                 events: Vec::with_capacity(EVENTS_CAPACITY),
                 ring_events: Vec::new(),
+                retired: Vec::new(),
             }),
         })
     }
@@ -331,7 +342,7 @@ impl Reactor {
             }
             (None, None) => {}
         }
-        let entry = self.state.borrow_mut().remove_entry(token);
+        let entry = self.state.borrow_mut().remove_entry(token, |_| {});
         // The entry's parked syscalls are dropped outside the borrow.
         drop(entry);
     }
@@ -411,11 +422,14 @@ impl Reactor {
 
     /// Miou's `select`; see [`EventSource::select`] and the module docs.
     fn select(&self, block: bool, cancelled: &[Uid], signals: &mut Vec<Signal>) {
-        let forgotten = self.drain_forget();
         let mut st = self.state.borrow_mut();
         for &uid in cancelled {
             st.cancel(uid);
         }
+        drop(st);
+        // After the cancellations, so that no cancelled uid is signalled.
+        let forgotten = self.drain_forget(Some(signals));
+        let mut st = self.state.borrow_mut();
         let now = Instant::now();
         let timeout = if block {
             st.timers.next_timeout(now)
@@ -461,11 +475,13 @@ impl Reactor {
         drop(forgotten);
     }
 
-    /// Frees the entries of descriptors released from other threads; returns
-    /// them so their parked syscalls are dropped outside any borrow.
-    fn drain_forget(&self) -> Vec<Entry> {
+    /// Frees the entries of descriptors released from other threads, pushing
+    /// a signal for each uid that waited on them (when `signals` is given:
+    /// not at shutdown). Returns the entries retired by the previous call,
+    /// to be dropped outside any borrow (see `State::retired`).
+    fn drain_forget(&self, signals: Option<&mut Vec<Signal>>) -> Vec<Entry> {
         if !self.remote.has_forget.swap(false, Ordering::Acquire) {
-            return Vec::new();
+            return std::mem::take(&mut self.state.borrow_mut().retired);
         }
         let tokens =
             std::mem::take(&mut *self.remote.forget.lock().unwrap_or_else(|e| e.into_inner()));
@@ -477,10 +493,34 @@ impl Reactor {
             }
         }
         let mut st = self.state.borrow_mut();
-        tokens
-            .into_iter()
-            .filter_map(|t| st.remove_entry(t))
-            .collect()
+        let mut freed = Vec::with_capacity(tokens.len());
+        let signals_given = signals.is_some();
+        match signals {
+            Some(signals) => {
+                for t in tokens {
+                    let Some(entry) = st.remove_entry(t, |uid| signals.push(Signal::new(uid)))
+                    else {
+                        continue;
+                    };
+                    signals.extend(entry.polled.iter().flatten().map(|p| Signal::new(p.uid())));
+                    freed.push(entry);
+                }
+            }
+            None => freed.extend(
+                tokens
+                    .into_iter()
+                    .filter_map(|t| st.remove_entry(t, |_| {})),
+            ),
+        }
+        let previous = std::mem::replace(&mut st.retired, freed);
+        if signals_given {
+            previous
+        } else {
+            // At shutdown nothing is signalled: drop everything now.
+            let mut all = previous;
+            all.append(&mut st.retired);
+            all
+        }
     }
 
     /// The run is over: forget everything this worker was waiting for.
@@ -495,7 +535,7 @@ impl Reactor {
         };
         drop(entries);
         drop(waiters);
-        drop(self.drain_forget());
+        drop(self.drain_forget(None));
     }
 }
 
@@ -517,7 +557,9 @@ impl State {
         self.waiting += 1;
     }
 
-    fn remove_entry(&mut self, token: u64) -> Option<Entry> {
+    /// Frees `token`'s entry, handing each uid that still waited on it to
+    /// `on_waiter` (after forgetting it here).
+    fn remove_entry(&mut self, token: u64, mut on_waiter: impl FnMut(Uid)) -> Option<Entry> {
         let (key, _) = split(token);
         self.entry_mut(token)?;
         let mut entry = self.entries.remove(key);
@@ -525,6 +567,7 @@ impl State {
             w.drain(|uid| {
                 if self.waits.remove(&uid).is_some() {
                     self.waiting -= 1;
+                    on_waiter(uid);
                 }
             });
         }
