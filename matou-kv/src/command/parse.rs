@@ -410,6 +410,8 @@ pub fn parse(args: &[Vec<u8>], authenticated: bool) -> Result<Command, Reply> {
         "command|list" => conn(Conn::Command(CommandQuery::List)),
         "command|help" => conn(Conn::Help("COMMAND")),
         name if super::hash::owns(name) => super::hash::parse(name, args),
+        name if super::pubsub::owns(name) => super::pubsub::parse(name, args),
+        "pubsub|help" => conn(Conn::Help("PUBSUB")),
         other => unreachable!("command {other} is in the table but not parsed"),
     }
 }

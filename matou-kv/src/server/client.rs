@@ -38,11 +38,13 @@
 //! than the last, and at `auth-max-failures` the connection is closed. A
 //! right password is answered at once.
 
+use super::pubsub::{Delivery, Subscriber};
 use super::registry::Entry;
 use super::storage::{Answer, DbCell, Job, Req};
 use super::{ops, Shared};
 use crate::command::multi::{Exec, Intercept, Multi, Queued};
 use crate::command::ops::ReplyMode;
+use crate::command::pubsub::{self as pubsub_cmd, message_frame};
 use crate::command::{info_text, Action, Command, Conn, Session};
 use crate::config::OutputLimit;
 use crate::resp::{Decoder, ProtocolError, Reply};
@@ -213,6 +215,10 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
     let mut outs = VecDeque::new();
     let mut requests_buffered = false;
     let mut mute = Mute::On;
+    // Made at the first subscription; dropping it (the connection ends)
+    // unsubscribes from everything.
+    let mut subscriber: Option<Subscriber> = None;
+    let mut pushes = Vec::new();
     loop {
         // Between batches only: a batch in flight is always finished.
         if shared.stop.is_triggered() || me.kill.is_triggered() {
@@ -229,11 +235,17 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
             if buf.len() - end < chunk / 2 {
                 buf.resize(end + chunk, 0);
             }
-            let n = {
+            let n = loop {
                 let mut stopped = pin!(race(shared.stop.wait(), me.kill.wait()));
                 let mut read = pin!(stream.read(&mut buf[end..]));
-                let read = race(stopped.as_mut(), read.as_mut());
-                let idle = shared.live.timeout_secs();
+                let mut delivered = pin!(next_delivery(subscriber.as_ref()));
+                let read = race(race(stopped.as_mut(), read.as_mut()), delivered.as_mut());
+                // A subscriber waits for messages, not requests: no idle
+                // timeout for it (as in Redis).
+                let idle = match subscriber.as_ref().is_some_and(Subscriber::is_subscribed) {
+                    true => 0,
+                    false => shared.live.timeout_secs(),
+                };
                 let outcome = if idle == 0 {
                     Some(read.await)
                 } else {
@@ -247,8 +259,16 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
                         );
                         return Ok(());
                     }
-                    Some(Either::Left(_)) => return Ok(()),
-                    Some(Either::Right(r)) => r?,
+                    Some(Either::Left(Either::Left(_))) => return Ok(()),
+                    Some(Either::Left(Either::Right(r))) => break r?,
+                    Some(Either::Right(first)) => {
+                        let Some(sub) = subscriber.as_ref() else {
+                            continue;
+                        };
+                        if !deliver(&stream, me, sub, first, session.proto, &mut pushes).await? {
+                            return Ok(());
+                        }
+                    }
                 }
             };
             if n == 0 {
@@ -284,6 +304,20 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
                         shared
                             .monitors
                             .feed(id, db.load(Ordering::Relaxed), &me.addr, &args);
+                    }
+                    // RESP2's subscribed mode: only the subscription
+                    // commands, PING and QUIT run (after the unknown
+                    // command and NOAUTH errors, as in Redis).
+                    let subscribed = session.proto == 2
+                        && session.authenticated
+                        && subscriber.as_ref().is_some_and(Subscriber::is_subscribed);
+                    if subscribed {
+                        if let Some(r) = pubsub_cmd::subscribed_refusal(&args) {
+                            outs.push_back(Out::Ready(r));
+                            silence(&mut outs, before, &mut mute);
+                            last_args = args;
+                            continue;
+                        }
                     }
                     // Over maxmemory with nothing to evict: `denyoom`
                     // commands get -OOM (and fail an open MULTI); before
@@ -324,6 +358,16 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
                         Ok(Command::Write(w)) => {
                             outs.push_back(Out::Storage);
                             reqs.push(Req::Write(w));
+                        }
+                        Ok(Command::Conn(Conn::PubSub(p))) => {
+                            let frames =
+                                pubsub_cmd::run(p, &mut subscriber, &shared.pubsub, || {
+                                    new_subscriber(me, &shared)
+                                });
+                            outs.extend(frames.into_iter().map(Out::Ready));
+                        }
+                        Ok(Command::Conn(Conn::Ping(m))) if subscribed => {
+                            outs.push_back(Out::Ready(pubsub_cmd::subscribed_pong(m)));
                         }
                         Ok(Command::Conn(Conn::Select(i))) => {
                             outs.push_back(Out::Storage);
@@ -662,4 +706,79 @@ fn conn(
     };
     ops::mirror(me, session);
     action
+}
+
+/// Most bytes of messages written at once to a subscriber: the messages
+/// still queued stay counted against its `client-output-buffer-limit
+/// pubsub` while these are written.
+const PUSH_BYTES: usize = 64 * 1024;
+
+/// The connection's mailbox's next delivery; never, for a connection that
+/// never subscribed.
+async fn next_delivery(subscriber: Option<&Subscriber>) -> Delivery {
+    match subscriber {
+        Some(s) => s.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// A mailbox for this connection: bounded by `client-output-buffer-limit
+/// pubsub`; its overflow kills the connection (even one blocked writing),
+/// with the reason logged.
+fn new_subscriber(me: &Arc<Entry>, shared: &Shared) -> Subscriber {
+    let entry = me.clone();
+    let limit = shared.live.pubsub_limit();
+    let shown = limit.get();
+    shared.pubsub.subscriber_with(
+        limit,
+        Some(Box::new(move || {
+            eprintln!(
+                "matou-kv: client id={} addr={} closed: unread messages over \
+                 client-output-buffer-limit pubsub (hard {} bytes, soft {} bytes for {} s)",
+                entry.id, entry.addr, shown.hard, shown.soft, shown.soft_secs
+            );
+            entry.kill.trigger();
+        })),
+    )
+}
+
+/// Writes `first` and what else is queued (up to [`PUSH_BYTES`]) as
+/// message frames in protocol `proto`; false if the connection is to close
+/// (its mailbox overflowed, or it was killed while writing).
+async fn deliver(
+    stream: &TcpStream,
+    me: &Entry,
+    sub: &Subscriber,
+    first: Delivery,
+    proto: u8,
+    wire: &mut Vec<u8>,
+) -> io::Result<bool> {
+    wire.clear();
+    let mut next = first;
+    loop {
+        match next {
+            Delivery::Message(m) => message_frame(&m).encode_proto(proto, wire),
+            Delivery::Overflowed => return Ok(false),
+            Delivery::Empty => break,
+        }
+        if wire.len() >= PUSH_BYTES {
+            break;
+        }
+        next = sub.try_recv();
+    }
+    let written = {
+        let mut killed = pin!(me.kill.wait());
+        let mut write = pin!(stream.write_all(wire));
+        match race(killed.as_mut(), write.as_mut()).await {
+            Either::Left(()) => false,
+            Either::Right(r) => {
+                r?;
+                true
+            }
+        }
+    };
+    if wire.capacity() > 4 * PUSH_BYTES {
+        *wire = Vec::new();
+    }
+    Ok(written)
 }

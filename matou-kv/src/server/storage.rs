@@ -81,6 +81,7 @@
 use super::memory::{used_memory, EvictionPool, Memory};
 use super::now_ms;
 use super::txn::Versions;
+use super::notify::Notifier;
 use crate::aof::{Aof, RewriteOutput, MAX_PAYLOAD};
 use crate::command::multi::WatchCell;
 use crate::command::{
@@ -261,6 +262,8 @@ struct Storage {
     memory: Arc<Memory>,
     /// Eviction candidates, kept between evictions.
     pool: EvictionPool,
+    /// Publishes the keyspace events of committed changes.
+    notifier: Arc<Notifier>,
 }
 
 /// Owns the store and the log until `jobs` is closed and drained.
@@ -269,6 +272,7 @@ pub(super) async fn run(
     aof: Aof,
     jobs: Receiver<Job>,
     memory: Arc<Memory>,
+    notifier: Arc<Notifier>,
 ) -> io::Result<()> {
     // What the log loaded counts as accessed now (OBJECT IDLETIME).
     let loaded = now_ms();
@@ -288,6 +292,7 @@ pub(super) async fn run(
         undo: Undo::new(),
         memory,
         pool: EvictionPool::new(),
+        notifier,
     };
     s.sync_lfu();
     let mut next_tick = Instant::now() + TICK;

@@ -36,6 +36,9 @@ fn storage(name: &str) -> (Storage, std::path::PathBuf) {
         undo: Undo::new(),
         memory: std::sync::Arc::new(crate::server::memory::Memory::new(Default::default())),
         pool: crate::server::memory::EvictionPool::new(),
+        notifier: std::sync::Arc::new(crate::server::notify::Notifier::new(
+            crate::server::pubsub::Registry::new(),
+        )),
     };
     (s, d)
 }
