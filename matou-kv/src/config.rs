@@ -680,7 +680,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!((normal.hard, normal.soft_secs), (0, 0));
-        assert_eq!((pubsub.hard, pubsub.soft, pubsub.soft_secs), (1 << 20, 512 << 10, 9));
+        assert_eq!(
+            (pubsub.hard, pubsub.soft, pubsub.soft_secs),
+            (1 << 20, 512 << 10, 9)
+        );
         let (normal, pubsub) =
             parse_output_limits("1 2 3", DEFAULT_OUTPUT_LIMIT, DEFAULT_PUBSUB_LIMIT).unwrap();
         assert_eq!((normal.hard, pubsub), (1, DEFAULT_PUBSUB_LIMIT));

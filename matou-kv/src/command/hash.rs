@@ -11,6 +11,7 @@ use super::exec::Tx;
 use super::{NOT_INTEGER, OVERFLOW, SYNTAX, WRONGTYPE};
 use crate::record::LogRecord;
 use crate::resp::{parse_i64, push_int, Reply};
+use crate::server::notify::Class;
 use crate::store::{Store, Value};
 use std::collections::HashMap;
 
@@ -265,6 +266,7 @@ pub(super) fn write(cmd: HashWrite, mut tx: Tx<'_>) -> (Reply, Option<LogRecord>
     match cmd {
         HashWrite::Set { key, pairs, ok } => {
             let new = set_fields(tx.store, &key, &pairs);
+            tx.store.notify(Class::HASH, "hset", &key);
             let reply = if ok {
                 Reply::ok()
             } else {
@@ -278,6 +280,7 @@ pub(super) fn write(cmd: HashWrite, mut tx: Tx<'_>) -> (Reply, Option<LogRecord>
             }
             let pairs = vec![(f, v)];
             set_fields(tx.store, &key, &pairs);
+            tx.store.notify(Class::HASH, "hset", &key);
             tx.logged(Reply::Integer(1), LogRecord::HSet { key, pairs })
         }
         HashWrite::IncrBy(key, f, by) => {
@@ -295,6 +298,7 @@ pub(super) fn write(cmd: HashWrite, mut tx: Tx<'_>) -> (Reply, Option<LogRecord>
             push_int(&mut text, new);
             let pairs = vec![(f, text)];
             set_fields(tx.store, &key, &pairs);
+            tx.store.notify(Class::HASH, "hincrby", &key);
             tx.logged(Reply::Integer(new), LogRecord::HSet { key, pairs })
         }
         HashWrite::Del(key, fields) => {
@@ -303,6 +307,10 @@ pub(super) fn write(cmd: HashWrite, mut tx: Tx<'_>) -> (Reply, Option<LogRecord>
                 return tx.done(Reply::Integer(0));
             }
             let n = gone.len() as i64;
+            tx.store.notify(Class::HASH, "hdel", &key);
+            if tx.store.raw(&key).is_none() {
+                tx.store.notify(Class::GENERIC, "del", &key);
+            }
             tx.logged(Reply::Integer(n), LogRecord::HDel { key, fields: gone })
         }
     }

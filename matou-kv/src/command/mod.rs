@@ -368,8 +368,20 @@ pub const TABLE: &[Spec] = &[
     spec("unsubscribe", -1, PS_SUB, NONE, C),
     spec("punsubscribe", -1, PS_SUB, NONE, C),
     spec("sunsubscribe", -1, PS_SUB, ALL, C),
-    spec("publish", 3, &["pubsub", "loading", "stale", "fast"], NONE, C),
-    spec("spublish", 3, &["pubsub", "loading", "stale", "fast"], ONE, C),
+    spec(
+        "publish",
+        3,
+        &["pubsub", "loading", "stale", "fast"],
+        NONE,
+        C,
+    ),
+    spec(
+        "spublish",
+        3,
+        &["pubsub", "loading", "stale", "fast"],
+        ONE,
+        C,
+    ),
     Spec {
         subcommands: PUBSUB_SUBS,
         ..spec("pubsub", -2, &[], NONE, C)

@@ -278,12 +278,9 @@ mod tests {
     fn subscribe_frames_are_redis_bytes_in_both_protocols() {
         let reg = Registry::new();
         let mut sub = None;
-        let frames = run(
-            parsed(&["SUBSCRIBE", "a", "b"]),
-            &mut sub,
-            &reg,
-            || reg.subscriber(0),
-        );
+        let frames = run(parsed(&["SUBSCRIBE", "a", "b"]), &mut sub, &reg, || {
+            reg.subscriber(0)
+        });
         assert_eq!(
             wire(&frames, 2),
             b"*3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n*3\r\n$9\r\nsubscribe\r\n$1\r\nb\r\n:2\r\n"
@@ -311,23 +308,22 @@ mod tests {
             wire(&frames, 2),
             b"*3\r\n$11\r\nunsubscribe\r\n$-1\r\n:1\r\n"
         );
-        assert_eq!(
-            wire(&frames, 3),
-            b">3\r\n$11\r\nunsubscribe\r\n_\r\n:1\r\n"
-        );
+        assert_eq!(wire(&frames, 3), b">3\r\n$11\r\nunsubscribe\r\n_\r\n:1\r\n");
     }
 
     #[test]
     fn publish_and_pubsub_introspection_answer_as_redis() {
         let reg = Registry::new();
         let mut sub = None;
+        run(parsed(&["subscribe", "news", "x"]), &mut sub, &reg, || {
+            reg.subscriber(0)
+        });
         run(
-            parsed(&["subscribe", "news", "x"]),
+            parsed(&["ssubscribe", "s"]),
             &mut sub,
             &reg,
-            || reg.subscriber(0),
+            || unreachable!(),
         );
-        run(parsed(&["ssubscribe", "s"]), &mut sub, &reg, || unreachable!());
         let mut none = None;
         let mut pubs = |w: &[&str]| run(parsed(w), &mut none, &reg, || unreachable!());
         assert_eq!(pubs(&["publish", "news", "hi"]), vec![Reply::Integer(1)]);

@@ -18,6 +18,8 @@
 //! - Connections already authenticated stay so when `requirepass`
 //!   changes (as in Redis); new ones need the new password.
 
+use super::notify::Notifier;
+use super::pubsub::LiveLimit;
 use super::registry::Entry;
 use super::Shared;
 use crate::command::ops::{set_failed, Ops, ReplyMode};
@@ -25,8 +27,6 @@ use crate::command::{ConfigView, Session};
 use crate::config::{Config, OutputLimit};
 use crate::resp::Reply;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use super::notify::Notifier;
-use super::pubsub::LiveLimit;
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 
 /// Settings CONFIG SET may change, with their effect.

@@ -179,7 +179,10 @@ impl Mailbox {
             return false;
         }
         let now = now_ms().max(1);
-        match self.over_soft_since.compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed) {
+        match self
+            .over_soft_since
+            .compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed)
+        {
             Ok(_) => false,
             Err(since) => now.saturating_sub(since) >= limit.soft_secs.saturating_mul(1000),
         }

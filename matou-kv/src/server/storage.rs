@@ -79,9 +79,9 @@
 //!   whatever the policy.
 
 use super::memory::{used_memory, EvictionPool, Memory};
+use super::notify::Notifier;
 use super::now_ms;
 use super::txn::Versions;
-use super::notify::Notifier;
 use crate::aof::{Aof, RewriteOutput, MAX_PAYLOAD};
 use crate::command::multi::WatchCell;
 use crate::command::{
@@ -264,6 +264,8 @@ struct Storage {
     pool: EvictionPool,
     /// Publishes the keyspace events of committed changes.
     notifier: Arc<Notifier>,
+    /// The classes the stores record now ([`Notifier::store_mask`]).
+    notify_mask: u32,
 }
 
 /// Owns the store and the log until `jobs` is closed and drained.
@@ -293,6 +295,7 @@ pub(super) async fn run(
         memory,
         pool: EvictionPool::new(),
         notifier,
+        notify_mask: 0,
     };
     s.sync_lfu();
     let mut next_tick = Instant::now() + TICK;
@@ -350,6 +353,7 @@ impl Storage {
         self.clock = self.clock.max(now_ms());
         let now = self.clock;
         self.sync_lfu();
+        self.sync_notify();
         for job in batch.drain(..) {
             let mut answers = Vec::with_capacity(job.reqs.len());
             let mut redo = Vec::with_capacity(job.reqs.len());
@@ -433,6 +437,7 @@ impl Storage {
         if self.held.is_empty() {
             self.undo.clear();
             self.publish_memory(true);
+            self.publish_events(true);
             return;
         }
         // Group commit: one write + one fsync for every write of the batch,
@@ -441,8 +446,9 @@ impl Storage {
             Ok(()) => {
                 self.undo.clear();
                 // Before the replies: a client that saw its DEL answered
-                // must find the room it made.
+                // must find the room it made, and its events published.
                 self.publish_memory(true);
+                self.publish_events(true);
                 for held in self.held.drain(..) {
                     let _ = held.reply.send(held.answers);
                 }
@@ -451,6 +457,7 @@ impl Storage {
                 self.log_refusal(&e);
                 self.undo.rollback(&mut self.store);
                 self.publish_memory(false);
+                self.publish_events(false);
                 let held = std::mem::take(&mut self.held);
                 for h in held {
                     let answers = self.answer_again(h.redo, h.answers, h.db_start, &h.db, now);
@@ -682,23 +689,54 @@ impl Storage {
             note!("matou-kv: the append-only log can be written again; writes accepted");
         }
         if self.aof.refusal().is_none() {
+            self.sync_notify();
             let expired = self.expire_cycle();
             self.evict(self.clock);
             match self.aof.commit() {
                 Ok(()) => {
                     self.expired_keys += expired;
                     self.publish_memory(true);
+                    self.publish_events(true);
                 }
                 Err(e) => {
                     self.log_refusal(&e);
                     self.undo.rollback(&mut self.store);
                     self.publish_memory(false);
+                    self.publish_events(false);
                 }
             }
             self.undo.clear();
         }
         if let Err(e) = self.aof.tick() {
             self.log_refusal(&e);
+        }
+    }
+
+    /// Tells the stores which keyspace event classes to record, if
+    /// `notify-keyspace-events` changed.
+    fn sync_notify(&mut self) {
+        let mask = self.notifier.store_mask();
+        if mask != self.notify_mask {
+            self.notify_mask = mask;
+            for i in 0..self.store.count() {
+                self.store.db_mut(i).set_notify_mask(mask);
+            }
+        }
+    }
+
+    /// Publishes the keyspace events the stores recorded, once their
+    /// changes are `committed` to the log; drops them if they were taken
+    /// back instead.
+    fn publish_events(&mut self, committed: bool) {
+        if self.notify_mask == 0 {
+            return;
+        }
+        for i in 0..self.store.count() {
+            for e in self.store.db_mut(i).take_events() {
+                if committed {
+                    self.notifier.notify(i, e.class, e.event, &e.key);
+                }
+            }
         }
     }
 
