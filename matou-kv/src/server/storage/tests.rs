@@ -39,6 +39,7 @@ fn storage(name: &str) -> (Storage, std::path::PathBuf) {
         notifier: std::sync::Arc::new(crate::server::notify::Notifier::new(
             crate::server::pubsub::Registry::new(),
         )),
+        notify_mask: 0,
     };
     (s, d)
 }
