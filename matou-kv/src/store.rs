@@ -488,8 +488,10 @@ impl Store {
                     accessed: AtomicU64::new(self.clock),
                     lfu: AtomicU32::new(evict::lfu_packed(LFU_INIT_VAL, self.clock)),
                 });
-                self.index.insert(key, slot);
+                self.index.insert(key.clone(), slot);
                 self.set_expire_at_slot(slot, expire_at);
+                // Every new key passes here (Redis's `dbAdd`).
+                self.notify(Class::NEW, "new", &key);
             }
         }
     }

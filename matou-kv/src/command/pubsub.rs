@@ -37,6 +37,14 @@ pub enum PubSub {
     NumPat,
 }
 
+impl PubSub {
+    /// Whether its answers are push frames (the (un)subscribe
+    /// confirmations), which CLIENT REPLY OFF does not mute.
+    pub fn answers_with_pushes(&self) -> bool {
+        matches!(self, PubSub::Subscribe(..) | PubSub::Unsubscribe(..))
+    }
+}
+
 /// Whether `name` (a command table name) is one of this module's commands.
 pub fn owns(name: &str) -> bool {
     matches!(

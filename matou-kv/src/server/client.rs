@@ -330,6 +330,7 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
                         Some(r) => Intercept::Reply(r),
                         None => multi.intercept(&args, session.authenticated),
                     };
+                    let mut pushed = false;
                     let parsed = match intercepted {
                         Intercept::Pass => session.parse(&args),
                         Intercept::Reply(r) => Err(r),
@@ -360,6 +361,9 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
                             reqs.push(Req::Write(w));
                         }
                         Ok(Command::Conn(Conn::PubSub(p))) => {
+                            // Subscription frames are pushes: CLIENT REPLY
+                            // OFF does not mute them (as in Redis).
+                            pushed = p.answers_with_pushes();
                             let frames =
                                 pubsub_cmd::run(p, &mut subscriber, &shared.pubsub, || {
                                     new_subscriber(me, &shared)
@@ -389,7 +393,9 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
                             }
                         }
                     }
-                    silence(&mut outs, before, &mut mute);
+                    if !pushed {
+                        silence(&mut outs, before, &mut mute);
+                    }
                     // AUTH lifts the decoder's pre-authentication caps.
                     decoder.set_authenticated(session.authenticated);
                     let proto_now = switches.last().map_or(batch_proto, |s| s.1);
