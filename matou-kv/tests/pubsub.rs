@@ -232,6 +232,12 @@ fn resp3_subscribers_get_push_frames_and_may_run_any_command() {
             format!(">3\r\n$7\r\nmessage\r\n$1\r\nc\r\n$3\r\nm{i:02}\r\n").as_bytes(),
         );
     }
+    // Published to itself: the message first, then the count (as Redis).
+    exchange(
+        &mut s,
+        b"PUBLISH c self\r\n",
+        b">3\r\n$7\r\nmessage\r\n$1\r\nc\r\n$4\r\nself\r\n:1\r\n",
+    );
     exchange(
         &mut s,
         b"UNSUBSCRIBE\r\n",
@@ -504,4 +510,50 @@ fn notify_keyspace_events_is_read_from_the_command_line() {
             ("__keyspace@0__:b".to_string(), "rename_to".to_string()),
         ]
     );
+}
+
+#[test]
+fn evicted_and_new_key_events() {
+    let dir = temp_dir("pubsub-evicted");
+    let server = Server::start(
+        &dir,
+        &[
+            "--maxmemory",
+            "1mb",
+            "--maxmemory-policy",
+            "allkeys-lru",
+            "--notify-keyspace-events",
+            "Een",
+        ],
+    );
+    let mut con = server.client();
+    let mut sub = server.client();
+    let mut p = sub.as_pubsub();
+    p.psubscribe("__keyevent@0__:*").unwrap();
+    let _: () = con.set("first", "1").unwrap();
+    let _: () = con.set("first", "2").unwrap();
+    let got = drain(&mut p, Duration::from_millis(300));
+    // A second SET of the key is no new key.
+    assert_eq!(
+        got,
+        vec![("__keyevent@0__:new".to_string(), "first".to_string())]
+    );
+    let value = "v".repeat(10 * 1024);
+    for i in 0..300 {
+        let _: () = con.set(format!("k{i}"), &value).unwrap();
+    }
+    let got = drain(&mut p, Duration::from_millis(500));
+    let evicted: Vec<&String> = got
+        .iter()
+        .filter(|(c, _)| c == "__keyevent@0__:evicted")
+        .map(|(_, k)| k)
+        .collect();
+    assert!(
+        !evicted.is_empty(),
+        "3 MB written under a 1 MB limit: {got:?}"
+    );
+    for k in &evicted {
+        let exists: bool = con.exists(k.as_str()).unwrap();
+        assert!(!exists, "{k} was evicted");
+    }
 }

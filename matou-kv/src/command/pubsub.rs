@@ -17,7 +17,7 @@
 //!   message to the registry from the publisher's own worker.
 
 use super::{Command, Conn};
-use crate::resp::Reply;
+use crate::resp::{push_int, Reply};
 use crate::server::pubsub::{Message, Registry, Space, Subscriber};
 
 /// A parsed pub/sub command.
@@ -38,6 +38,11 @@ pub enum PubSub {
 }
 
 impl PubSub {
+    /// Whether it is a PUBLISH or SPUBLISH.
+    pub fn is_publish(&self) -> bool {
+        matches!(self, PubSub::Publish(..))
+    }
+
     /// Whether its answers are push frames (the (un)subscribe
     /// confirmations), which CLIENT REPLY OFF does not mute.
     pub fn answers_with_pushes(&self) -> bool {
@@ -162,9 +167,11 @@ fn count(n: usize) -> Reply {
     Reply::Integer(i64::try_from(n).unwrap_or(i64::MAX))
 }
 
-/// The frame a delivered message is sent as: `message`, `pmessage` (with
-/// its pattern) or `smessage`.
-pub fn message_frame(m: &Message) -> Reply {
+/// The frame of a delivered message as a reply: what
+/// [`encode_message`] writes, for where it must go among a batch's
+/// replies (a connection that publishes to itself gets the message before
+/// PUBLISH's count, as from Redis).
+pub fn message_reply(m: &Message) -> Reply {
     let mut items = Vec::with_capacity(4);
     match (m.space, &m.pattern) {
         (Space::Pattern, Some(p)) => {
@@ -177,6 +184,40 @@ pub fn message_frame(m: &Message) -> Reply {
     items.push(Reply::bulk(&m.channel[..]));
     items.push(Reply::bulk(&m.payload[..]));
     Reply::Push(items)
+}
+
+/// Appends the frame a delivered message is sent as, in protocol `proto`:
+/// `message`, `pmessage` (with its pattern) or `smessage`, as a RESP3 push
+/// or a RESP2 array. Encoded straight from the shared bytes: the hot path
+/// of a fan-out copies each payload once per receiver, into its wire.
+pub fn encode_message(m: &Message, proto: u8, out: &mut Vec<u8>) {
+    let bulk = |out: &mut Vec<u8>, b: &[u8]| {
+        out.push(b'$');
+        push_int(out, b.len() as i64);
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(b);
+        out.extend_from_slice(b"\r\n");
+    };
+    let pattern = match (m.space, &m.pattern) {
+        (Space::Pattern, Some(p)) => Some(p),
+        _ => None,
+    };
+    out.extend_from_slice(match (proto >= 3, pattern.is_some()) {
+        (true, true) => b">4\r\n",
+        (true, false) => b">3\r\n",
+        (false, true) => b"*4\r\n",
+        (false, false) => b"*3\r\n",
+    });
+    match pattern {
+        Some(p) => {
+            bulk(out, b"pmessage");
+            bulk(out, p);
+        }
+        None if m.space == Space::Shard => bulk(out, b"smessage"),
+        None => bulk(out, b"message"),
+    }
+    bulk(out, &m.channel);
+    bulk(out, &m.payload);
 }
 
 /// Runs `cmd` for a connection whose subscriptions are `subscriber`
@@ -353,13 +394,37 @@ mod tests {
         let crate::server::pubsub::Delivery::Message(m) = s.try_recv() else {
             panic!("no message")
         };
+        let frame = |m: &Message, proto| {
+            let mut out = Vec::new();
+            encode_message(m, proto, &mut out);
+            // The reply form is the same bytes.
+            assert_eq!(wire(&[message_reply(m)], proto), out);
+            out
+        };
         assert_eq!(
-            wire(&[message_frame(&m)], 2),
+            frame(&m, 2),
             b"*3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$2\r\nhi\r\n"
         );
         assert_eq!(
-            wire(&[message_frame(&m)], 3),
+            frame(&m, 3),
             b">3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$2\r\nhi\r\n"
+        );
+        let pm = Message {
+            space: Space::Pattern,
+            pattern: Some(b"n*"[..].into()),
+            ..m.clone()
+        };
+        assert_eq!(
+            frame(&pm, 2),
+            b"*4\r\n$8\r\npmessage\r\n$2\r\nn*\r\n$4\r\nnews\r\n$2\r\nhi\r\n"
+        );
+        let sm = Message {
+            space: Space::Shard,
+            ..m
+        };
+        assert_eq!(
+            frame(&sm, 3),
+            b">3\r\n$8\r\nsmessage\r\n$4\r\nnews\r\n$2\r\nhi\r\n"
         );
         let a = args(&["pubsub", "channels", "a", "b"]);
         assert_eq!(

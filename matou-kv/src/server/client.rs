@@ -32,6 +32,16 @@
 //! does one over the soft limit left unsent for its seconds; the reason is
 //! logged. `timeout` closes a connection idle that long.
 //!
+//! Pub/sub: a connection's first SUBSCRIBE (or PSUBSCRIBE, SSUBSCRIBE)
+//! gives it a mailbox ([`Subscriber`]) that publishers on any worker fill;
+//! the handler awaits it beside the socket's read and writes the messages
+//! between batches, never inside one, as RESP2 arrays or RESP3 pushes. The
+//! mailbox is bounded by `client-output-buffer-limit pubsub`; its overflow
+//! kills the connection, even one stuck writing to a subscriber that does
+//! not read, and dropping it (the connection ends) unsubscribes from
+//! everything. RESP2's subscribed mode is checked before anything else
+//! runs (`command::pubsub`).
+//!
 //! Password guessing: a wrong password ends its batch; after
 //! [`AUTH_FREE_FAILURES`] (per connection, or per client address over
 //! `AUTH_FAILURES_FORGOTTEN`) each is answered [`AUTH_DELAY_STEP`] later
@@ -44,7 +54,7 @@ use super::storage::{Answer, DbCell, Job, Req};
 use super::{ops, Shared};
 use crate::command::multi::{Exec, Intercept, Multi, Queued};
 use crate::command::ops::ReplyMode;
-use crate::command::pubsub::{self as pubsub_cmd, message_frame};
+use crate::command::pubsub::{self as pubsub_cmd, encode_message};
 use crate::command::{info_text, Action, Command, Conn, Session};
 use crate::config::OutputLimit;
 use crate::resp::{Decoder, ProtocolError, Reply};
@@ -235,7 +245,23 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
             if buf.len() - end < chunk / 2 {
                 buf.resize(end + chunk, 0);
             }
+            // Messages queued while the batch ran go out before the next
+            // read (a RESP3 client that keeps sending requests still gets
+            // them); after that a ready read wins a tie with a message, so
+            // a flood of messages does not starve the requests either.
+            let mut flush_first = true;
             let n = loop {
+                if std::mem::take(&mut flush_first) {
+                    if let Some(sub) = subscriber.as_ref() {
+                        let queued = sub.try_recv();
+                        if queued != Delivery::Empty
+                            && !deliver(&stream, me, sub, queued, session.proto, &mut pushes)
+                                .await?
+                        {
+                            return Ok(());
+                        }
+                    }
+                }
                 let mut stopped = pin!(race(shared.stop.wait(), me.kill.wait()));
                 let mut read = pin!(stream.read(&mut buf[end..]));
                 let mut delivered = pin!(next_delivery(subscriber.as_ref()));
@@ -364,10 +390,19 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
                             // Subscription frames are pushes: CLIENT REPLY
                             // OFF does not mute them (as in Redis).
                             pushed = p.answers_with_pushes();
+                            let publish = p.is_publish();
                             let frames =
                                 pubsub_cmd::run(p, &mut subscriber, &shared.pubsub, || {
                                     new_subscriber(me, &shared)
                                 });
+                            // Published to itself: the message comes before
+                            // the count, as in Redis.
+                            if let Some(sub) = subscriber.as_ref().filter(|_| publish) {
+                                while let Delivery::Message(m) = sub.try_recv() {
+                                    let frame = pubsub_cmd::message_reply(&m);
+                                    outs.push_back(Out::Ready(frame));
+                                }
+                            }
                             outs.extend(frames.into_iter().map(Out::Ready));
                         }
                         Ok(Command::Conn(Conn::Ping(m))) if subscribed => {
@@ -763,7 +798,7 @@ async fn deliver(
     let mut next = first;
     loop {
         match next {
-            Delivery::Message(m) => message_frame(&m).encode_proto(proto, wire),
+            Delivery::Message(m) => encode_message(&m, proto, wire),
             Delivery::Overflowed => return Ok(false),
             Delivery::Empty => break,
         }
