@@ -769,10 +769,11 @@ async fn next_delivery(subscriber: Option<&Subscriber>) -> Delivery {
 fn new_subscriber(me: &Arc<Entry>, shared: &Shared) -> Subscriber {
     let entry = me.clone();
     let limit = shared.live.pubsub_limit();
-    let shown = limit.get();
+    let in_force = limit.clone();
     shared.pubsub.subscriber_with(
         limit,
         Some(Box::new(move || {
+            let shown = in_force.get();
             eprintln!(
                 "matou-kv: client id={} addr={} closed: unread messages over \
                  client-output-buffer-limit pubsub (hard {} bytes, soft {} bytes for {} s)",
