@@ -249,50 +249,53 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
             // read (a RESP3 client that keeps sending requests still gets
             // them); after that a ready read wins a tie with a message, so
             // a flood of messages does not starve the requests either.
-            let mut flush_first = true;
-            let n = loop {
-                if std::mem::take(&mut flush_first) {
-                    if let Some(sub) = subscriber.as_ref() {
-                        let queued = sub.try_recv();
-                        if queued != Delivery::Empty
-                            && !deliver(&stream, me, sub, queued, session.proto, &mut pushes)
-                                .await?
-                        {
-                            return Ok(());
-                        }
-                    }
+            if let Some(sub) = subscriber.as_ref() {
+                let queued = sub.try_recv();
+                if queued != Delivery::Empty
+                    && !deliver(&stream, me, sub, queued, session.proto, &mut pushes).await?
+                {
+                    return Ok(());
                 }
+            }
+            // The read and the stop signals live across the deliveries
+            // (only the mailbox's wait is made anew after each): a message
+            // costs no re-registration with the stop switch or the socket.
+            let n = {
                 let mut stopped = pin!(race(shared.stop.wait(), me.kill.wait()));
                 let mut read = pin!(stream.read(&mut buf[end..]));
-                let mut delivered = pin!(next_delivery(subscriber.as_ref()));
-                let read = race(race(stopped.as_mut(), read.as_mut()), delivered.as_mut());
-                // A subscriber waits for messages, not requests: no idle
-                // timeout for it (as in Redis).
-                let idle = match subscriber.as_ref().is_some_and(Subscriber::is_subscribed) {
-                    true => 0,
-                    false => shared.live.timeout_secs(),
-                };
-                let outcome = if idle == 0 {
-                    Some(read.await)
-                } else {
-                    time::timeout(Duration::from_secs(idle), read).await.ok()
-                };
-                match outcome {
-                    None => {
-                        eprintln!(
-                            "matou-kv: client id={id} addr={} closed: idle for {idle} s (timeout)",
-                            peer(&stream)
-                        );
-                        return Ok(());
-                    }
-                    Some(Either::Left(Either::Left(_))) => return Ok(()),
-                    Some(Either::Left(Either::Right(r))) => break r?,
-                    Some(Either::Right(first)) => {
-                        let Some(sub) = subscriber.as_ref() else {
-                            continue;
-                        };
-                        if !deliver(&stream, me, sub, first, session.proto, &mut pushes).await? {
+                loop {
+                    let mut delivered = pin!(next_delivery(subscriber.as_ref()));
+                    let read = race(race(stopped.as_mut(), read.as_mut()), delivered.as_mut());
+                    // A subscriber waits for messages, not requests: no
+                    // idle timeout for it (as in Redis).
+                    let idle = match subscriber.as_ref().is_some_and(Subscriber::is_subscribed) {
+                        true => 0,
+                        false => shared.live.timeout_secs(),
+                    };
+                    let outcome = if idle == 0 {
+                        Some(read.await)
+                    } else {
+                        time::timeout(Duration::from_secs(idle), read).await.ok()
+                    };
+                    match outcome {
+                        None => {
+                            eprintln!(
+                                "matou-kv: client id={id} addr={} closed: idle for {idle} s \
+                                 (timeout)",
+                                peer(&stream)
+                            );
                             return Ok(());
+                        }
+                        Some(Either::Left(Either::Left(_))) => return Ok(()),
+                        Some(Either::Left(Either::Right(r))) => break r?,
+                        Some(Either::Right(first)) => {
+                            let Some(sub) = subscriber.as_ref() else {
+                                continue;
+                            };
+                            if !deliver(&stream, me, sub, first, session.proto, &mut pushes).await?
+                            {
+                                return Ok(());
+                            }
                         }
                     }
                 }
