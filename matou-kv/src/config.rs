@@ -63,6 +63,13 @@ pub struct Config {
     /// `client-output-buffer-limit normal`: when a client is disconnected
     /// for the replies it has not read.
     pub output_limit: OutputLimit,
+    /// `client-output-buffer-limit pubsub`: when a subscriber is
+    /// disconnected for the messages it has not read (queued bytes over
+    /// `hard`, or over `soft` for `soft_secs`).
+    pub pubsub_limit: OutputLimit,
+    /// `notify-keyspace-events`: the keyspace notification classes, as
+    /// given (checked by [`crate::server::notify::parse_flags`]).
+    pub notify_keyspace_events: String,
     /// Seconds a connection may stay idle (no request) before it is
     /// closed; 0: never (Redis's `timeout`).
     pub timeout_secs: u64,
@@ -107,6 +114,47 @@ pub const DEFAULT_OUTPUT_LIMIT: OutputLimit = OutputLimit {
     soft_secs: 60,
 };
 
+/// Default of [`Config::pubsub_limit`]: Redis's `pubsub 32mb 8mb 60`.
+pub const DEFAULT_PUBSUB_LIMIT: OutputLimit = OutputLimit {
+    hard: 32 << 20,
+    soft: 8 << 20,
+    soft_secs: 60,
+};
+
+/// Parses `client-output-buffer-limit`'s value into the limits it sets:
+/// `HARD SOFT SECONDS` (the normal class), or groups of `CLASS HARD SOFT
+/// SECONDS` for the classes `normal` and `pubsub` (`replica` and `slave`
+/// are refused: there are no replicas). All or nothing.
+fn parse_output_limits(
+    value: &str,
+    normal: OutputLimit,
+    pubsub: OutputLimit,
+) -> Result<(OutputLimit, OutputLimit), String> {
+    let words: Vec<&str> = value.split_whitespace().collect();
+    if words.len() == 3 {
+        return Ok((OutputLimit::parse(value)?, pubsub));
+    }
+    if words.is_empty() || words.len() % 4 != 0 {
+        return Err(format!(
+            "invalid value `{value}`: expected `CLASS HARD SOFT SECONDS`..., the classes              normal and pubsub"
+        ));
+    }
+    let (mut normal, mut pubsub) = (normal, pubsub);
+    for group in words.chunks_exact(4) {
+        let limit = OutputLimit::parse(&group[1..].join(" "))?;
+        match group[0].to_ascii_lowercase().as_str() {
+            "normal" => normal = limit,
+            "pubsub" => pubsub = limit,
+            other => {
+                return Err(format!(
+                    "invalid client class `{other}`: expected normal or pubsub (there are no                      replicas)"
+                ))
+            }
+        }
+    }
+    Ok((normal, pubsub))
+}
+
 impl OutputLimit {
     /// Parses `[normal] HARD SOFT SECONDS`, sizes as bytes or with a
     /// `kb`/`mb`/`gb` suffix (powers of 1024, as redis.conf).
@@ -130,6 +178,11 @@ impl OutputLimit {
 
     fn show(&self) -> String {
         format!("normal {} {} {}", self.hard, self.soft, self.soft_secs)
+    }
+
+    /// The `CLASS HARD SOFT SECONDS` words of one class.
+    fn show_class(&self, class: &str) -> String {
+        format!("{class} {} {} {}", self.hard, self.soft, self.soft_secs)
     }
 }
 
@@ -161,6 +214,8 @@ impl Default for Config {
             repair_log: false,
             databases: crate::databases::DEFAULT_DATABASES,
             output_limit: DEFAULT_OUTPUT_LIMIT,
+            pubsub_limit: DEFAULT_PUBSUB_LIMIT,
+            notify_keyspace_events: String::new(),
             timeout_secs: 0,
             auth_max_failures: 10,
             memory: MemoryConfig::default(),
@@ -221,7 +276,19 @@ impl Config {
                 ),
                 ("requirepass", self.requirepass.clone().unwrap_or_default()),
                 ("timeout", self.timeout_secs.to_string()),
-                ("client-output-buffer-limit", self.output_limit.show()),
+                (
+                    "client-output-buffer-limit",
+                    format!(
+                        "{} {}",
+                        self.output_limit.show(),
+                        self.pubsub_limit.show_class("pubsub")
+                    ),
+                ),
+                (
+                    "notify-keyspace-events",
+                    crate::server::notify::parse_flags(&self.notify_keyspace_events)
+                        .map_or_else(|_| String::new(), crate::server::notify::flags_text),
+                ),
                 ("maxmemory", self.memory.maxmemory.to_string()),
                 ("maxmemory-policy", self.memory.policy.name().into()),
                 ("maxmemory-samples", self.memory.samples.to_string()),
@@ -330,7 +397,16 @@ FLAGS (each also accepts --flag=value):
                            and written in rounds of about 1 MiB, and requests
                            are not read while a round is unsent, so a client
                            that never reads holds about one round of memory
-                           whatever the limit [default: normal 1gb 256mb 60]
+                           whatever the limit [default: normal 1gb 256mb 60];
+                           'pubsub HARD SOFT SECS' (also after the normal
+                           class's words) disconnects a subscriber whose
+                           unread messages are over HARD bytes, or over SOFT
+                           bytes for SECS seconds [default: pubsub 32mb 8mb 60]
+    --notify-keyspace-events CLASSES
+                           keyspace notifications, Redis's letters: K
+                           (__keyspace@db__), E (__keyevent@db__), and the
+                           classes g $ l s h z x e t m d n, A for g$lshzxetd
+                           [default: none]
     --timeout SECS         close a connection idle for SECS seconds (0: never)
                            [default: 0]
     --auth-max-failures N  close a connection after N wrong passwords, counted
@@ -471,6 +547,7 @@ const FLAGS: &[&str] = &[
     "max-query-bytes",
     "databases",
     "client-output-buffer-limit",
+    "notify-keyspace-events",
     "timeout",
     "auth-max-failures",
     "maxmemory",
@@ -592,7 +669,14 @@ fn apply(c: &mut Config, name: &str, value: &str) -> Result<(), String> {
         "max-args" => c.max_args = at_least_one(value)?,
         "max-query-bytes" => c.max_query_bytes = at_least_one(value)?,
         "databases" => c.databases = at_least_one(value)?,
-        "client-output-buffer-limit" => c.output_limit = OutputLimit::parse(value)?,
+        "client-output-buffer-limit" => {
+            (c.output_limit, c.pubsub_limit) =
+                parse_output_limits(value, c.output_limit, c.pubsub_limit)?;
+        }
+        "notify-keyspace-events" => {
+            crate::server::notify::parse_flags(value)?;
+            c.notify_keyspace_events = value.to_string();
+        }
         "timeout" => c.timeout_secs = number(value, "a number of seconds")?,
         "auth-max-failures" => {
             c.auth_max_failures = u32::try_from(at_least_one(value)?)
@@ -651,6 +735,33 @@ mod tests {
         assert_eq!(file.output_limit.hard, 0);
         assert_eq!(file.timeout_secs, 7);
         assert!(OutputLimit::parse("normal 1 2").is_err());
+        let (normal, pubsub) = parse_output_limits(
+            "pubsub 1mb 512kb 9 normal 0 0 0",
+            DEFAULT_OUTPUT_LIMIT,
+            DEFAULT_PUBSUB_LIMIT,
+        )
+        .unwrap();
+        assert_eq!((normal.hard, normal.soft_secs), (0, 0));
+        assert_eq!(
+            (pubsub.hard, pubsub.soft, pubsub.soft_secs),
+            (1 << 20, 512 << 10, 9)
+        );
+        let (normal, pubsub) =
+            parse_output_limits("1 2 3", DEFAULT_OUTPUT_LIMIT, DEFAULT_PUBSUB_LIMIT).unwrap();
+        assert_eq!((normal.hard, pubsub), (1, DEFAULT_PUBSUB_LIMIT));
+        assert!(parse_output_limits("replica 1 2 3", normal, pubsub).is_err());
+        assert!(parse_output_limits("pubsub 1 2", normal, pubsub).is_err());
+        let mut c = Config::default();
+        assert!(c.set("notify-keyspace-events", "KEq").is_err());
+        c.set("notify-keyspace-events", "KEA").unwrap();
+        c.set("client-output-buffer-limit", "normal 1 2 3").unwrap();
+        let view = c.view(1);
+        let shown = |n: &str| view.params.iter().find(|(k, _)| *k == n).unwrap().1.clone();
+        assert_eq!(shown("notify-keyspace-events"), "AKE");
+        assert_eq!(
+            shown("client-output-buffer-limit"),
+            "normal 1 2 3 pubsub 33554432 8388608 60"
+        );
         assert!(OutputLimit::parse("1xb 2 3").is_err());
     }
 

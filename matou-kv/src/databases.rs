@@ -12,6 +12,7 @@
 //!   0's), so logs written before databases existed replay unchanged.
 
 use crate::record::LogRecord;
+use crate::server::notify::Class;
 use crate::store::{Snapshot, Store};
 
 /// Redis's default `databases`.
@@ -172,6 +173,7 @@ impl Databases {
         }
         // An expired destination is overwritten: no DEL needed.
         self.dbs[to].put_arc(dest, value.clone(), expire_at);
+        self.dbs[to].notify(Class::GENERIC, "copy_to", dest);
         let record = LogRecord::put(dest.to_vec(), value, expire_at);
         (true, Some(Databases::in_db(to, record)))
     }
@@ -209,6 +211,8 @@ impl Databases {
         };
         self.dbs[from].remove(key);
         self.dbs[to].put_arc(key, value.clone(), expire_at);
+        self.dbs[from].notify(Class::GENERIC, "move_from", key);
+        self.dbs[to].notify(Class::GENERIC, "move_to", key);
         purged.push(Databases::in_db(
             from,
             LogRecord::Del {

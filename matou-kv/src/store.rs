@@ -51,6 +51,7 @@ pub use value::{
 };
 
 use crate::glob;
+use crate::server::notify::Class;
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -136,6 +137,23 @@ pub struct Store {
     /// Keys that became a list since the last [`Store::take_ready`]: the
     /// blocking commands' wake-up signal (bookkeeping, not state).
     ready: Vec<Vec<u8>>,
+    /// The keyspace event classes recorded ([`Store::set_notify_mask`]);
+    /// 0 (the default): none, and [`Store::notify`] costs a test.
+    notify_mask: u32,
+    /// Events recorded since the last [`Store::take_events`] (bookkeeping,
+    /// not state).
+    events: Vec<KeyEvent>,
+}
+
+/// A keyspace event a change made (see [`Store::notify`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyEvent {
+    /// Its class (`notify-keyspace-events`' letter).
+    pub class: Class,
+    /// Its name, as Redis's (`set`, `del`, `expired`, `lpush`...).
+    pub event: &'static str,
+    /// The key it happened to.
+    pub key: Vec<u8>,
 }
 
 impl fmt::Debug for Store {
@@ -473,8 +491,10 @@ impl Store {
                     accessed: AtomicU64::new(self.clock),
                     lfu: AtomicU32::new(evict::lfu_packed(LFU_INIT_VAL, self.clock)),
                 });
-                self.index.insert(key, slot);
+                self.index.insert(key.clone(), slot);
                 self.set_expire_at_slot(slot, expire_at);
+                // Every new key passes here (Redis's `dbAdd`).
+                self.notify(Class::NEW, "new", &key);
             }
         }
     }
@@ -604,7 +624,10 @@ impl Store {
     /// expired at `now`. Returns whether it did (the caller logs a DEL).
     pub fn purge_expired(&mut self, key: &[u8], now: u64) -> bool {
         match self.raw(key) {
-            Some(e) if is_expired(e.expire_at, now) => self.remove(key),
+            Some(e) if is_expired(e.expire_at, now) => {
+                self.notify(Class::EXPIRED, "expired", key);
+                self.remove(key)
+            }
             _ => false,
         }
     }
@@ -620,6 +643,36 @@ impl Store {
         std::mem::take(&mut self.ready)
     }
 
+    /// The one hook of keyspace notifications: command code calls it after
+    /// a change, with the event Redis names for it, e.g.
+    /// `store.notify(Class::LIST, "lpush", key)`. It records the event if
+    /// `notify-keyspace-events` asks for its class; the storage task
+    /// publishes what was recorded once the change is committed to the log
+    /// (and drops it if the commit failed and the change was taken back).
+    pub fn notify(&mut self, class: Class, event: &'static str, key: &[u8]) {
+        if self.notify_mask & class.bits() != 0 {
+            self.events.push(KeyEvent {
+                class,
+                event,
+                key: key.to_vec(),
+            });
+        }
+    }
+
+    /// Which classes [`Store::notify`] records (the flags of
+    /// `notify-keyspace-events`; 0: none).
+    pub fn set_notify_mask(&mut self, mask: u32) {
+        self.notify_mask = mask;
+        if mask == 0 {
+            self.events.clear();
+        }
+    }
+
+    /// The events recorded since the last call, in order.
+    pub fn take_events(&mut self) -> Vec<KeyEvent> {
+        std::mem::take(&mut self.events)
+    }
+
     /// Removes every key.
     pub fn clear(&mut self) {
         *self = Store {
@@ -627,6 +680,8 @@ impl Store {
             loaded_at: self.loaded_at,
             lfu: self.lfu,
             ready: std::mem::take(&mut self.ready),
+            notify_mask: self.notify_mask,
+            events: std::mem::take(&mut self.events),
             ..Store::new()
         };
     }
@@ -658,6 +713,7 @@ impl Store {
                 u.save_key(self, &key);
             }
             self.remove(&key);
+            self.notify(Class::EXPIRED, "expired", &key);
             removed.push(key);
         }
         removed

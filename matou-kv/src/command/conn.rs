@@ -184,6 +184,11 @@ impl Session {
             Conn::Info(sections) => return Action::Info(sections),
             Conn::ConfigGet(patterns) => config_get_reply(&config.params, &patterns),
             Conn::Ops(op) => return Action::Ops(op),
+            // The connection runs them with its subscriptions (`pubsub`);
+            // here only when queued in a transaction, which they cannot join.
+            Conn::PubSub(_) => {
+                Reply::err("ERR pub/sub commands cannot run inside MULTI on this server")
+            }
             Conn::Command(q) => command_reply(&q),
             Conn::Quit => return Action::Close(Reply::ok()),
             Conn::Shutdown => return Action::Shutdown,
@@ -235,6 +240,20 @@ fn help(what: &str) -> Reply {
             "    Reset the statistics reported by the INFO command.",
             "REWRITE",
             "    Rewrite the configuration file.",
+        ],
+        "PUBSUB" => &[
+            "PUBSUB <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            "CHANNELS [<pattern>]",
+            "    Return the currently active channels matching a <pattern> (default: '*').",
+            "NUMPAT",
+            "    Return number of subscriptions to patterns.",
+            "NUMSUB [<channel> ...]",
+            "    Return the number of subscribers for the specified channels, excluding",
+            "    pattern subscriptions(default: no channels).",
+            "SHARDCHANNELS [<pattern>]",
+            "    Return the currently active shard level channels matching a <pattern> (default: '*').",
+            "SHARDNUMSUB [<shardchannel> ...]",
+            "    Return the number of subscribers for the specified shard level channel(s)",
         ],
         _ => &[
             "COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",

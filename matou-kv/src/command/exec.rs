@@ -9,6 +9,7 @@ use super::{
 use crate::aof::MAX_PAYLOAD;
 use crate::record::LogRecord;
 use crate::resp::{parse_i64, push_int, Reply};
+use crate::server::notify::Class;
 use crate::store::{Store, Undo};
 use std::borrow::Cow;
 
@@ -282,6 +283,10 @@ pub fn execute_write(cmd: Write, store: &mut Store, now: u64) -> (Reply, Option<
                 SetReply::Flag => Reply::Integer(1),
             };
             tx.store.set(&key, value.clone(), expire_at);
+            tx.store.notify(Class::STRING, "set", &key);
+            if matches!(expiry, Expiry::In(_) | Expiry::At(_)) {
+                tx.store.notify(Class::GENERIC, "expire", &key);
+            }
             (
                 r,
                 Some(LogRecord::Set {
@@ -294,6 +299,7 @@ pub fn execute_write(cmd: Write, store: &mut Store, now: u64) -> (Reply, Option<
         Write::GetDel(key) => match tx.live(&key).map(|(v, _)| v.to_vec()) {
             Some(v) => {
                 tx.store.remove(&key);
+                tx.store.notify(Class::GENERIC, "del", &key);
                 (Reply::Bulk(v), Some(LogRecord::Del { keys: vec![key] }))
             }
             None => tx.done(Reply::Nil),
@@ -304,6 +310,9 @@ pub fn execute_write(cmd: Write, store: &mut Store, now: u64) -> (Reply, Option<
             for k in keys {
                 let was_live = tx.store.contains(&k, now);
                 if tx.store.remove(&k) {
+                    if was_live {
+                        tx.store.notify(Class::GENERIC, "del", &k);
+                    }
                     live += i64::from(was_live);
                     removed.push(k);
                 }
@@ -325,6 +334,7 @@ pub fn execute_write(cmd: Write, store: &mut Store, now: u64) -> (Reply, Option<
             let value = int_bytes(new);
             // INCR keeps the expiry, as Redis's dbReplaceValue does.
             tx.store.set(&key, value.clone(), expire_at);
+            tx.store.notify(Class::STRING, "incrby", &key);
             (
                 Reply::Integer(new),
                 Some(LogRecord::Set {
@@ -340,6 +350,7 @@ pub fn execute_write(cmd: Write, store: &mut Store, now: u64) -> (Reply, Option<
                     return tx.done(Reply::err(TOO_BIG));
                 }
                 let n = tx.store.append(&key, &suffix);
+                tx.store.notify(Class::STRING, "append", &key);
                 (
                     Reply::Integer(n as i64),
                     Some(LogRecord::Append { key, suffix }),
@@ -351,6 +362,7 @@ pub fn execute_write(cmd: Write, store: &mut Store, now: u64) -> (Reply, Option<
                 // would append to it.
                 let n = suffix.len();
                 tx.store.set(&key, suffix.clone(), None);
+                tx.store.notify(Class::STRING, "append", &key);
                 (
                     Reply::Integer(n as i64),
                     Some(LogRecord::Set {
@@ -373,6 +385,7 @@ pub fn execute_write(cmd: Write, store: &mut Store, now: u64) -> (Reply, Option<
             }
             for (k, v) in &pairs {
                 tx.store.set(k, v.clone(), None);
+                tx.store.notify(Class::STRING, "set", k);
             }
             let r = if nx { Reply::Integer(1) } else { Reply::ok() };
             (r, Some(LogRecord::MSet { pairs }))
@@ -388,6 +401,7 @@ pub fn execute_write(cmd: Write, store: &mut Store, now: u64) -> (Reply, Option<
         Write::Persist(key) => match tx.has_expiry(&key) {
             Some(Some(_)) => {
                 tx.store.set_expire(&key, None);
+                tx.store.notify(Class::GENERIC, "persist", &key);
                 (Reply::Integer(1), Some(LogRecord::Persist { key }))
             }
             _ => tx.done(Reply::Integer(0)),
@@ -451,10 +465,12 @@ fn expire(
     if at <= now_i64(tx.now) {
         // Already in the past: Redis deletes the key (and logs a DEL).
         tx.store.remove(&key);
+        tx.store.notify(Class::GENERIC, "del", &key);
         return (Reply::Integer(1), Some(LogRecord::Del { keys: vec![key] }));
     }
     let at = at as u64;
     tx.store.set_expire(&key, Some(at));
+    tx.store.notify(Class::GENERIC, "expire", &key);
     (
         Reply::Integer(1),
         Some(LogRecord::PExpireAt { key, at_ms: at }),

@@ -13,6 +13,7 @@ use super::strings::{float_text, parse_float, NOT_FLOAT};
 use super::{NOT_INTEGER, OVERFLOW, SYNTAX, WRONGTYPE};
 use crate::record::{LogRecord, Score};
 use crate::resp::{parse_i64, push_int, Reply};
+use crate::server::notify::Class;
 use crate::store::{Store, Value};
 use std::collections::HashMap;
 
@@ -342,6 +343,7 @@ pub(super) fn write(cmd: HashWrite, mut tx: Tx<'_>) -> (Reply, Option<LogRecord>
     match cmd {
         HashWrite::Set { key, pairs, ok } => {
             let new = set_fields(tx.store, &key, &pairs);
+            tx.store.notify(Class::HASH, "hset", &key);
             let reply = if ok {
                 Reply::ok()
             } else {
@@ -355,6 +357,7 @@ pub(super) fn write(cmd: HashWrite, mut tx: Tx<'_>) -> (Reply, Option<LogRecord>
             }
             let pairs = vec![(f, v)];
             set_fields(tx.store, &key, &pairs);
+            tx.store.notify(Class::HASH, "hset", &key);
             tx.logged(Reply::Integer(1), LogRecord::HSet { key, pairs })
         }
         HashWrite::IncrBy(key, f, by) => {
@@ -372,6 +375,7 @@ pub(super) fn write(cmd: HashWrite, mut tx: Tx<'_>) -> (Reply, Option<LogRecord>
             push_int(&mut text, new);
             let pairs = vec![(f, text)];
             set_fields(tx.store, &key, &pairs);
+            tx.store.notify(Class::HASH, "hincrby", &key);
             tx.logged(Reply::Integer(new), LogRecord::HSet { key, pairs })
         }
         HashWrite::IncrByFloat(key, f, by) => {
@@ -397,6 +401,10 @@ pub(super) fn write(cmd: HashWrite, mut tx: Tx<'_>) -> (Reply, Option<LogRecord>
                 return tx.done(Reply::Integer(0));
             }
             let n = gone.len() as i64;
+            tx.store.notify(Class::HASH, "hdel", &key);
+            if tx.store.raw(&key).is_none() {
+                tx.store.notify(Class::GENERIC, "del", &key);
+            }
             tx.logged(Reply::Integer(n), LogRecord::HDel { key, fields: gone })
         }
     }

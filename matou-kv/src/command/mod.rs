@@ -43,6 +43,7 @@ mod list_tests;
 pub mod multi;
 pub mod ops;
 mod parse;
+pub mod pubsub;
 mod scan;
 mod set;
 mod strings;
@@ -253,6 +254,17 @@ const OBJECT_SUBS: &[Spec] = &[
 
 const MEMORY_SUBS: &[Spec] = &[spec("memory|usage", -3, RO_SLOW, (2, 2, 1), R)];
 
+const PS: &[&str] = &["pubsub", "loading", "stale"];
+const PS_SUB: &[&str] = &["pubsub", "noscript", "loading", "stale"];
+const PUBSUB_SUBS: &[Spec] = &[
+    spec("pubsub|channels", -2, PS, NONE, C),
+    spec("pubsub|numsub", -2, PS, NONE, C),
+    spec("pubsub|numpat", 2, PS, NONE, C),
+    spec("pubsub|shardchannels", -2, PS, NONE, C),
+    spec("pubsub|shardnumsub", -2, PS, NONE, C),
+    spec("pubsub|help", 2, CONN, NONE, C),
+];
+
 const COMMAND_SUBS: &[Spec] = &[
     spec("command|count", 2, CONN, NONE, C),
     spec("command|docs", -2, CONN, NONE, C),
@@ -449,6 +461,31 @@ pub const TABLE: &[Spec] = &[
     Spec {
         subcommands: FUNCTION_SUBS,
         ..spec("function", -2, &[], NONE, C)
+    },
+    // Pub/sub (`pubsub`).
+    spec("subscribe", -2, PS_SUB, NONE, C),
+    spec("psubscribe", -2, PS_SUB, NONE, C),
+    spec("ssubscribe", -2, PS_SUB, ALL, C),
+    spec("unsubscribe", -1, PS_SUB, NONE, C),
+    spec("punsubscribe", -1, PS_SUB, NONE, C),
+    spec("sunsubscribe", -1, PS_SUB, ALL, C),
+    spec(
+        "publish",
+        3,
+        &["pubsub", "loading", "stale", "fast"],
+        NONE,
+        C,
+    ),
+    spec(
+        "spublish",
+        3,
+        &["pubsub", "loading", "stale", "fast"],
+        ONE,
+        C,
+    ),
+    Spec {
+        subcommands: PUBSUB_SUBS,
+        ..spec("pubsub", -2, &[], NONE, C)
     },
     Spec {
         subcommands: COMMAND_SUBS,
@@ -971,6 +1008,8 @@ pub enum Conn {
     FunctionFlush,
     /// COMMAND and its subcommands.
     Command(CommandQuery),
+    /// A pub/sub command: run by the connection (`pubsub`).
+    PubSub(pubsub::PubSub),
     /// QUIT.
     Quit,
     /// `SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE]`.

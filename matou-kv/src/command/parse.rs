@@ -413,6 +413,8 @@ pub fn parse(args: &[Vec<u8>], authenticated: bool) -> Result<Command, Reply> {
         name if super::list::owns(name) => super::list::parse(name, args),
         name if super::set::owns(name) => super::set::parse(name, args),
         name if super::zset::owns(name) => super::zset::parse(name, args),
+        name if super::pubsub::owns(name) => super::pubsub::parse(name, args),
+        "pubsub|help" => conn(Conn::Help("PUBSUB")),
         other => unreachable!("command {other} is in the table but not parsed"),
     }
 }

@@ -15,6 +15,7 @@ use super::exec::Tx;
 use super::{BitOp, Expiry, Read, Write, MAX_STRING, TOO_BIG};
 use crate::record::LogRecord;
 use crate::resp::Reply;
+use crate::server::notify::Class;
 use crate::store::Store;
 use std::borrow::Cow;
 
@@ -381,15 +382,18 @@ pub(super) fn write(cmd: Write, mut tx: Tx<'_>) -> (Reply, Option<LogRecord>) {
             match (expiry, at) {
                 (Some(Expiry::Clear), _) if current.is_some() => {
                     tx.store.set_expire(&key, None);
+                    tx.store.notify(Class::GENERIC, "persist", &key);
                     (reply, Some(LogRecord::Persist { key }))
                 }
                 (_, Some(at)) if at <= now_i64(now) => {
                     tx.store.remove(&key);
+                    tx.store.notify(Class::GENERIC, "del", &key);
                     (reply, Some(LogRecord::Del { keys: vec![key] }))
                 }
                 (_, Some(at)) => {
                     let at = at as u64;
                     tx.store.set_expire(&key, Some(at));
+                    tx.store.notify(Class::GENERIC, "expire", &key);
                     (reply, Some(LogRecord::PExpireAt { key, at_ms: at }))
                 }
                 _ => tx.done(reply),
@@ -403,6 +407,7 @@ pub(super) fn write(cmd: Write, mut tx: Tx<'_>) -> (Reply, Option<LogRecord>) {
             if offset.saturating_add(value.len()) > MAX_STRING {
                 return tx.done(Reply::err(TOO_BIG));
             }
+            tx.store.notify(Class::STRING, "setrange", &key);
             set_range(tx, key, offset, value)
         }
         Write::IncrByFloat { key, by } => {
@@ -422,6 +427,7 @@ pub(super) fn write(cmd: Write, mut tx: Tx<'_>) -> (Reply, Option<LogRecord>) {
             }
             let text = float_text(new);
             tx.store.set(&key, text.clone(), expire_at);
+            tx.store.notify(Class::STRING, "incrbyfloat", &key);
             (Reply::Bulk(text.clone()), set_record(key, text, expire_at))
         }
         Write::Rename { from, to, nx } => {
@@ -439,6 +445,8 @@ pub(super) fn write(cmd: Write, mut tx: Tx<'_>) -> (Reply, Option<LogRecord>) {
             // An expired `to` purged above is overwritten by the Set.
             tx.store.remove(&from);
             tx.store.put_arc(&to, value.clone(), expire_at);
+            tx.store.notify(Class::GENERIC, "rename_from", &from);
+            tx.store.notify(Class::GENERIC, "rename_to", &to);
             let record = LogRecord::Multi(vec![
                 LogRecord::Del { keys: vec![from] },
                 LogRecord::put(to, value, expire_at),
@@ -470,6 +478,7 @@ pub(super) fn write(cmd: Write, mut tx: Tx<'_>) -> (Reply, Option<LogRecord>) {
                 return tx.done(Reply::Integer(0));
             }
             tx.store.put_arc(&to, value.clone(), expire_at);
+            tx.store.notify(Class::GENERIC, "copy_to", &to);
             (
                 Reply::Integer(1),
                 Some(LogRecord::put(to, value, expire_at)),
@@ -483,6 +492,7 @@ pub(super) fn write(cmd: Write, mut tx: Tx<'_>) -> (Reply, Option<LogRecord>) {
                 .and_then(|(v, _)| v.get(byte).copied())
                 .unwrap_or(0);
             let new = if bit { old | mask } else { old & !mask };
+            tx.store.notify(Class::STRING, "setbit", &key);
             let (reply, record) = set_range(tx, key, byte, vec![new]);
             debug_assert!(!reply.is_error());
             (Reply::Integer(i64::from(old & mask != 0)), record)
@@ -511,13 +521,15 @@ pub(super) fn write(cmd: Write, mut tx: Tx<'_>) -> (Reply, Option<LogRecord>) {
             let n = result.len() as i64;
             if result.is_empty() {
                 // Redis deletes the destination of an empty result.
-                let record = tx
-                    .store
-                    .remove(&dest)
-                    .then(|| LogRecord::Del { keys: vec![dest] });
+                let removed = tx.store.remove(&dest);
+                if removed {
+                    tx.store.notify(Class::GENERIC, "del", &dest);
+                }
+                let record = removed.then(|| LogRecord::Del { keys: vec![dest] });
                 return (Reply::Integer(0), record);
             }
             tx.store.set(&dest, result.clone(), None);
+            tx.store.notify(Class::STRING, "set", &dest);
             (Reply::Integer(n), set_record(dest, result, None))
         }
         other => unreachable!("{other:?} is not a string or key write"),

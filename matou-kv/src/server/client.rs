@@ -32,6 +32,16 @@
 //! does one over the soft limit left unsent for its seconds; the reason is
 //! logged. `timeout` closes a connection idle that long.
 //!
+//! Pub/sub: a connection's first SUBSCRIBE (or PSUBSCRIBE, SSUBSCRIBE)
+//! gives it a mailbox ([`Subscriber`]) that publishers on any worker fill;
+//! the handler awaits it beside the socket's read and writes the messages
+//! between batches, never inside one, as RESP2 arrays or RESP3 pushes. The
+//! mailbox is bounded by `client-output-buffer-limit pubsub`; its overflow
+//! kills the connection, even one stuck writing to a subscriber that does
+//! not read, and dropping it (the connection ends) unsubscribes from
+//! everything. RESP2's subscribed mode is checked before anything else
+//! runs (`command::pubsub`).
+//!
 //! Password guessing: a wrong password ends its batch; after
 //! [`AUTH_FREE_FAILURES`] (per connection, or per client address over
 //! `AUTH_FAILURES_FORGOTTEN`) each is answered [`AUTH_DELAY_STEP`] later
@@ -39,11 +49,13 @@
 //! right password is answered at once.
 
 use super::blocking::Blocked;
+use super::pubsub::{Delivery, Subscriber};
 use super::registry::Entry;
 use super::storage::{Answer, DbCell, Job, Req};
 use super::{ops, Shared};
 use crate::command::multi::{Exec, Intercept, Multi, Queued};
 use crate::command::ops::ReplyMode;
+use crate::command::pubsub::{self as pubsub_cmd, encode_message};
 use crate::command::{info_text, Action, Command, Conn, Session};
 use crate::config::OutputLimit;
 use crate::resp::{Decoder, ProtocolError, Reply};
@@ -214,6 +226,10 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
     let mut outs = VecDeque::new();
     let mut requests_buffered = false;
     let mut mute = Mute::On;
+    // Made at the first subscription; dropping it (the connection ends)
+    // unsubscribes from everything.
+    let mut subscriber: Option<Subscriber> = None;
+    let mut pushes = Vec::new();
     loop {
         // Between batches only: a batch in flight is always finished.
         if shared.stop.is_triggered() || me.kill.is_triggered() {
@@ -230,26 +246,59 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
             if buf.len() - end < chunk / 2 {
                 buf.resize(end + chunk, 0);
             }
+            // Messages queued while the batch ran go out before the next
+            // read (a RESP3 client that keeps sending requests still gets
+            // them); after that a ready read wins a tie with a message, so
+            // a flood of messages does not starve the requests either.
+            if let Some(sub) = subscriber.as_ref() {
+                let queued = sub.try_recv();
+                if queued != Delivery::Empty
+                    && !deliver(&stream, me, sub, queued, session.proto, &mut pushes).await?
+                {
+                    return Ok(());
+                }
+            }
+            // The read and the stop signals live across the deliveries
+            // (only the mailbox's wait is made anew after each): a message
+            // costs no re-registration with the stop switch or the socket.
             let n = {
                 let mut stopped = pin!(race(shared.stop.wait(), me.kill.wait()));
                 let mut read = pin!(stream.read(&mut buf[end..]));
-                let read = race(stopped.as_mut(), read.as_mut());
-                let idle = shared.live.timeout_secs();
-                let outcome = if idle == 0 {
-                    Some(read.await)
-                } else {
-                    time::timeout(Duration::from_secs(idle), read).await.ok()
-                };
-                match outcome {
-                    None => {
-                        eprintln!(
-                            "matou-kv: client id={id} addr={} closed: idle for {idle} s (timeout)",
-                            peer(&stream)
-                        );
-                        return Ok(());
+                loop {
+                    let mut delivered = pin!(next_delivery(subscriber.as_ref()));
+                    let read = race(race(stopped.as_mut(), read.as_mut()), delivered.as_mut());
+                    // A subscriber waits for messages, not requests: no
+                    // idle timeout for it (as in Redis).
+                    let idle = match subscriber.as_ref().is_some_and(Subscriber::is_subscribed) {
+                        true => 0,
+                        false => shared.live.timeout_secs(),
+                    };
+                    let outcome = if idle == 0 {
+                        Some(read.await)
+                    } else {
+                        time::timeout(Duration::from_secs(idle), read).await.ok()
+                    };
+                    match outcome {
+                        None => {
+                            eprintln!(
+                                "matou-kv: client id={id} addr={} closed: idle for {idle} s \
+                                 (timeout)",
+                                peer(&stream)
+                            );
+                            return Ok(());
+                        }
+                        Some(Either::Left(Either::Left(_))) => return Ok(()),
+                        Some(Either::Left(Either::Right(r))) => break r?,
+                        Some(Either::Right(first)) => {
+                            let Some(sub) = subscriber.as_ref() else {
+                                continue;
+                            };
+                            if !deliver(&stream, me, sub, first, session.proto, &mut pushes).await?
+                            {
+                                return Ok(());
+                            }
+                        }
                     }
-                    Some(Either::Left(_)) => return Ok(()),
-                    Some(Either::Right(r)) => r?,
                 }
             };
             if n == 0 {
@@ -286,6 +335,20 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
                             .monitors
                             .feed(id, db.load(Ordering::Relaxed), &me.addr, &args);
                     }
+                    // RESP2's subscribed mode: only the subscription
+                    // commands, PING and QUIT run (after the unknown
+                    // command and NOAUTH errors, as in Redis).
+                    let subscribed = session.proto == 2
+                        && session.authenticated
+                        && subscriber.as_ref().is_some_and(Subscriber::is_subscribed);
+                    if subscribed {
+                        if let Some(r) = pubsub_cmd::subscribed_refusal(&args) {
+                            outs.push_back(Out::Ready(r));
+                            silence(&mut outs, before, &mut mute);
+                            last_args = args;
+                            continue;
+                        }
+                    }
                     // Over maxmemory with nothing to evict: `denyoom`
                     // commands get -OOM (and fail an open MULTI); before
                     // AUTH, NOAUTH comes first, as in Redis.
@@ -297,6 +360,7 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
                         Some(r) => Intercept::Reply(r),
                         None => multi.intercept(&args, session.authenticated),
                     };
+                    let mut pushed = false;
                     let parsed = match intercepted {
                         Intercept::Pass => session.parse(&args),
                         Intercept::Reply(r) => Err(r),
@@ -326,6 +390,28 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
                             outs.push_back(Out::Storage);
                             reqs.push(Req::Write(w));
                         }
+                        Ok(Command::Conn(Conn::PubSub(p))) => {
+                            // Subscription frames are pushes: CLIENT REPLY
+                            // OFF does not mute them (as in Redis).
+                            pushed = p.answers_with_pushes();
+                            let publish = p.is_publish();
+                            let frames =
+                                pubsub_cmd::run(p, &mut subscriber, &shared.pubsub, || {
+                                    new_subscriber(me, &shared)
+                                });
+                            // Published to itself: the message comes before
+                            // the count, as in Redis.
+                            if let Some(sub) = subscriber.as_ref().filter(|_| publish) {
+                                while let Delivery::Message(m) = sub.try_recv() {
+                                    let frame = pubsub_cmd::message_reply(&m);
+                                    outs.push_back(Out::Ready(frame));
+                                }
+                            }
+                            outs.extend(frames.into_iter().map(Out::Ready));
+                        }
+                        Ok(Command::Conn(Conn::Ping(m))) if subscribed => {
+                            outs.push_back(Out::Ready(pubsub_cmd::subscribed_pong(m)));
+                        }
                         Ok(Command::Conn(Conn::Select(i))) => {
                             outs.push_back(Out::Storage);
                             reqs.push(Req::Select(i));
@@ -346,7 +432,9 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
                             }
                         }
                     }
-                    silence(&mut outs, before, &mut mute);
+                    if !pushed {
+                        silence(&mut outs, before, &mut mute);
+                    }
                     // AUTH lifts the decoder's pre-authentication caps.
                     decoder.set_authenticated(session.authenticated);
                     let proto_now = switches.last().map_or(batch_proto, |s| s.1);
@@ -777,4 +865,80 @@ fn conn(
     };
     ops::mirror(me, session);
     action
+}
+
+/// Most bytes of messages written at once to a subscriber: the messages
+/// still queued stay counted against its `client-output-buffer-limit
+/// pubsub` while these are written.
+const PUSH_BYTES: usize = 64 * 1024;
+
+/// The connection's mailbox's next delivery; never, for a connection that
+/// never subscribed.
+async fn next_delivery(subscriber: Option<&Subscriber>) -> Delivery {
+    match subscriber {
+        Some(s) => s.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// A mailbox for this connection: bounded by `client-output-buffer-limit
+/// pubsub`; its overflow kills the connection (even one blocked writing),
+/// with the reason logged.
+fn new_subscriber(me: &Arc<Entry>, shared: &Shared) -> Subscriber {
+    let entry = me.clone();
+    let limit = shared.live.pubsub_limit();
+    let in_force = limit.clone();
+    shared.pubsub.subscriber_with(
+        limit,
+        Some(Box::new(move || {
+            let shown = in_force.get();
+            eprintln!(
+                "matou-kv: client id={} addr={} closed: unread messages over \
+                 client-output-buffer-limit pubsub (hard {} bytes, soft {} bytes for {} s)",
+                entry.id, entry.addr, shown.hard, shown.soft, shown.soft_secs
+            );
+            entry.kill.trigger();
+        })),
+    )
+}
+
+/// Writes `first` and what else is queued (up to [`PUSH_BYTES`]) as
+/// message frames in protocol `proto`; false if the connection is to close
+/// (its mailbox overflowed, or it was killed while writing).
+async fn deliver(
+    stream: &TcpStream,
+    me: &Entry,
+    sub: &Subscriber,
+    first: Delivery,
+    proto: u8,
+    wire: &mut Vec<u8>,
+) -> io::Result<bool> {
+    wire.clear();
+    let mut next = first;
+    loop {
+        match next {
+            Delivery::Message(m) => encode_message(&m, proto, wire),
+            Delivery::Overflowed => return Ok(false),
+            Delivery::Empty => break,
+        }
+        if wire.len() >= PUSH_BYTES {
+            break;
+        }
+        next = sub.try_recv();
+    }
+    let written = {
+        let mut killed = pin!(me.kill.wait());
+        let mut write = pin!(stream.write_all(wire));
+        match race(killed.as_mut(), write.as_mut()).await {
+            Either::Left(()) => false,
+            Either::Right(r) => {
+                r?;
+                true
+            }
+        }
+    };
+    if wire.capacity() > 4 * PUSH_BYTES {
+        *wire = Vec::new();
+    }
+    Ok(written)
 }

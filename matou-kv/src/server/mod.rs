@@ -247,6 +247,8 @@ struct Shared {
     auth_failures: Mutex<HashMap<std::net::IpAddr, (u32, Instant)>>,
     /// maxmemory and its policy, live (see `memory`).
     memory: Arc<memory::Memory>,
+    /// Every subscription, on any worker (see `pubsub`).
+    pubsub: Arc<pubsub::Registry>,
 }
 
 /// How long an address's count of wrong passwords lasts after its last
@@ -441,8 +443,12 @@ pub async fn run(mut config: Config, store: Databases, aof: Aof) -> io::Result<(
     let addr = listener.local_addr()?;
     let (jobs, queue) = matou::sync::channel(QUEUE);
     let memory = Arc::new(memory::Memory::new(config.memory));
+    let pubsub = pubsub::Registry::new();
+    let notifier = Arc::new(notify::Notifier::new(pubsub.clone()));
+    let pubsub_limit = pubsub::LiveLimit::new(config.pubsub_limit);
     let shared = Arc::new(Shared {
-        live: ops::Live::new(&config, addr.port()),
+        live: ops::Live::new(&config, addr.port(), pubsub_limit, notifier.clone()),
+        pubsub,
         registry: registry::Registry::default(),
         errors: stats::ErrorStats::default(),
         monitors: monitor::Monitors::default(),
@@ -459,7 +465,13 @@ pub async fn run(mut config: Config, store: Databases, aof: Aof) -> io::Result<(
         auth_failures: Mutex::new(HashMap::new()),
         memory,
     });
-    let storage = matou::spawn(storage::run(store, aof, queue, shared.memory.clone()));
+    let storage = matou::spawn(storage::run(
+        store,
+        aof,
+        queue,
+        shared.memory.clone(),
+        notifier,
+    ));
     let signals = matou::spawn({
         let stop = shared.stop.clone();
         async move {

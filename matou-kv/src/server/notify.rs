@@ -18,6 +18,11 @@ use std::sync::Arc;
 pub struct Class(u32);
 
 impl Class {
+    /// Its bit among the flags ([`parse_flags`]).
+    pub const fn bits(self) -> u32 {
+        self.0
+    }
+
     /// `K`: publish on `__keyspace@<db>__:<key>`.
     pub const KEYSPACE: Class = Class(1 << 0);
     /// `E`: publish on `__keyevent@<db>__:<event>`.
@@ -141,6 +146,16 @@ impl Notifier {
     pub fn set(&self, value: &str) -> Result<(), String> {
         self.flags.store(parse_flags(value)?, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// The classes the stores are to record ([`crate::store::Store::notify`]):
+    /// none unless `K` or `E` names a channel to publish them on.
+    pub fn store_mask(&self) -> u32 {
+        let flags = self.flags.load(Ordering::Relaxed);
+        match flags & (Class::KEYSPACE.0 | Class::KEYEVENT.0) {
+            0 => 0,
+            _ => flags,
+        }
     }
 
     /// The current value, as CONFIG GET prints it.

@@ -18,6 +18,8 @@
 //! - Connections already authenticated stay so when `requirepass`
 //!   changes (as in Redis); new ones need the new password.
 
+use super::notify::Notifier;
+use super::pubsub::LiveLimit;
 use super::registry::Entry;
 use super::Shared;
 use crate::command::ops::{set_failed, Ops, ReplyMode};
@@ -25,7 +27,7 @@ use crate::command::{ConfigView, Session};
 use crate::config::{Config, OutputLimit};
 use crate::resp::Reply;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, RwLock, RwLockReadGuard};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 
 /// Settings CONFIG SET may change, with their effect.
 const MUTABLE: &[&str] = &[
@@ -33,6 +35,7 @@ const MUTABLE: &[&str] = &[
     "maxclients",
     "requirepass",
     "client-output-buffer-limit",
+    "notify-keyspace-events",
     "hash-max-listpack-entries",
     "hash-max-listpack-value",
     "set-max-intset-entries",
@@ -69,11 +72,20 @@ pub(super) struct Live {
     /// publishes, so two of them do not interleave.
     config: Mutex<Config>,
     port: u16,
+    /// `client-output-buffer-limit pubsub`, read by every mailbox.
+    pubsub_limit: Arc<LiveLimit>,
+    /// `notify-keyspace-events`.
+    notifier: Arc<Notifier>,
 }
 
 impl Live {
     /// The settings of `config`, served on `port`.
-    pub(super) fn new(config: &Config, port: u16) -> Live {
+    pub(super) fn new(
+        config: &Config,
+        port: u16,
+        pubsub_limit: Arc<LiveLimit>,
+        notifier: Arc<Notifier>,
+    ) -> Live {
         let live = Live {
             timeout_secs: AtomicU64::new(0),
             maxclients: AtomicUsize::new(0),
@@ -83,6 +95,8 @@ impl Live {
             view: RwLock::new(config.view(port)),
             config: Mutex::new(config.clone()),
             port,
+            pubsub_limit,
+            notifier,
         };
         live.publish(config);
         live
@@ -96,6 +110,11 @@ impl Live {
         self.out_soft_secs
             .store(c.output_limit.soft_secs, Ordering::Relaxed);
         crate::store::set_thresholds(c.encodings);
+        self.pubsub_limit.set(c.pubsub_limit);
+        // Checked by `Config::set` before it got here.
+        if let Err(e) = self.notifier.set(&c.notify_keyspace_events) {
+            eprintln!("matou-kv: notify-keyspace-events: {e}");
+        }
         *self.view.write().unwrap_or_else(|e| e.into_inner()) = c.view(self.port);
     }
 
@@ -116,6 +135,11 @@ impl Live {
             soft: self.out_soft.load(Ordering::Relaxed),
             soft_secs: self.out_soft_secs.load(Ordering::Relaxed),
         }
+    }
+
+    /// `client-output-buffer-limit pubsub`, as mailboxes read it.
+    pub(super) fn pubsub_limit(&self) -> Arc<LiveLimit> {
+        self.pubsub_limit.clone()
     }
 
     /// What connection commands see (`requirepass`, CONFIG GET).
@@ -317,7 +341,13 @@ mod tests {
     use super::*;
 
     fn live() -> Live {
-        Live::new(&Config::default(), 6379)
+        let registry = super::super::pubsub::Registry::new();
+        Live::new(
+            &Config::default(),
+            6379,
+            LiveLimit::new(crate::config::DEFAULT_PUBSUB_LIMIT),
+            Arc::new(Notifier::new(registry)),
+        )
     }
 
     fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {

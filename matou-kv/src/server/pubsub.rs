@@ -15,9 +15,12 @@
 //!   past the `client-output-buffer-limit pubsub` hard limit (or past the
 //!   mailbox's message capacity) is not queued: the mailbox is marked
 //!   overflowed and closed, so the subscriber's task wakes, sees
-//!   [`Delivery::Overflowed`] and disconnects its client. Memory per slow
-//!   subscriber is therefore bounded by the hard limit, whatever the
-//!   publishers do.
+//!   [`Delivery::Overflowed`] and disconnects its client (the mailbox's
+//!   overflow hook also tells the connection at once, so a subscriber
+//!   stuck on a full socket is disconnected too). The soft limit works as
+//!   Redis's: queued bytes over it continuously for its seconds overflow
+//!   the mailbox at the next message. Memory per slow subscriber is
+//!   therefore bounded by the hard limit, whatever the publishers do.
 //! - A map entry exists exactly while its subscriber is subscribed: an
 //!   entry whose set becomes empty is removed, and dropping a
 //!   [`Subscriber`] (its connection closed, its task cancelled) removes
@@ -28,6 +31,7 @@
 //!
 //! Patterns are Redis's globs ([`crate::glob::matches`]).
 
+use crate::config::OutputLimit;
 use crate::glob;
 use matou::sync::{channel, Receiver, Sender, TryRecvError, TrySendError};
 use std::collections::{BTreeSet, HashMap};
@@ -85,11 +89,58 @@ pub enum Delivery {
     Overflowed,
 }
 
+/// What a mailbox calls once when it overflows (the connection's kill
+/// switch).
+pub type OverflowHook = Box<dyn Fn() + Send + Sync>;
+
+/// `client-output-buffer-limit pubsub`, live: CONFIG SET stores it, every
+/// mailbox reads it at each message (so a change applies to subscribers
+/// already connected, as in Redis).
+#[derive(Default)]
+pub struct LiveLimit {
+    hard: AtomicUsize,
+    soft: AtomicUsize,
+    soft_secs: AtomicU64,
+}
+
+impl LiveLimit {
+    /// A limit set to `limit`.
+    pub fn new(limit: OutputLimit) -> Arc<LiveLimit> {
+        let live = Arc::new(LiveLimit::default());
+        live.set(limit);
+        live
+    }
+
+    /// Changes it (CONFIG SET).
+    pub fn set(&self, limit: OutputLimit) {
+        self.hard.store(limit.hard, Ordering::Relaxed);
+        self.soft.store(limit.soft, Ordering::Relaxed);
+        self.soft_secs.store(limit.soft_secs, Ordering::Relaxed);
+    }
+
+    /// The limit now.
+    pub fn get(&self) -> OutputLimit {
+        OutputLimit {
+            hard: self.hard.load(Ordering::Relaxed),
+            soft: self.soft.load(Ordering::Relaxed),
+            soft_secs: self.soft_secs.load(Ordering::Relaxed),
+        }
+    }
+}
+
 struct Mailbox {
     tx: Sender<Message>,
     bytes: AtomicUsize,
     overflowed: AtomicBool,
-    hard_limit: usize,
+    limit: Arc<LiveLimit>,
+    /// Since when (ms on [`now_ms`]) the bytes queued are over the soft
+    /// limit; 0: they are not.
+    over_soft_since: AtomicU64,
+    on_overflow: Option<OverflowHook>,
+}
+
+fn now_ms() -> u64 {
+    crate::server::now_ms()
 }
 
 impl Mailbox {
@@ -99,8 +150,9 @@ impl Mailbox {
             return false;
         }
         let cost = m.cost();
+        let limit = self.limit.get();
         let before = self.bytes.fetch_add(cost, Ordering::AcqRel);
-        if self.hard_limit != 0 && before + cost > self.hard_limit {
+        if (limit.hard != 0 && before + cost > limit.hard) || self.soft_expired(limit, before) {
             self.bytes.fetch_sub(cost, Ordering::AcqRel);
             self.overflow();
             return false;
@@ -119,10 +171,32 @@ impl Mailbox {
         }
     }
 
+    /// Whether `queued` bytes are over the soft limit and have been for
+    /// its seconds (Redis's `checkClientOutputBufferLimits`).
+    fn soft_expired(&self, limit: OutputLimit, queued: usize) -> bool {
+        if limit.soft == 0 || queued <= limit.soft {
+            self.over_soft_since.store(0, Ordering::Relaxed);
+            return false;
+        }
+        let now = now_ms().max(1);
+        match self
+            .over_soft_since
+            .compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed)
+        {
+            Ok(_) => false,
+            Err(since) => now.saturating_sub(since) >= limit.soft_secs.saturating_mul(1000),
+        }
+    }
+
     fn overflow(&self) {
-        self.overflowed.store(true, Ordering::Release);
+        if self.overflowed.swap(true, Ordering::AcqRel) {
+            return;
+        }
         // Wakes the subscriber's task blocked in `recv`.
         self.tx.close();
+        if let Some(hook) = &self.on_overflow {
+            hook();
+        }
     }
 }
 
@@ -168,6 +242,21 @@ impl Registry {
     /// A subscriber with no subscription yet, whose pending messages are
     /// bounded by `hard_limit` bytes (0: only by [`MAILBOX_MESSAGES`]).
     pub fn subscriber(self: &Arc<Self>, hard_limit: usize) -> Subscriber {
+        let limit = OutputLimit {
+            hard: hard_limit,
+            soft: 0,
+            soft_secs: 0,
+        };
+        self.subscriber_with(LiveLimit::new(limit), None)
+    }
+
+    /// A subscriber bounded by `limit` (`client-output-buffer-limit
+    /// pubsub`), whose overflow also calls `on_overflow`.
+    pub fn subscriber_with(
+        self: &Arc<Self>,
+        limit: Arc<LiveLimit>,
+        on_overflow: Option<OverflowHook>,
+    ) -> Subscriber {
         let (tx, rx) = channel(MAILBOX_MESSAGES);
         Subscriber {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
@@ -176,7 +265,9 @@ impl Registry {
                 tx,
                 bytes: AtomicUsize::new(0),
                 overflowed: AtomicBool::new(false),
-                hard_limit,
+                limit,
+                over_soft_since: AtomicU64::new(0),
+                on_overflow,
             }),
             rx,
             subs: BTreeSet::new(),
@@ -461,6 +552,38 @@ mod tests {
         assert_eq!(slow.try_recv(), Delivery::Overflowed);
         // Once overflowed, it receives nothing more (it is to be disconnected).
         assert_eq!(reg.publish(Space::Channel, b"c", b"y"), 1);
+    }
+
+    #[test]
+    fn the_soft_limit_overflows_after_its_seconds_and_calls_the_hook() {
+        let reg = Registry::new();
+        let hooked = Arc::new(AtomicUsize::new(0));
+        let limit = OutputLimit {
+            hard: 0,
+            soft: 500,
+            soft_secs: 1,
+        };
+        let mut sub = reg.subscriber_with(
+            LiveLimit::new(limit),
+            Some(Box::new({
+                let hooked = hooked.clone();
+                move || {
+                    hooked.fetch_add(1, Ordering::SeqCst);
+                }
+            })),
+        );
+        sub.subscribe(Space::Channel, b"c");
+        let payload = vec![b'x'; 200];
+        // Over the soft limit, but not for a second yet: still queued.
+        for _ in 0..5 {
+            assert_eq!(reg.publish(Space::Channel, b"c", &payload), 1);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        assert_eq!(reg.publish(Space::Channel, b"c", &payload), 0);
+        assert_eq!(hooked.load(Ordering::SeqCst), 1);
+        assert_eq!(reg.publish(Space::Channel, b"c", &payload), 0);
+        assert_eq!(hooked.load(Ordering::SeqCst), 1, "the hook runs once");
+        assert_eq!(sub.try_recv(), Delivery::Overflowed);
     }
 
     #[test]

@@ -80,6 +80,7 @@
 
 use super::blocking::{Blocked, Waiters};
 use super::memory::{used_memory, EvictionPool, Memory};
+use super::notify::Notifier;
 use super::now_ms;
 use super::txn::Versions;
 use crate::aof::{Aof, RewriteOutput, MAX_PAYLOAD};
@@ -265,6 +266,10 @@ struct Storage {
     memory: Arc<Memory>,
     /// Eviction candidates, kept between evictions.
     pool: EvictionPool,
+    /// Publishes the keyspace events of committed changes.
+    notifier: Arc<Notifier>,
+    /// The classes the stores record now ([`Notifier::store_mask`]).
+    notify_mask: u32,
     /// The clients blocked on lists (see `blocking`).
     waiters: Waiters,
     /// Waiters served in this batch, answered after its commit.
@@ -290,6 +295,7 @@ pub(super) async fn run(
     aof: Aof,
     jobs: Receiver<Job>,
     memory: Arc<Memory>,
+    notifier: Arc<Notifier>,
 ) -> io::Result<()> {
     // What the log loaded counts as accessed now (OBJECT IDLETIME).
     let loaded = now_ms();
@@ -312,6 +318,8 @@ pub(super) async fn run(
         waiters: Waiters::default(),
         served: Vec::new(),
         woken: Vec::new(),
+        notifier,
+        notify_mask: 0,
     };
     s.sync_lfu();
     let mut next_tick = Instant::now() + TICK;
@@ -369,6 +377,7 @@ impl Storage {
         self.clock = self.clock.max(now_ms());
         let now = self.clock;
         self.sync_lfu();
+        self.sync_notify();
         for job in batch.drain(..) {
             let mut answers = Vec::with_capacity(job.reqs.len());
             let mut redo = Vec::with_capacity(job.reqs.len());
@@ -473,6 +482,7 @@ impl Storage {
         if self.held.is_empty() && self.served.is_empty() {
             self.undo.clear();
             self.publish_memory(true);
+            self.publish_events(true);
             return;
         }
         // Group commit: one write + one fsync for every write of the batch,
@@ -481,8 +491,9 @@ impl Storage {
             Ok(()) => {
                 self.undo.clear();
                 // Before the replies: a client that saw its DEL answered
-                // must find the room it made.
+                // must find the room it made, and its events published.
                 self.publish_memory(true);
+                self.publish_events(true);
                 for held in self.held.drain(..) {
                     let _ = held.reply.send(held.answers);
                 }
@@ -493,6 +504,7 @@ impl Storage {
                 self.undo.rollback(&mut self.store);
                 self.publish_memory(false);
                 self.refuse_served();
+                self.publish_events(false);
                 let held = std::mem::take(&mut self.held);
                 for h in held {
                     let answers = self.answer_again(h.redo, h.answers, h.db_start, &h.db, now);
@@ -823,23 +835,54 @@ impl Storage {
         }
         if self.aof.refusal().is_none() {
             self.waiters.sweep();
+            self.sync_notify();
             let expired = self.expire_cycle();
             self.evict(self.clock);
             match self.aof.commit() {
                 Ok(()) => {
                     self.expired_keys += expired;
                     self.publish_memory(true);
+                    self.publish_events(true);
                 }
                 Err(e) => {
                     self.log_refusal(&e);
                     self.undo.rollback(&mut self.store);
                     self.publish_memory(false);
+                    self.publish_events(false);
                 }
             }
             self.undo.clear();
         }
         if let Err(e) = self.aof.tick() {
             self.log_refusal(&e);
+        }
+    }
+
+    /// Tells the stores which keyspace event classes to record, if
+    /// `notify-keyspace-events` changed.
+    fn sync_notify(&mut self) {
+        let mask = self.notifier.store_mask();
+        if mask != self.notify_mask {
+            self.notify_mask = mask;
+            for i in 0..self.store.count() {
+                self.store.db_mut(i).set_notify_mask(mask);
+            }
+        }
+    }
+
+    /// Publishes the keyspace events the stores recorded, once their
+    /// changes are `committed` to the log; drops them if they were taken
+    /// back instead.
+    fn publish_events(&mut self, committed: bool) {
+        if self.notify_mask == 0 {
+            return;
+        }
+        for i in 0..self.store.count() {
+            for e in self.store.db_mut(i).take_events() {
+                if committed {
+                    self.notifier.notify(i, e.class, e.event, &e.key);
+                }
+            }
         }
     }
 

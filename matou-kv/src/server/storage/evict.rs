@@ -22,6 +22,7 @@ use super::{Storage, EXPIRE_WORK};
 use crate::databases::Databases;
 use crate::record::LogRecord;
 use crate::server::memory::{used_memory, Policy};
+use crate::server::notify::Class;
 use std::time::{Duration, Instant};
 
 /// Time one tick's expiry cycle may take at most.
@@ -92,6 +93,9 @@ impl Storage {
             used = used.saturating_sub(self.store.db(db).cost_of(&key).unwrap_or(0));
             self.undo.in_db(db).save_key(self.store.db(db), &key);
             self.store.db_mut(db).remove(&key);
+            self.store
+                .db_mut(db)
+                .notify(Class::EVICTED, "evicted", &key);
             removed[db].push(key);
             evicted += 1;
         }

@@ -39,6 +39,10 @@ fn storage(name: &str) -> (Storage, std::path::PathBuf) {
         waiters: Waiters::default(),
         served: Vec::new(),
         woken: Vec::new(),
+        notifier: std::sync::Arc::new(crate::server::notify::Notifier::new(
+            crate::server::pubsub::Registry::new(),
+        )),
+        notify_mask: 0,
     };
     (s, d)
 }
