@@ -898,6 +898,28 @@ impl Aof {
         }
     }
 
+    /// Replays the log as the file holds it now into `store` (DEBUG
+    /// RELOAD: proof that the log alone restores the state). Commit first:
+    /// pending records are not in the file yet. A cut in the log (which a
+    /// running server never leaves) is an error here, never repaired.
+    ///
+    /// # Errors
+    /// Reading the file, or a log that does not read back whole.
+    pub fn read_back(&self, store: &mut impl Replay) -> io::Result<()> {
+        let file = File::open(&self.path)?;
+        let mut reader = LogReader::new(LogFile::new(&file)?)?;
+        while let Some(record) = reader.next_record()? {
+            store.replay(record);
+        }
+        match reader.outcome().cut {
+            None => Ok(()),
+            Some(cut) => Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("the log does not read back whole: {cut}"),
+            )),
+        }
+    }
+
     /// Bytes in the file (pending records excluded).
     pub fn size(&self) -> u64 {
         self.size

@@ -48,7 +48,9 @@ mod tests;
 mod types;
 
 pub use crate::record::LogRecord;
-pub use conn::{command_reply, config_get_reply, info_text, Action, ConfigView, InfoData, Session};
+pub use conn::{
+    command_reply, config_get_reply, help_reply, info_text, Action, ConfigView, InfoData, Session,
+};
 pub use exec::{execute, execute_read, execute_write, execute_write_journaled, read_reply_bound};
 pub use hash::{del_fields as hash_del_fields, set_fields as hash_set_fields, HashRead, HashWrite};
 pub use kind::{kind, Kind};
@@ -218,6 +220,15 @@ const CONFIG_SUBS: &[Spec] = &[
     ),
 ];
 
+const ADMIN: &[&str] = &["admin", "noscript", "loading", "stale"];
+
+const SLOWLOG_SUBS: &[Spec] = &[
+    spec("slowlog|get", -2, ADMIN, NONE, C),
+    spec("slowlog|len", 2, ADMIN, NONE, C),
+    spec("slowlog|reset", 2, ADMIN, NONE, C),
+    spec("slowlog|help", 2, CONN, NONE, C),
+];
+
 const FUNCTION_SUBS: &[Spec] = &[spec("function|flush", -2, &["write", "noscript"], NONE, C)];
 
 const OBJECT_SUBS: &[Spec] = &[
@@ -345,6 +356,14 @@ pub const TABLE: &[Spec] = &[
         subcommands: CONFIG_SUBS,
         ..spec("config", -2, &[], NONE, C)
     },
+    Spec {
+        subcommands: SLOWLOG_SUBS,
+        ..spec("slowlog", -2, &[], NONE, C)
+    },
+    spec("save", 1, &["admin", "noscript"], NONE, C),
+    spec("bgrewriteaof", 1, &["admin", "noscript"], NONE, C),
+    spec("lastsave", 1, &["loading", "stale", "fast"], NONE, C),
+    spec("debug", -2, ADMIN, NONE, C),
     Spec {
         subcommands: FUNCTION_SUBS,
         ..spec("function", -2, &[], NONE, C)

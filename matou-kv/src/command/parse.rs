@@ -388,9 +388,11 @@ pub fn parse(args: &[Vec<u8>], authenticated: bool) -> Result<Command, Reply> {
             }
         }
         "client|help" => conn(Conn::Help("CLIENT")),
+        "slowlog|help" => conn(Conn::Help("SLOWLOG")),
         "config|get" => conn(Conn::ConfigGet(args[2..].to_vec())),
         "config|set" | "client|list" | "client|info" | "client|kill" | "client|no-evict"
-        | "client|tracking" | "client|reply" | "monitor" | "config|rewrite" => {
+        | "client|tracking" | "client|reply" | "monitor" | "config|rewrite" | "slowlog|get"
+        | "slowlog|len" | "slowlog|reset" | "save" | "bgrewriteaof" | "lastsave" | "debug" => {
             super::ops::parse(spec.name, args).map(|o| Command::Conn(Conn::Ops(o)))
         }
         "config|resetstat" => conn(Conn::ConfigResetStat),

@@ -91,6 +91,7 @@ pub mod notify;
 mod ops;
 pub mod pubsub;
 mod registry;
+mod slowlog;
 mod stats;
 mod storage;
 mod txn;
@@ -231,6 +232,10 @@ struct Shared {
     registry: registry::Registry,
     /// Error replies, for INFO.
     errors: stats::ErrorStats,
+    /// Calls per command, for INFO commandstats.
+    command_stats: stats::CommandStats,
+    /// SLOWLOG's entries.
+    slowlog: slowlog::SlowLog,
     /// MONITOR connections.
     monitors: monitor::Monitors,
     jobs: Sender<storage::Job>,
@@ -282,6 +287,7 @@ impl Shared {
         self.commands.store(0, Ordering::Relaxed);
         self.rejected.store(0, Ordering::Relaxed);
         self.errors.reset();
+        self.command_stats.reset();
     }
 
     /// Fills INFO's server, clients and stats figures.
@@ -296,6 +302,12 @@ impl Shared {
         d.rejected_connections = self.rejected.load(Ordering::Relaxed);
         (d.total_error_replies, d.errorstats) = self.errors.snapshot();
         d.cpu = stats::cpu_times();
+        d.commandstats = self
+            .command_stats
+            .snapshot()
+            .into_iter()
+            .map(|(name, s)| (name, s.calls, s.usec, s.rejected, s.failed))
+            .collect();
     }
 }
 
@@ -441,9 +453,11 @@ pub async fn run(mut config: Config, store: Databases, aof: Aof) -> io::Result<(
     let (jobs, queue) = matou::sync::channel(QUEUE);
     let memory = Arc::new(memory::Memory::new(config.memory));
     let shared = Arc::new(Shared {
-        live: ops::Live::new(&config, addr.port()),
+        live: ops::Live::new(&config, addr.port(), memory.clone()),
         registry: registry::Registry::default(),
         errors: stats::ErrorStats::default(),
+        command_stats: stats::CommandStats::default(),
+        slowlog: slowlog::SlowLog::default(),
         monitors: monitor::Monitors::default(),
         config,
         jobs,

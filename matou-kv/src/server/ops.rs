@@ -18,22 +18,36 @@
 //! - Connections already authenticated stay so when `requirepass`
 //!   changes (as in Redis); new ones need the new password.
 
+use super::memory::Memory;
 use super::registry::Entry;
 use super::Shared;
-use crate::command::ops::{set_failed, Ops, ReplyMode};
+use crate::command::ops::{set_failed, Debug, Ops, ReplyMode};
 use crate::command::{ConfigView, Session};
-use crate::config::{Config, OutputLimit};
+use crate::config::{Config, OutputLimit, ACCEPTED};
 use crate::resp::Reply;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, RwLock, RwLockReadGuard};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 
-/// Settings CONFIG SET may change, with their effect.
+/// Settings CONFIG SET may change, with their effect (and, without any,
+/// every one of `config::ACCEPTED`).
 const MUTABLE: &[&str] = &[
     "timeout",
     "maxclients",
     "requirepass",
     "client-output-buffer-limit",
+    "maxmemory",
+    "maxmemory-policy",
+    "maxmemory-samples",
+    "lfu-log-factor",
+    "lfu-decay-time",
+    "slowlog-log-slower-than",
+    "slowlog-max-len",
 ];
+
+/// Whether CONFIG SET may change `name`.
+fn mutable(name: &str) -> bool {
+    MUTABLE.contains(&name) || ACCEPTED.iter().any(|(n, _)| *n == name)
+}
 /// Settings Redis protects (`enable-protected-configs no`): refused.
 const PROTECTED: &[&str] = &["dir", "dbfilename"];
 
@@ -44,6 +58,11 @@ pub(super) struct Live {
     out_hard: AtomicUsize,
     out_soft: AtomicUsize,
     out_soft_secs: AtomicU64,
+    slowlog_slower_than_us: AtomicI64,
+    slowlog_max_len: AtomicUsize,
+    /// Where maxmemory and its policy take effect (the storage task reads
+    /// them there).
+    memory: Arc<Memory>,
     view: RwLock<ConfigView>,
     /// The configuration now in force; held while a CONFIG SET checks and
     /// publishes, so two of them do not interleave.
@@ -52,14 +71,18 @@ pub(super) struct Live {
 }
 
 impl Live {
-    /// The settings of `config`, served on `port`.
-    pub(super) fn new(config: &Config, port: u16) -> Live {
+    /// The settings of `config`, served on `port`; the memory settings
+    /// are published in `memory`.
+    pub(super) fn new(config: &Config, port: u16, memory: Arc<Memory>) -> Live {
         let live = Live {
             timeout_secs: AtomicU64::new(0),
             maxclients: AtomicUsize::new(0),
             out_hard: AtomicUsize::new(0),
             out_soft: AtomicUsize::new(0),
             out_soft_secs: AtomicU64::new(0),
+            slowlog_slower_than_us: AtomicI64::new(0),
+            slowlog_max_len: AtomicUsize::new(0),
+            memory,
             view: RwLock::new(config.view(port)),
             config: Mutex::new(config.clone()),
             port,
@@ -75,6 +98,16 @@ impl Live {
         self.out_soft.store(c.output_limit.soft, Ordering::Relaxed);
         self.out_soft_secs
             .store(c.output_limit.soft_secs, Ordering::Relaxed);
+        self.slowlog_slower_than_us
+            .store(c.slowlog_slower_than_us, Ordering::Relaxed);
+        self.slowlog_max_len
+            .store(c.slowlog_max_len, Ordering::Relaxed);
+        let m = c.memory;
+        self.memory.set_maxmemory(m.maxmemory);
+        self.memory.set_policy(m.policy);
+        self.memory.set_samples(m.samples);
+        self.memory.set_lfu_log_factor(m.lfu_log_factor);
+        self.memory.set_lfu_decay_time(m.lfu_decay_time);
         *self.view.write().unwrap_or_else(|e| e.into_inner()) = c.view(self.port);
     }
 
@@ -95,6 +128,16 @@ impl Live {
             soft: self.out_soft.load(Ordering::Relaxed),
             soft_secs: self.out_soft_secs.load(Ordering::Relaxed),
         }
+    }
+
+    /// `slowlog-log-slower-than` in microseconds (negative: log nothing).
+    pub(super) fn slowlog_slower_than_us(&self) -> i64 {
+        self.slowlog_slower_than_us.load(Ordering::Relaxed)
+    }
+
+    /// `slowlog-max-len`.
+    pub(super) fn slowlog_max_len(&self) -> usize {
+        self.slowlog_max_len.load(Ordering::Relaxed)
     }
 
     /// What connection commands see (`requirepass`, CONFIG GET).
@@ -119,7 +162,9 @@ impl Live {
         };
         let settings: Vec<(&str, String, bool)> = MUTABLE
             .iter()
-            .map(|&n| {
+            .copied()
+            .chain(ACCEPTED.iter().map(|(n, _)| *n))
+            .map(|n| {
                 let v = value(&now.params, n);
                 let changed = v != value(&default.params, n);
                 (n, v, changed)
@@ -151,7 +196,7 @@ impl Live {
                 }
                 return set_failed(name, &e);
             }
-            if !MUTABLE.contains(&name.as_str()) {
+            if !mutable(name) {
                 return set_failed(name, "can't set immutable config");
             }
             if name == "maxclients" {
@@ -268,12 +313,33 @@ pub(super) fn run(op: Ops, me: &Entry, shared: &Shared) -> Done {
         Ops::ClientTracking => reply(Reply::err(
             "ERR CLIENT TRACKING is not supported: matou-kv has no client-side caching",
         )),
-        Ops::ConfigSet(pairs) => reply(shared.live.set(&pairs)),
+        Ops::ConfigSet(pairs) => {
+            let r = shared.live.set(&pairs);
+            shared.slowlog.trim(shared.live.slowlog_max_len());
+            reply(r)
+        }
         Ops::ConfigRewrite => reply(shared.live.rewrite()),
         Ops::Monitor => Done {
             reply: Reply::ok(),
             then: Then::Monitor,
         },
+        Ops::SlowlogGet(count) => reply(shared.slowlog.get(count)),
+        Ops::SlowlogLen => reply(Reply::Integer(shared.slowlog.len() as i64)),
+        Ops::SlowlogReset => {
+            shared.slowlog.reset();
+            reply(Reply::ok())
+        }
+        Ops::Debug(Debug::SetActiveExpire(on)) => {
+            shared.memory.set_active_expire(on);
+            reply(Reply::ok())
+        }
+        Ops::Debug(Debug::ChangeReplId) => reply(Reply::ok()),
+        Ops::Debug(Debug::Protocol(r)) => reply(r),
+        Ops::Debug(Debug::Help) => reply(crate::command::help_reply("DEBUG")),
+        // The handler sends these to the storage task.
+        Ops::Storage(_) => reply(Reply::err(
+            "ERR this command cannot run here (inside a transaction)",
+        )),
     }
 }
 
@@ -282,7 +348,8 @@ mod tests {
     use super::*;
 
     fn live() -> Live {
-        Live::new(&Config::default(), 6379)
+        let c = Config::default();
+        Live::new(&c, 6379, Arc::new(Memory::new(c.memory)))
     }
 
     fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -333,6 +400,45 @@ mod tests {
     }
 
     #[test]
+    fn memory_and_slowlog_settings_take_effect_live() {
+        let l = live();
+        let r = l.set(&pairs(&[
+            ("maxmemory", "10mb"),
+            ("maxmemory-policy", "allkeys-lru"),
+            ("slowlog-log-slower-than", "-1"),
+            ("slowlog-max-len", "5"),
+        ]));
+        assert_eq!(r, Reply::ok());
+        assert_eq!(l.memory.config().maxmemory, 10 << 20);
+        assert_eq!(l.memory.config().policy.name(), "allkeys-lru");
+        assert_eq!(l.slowlog_slower_than_us(), -1);
+        assert_eq!(l.slowlog_max_len(), 5);
+        assert_eq!(get(&l, "maxmemory"), (10u64 << 20).to_string());
+    }
+
+    #[test]
+    fn accepted_settings_are_stored_and_checked_by_kind() {
+        let l = live();
+        assert_eq!(get(&l, "hash-max-listpack-entries"), "128");
+        assert_eq!(
+            l.set(&pairs(&[
+                ("hash-max-listpack-entries", "16"),
+                ("hz", "100")
+            ])),
+            Reply::ok()
+        );
+        assert_eq!(get(&l, "hash-max-listpack-entries"), "16");
+        assert_eq!(get(&l, "hz"), "100");
+        let r = l.set(&pairs(&[("lazyfree-lazy-expire", "maybe")]));
+        assert!(
+            matches!(&r, Reply::Error(m) if m.contains("'lazyfree-lazy-expire'")),
+            "{r:?}"
+        );
+        assert!(l.set(&pairs(&[("hz", "fast")])).is_error());
+        assert_eq!(get(&l, "hz"), "100");
+    }
+
+    #[test]
     fn immutable_and_unknown_are_refused() {
         let l = live();
         assert_eq!(
@@ -342,6 +448,10 @@ mod tests {
         assert_eq!(
             l.set(&pairs(&[("appendfsync", "no")])),
             set_failed("appendfsync", "can't set immutable config")
+        );
+        assert_eq!(
+            l.set(&pairs(&[("enable-debug-command", "yes")])),
+            set_failed("enable-debug-command", "can't set immutable config")
         );
         assert_eq!(
             l.set(&pairs(&[("nosuch", "1")])),

@@ -1,13 +1,17 @@
-//! Error replies counted for INFO (`total_error_replies` in `stats`, the
-//! `errorstats` section), shared by the handlers of every worker.
+//! What INFO counts, shared by the handlers of every worker: error replies
+//! (`total_error_replies` in `stats`, the `errorstats` section) and calls
+//! per command (the `commandstats` section).
 //!
 //! Invariants: nothing is taken on the path of a reply that is not an
 //! error; an error costs one atomic add and a short lock of the table by
 //! code. The table holds at most [`ERROR_CODES`] codes, as Redis's does
 //! (`ERRORSTATS_LIMIT`): past it new codes are counted in the total only,
-//! so a client inventing error codes cannot grow it.
+//! so a client inventing error codes cannot grow it. The command table is
+//! keyed by the command table's own names (`&'static str`), so it holds at
+//! most one row per known command; a handler adds a whole batch's calls
+//! under one lock.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
@@ -52,6 +56,65 @@ impl ErrorStats {
     }
 }
 
+/// One command's figures, as Redis's `cmdstat_<name>` line shows them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CommandStat {
+    /// Times it ran (rejected calls excluded).
+    pub calls: u64,
+    /// Microseconds spent running it, in total.
+    pub usec: u64,
+    /// Refused before running (arity, NOAUTH, OOM...).
+    pub rejected: u64,
+    /// Ran and answered an error.
+    pub failed: u64,
+}
+
+/// How one call ended, for [`CommandStats`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Outcome {
+    Ok,
+    Failed,
+    Rejected,
+}
+
+/// Calls per command.
+#[derive(Default)]
+pub(super) struct CommandStats(Mutex<HashMap<&'static str, CommandStat>>);
+
+impl CommandStats {
+    /// Adds `calls`: (command, microseconds, outcome) each.
+    pub(super) fn add(&self, calls: &[(&'static str, u64, Outcome)]) {
+        if calls.is_empty() {
+            return;
+        }
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        for &(name, usec, outcome) in calls {
+            let s = map.entry(name).or_default();
+            match outcome {
+                Outcome::Rejected => s.rejected += 1,
+                Outcome::Ok | Outcome::Failed => {
+                    s.calls += 1;
+                    s.usec += usec;
+                    s.failed += u64::from(outcome == Outcome::Failed);
+                }
+            }
+        }
+    }
+
+    /// Every command's figures, by name (`client|list`...).
+    pub(super) fn snapshot(&self) -> Vec<(&'static str, CommandStat)> {
+        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut rows: Vec<_> = map.iter().map(|(k, v)| (*k, *v)).collect();
+        rows.sort_unstable_by_key(|(k, _)| *k);
+        rows
+    }
+
+    /// CONFIG RESETSTAT.
+    pub(super) fn reset(&self) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+}
+
 /// This process's CPU microseconds (system, user, children's system, children's
 /// user), from `/proc/self/stat` (what `getrusage` reports); zeros when it
 /// cannot be read.
@@ -88,6 +151,43 @@ mod tests {
         let (sys, user, _, _) = cpu_times();
         assert!(user > user0 || sys > 0, "{user0} -> {user}");
         assert!(user > 0);
+    }
+
+    #[test]
+    fn command_stats_split_calls_rejections_and_failures() {
+        let s = CommandStats::default();
+        s.add(&[
+            ("get", 3, Outcome::Ok),
+            ("get", 5, Outcome::Failed),
+            ("get", 100, Outcome::Rejected),
+            ("set", 1, Outcome::Ok),
+        ]);
+        let rows = s.snapshot();
+        assert_eq!(
+            rows,
+            vec![
+                (
+                    "get",
+                    CommandStat {
+                        calls: 2,
+                        usec: 8,
+                        rejected: 1,
+                        failed: 1
+                    }
+                ),
+                (
+                    "set",
+                    CommandStat {
+                        calls: 1,
+                        usec: 1,
+                        rejected: 0,
+                        failed: 0
+                    }
+                ),
+            ]
+        );
+        s.reset();
+        assert!(s.snapshot().is_empty());
     }
 
     #[test]

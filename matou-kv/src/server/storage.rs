@@ -83,6 +83,7 @@ use super::now_ms;
 use super::txn::Versions;
 use crate::aof::{Aof, RewriteOutput, MAX_PAYLOAD};
 use crate::command::multi::WatchCell;
+use crate::command::ops::StorageOp;
 use crate::command::{
     execute_read, execute_write_journaled, read_reply_bound, InfoData, Read, Write,
     TOO_LARGE_FOR_LOG,
@@ -131,6 +132,9 @@ pub(super) enum Req {
     /// SELECT: the database of the requests after it, and of the
     /// connection's next jobs.
     Select(i64),
+    /// SAVE, BGREWRITEAOF, DEBUG RELOAD...: operations on the store or
+    /// the log as a whole (`admin`).
+    Admin(StorageOp),
 }
 
 /// The connection's database, which only the storage task changes (by
@@ -164,7 +168,16 @@ pub(super) struct Job {
     pub budget: usize,
     /// The largest single reply the client accepts (0: no limit).
     pub reply_limit: usize,
-    pub reply: oneshot::Sender<Vec<Answer>>,
+    pub reply: oneshot::Sender<Answered>,
+}
+
+/// A job's answers, one per request, and how long each took to run (in
+/// nanoseconds; 0 for one that did not run), for SLOWLOG and INFO
+/// commandstats.
+#[derive(Debug, Default)]
+pub(super) struct Answered {
+    pub answers: Vec<Answer>,
+    pub nanos: Vec<u64>,
 }
 
 /// A rewrite whose heavy half runs on its thread.
@@ -211,9 +224,11 @@ macro_rules! note {
 
 /// A job answered only after the batch's commit.
 struct Held {
-    reply: oneshot::Sender<Vec<Answer>>,
+    reply: oneshot::Sender<Answered>,
     /// The answers if the commit succeeds.
     answers: Vec<Answer>,
+    /// How long each request took.
+    nanos: Vec<u64>,
     /// What to answer again if it fails.
     redo: Vec<Redo>,
     /// The connection's database cell, and its value at the job's start.
@@ -261,6 +276,11 @@ struct Storage {
     memory: Arc<Memory>,
     /// Eviction candidates, kept between evictions.
     pool: EvictionPool,
+    /// Unix seconds of the last SAVE or completed rewrite (or the start):
+    /// LASTSAVE.
+    last_save_unix: u64,
+    /// Records logged since then.
+    changes_since_save: u64,
 }
 
 /// Owns the store and the log until `jobs` is closed and drained.
@@ -288,6 +308,8 @@ pub(super) async fn run(
         undo: Undo::new(),
         memory,
         pool: EvictionPool::new(),
+        last_save_unix: now_ms() / 1000,
+        changes_since_save: 0,
     };
     s.sync_lfu();
     let mut next_tick = Instant::now() + TICK;
@@ -347,6 +369,7 @@ impl Storage {
         self.sync_lfu();
         for job in batch.drain(..) {
             let mut answers = Vec::with_capacity(job.reqs.len());
+            let mut nanos = Vec::with_capacity(job.reqs.len());
             let mut redo = Vec::with_capacity(job.reqs.len());
             // A connection only ever has one job in flight: no one else
             // changes its cell meanwhile.
@@ -360,9 +383,11 @@ impl Storage {
                     // starts on the database the requests run so far left
                     // in the cell.
                     answers.push(Answer::Deferred(req));
+                    nanos.push(0);
                     redo.push(Redo::NotRun);
                     continue;
                 }
+                let started = Instant::now();
                 let answer = match req {
                     // Never split: it runs whole in this round (and may
                     // take it over its budget) or waits whole above.
@@ -395,6 +420,9 @@ impl Storage {
                             Req::Info => Redo::Info,
                             Req::Watch(..) => Redo::Watch,
                             Req::Select(i) => Redo::Select(self.db_index(*i)),
+                            // What it did stands (a rewrite, a sleep):
+                            // its answer too.
+                            Req::Admin(_) => Redo::NotRun,
                             Req::Read(_) | Req::Exec(..) => unreachable!("answered above"),
                         });
                         if matches!(req, Req::Write(_)) {
@@ -403,10 +431,12 @@ impl Storage {
                         let (answer, record) = self.run(req, &mut db, now);
                         if let Some(r) = &record {
                             self.aof.append(r);
+                            self.changes_since_save += 1;
                         }
                         answer
                     }
                 };
+                nanos.push(started.elapsed().as_nanos() as u64);
                 produced = produced.saturating_add(answer_bytes(&answer));
                 answers.push(answer);
             }
@@ -415,6 +445,7 @@ impl Storage {
                 self.held.push(Held {
                     reply: job.reply,
                     answers,
+                    nanos,
                     redo,
                     db: job.db,
                     db_start,
@@ -422,7 +453,7 @@ impl Storage {
             } else {
                 // Only durable state was seen: no need to wait for the
                 // commit. A handler that went away is no error.
-                let _ = job.reply.send(answers);
+                let _ = job.reply.send(Answered { answers, nanos });
             }
         }
         if self.held.is_empty() {
@@ -439,7 +470,10 @@ impl Storage {
                 // must find the room it made.
                 self.publish_memory(true);
                 for held in self.held.drain(..) {
-                    let _ = held.reply.send(held.answers);
+                    let _ = held.reply.send(Answered {
+                        answers: held.answers,
+                        nanos: held.nanos,
+                    });
                 }
             }
             Err(e) => {
@@ -449,7 +483,10 @@ impl Storage {
                 let held = std::mem::take(&mut self.held);
                 for h in held {
                     let answers = self.answer_again(h.redo, h.answers, h.db_start, &h.db, now);
-                    let _ = h.reply.send(answers);
+                    let _ = h.reply.send(Answered {
+                        answers,
+                        nanos: h.nanos,
+                    });
                 }
             }
         }
@@ -524,6 +561,7 @@ impl Storage {
                 (Answer::Reply(Reply::ok()), None)
             }
             Req::Exec(..) => (Answer::Reply(exec_in_exec()), None),
+            Req::Admin(op) => (Answer::Reply(self.admin(op, *db, now)), None),
             Req::Select(i) => match self.db_index(i) {
                 Some(i) => {
                     *db = i;
@@ -705,6 +743,12 @@ impl Storage {
         {
             return;
         }
+        self.start_rewrite();
+    }
+
+    /// Starts a background rewrite now (BGREWRITEAOF, or the log doubled);
+    /// on failure `rewriting` stays `None` and the next attempt waits.
+    fn start_rewrite(&mut self) {
         let size_before = self.aof.size();
         // The snapshot and `begin_rewrite` with no append in between: the
         // side buffer then holds exactly what the snapshot lacks.
@@ -757,6 +801,7 @@ impl Storage {
                         self.aof.size(),
                         r.started.elapsed()
                     );
+                    self.saved();
                     self.rewrite_backoff = REWRITE_RETRY_MIN;
                     return;
                 }
@@ -813,6 +858,8 @@ impl Storage {
             aof_rewrite_in_progress: self.aof.rewrite_in_progress(),
             aof_rewrites: self.aof.rewrites(),
             aof_last_rewrite_failed: self.aof.last_rewrite_failed(),
+            last_save_unix: self.last_save_unix,
+            changes_since_save: self.changes_since_save,
             ..InfoData::default()
         }
     }
@@ -842,6 +889,7 @@ fn lock(cell: &WatchCell) -> std::sync::MutexGuard<'_, Vec<crate::command::multi
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+mod admin;
 mod evict;
 #[cfg(test)]
 mod tests;

@@ -36,6 +36,8 @@ fn storage(name: &str) -> (Storage, std::path::PathBuf) {
         undo: Undo::new(),
         memory: std::sync::Arc::new(crate::server::memory::Memory::new(Default::default())),
         pool: crate::server::memory::EvictionPool::new(),
+        last_save_unix: 0,
+        changes_since_save: 0,
     };
     (s, d)
 }
@@ -87,6 +89,7 @@ fn batch_in(s: &mut Storage, jobs: &[&[&[&str]]], cells: &[DbCell]) -> Vec<Vec<R
         .map(|mut rx| {
             rx.try_recv()
                 .expect("every job is answered")
+                .answers
                 .into_iter()
                 .map(|a| match a {
                     Answer::Reply(r) => r,
@@ -373,7 +376,7 @@ fn round(s: &mut Storage, reqs: Vec<Req>, cell: &DbCell, budget: usize) -> Vec<A
         reply: tx,
     }];
     s.execute(&mut batch);
-    rx.try_recv().expect("the job is answered")
+    rx.try_recv().expect("the job is answered").answers
 }
 
 /// The requests of a round's answers that were deferred, in order; panics
@@ -538,4 +541,61 @@ fn evictions_are_logged_counted_and_taken_back_with_a_failed_commit() {
     assert!(!s.memory.is_over());
     // The evictions are in the log as DELs: a replay holds the same keys.
     assert_replays_to_the_store(s, &d);
+}
+
+#[test]
+fn save_rewrites_the_log_and_debug_reload_restores_the_state_from_it() {
+    use crate::command::ops::StorageOp;
+    let (mut s, d) = storage("save-reload");
+    let cell = DbCell::default();
+    for i in 0..200 {
+        batch(&mut s, &[&[&["set", "k", &i.to_string()]]]);
+    }
+    batch(
+        &mut s,
+        &[&[
+            &["set", "other", "v"],
+            &["select", "3"],
+            &["set", "in3", "x"],
+        ]],
+    );
+    let size_before = s.aof.size();
+    let answers = round(&mut s, vec![Req::Admin(StorageOp::Save)], &cell, usize::MAX);
+    assert!(
+        matches!(&answers[0], Answer::Reply(r) if *r == Reply::ok()),
+        "{answers:?}"
+    );
+    assert!(
+        s.aof.size() < size_before / 10,
+        "{} -> {}",
+        size_before,
+        s.aof.size()
+    );
+    assert!(s.last_save_unix > 0);
+    assert_eq!(s.changes_since_save, 0);
+    let digest = super::admin::dataset_digest(&s.store, now_ms());
+    // A write in the same job before the reload is part of what it keeps.
+    let answers = round(
+        &mut s,
+        vec![
+            req(&["set", "late", "1"]),
+            Req::Admin(StorageOp::DebugReload),
+        ],
+        &cell,
+        usize::MAX,
+    );
+    assert!(
+        matches!(&answers[1], Answer::Reply(r) if *r == Reply::ok()),
+        "{answers:?}"
+    );
+    assert_eq!(
+        batch(&mut s, &[&[&["get", "k"], &["get", "late"]]])[0],
+        vec![bulk("199"), bulk("1")]
+    );
+    assert_eq!(
+        batch(&mut s, &[&[&["select", "3"], &["get", "in3"]]])[0][1],
+        bulk("x")
+    );
+    assert_ne!(digest, super::admin::dataset_digest(&s.store, now_ms()));
+    let _ = std::fs::remove_dir_all(&d);
 }
