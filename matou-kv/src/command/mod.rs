@@ -411,6 +411,21 @@ fn unknown_command(args: &[Vec<u8>]) -> Reply {
 /// The error reply for an unknown command or subcommand or a wrong number
 /// of arguments.
 pub fn lookup(args: &[Vec<u8>]) -> Result<&'static Spec, Reply> {
+    let spec = find(args)?;
+    if spec.arity_ok(args.len()) {
+        Ok(spec)
+    } else {
+        Err(wrong_arity(spec.name))
+    }
+}
+
+/// The command (or subcommand) `args` names, whatever its arity: what
+/// INFO commandstats counts a rejected call under.
+pub fn command_name(args: &[Vec<u8>]) -> Option<&'static str> {
+    find(args).ok().map(|s| s.name)
+}
+
+fn find(args: &[Vec<u8>]) -> Result<&'static Spec, Reply> {
     let name = args.first().ok_or_else(|| unknown_command(args))?;
     let top = TABLE
         .iter()
@@ -432,11 +447,7 @@ pub fn lookup(args: &[Vec<u8>]) -> Result<&'static Spec, Reply> {
         }
         _ => top,
     };
-    if spec.arity_ok(args.len()) {
-        Ok(spec)
-    } else {
-        Err(wrong_arity(spec.name))
-    }
+    Ok(spec)
 }
 
 /// A parsed command, by group.

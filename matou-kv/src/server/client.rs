@@ -306,7 +306,7 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
                     shared.commands.fetch_add(1, Ordering::Relaxed);
                     me.request_bytes.store(used, Ordering::Relaxed);
                     let before = outs.len();
-                    let name = crate::command::lookup(&args).map_or("", |s| s.name);
+                    let name = crate::command::command_name(&args).unwrap_or("");
                     let mut meta = Meta {
                         name,
                         args: Vec::new(),
