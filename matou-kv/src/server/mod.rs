@@ -20,11 +20,16 @@
 //!   connection commands themselves (`command::Session`), send the data
 //!   commands of the batch to the storage task as one job, write every
 //!   reply with one `write`.
-//! - **Operations** (`ops.rs`, `registry.rs`, `monitor.rs`, `stats.rs`): the
-//!   registry of live connections across workers (CLIENT LIST / KILL; a
-//!   kill is a switch the victim's handler races, never its socket closed
-//!   from outside), the settings CONFIG SET changes live, MONITOR's
-//!   bounded fan-out, the error counts INFO shows.
+//! - **Operations** (`ops.rs`, `registry.rs`, `monitor.rs`, `stats.rs`,
+//!   `slowlog.rs`, `storage/admin.rs`): the registry of live connections
+//!   across workers (CLIENT LIST / KILL; a kill is a switch the victim's
+//!   handler races, never its socket closed from outside), the settings
+//!   CONFIG SET changes live, MONITOR's bounded fan-out, the error and
+//!   per-command counts INFO shows, the slow log, and SAVE / BGREWRITEAOF /
+//!   DEBUG, which the storage task runs since they need the store or the
+//!   log. Each request is timed where it runs (the storage task for data
+//!   commands, the handler for connection commands), so SLOWLOG and
+//!   commandstats see execution, never the wait in the queue.
 //!
 //! # What one client can cost
 //!

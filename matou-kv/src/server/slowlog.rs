@@ -25,6 +25,8 @@ pub const MAX_ARG_BYTES: usize = 128;
 
 /// Commands whose arguments are secrets: logged as their name only.
 const REDACTED: &[&str] = &["auth", "hello", "migrate"];
+/// Settings whose value CONFIG SET's entry shows as `(redacted)`.
+const SECRET_SETTINGS: &[&str] = &["requirepass", "masterauth"];
 
 struct Entry {
     id: u64,
@@ -50,6 +52,15 @@ fn bounded(command: &str, args: &[Vec<u8>]) -> Vec<Vec<u8>> {
     if REDACTED.contains(&command) {
         return args.iter().take(1).cloned().collect();
     }
+    // A password set live is a secret too: its value is not kept.
+    let secret_value = |i: usize| {
+        command == "config|set"
+            && i >= 3
+            && i % 2 == 1
+            && SECRET_SETTINGS
+                .iter()
+                .any(|s| args[i - 1].eq_ignore_ascii_case(s.as_bytes()))
+    };
     let kept = if args.len() > MAX_ARGS {
         MAX_ARGS - 1
     } else {
@@ -57,8 +68,11 @@ fn bounded(command: &str, args: &[Vec<u8>]) -> Vec<Vec<u8>> {
     };
     let mut out: Vec<Vec<u8>> = args[..kept]
         .iter()
-        .map(|a| {
-            if a.len() > MAX_ARG_BYTES {
+        .enumerate()
+        .map(|(i, a)| {
+            if secret_value(i) {
+                b"(redacted)".to_vec()
+            } else if a.len() > MAX_ARG_BYTES {
                 let mut b = a[..MAX_ARG_BYTES].to_vec();
                 b.extend_from_slice(
                     format!("... ({} more bytes)", a.len() - MAX_ARG_BYTES).as_bytes(),
