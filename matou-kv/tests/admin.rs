@@ -314,3 +314,98 @@ fn config_set_takes_memory_settings_live_and_accepts_redis_no_effect_settings() 
     let e = config_set(&mut c, "appendfsync", "no").unwrap_err();
     assert!(e.to_string().contains("immutable"), "{e}");
 }
+
+#[test]
+fn dump_and_restore_move_values_with_their_options_and_are_logged() {
+    let dir = temp_dir("admin-dump");
+    let mut server = Server::start(&dir, &[]);
+    let mut c = server.client();
+    let _: () = cmd("SET").arg("s").arg("bar").query(&mut c).unwrap();
+    let _: () = cmd("HSET")
+        .arg("h")
+        .arg("f")
+        .arg("v")
+        .arg("g")
+        .arg("w")
+        .query(&mut c)
+        .unwrap();
+    let s: Vec<u8> = cmd("DUMP").arg("s").query(&mut c).unwrap();
+    // Redis 7.0.15's own DUMP of the same string, byte for byte.
+    assert_eq!(s, b"\x00\x03bar\n\x00\xe6\xbeI`\xeef\xfd\x17".to_vec());
+    let h: Vec<u8> = cmd("DUMP").arg("h").query(&mut c).unwrap();
+    let none: Option<Vec<u8>> = cmd("DUMP").arg("nosuch").query(&mut c).unwrap();
+    assert!(none.is_none());
+
+    let e: RedisResult<()> = cmd("RESTORE").arg("s").arg(0).arg(&s).query(&mut c);
+    assert!(e.unwrap_err().to_string().contains("BUSYKEY"));
+    let _: () = cmd("RESTORE")
+        .arg("s2")
+        .arg(5000)
+        .arg(&s)
+        .query(&mut c)
+        .unwrap();
+    let pttl: i64 = cmd("PTTL").arg("s2").query(&mut c).unwrap();
+    assert!((3000..=5000).contains(&pttl), "{pttl}");
+    let _: () = cmd("RESTORE")
+        .arg("h")
+        .arg(0)
+        .arg(&h)
+        .arg("REPLACE")
+        .arg("IDLETIME")
+        .arg(100)
+        .query(&mut c)
+        .unwrap();
+    let idle: i64 = cmd("OBJECT")
+        .arg("IDLETIME")
+        .arg("h")
+        .query(&mut c)
+        .unwrap();
+    assert!((100..=102).contains(&idle), "{idle}");
+    let _: () = cmd("RESTORE")
+        .arg("h2")
+        .arg(0)
+        .arg(&h)
+        .query(&mut c)
+        .unwrap();
+    let all: std::collections::HashMap<String, String> =
+        cmd("HGETALL").arg("h2").query(&mut c).unwrap();
+    assert_eq!(all.get("g").map(String::as_str), Some("w"));
+    // An absolute TTL in the past deletes what REPLACE would replace.
+    let _: () = cmd("RESTORE")
+        .arg("s")
+        .arg(1)
+        .arg(&s)
+        .arg("ABSTTL")
+        .arg("REPLACE")
+        .query(&mut c)
+        .unwrap();
+    let n: i64 = cmd("EXISTS").arg("s").query(&mut c).unwrap();
+    assert_eq!(n, 0);
+
+    let mut bad = s.clone();
+    bad[3] ^= 1;
+    let e: RedisResult<()> = cmd("RESTORE").arg("x").arg(0).arg(&bad).query(&mut c);
+    assert!(e
+        .unwrap_err()
+        .to_string()
+        .contains("DUMP payload version or checksum are wrong"));
+    let e: RedisResult<()> = cmd("RESTORE")
+        .arg("x")
+        .arg(0)
+        .arg(&s)
+        .arg("bogus")
+        .query(&mut c);
+    assert!(e.unwrap_err().to_string().contains("syntax"));
+    let e: RedisResult<()> = cmd("RESTORE").arg("x").arg(-1).arg(&s).query(&mut c);
+    assert!(e.unwrap_err().to_string().contains("Invalid TTL"));
+
+    server.kill();
+    server.spawn();
+    let mut c = server.client();
+    let v: String = cmd("GET").arg("s2").query(&mut c).unwrap();
+    assert_eq!(v, "bar");
+    let v: String = cmd("HGET").arg("h2").arg("f").query(&mut c).unwrap();
+    assert_eq!(v, "v");
+    let n: i64 = cmd("EXISTS").arg("s").query(&mut c).unwrap();
+    assert_eq!(n, 0, "the RESTORE that deleted it is logged");
+}

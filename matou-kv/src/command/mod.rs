@@ -34,6 +34,7 @@
 //! seen), which is what makes "expired" stay expired.
 
 mod conn;
+mod dump;
 mod exec;
 mod hash;
 mod kind;
@@ -294,6 +295,8 @@ pub const TABLE: &[Spec] = &[
         subcommands: MEMORY_SUBS,
         ..spec("memory", -2, &[], NONE, R)
     },
+    spec("dump", 2, RO_SLOW, ONE, R),
+    spec("restore", -4, WR, ONE, W),
     spec("getex", -2, WR_DEL, ONE, W),
     spec("setrange", 4, WR, ONE, W),
     spec("incrbyfloat", 3, WR_FAST, ONE, W),
@@ -588,6 +591,8 @@ pub enum Read {
     MemoryUsage(Vec<u8>),
     /// A hash read (`hash`).
     Hash(HashRead),
+    /// DUMP key (`dump`).
+    Dump(Vec<u8>),
 }
 
 /// How SET-like commands treat the expiry.
@@ -769,6 +774,25 @@ pub enum Write {
         /// The bit's new value.
         bit: bool,
     },
+    /// `RESTORE key ttl payload [REPLACE] [ABSTTL] [IDLETIME s] [FREQ f]`
+    /// (`dump`).
+    Restore {
+        /// The key.
+        key: Vec<u8>,
+        /// Milliseconds to live (0: no expiry), or a Unix time in ms with
+        /// `absttl`.
+        ttl: i64,
+        /// DUMP's payload.
+        payload: Vec<u8>,
+        /// REPLACE.
+        replace: bool,
+        /// ABSTTL.
+        absttl: bool,
+        /// IDLETIME: seconds since its last access.
+        idle_secs: Option<u64>,
+        /// FREQ: its LFU counter.
+        freq: Option<u8>,
+    },
     /// BITOP AND|OR|XOR|NOT destkey key...
     BitOp {
         /// The operation.
@@ -829,6 +853,11 @@ impl Write {
                     .saturating_add(64)
             }
             Write::Hash(h) => hash::record_bound(h),
+            // The key twice (a DEL of an expired one first) and the value,
+            // which the payload holds with at most its own size.
+            Write::Restore { key, payload, .. } => strings(&mut [key, key, payload].into_iter())
+                .saturating_add(payload.len())
+                .saturating_add(64),
             // The key twice, and a value (at most MAX_STRING).
             Write::Move { key, .. } => strings(&mut [key, key].into_iter())
                 .saturating_add(MAX_STRING)

@@ -158,6 +158,8 @@ pub fn parse(args: &[Vec<u8>], authenticated: bool) -> Result<Command, Reply> {
         "object|freq" => read(Read::ObjectFreq(args[2].clone())),
         "object|idletime" => read(Read::ObjectIdleTime(args[2].clone())),
         "object|help" => read(Read::ObjectHelp),
+        "dump" => read(super::dump::parse_dump(args)),
+        "restore" => write(super::dump::parse_restore(args)?),
         "memory|usage" => {
             match args.len() {
                 3 => {}
