@@ -1,5 +1,6 @@
-//! SLOWLOG, INFO commandstats and sections, SAVE / BGREWRITEAOF / LASTSAVE
-//! and DEBUG against the real server, with the `redis` crate as the peer.
+//! SLOWLOG, INFO commandstats and sections, SAVE / BGREWRITEAOF / LASTSAVE,
+//! DEBUG, DUMP / RESTORE and BITFIELD against the real server, with the
+//! `redis` crate as the peer.
 
 mod common;
 
@@ -408,4 +409,62 @@ fn dump_and_restore_move_values_with_their_options_and_are_logged() {
     assert_eq!(v, "v");
     let n: i64 = cmd("EXISTS").arg("s").query(&mut c).unwrap();
     assert_eq!(n, 0, "the RESTORE that deleted it is logged");
+}
+
+#[test]
+fn bitfield_changes_replay_from_the_log_with_the_expiry_kept() {
+    let dir = temp_dir("admin-bitfield");
+    let mut server = Server::start(&dir, &[]);
+    let mut c = server.client();
+    let _: () = cmd("SET")
+        .arg("b")
+        .arg("\x01")
+        .arg("EX")
+        .arg(1000)
+        .query(&mut c)
+        .unwrap();
+    let r: Vec<i64> = cmd("BITFIELD")
+        .arg("b")
+        .arg("SET")
+        .arg("u8")
+        .arg("#2")
+        .arg(200)
+        .arg("INCRBY")
+        .arg("i16")
+        .arg(0)
+        .arg(5)
+        .arg("GET")
+        .arg("u8")
+        .arg(16)
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(r, vec![0, 256 + 5, 200]);
+    let r: Vec<Option<i64>> = cmd("BITFIELD")
+        .arg("b")
+        .arg("OVERFLOW")
+        .arg("FAIL")
+        .arg("INCRBY")
+        .arg("u8")
+        .arg(16)
+        .arg(100)
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(r, vec![None]);
+    let ro: Vec<i64> = cmd("BITFIELD_RO")
+        .arg("b")
+        .arg("GET")
+        .arg("u8")
+        .arg(16)
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(ro, vec![200]);
+    let before: Vec<u8> = cmd("GET").arg("b").query(&mut c).unwrap();
+    assert_eq!(before, vec![0x01, 0x05, 200]);
+    server.kill();
+    server.spawn();
+    let mut c = server.client();
+    let after: Vec<u8> = cmd("GET").arg("b").query(&mut c).unwrap();
+    assert_eq!(after, before);
+    let ttl: i64 = cmd("TTL").arg("b").query(&mut c).unwrap();
+    assert!(ttl > 900, "{ttl}");
 }

@@ -94,6 +94,7 @@ pub fn execute_read(cmd: &Read, store: &Store, now: u64) -> Reply {
         Read::DbSize => Reply::Integer(store.len() as i64),
         Read::Hash(h) => super::hash::read(h, store, now),
         Read::Dump(key) => super::dump::dump(key, store, now),
+        Read::BitFieldRo { key, ops } => super::bitfield::read(key, ops, store, now),
         other => super::strings::read(other, store, now),
     }
 }
@@ -186,7 +187,7 @@ pub fn execute_write_journaled(
         Write::Flush | Write::FlushAll => undo.save_all(store),
         // Refused on one store alone (they need the databases): no change.
         Write::Move { .. } | Write::SwapDb(..) => {}
-        Write::Restore { key, .. } => undo.save_key(store, key),
+        Write::Restore { key, .. } | Write::BitField { key, .. } => undo.save_key(store, key),
         Write::Hash(h) => {
             undo.save_fields(store, super::hash::touched(h), super::hash::fields(h), now)
         }
@@ -383,6 +384,7 @@ pub fn execute_write(cmd: Write, store: &mut Store, now: u64) -> (Reply, Option<
         }
         Write::Hash(h) => super::hash::write(h, tx),
         Write::Restore { .. } => super::dump::restore(cmd, tx),
+        Write::BitField { key, ops } => super::bitfield::write(key, ops, tx),
         other => super::strings::write(other, tx),
     }
 }

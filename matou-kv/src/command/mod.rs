@@ -33,6 +33,7 @@
 //! backwards between commands (the storage task can keep the maximum it has
 //! seen), which is what makes "expired" stay expired.
 
+mod bitfield;
 mod conn;
 mod dump;
 mod exec;
@@ -296,6 +297,8 @@ pub const TABLE: &[Spec] = &[
         ..spec("memory", -2, &[], NONE, R)
     },
     spec("dump", 2, RO_SLOW, ONE, R),
+    spec("bitfield_ro", -2, RO, ONE, R),
+    spec("bitfield", -2, WR, ONE, W),
     spec("restore", -4, WR, ONE, W),
     spec("getex", -2, WR_DEL, ONE, W),
     spec("setrange", 4, WR, ONE, W),
@@ -593,6 +596,13 @@ pub enum Read {
     Hash(HashRead),
     /// DUMP key (`dump`).
     Dump(Vec<u8>),
+    /// BITFIELD_RO key GET... (`bitfield`).
+    BitFieldRo {
+        /// The key.
+        key: Vec<u8>,
+        /// The GETs.
+        ops: Vec<bitfield::FieldOp>,
+    },
 }
 
 /// How SET-like commands treat the expiry.
@@ -793,6 +803,13 @@ pub enum Write {
         /// FREQ: its LFU counter.
         freq: Option<u8>,
     },
+    /// BITFIELD key [GET|SET|INCRBY|OVERFLOW...] (`bitfield`).
+    BitField {
+        /// The key.
+        key: Vec<u8>,
+        /// The subcommands, in order.
+        ops: Vec<bitfield::FieldOp>,
+    },
     /// BITOP AND|OR|XOR|NOT destkey key...
     BitOp {
         /// The operation.
@@ -855,6 +872,11 @@ impl Write {
             Write::Hash(h) => hash::record_bound(h),
             // The key twice (a DEL of an expired one first) and the value,
             // which the payload holds with at most its own size.
+            // The key (twice, with the DEL of an expired one) and at most
+            // a whole string's bytes.
+            Write::BitField { key, .. } => {
+                strings(&mut [key, key].into_iter()).saturating_add(MAX_STRING)
+            }
             Write::Restore { key, payload, .. } => strings(&mut [key, key, payload].into_iter())
                 .saturating_add(payload.len())
                 .saturating_add(64),

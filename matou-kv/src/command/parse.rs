@@ -159,6 +159,8 @@ pub fn parse(args: &[Vec<u8>], authenticated: bool) -> Result<Command, Reply> {
         "object|idletime" => read(Read::ObjectIdleTime(args[2].clone())),
         "object|help" => read(Read::ObjectHelp),
         "dump" => read(super::dump::parse_dump(args)),
+        "bitfield" => write(super::bitfield::parse_bitfield(args)?),
+        "bitfield_ro" => read(super::bitfield::parse_bitfield_ro(args)?),
         "restore" => write(super::dump::parse_restore(args)?),
         "memory|usage" => {
             match args.len() {
