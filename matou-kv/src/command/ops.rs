@@ -376,8 +376,15 @@ fn protocol_reply(kind: &[u8]) -> Result<Reply, Reply> {
         ),
         "true" => Reply::Bool(true),
         "false" => Reply::Bool(false),
-        // No attribute frames here: the reply that follows one.
-        "attrib" => Reply::Bulk(b"Some real reply following the attribute".to_vec()),
+        "attrib" => Reply::Attributed(
+            vec![(
+                Reply::Bulk(b"key-popularity".to_vec()),
+                Reply::Array(vec![Reply::Bulk(b"key:123".to_vec()), Reply::Integer(90)]),
+            )],
+            Box::new(Reply::Bulk(
+                b"Some real reply following the attribute".to_vec(),
+            )),
+        ),
         "verbatim" => Reply::Verbatim("txt", b"This is a verbatim\nstring".to_vec()),
         _ => {
             return Err(Reply::err(
