@@ -7,9 +7,11 @@
 //! `RDB_TYPE_SET`: the plain forms every Redis since 2.x loads, Redis 7
 //! included (it converts them to its compact encodings on load). What is
 //! read: those, plus the string encodings Redis writes itself (integers,
-//! LZF-compressed), so Redis's DUMP of a string restores here. The compact
-//! aggregate encodings Redis 7 writes (listpack, quicklist, intset) are
-//! refused with `ERR Bad data format`, never misread.
+//! LZF-compressed) and the compact forms Redis 7.0 writes for aggregates
+//! (hash listpack, quicklist 2 of listpacks, intset; 7.2's set listpack),
+//! so Redis's DUMP of any of these types restores here. Other encodings
+//! (zsets, streams, the ziplists of older versions) are refused with `ERR
+//! Bad data format`, never misread.
 //!
 //! Invariants: a payload is checked whole before anything changes: its
 //! footer (version at most [`RDB_VERSION`], CRC-64 Jones of everything
@@ -33,6 +35,12 @@ const TYPE_STRING: u8 = 0;
 const TYPE_LIST: u8 = 1;
 const TYPE_SET: u8 = 2;
 const TYPE_HASH: u8 = 4;
+const TYPE_SET_INTSET: u8 = 11;
+const TYPE_HASH_LISTPACK: u8 = 16;
+const TYPE_LIST_QUICKLIST_2: u8 = 18;
+const TYPE_SET_LISTPACK: u8 = 20;
+/// A quicklist node holding one element as is (not a listpack).
+const QUICKLIST_NODE_PLAIN: usize = 1;
 
 /// `ERR DUMP payload version or checksum are wrong`.
 pub const BAD_PAYLOAD: &str = "ERR DUMP payload version or checksum are wrong";
@@ -199,6 +207,82 @@ impl<'a> Body<'a> {
     }
 }
 
+/// The elements of a listpack (Redis's `listpack.c` format: a 6-byte
+/// header, entries each followed by their back-length, an 0xFF end), as
+/// strings (integers in decimal, as Redis reads them back).
+fn listpack(lp: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let total = u32::from_le_bytes(lp.get(..4)?.try_into().ok()?) as usize;
+    if total != lp.len() {
+        return None;
+    }
+    let mut b = Body { bytes: lp, at: 6 };
+    let mut out = Vec::new();
+    loop {
+        let start = b.at;
+        let first = b.byte()?;
+        let int = |v: i64| Some(v.to_string().into_bytes());
+        let entry = match first {
+            0xff => break,
+            f if f & 0x80 == 0 => int(i64::from(f))?,
+            f if f & 0xc0 == 0x80 => b.take(usize::from(f & 0x3f))?.to_vec(),
+            f if f & 0xe0 == 0xc0 => {
+                let v = (i64::from(f & 0x1f) << 8) | i64::from(b.byte()?);
+                int(if v >= 1 << 12 { v - (1 << 13) } else { v })?
+            }
+            f if f & 0xf0 == 0xe0 => {
+                let n = (usize::from(f & 0x0f) << 8) | usize::from(b.byte()?);
+                b.take(n)?.to_vec()
+            }
+            0xf0 => {
+                let n = u32::from_le_bytes(b.take(4)?.try_into().ok()?) as usize;
+                b.take(n)?.to_vec()
+            }
+            0xf1 => int(i64::from(i16::from_le_bytes(b.take(2)?.try_into().ok()?)))?,
+            0xf2 => {
+                let t = b.take(3)?;
+                int(i64::from(i32::from_le_bytes([0, t[0], t[1], t[2]]) >> 8))?
+            }
+            0xf3 => int(i64::from(i32::from_le_bytes(b.take(4)?.try_into().ok()?)))?,
+            0xf4 => int(i64::from_le_bytes(b.take(8)?.try_into().ok()?))?,
+            _ => return None,
+        };
+        let len = b.at - start;
+        let backlen = match len {
+            0..=127 => 1,
+            128..=16_383 => 2,
+            16_384..=2_097_151 => 3,
+            2_097_152..=268_435_455 => 4,
+            _ => 5,
+        };
+        b.take(backlen)?;
+        out.push(entry);
+    }
+    (b.at == lp.len()).then_some(out)
+}
+
+/// The members of an intset (`intset.c`: encoding width, count, then the
+/// integers, little-endian).
+fn intset(blob: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let width = u32::from_le_bytes(blob.get(..4)?.try_into().ok()?) as usize;
+    let n = u32::from_le_bytes(blob.get(4..8)?.try_into().ok()?) as usize;
+    if ![2, 4, 8].contains(&width) || blob.len() != 8 + n.checked_mul(width)? {
+        return None;
+    }
+    Some(
+        blob[8..]
+            .chunks_exact(width)
+            .map(|c| {
+                let v = match width {
+                    2 => i64::from(i16::from_le_bytes([c[0], c[1]])),
+                    4 => i64::from(i32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+                    _ => i64::from_le_bytes(c.try_into().unwrap_or_default()),
+                };
+                v.to_string().into_bytes()
+            })
+            .collect(),
+    )
+}
+
 /// LZF decompression (liblzf's format, as Redis compresses strings) of
 /// `input` into exactly `size` bytes; `None` if it does not decode to that.
 fn lzf_decompress(input: &[u8], size: usize) -> Option<Vec<u8>> {
@@ -275,6 +359,36 @@ pub fn deserialize(payload: &[u8]) -> Result<Value, Reply> {
                 }
                 Value::Set(s)
             }
+            TYPE_HASH_LISTPACK => {
+                let items = listpack(&b.string()?)?;
+                if items.len() % 2 != 0 {
+                    return None;
+                }
+                let mut h = HashMap::with_capacity(items.len() / 2);
+                let mut it = items.into_iter();
+                while let (Some(f), Some(v)) = (it.next(), it.next()) {
+                    h.insert(f, v);
+                }
+                Value::Hash(h)
+            }
+            TYPE_LIST_QUICKLIST_2 => {
+                let nodes = b.count()?;
+                let mut l = VecDeque::new();
+                for _ in 0..nodes {
+                    let Len::Plain(container) = b.len()? else {
+                        return None;
+                    };
+                    let blob = b.string()?;
+                    if container == QUICKLIST_NODE_PLAIN {
+                        l.push_back(blob);
+                    } else {
+                        l.extend(listpack(&blob)?);
+                    }
+                }
+                Value::List(l)
+            }
+            TYPE_SET_INTSET => Value::Set(intset(&b.string()?)?.into_iter().collect()),
+            TYPE_SET_LISTPACK => Value::Set(listpack(&b.string()?)?.into_iter().collect()),
             TYPE_HASH => {
                 let n = b.count()?;
                 let mut h = HashMap::with_capacity(n);
@@ -447,9 +561,43 @@ mod tests {
             deserialize(long).unwrap(),
             Value::Str(b"abcabcabcabcabcabcabcabcabcabcabcabc".to_vec())
         );
-        // A listpack hash (Redis 7's own form): refused, not misread.
+        // Redis 7's compact aggregates: a listpack hash (with 13- and
+        // 24-bit integers), a quicklist list, an intset, a plain set.
         let h = b"\x10\r\r\x00\x00\x00\x02\x00\x81f\x02\x81v\x02\xff\n\x00 \xf1=D#T\x08\x9d";
-        assert_eq!(deserialize(h).unwrap_err(), Reply::err(BAD_FORMAT));
+        assert_eq!(
+            deserialize(h).unwrap(),
+            Value::Hash([(b"f".to_vec(), b"v".to_vec())].into())
+        );
+        let hi = b"\x10\x17\x17\x00\x00\x00\x04\x00\x81n\x02\xdf\xff\x02\x83big\x04\xf2\x87\xd6\x12\x04\xff\n\x001\xee\xc2\r\x96\x00\xfcm";
+        assert_eq!(
+            deserialize(hi).unwrap(),
+            Value::Hash(
+                [
+                    (b"n".to_vec(), b"-1".to_vec()),
+                    (b"big".to_vec(), b"1234567".to_vec())
+                ]
+                .into()
+            )
+        );
+        let l = b"\x12\x01\x02\x1e\x1e\x00\x00\x00\x05\x00\x81a\x02\x82bb\x03{\x01\xf1x\xec\x03\xf4\xff\xe7vH\x17\x00\x00\x00\t\xff\n\x00\"\xe7\x86f\"\xb8uQ";
+        assert_eq!(
+            deserialize(l).unwrap(),
+            Value::List(
+                [&b"a"[..], b"bb", b"123", b"-5000", b"99999999999"]
+                    .map(<[u8]>::to_vec)
+                    .into()
+            )
+        );
+        let si = b"\x0b\x0e\x02\x00\x00\x00\x03\x00\x00\x00\x01\x00\x02\x00,\x01\n\x00\xe5\x10\xb2\x8e{\x95)\xaa";
+        assert_eq!(
+            deserialize(si).unwrap(),
+            Value::Set([&b"1"[..], b"2", b"300"].map(<[u8]>::to_vec).into())
+        );
+        let ss = b"\x02\x02\x01y\x01x\n\x00\x0c\xdfk=\xb30\xbc\xf0";
+        assert_eq!(
+            deserialize(ss).unwrap(),
+            Value::Set([&b"x"[..], b"y"].map(<[u8]>::to_vec).into())
+        );
         let mut bad = foo.to_vec();
         bad[3] ^= 1;
         assert_eq!(deserialize(&bad).unwrap_err(), Reply::err(BAD_PAYLOAD));
