@@ -945,6 +945,22 @@ impl Aof {
         self.policy
     }
 
+    /// Changes the fsync policy (CONFIG SET appendfsync). What was written
+    /// before and not fsynced yet is covered by the next fsync the new
+    /// policy makes (an fsync covers the whole file); a change to
+    /// `always` fsyncs now, so that nothing acknowledged before it stays
+    /// at the mercy of a machine crash longer than the old policy allowed.
+    ///
+    /// # Errors
+    /// That fsync's (the log then refuses writes until restart).
+    pub fn set_policy(&mut self, policy: Fsync) -> io::Result<()> {
+        self.policy = policy;
+        if policy == Fsync::Always && self.unsynced {
+            self.fsync()?;
+        }
+        Ok(())
+    }
+
     /// The log's path.
     pub fn path(&self) -> &Path {
         &self.path

@@ -312,7 +312,14 @@ fn config_set_takes_memory_settings_live_and_accepts_redis_no_effect_settings() 
     assert_eq!(got, vec!["hash-max-listpack-entries", "16"]);
     let e = config_set(&mut c, "hz", "often").unwrap_err();
     assert!(e.to_string().contains("'hz'"), "{e}");
-    let e = config_set(&mut c, "appendfsync", "no").unwrap_err();
+    // appendfsync reaches the log's owner: INFO shows the policy in force.
+    config_set(&mut c, "appendfsync", "everysec").unwrap();
+    let _: () = cmd("SET").arg("after").arg(1).query(&mut c).unwrap();
+    let p = info(&mut c, &["persistence"]);
+    assert_eq!(field(&p, "aof_fsync").as_deref(), Some("everysec"), "{p}");
+    let e = config_set(&mut c, "appendfsync", "sometimes").unwrap_err();
+    assert!(e.to_string().contains("'appendfsync'"), "{e}");
+    let e = config_set(&mut c, "workers", "4").unwrap_err();
     assert!(e.to_string().contains("immutable"), "{e}");
 }
 

@@ -477,7 +477,13 @@ pub async fn run(mut config: Config, store: Databases, aof: Aof) -> io::Result<(
         auth_failures: Mutex::new(HashMap::new()),
         memory,
     });
-    let storage = matou::spawn(storage::run(store, aof, queue, shared.memory.clone()));
+    let storage = matou::spawn(storage::run(
+        store,
+        aof,
+        queue,
+        shared.memory.clone(),
+        shared.live.fsync_cell(),
+    ));
     let signals = matou::spawn({
         let stop = shared.stop.clone();
         async move {

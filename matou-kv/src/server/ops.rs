@@ -13,14 +13,17 @@
 //!   `Config::set`) and nothing is published unless all pass.
 //! - Protected settings (`dir`) are refused as Redis refuses them with
 //!   `enable-protected-configs no`; the ones this server fixes at start
-//!   (the port, the log's fsync policy owned by the storage task...) are
-//!   refused as immutable, never accepted and ignored.
+//!   (the port, the workers, the databases...) are
+//!   refused as immutable, never accepted and ignored. `appendfsync`
+//!   changes live: the storage task, the log's owner, takes it up from an
+//!   atomic before its next batch or tick (`Aof::set_policy`).
 //! - Connections already authenticated stay so when `requirepass`
 //!   changes (as in Redis); new ones need the new password.
 
 use super::memory::Memory;
 use super::registry::Entry;
 use super::Shared;
+use crate::aof::Fsync;
 use crate::command::ops::{set_failed, Debug, Ops, ReplyMode};
 use crate::command::{ConfigView, Session};
 use crate::config::{Config, OutputLimit, ACCEPTED};
@@ -42,7 +45,31 @@ const MUTABLE: &[&str] = &[
     "lfu-decay-time",
     "slowlog-log-slower-than",
     "slowlog-max-len",
+    "appendfsync",
 ];
+
+/// The fsync policy CONFIG SET asks for, as a number (`fsync_code`); the
+/// storage task, the log's owner, applies it (`storage::Storage::tick`
+/// and each batch).
+pub(super) type FsyncCell = Arc<std::sync::atomic::AtomicU8>;
+
+/// `Fsync` as a number, for an [`FsyncCell`].
+pub(super) fn fsync_code(f: Fsync) -> u8 {
+    match f {
+        Fsync::Always => 0,
+        Fsync::EverySec => 1,
+        Fsync::No => 2,
+    }
+}
+
+/// The `Fsync` of an [`FsyncCell`]'s number.
+pub(super) fn fsync_of(code: u8) -> Fsync {
+    match code {
+        0 => Fsync::Always,
+        1 => Fsync::EverySec,
+        _ => Fsync::No,
+    }
+}
 
 /// Whether CONFIG SET may change `name`.
 fn mutable(name: &str) -> bool {
@@ -63,6 +90,8 @@ pub(super) struct Live {
     /// Where maxmemory and its policy take effect (the storage task reads
     /// them there).
     memory: Arc<Memory>,
+    /// `appendfsync`, for the storage task.
+    fsync: FsyncCell,
     view: RwLock<ConfigView>,
     /// The configuration now in force; held while a CONFIG SET checks and
     /// publishes, so two of them do not interleave.
@@ -83,6 +112,7 @@ impl Live {
             slowlog_slower_than_us: AtomicI64::new(0),
             slowlog_max_len: AtomicUsize::new(0),
             memory,
+            fsync: Arc::new(std::sync::atomic::AtomicU8::new(fsync_code(config.fsync))),
             view: RwLock::new(config.view(port)),
             config: Mutex::new(config.clone()),
             port,
@@ -102,6 +132,7 @@ impl Live {
             .store(c.slowlog_slower_than_us, Ordering::Relaxed);
         self.slowlog_max_len
             .store(c.slowlog_max_len, Ordering::Relaxed);
+        self.fsync.store(fsync_code(c.fsync), Ordering::Relaxed);
         let m = c.memory;
         self.memory.set_maxmemory(m.maxmemory);
         self.memory.set_policy(m.policy);
@@ -138,6 +169,11 @@ impl Live {
     /// `slowlog-max-len`.
     pub(super) fn slowlog_max_len(&self) -> usize {
         self.slowlog_max_len.load(Ordering::Relaxed)
+    }
+
+    /// The cell the storage task reads `appendfsync` from.
+    pub(super) fn fsync_cell(&self) -> FsyncCell {
+        self.fsync.clone()
     }
 
     /// What connection commands see (`requirepass`, CONFIG GET).
@@ -414,6 +450,9 @@ mod tests {
         assert_eq!(l.slowlog_slower_than_us(), -1);
         assert_eq!(l.slowlog_max_len(), 5);
         assert_eq!(get(&l, "maxmemory"), (10u64 << 20).to_string());
+        assert_eq!(l.set(&pairs(&[("appendfsync", "no")])), Reply::ok());
+        assert_eq!(fsync_of(l.fsync_cell().load(Ordering::Relaxed)), Fsync::No);
+        assert_eq!(get(&l, "appendfsync"), "no");
     }
 
     #[test]
@@ -446,8 +485,8 @@ mod tests {
             set_failed("port", "can't set immutable config")
         );
         assert_eq!(
-            l.set(&pairs(&[("appendfsync", "no")])),
-            set_failed("appendfsync", "can't set immutable config")
+            l.set(&pairs(&[("workers", "3")])),
+            set_failed("workers", "can't set immutable config")
         );
         assert_eq!(
             l.set(&pairs(&[("enable-debug-command", "yes")])),

@@ -281,6 +281,9 @@ struct Storage {
     last_save_unix: u64,
     /// Records logged since then.
     changes_since_save: u64,
+    /// The fsync policy CONFIG SET asks for (applied before each batch's
+    /// commit and at each tick).
+    fsync: super::ops::FsyncCell,
 }
 
 /// Owns the store and the log until `jobs` is closed and drained.
@@ -289,6 +292,7 @@ pub(super) async fn run(
     aof: Aof,
     jobs: Receiver<Job>,
     memory: Arc<Memory>,
+    fsync: super::ops::FsyncCell,
 ) -> io::Result<()> {
     // What the log loaded counts as accessed now (OBJECT IDLETIME).
     let loaded = now_ms();
@@ -310,6 +314,7 @@ pub(super) async fn run(
         pool: EvictionPool::new(),
         last_save_unix: now_ms() / 1000,
         changes_since_save: 0,
+        fsync,
     };
     s.sync_lfu();
     let mut next_tick = Instant::now() + TICK;
@@ -364,6 +369,7 @@ async fn next_event(jobs: &Receiver<Job>, rewriting: &mut Option<Rewriting>) -> 
 impl Storage {
     /// Runs a batch of jobs with one commit (see the module docs).
     fn execute(&mut self, batch: &mut Vec<Job>) {
+        self.apply_fsync_policy();
         self.clock = self.clock.max(now_ms());
         let now = self.clock;
         self.sync_lfu();
@@ -710,6 +716,7 @@ impl Storage {
     /// database and eviction (see `evict`: logged as `Del`, journaled,
     /// skipped while writes are refused), everysec fsync.
     fn tick(&mut self) {
+        self.apply_fsync_policy();
         self.clock = self.clock.max(now_ms());
         if self.aof.refusal().is_some() && !self.aof.is_broken() && self.aof.probe() {
             note!("matou-kv: the append-only log can be written again; writes accepted");
@@ -732,6 +739,17 @@ impl Storage {
         }
         if let Err(e) = self.aof.tick() {
             self.log_refusal(&e);
+        }
+    }
+
+    /// Takes up the fsync policy CONFIG SET asked for, if it changed.
+    fn apply_fsync_policy(&mut self) {
+        let wanted = super::ops::fsync_of(self.fsync.load(Ordering::Relaxed));
+        if wanted != self.aof.policy() {
+            if let Err(e) = self.aof.set_policy(wanted) {
+                self.log_refusal(&e);
+            }
+            note!("matou-kv: appendfsync is now {}", wanted.name());
         }
     }
 

@@ -38,6 +38,9 @@ fn storage(name: &str) -> (Storage, std::path::PathBuf) {
         pool: crate::server::memory::EvictionPool::new(),
         last_save_unix: 0,
         changes_since_save: 0,
+        fsync: std::sync::Arc::new(std::sync::atomic::AtomicU8::new(
+            crate::server::ops::fsync_code(Fsync::Always),
+        )),
     };
     (s, d)
 }
