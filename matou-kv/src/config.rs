@@ -133,7 +133,8 @@ impl DebugCommand {
 
 /// Redis 7 settings that matou-kv accepts (config file, CONFIG SET) and
 /// shows (CONFIG GET) with their Redis default, but that change nothing
-/// here: replication, encodings' thresholds (every value has one
+/// here (except the two `latency-tracking` ones, which INFO latencystats
+/// reads): replication, encodings' thresholds (every value has one
 /// representation), lazy freeing (freeing is never deferred), the event
 /// loop's `hz`, RDB snapshots (the log is the only persistence). Clients
 /// and Redis's test suite set them routinely; refusing them would break
@@ -199,6 +200,23 @@ pub const ACCEPTED: &[(&str, &str)] = &[
     ("shutdown-on-sigint", "default"),
     ("shutdown-timeout", "10"),
 ];
+
+/// `latency-tracking-info-percentiles`: numbers from 0 to 100, space
+/// separated (INFO latencystats shows these percentiles).
+///
+/// # Errors
+/// A word that is not such a number.
+pub fn percentiles(value: &str) -> Result<Vec<f64>, String> {
+    value
+        .split_whitespace()
+        .map(|w| {
+            w.parse::<f64>()
+                .ok()
+                .filter(|p| (0.0..=100.0).contains(p))
+                .ok_or_else(|| format!("invalid value `{w}`: expected percentiles from 0 to 100"))
+        })
+        .collect()
+}
 
 /// The [`ACCEPTED`] entry named `name`.
 fn accepted(name: &str) -> Option<(&'static str, &'static str)> {
@@ -737,7 +755,15 @@ fn apply(c: &mut Config, name: &str, value: &str) -> Result<(), String> {
                 return Err(format!("unknown option `{other}`"));
             };
             check_accepted(default, value)?;
-            c.accepted.insert(name, value.to_string());
+            let value = match name {
+                "latency-tracking-info-percentiles" => percentiles(value)?
+                    .iter()
+                    .map(f64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                _ => value.to_string(),
+            };
+            c.accepted.insert(name, value);
         }
     }
     Ok(())

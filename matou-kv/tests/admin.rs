@@ -475,3 +475,47 @@ fn bitfield_changes_replay_from_the_log_with_the_expiry_kept() {
     let ttl: i64 = cmd("TTL").arg("b").query(&mut c).unwrap();
     assert!(ttl > 900, "{ttl}");
 }
+
+#[test]
+fn info_latencystats_follows_the_latency_tracking_settings() {
+    let dir = temp_dir("admin-latency");
+    let server = Server::start(&dir, &[]);
+    let mut c = server.client();
+    for _ in 0..20 {
+        let _: () = cmd("SET").arg("a").arg(1).query(&mut c).unwrap();
+    }
+    let text = info(&mut c, &["latencystats"]);
+    let line = field(&text, "latency_percentiles_usec_set").expect(&text);
+    assert!(
+        line.starts_with("p50=") && line.contains(",p99=") && line.contains(",p99.9="),
+        "{line}"
+    );
+    assert!(!info(&mut c, &[]).contains("latency_percentiles_usec"));
+    assert!(info(&mut c, &["all"]).contains("latency_percentiles_usec_set:"));
+    config_set(
+        &mut c,
+        "latency-tracking-info-percentiles",
+        "0.0 50.0 100.0",
+    )
+    .unwrap();
+    let got: Vec<String> = cmd("CONFIG")
+        .arg("GET")
+        .arg("latency-tracking-info-percentiles")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(got[1], "0 50 100");
+    let line = field(
+        &info(&mut c, &["latencystats"]),
+        "latency_percentiles_usec_set",
+    )
+    .unwrap();
+    assert!(line.starts_with("p0=") && line.contains(",p100="), "{line}");
+    let e = config_set(&mut c, "latency-tracking-info-percentiles", "101").unwrap_err();
+    assert!(e.to_string().contains("percentiles"), "{e}");
+    config_set(&mut c, "latency-tracking", "no").unwrap();
+    assert!(field(
+        &info(&mut c, &["latencystats"]),
+        "latency_percentiles_usec_set"
+    )
+    .is_none());
+}

@@ -370,7 +370,7 @@ pub fn command_reply(q: &CommandQuery) -> Reply {
 
 /// The figures INFO reports; the server fills what it has (the keyspace and
 /// persistence ones come from the storage task).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct InfoData {
     /// TCP port served.
     pub port: u16,
@@ -427,6 +427,9 @@ pub struct InfoData {
     /// (command, calls, microseconds, rejected calls, failed calls), for
     /// the commandstats section.
     pub commandstats: Vec<(&'static str, u64, u64, u64, u64)>,
+    /// (command, (percentile, microseconds)...) for the latencystats
+    /// section.
+    pub latencystats: Vec<(&'static str, Vec<(f64, f64)>)>,
     /// Unix seconds of the last SAVE, rewrite or start (LASTSAVE).
     pub last_save_unix: u64,
     /// Changes logged since then.
@@ -459,6 +462,7 @@ const SECTIONS: &[&str] = &[
     "errorstats",
     "keyspace",
     "commandstats",
+    "latencystats",
 ];
 
 /// The sections INFO shows without arguments or with `default` (Redis 7:
@@ -571,6 +575,18 @@ pub fn info_text(d: &InfoData, sections: &[Vec<u8>]) -> String {
                             "calls={calls},usec={usec},usec_per_call={per_call:.2},\
                              rejected_calls={rejected},failed_calls={failed}"
                         ),
+                    );
+                }
+            }
+            "latencystats" => {
+                for (name, points) in &d.latencystats {
+                    let shown: Vec<String> = points
+                        .iter()
+                        .map(|(p, us)| format!("p{p}={us:.3}"))
+                        .collect();
+                    kv(
+                        &format!("latency_percentiles_usec_{name}"),
+                        &shown.join(","),
                     );
                 }
             }

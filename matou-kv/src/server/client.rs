@@ -627,7 +627,7 @@ fn account(
     } else {
         Outcome::Ok
     };
-    calls.push((meta.name, micros, outcome));
+    calls.push((meta.name, nanos, outcome));
     let slower_than = shared.live.slowlog_slower_than_us();
     if outcome != Outcome::Rejected && slower_than >= 0 && micros >= slower_than.unsigned_abs() {
         let name = me.name.lock().unwrap_or_else(|e| e.into_inner()).clone();

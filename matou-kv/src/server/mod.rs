@@ -313,6 +313,24 @@ impl Shared {
             .into_iter()
             .map(|(name, s)| (name, s.calls, s.usec, s.rejected, s.failed))
             .collect();
+        let (tracking, percentiles) = {
+            let view = self.live.view();
+            let param = |n: &str| {
+                view.params
+                    .iter()
+                    .find(|(k, _)| *k == n)
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or_default()
+            };
+            (
+                param("latency-tracking") == "yes",
+                crate::config::percentiles(&param("latency-tracking-info-percentiles"))
+                    .unwrap_or_default(),
+            )
+        };
+        if tracking {
+            d.latencystats = self.command_stats.latencies(&percentiles);
+        }
     }
 }
 

@@ -77,25 +77,94 @@ pub(super) enum Outcome {
     Rejected,
 }
 
+/// Sub-buckets per power of two of a [`Latencies`] histogram: a value is
+/// known within 1/16 (about 6%) of itself.
+const SUB_BUCKETS: usize = 16;
+/// Powers of two covered, from 1 ns: up to about 18 minutes per call.
+const OCTAVES: usize = 40;
+
+/// A histogram of call durations in nanoseconds, log-linear (Redis keeps
+/// an HdrHistogram per command for INFO latencystats; this is its cheap
+/// cousin: one add per call, fixed 2.5 KiB per command that ran).
+struct Latencies(Box<[u32; SUB_BUCKETS * OCTAVES]>);
+
+impl Latencies {
+    fn new() -> Latencies {
+        Latencies(Box::new([0; SUB_BUCKETS * OCTAVES]))
+    }
+
+    fn bucket(nanos: u64) -> usize {
+        let n = nanos.max(1);
+        let octave = 63 - n.leading_zeros() as usize;
+        // The bits right below the top one choose the sub-bucket.
+        let sub = if octave >= 4 {
+            ((n >> (octave - 4)) & 0xf) as usize
+        } else {
+            ((n << (4 - octave)) & 0xf) as usize
+        };
+        (octave * SUB_BUCKETS + sub).min(SUB_BUCKETS * OCTAVES - 1)
+    }
+
+    /// The largest value of bucket `i`, in nanoseconds.
+    fn upper(i: usize) -> f64 {
+        let (octave, sub) = (i / SUB_BUCKETS, i % SUB_BUCKETS);
+        let base = (1u64 << octave) as f64;
+        base + base * (sub as f64 + 1.0) / SUB_BUCKETS as f64
+    }
+
+    fn add(&mut self, nanos: u64) {
+        let b = &mut self.0[Self::bucket(nanos)];
+        *b = b.saturating_add(1);
+    }
+
+    /// The value under which `pct` percent of the calls fall, in
+    /// microseconds (the bucket's upper bound).
+    fn percentile(&self, pct: f64) -> f64 {
+        let total: u64 = self.0.iter().map(|&c| u64::from(c)).sum();
+        if total == 0 {
+            return 0.0;
+        }
+        let rank = ((pct / 100.0) * total as f64).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for (i, &c) in self.0.iter().enumerate() {
+            seen += u64::from(c);
+            if seen >= rank {
+                return Self::upper(i) / 1000.0;
+            }
+        }
+        Self::upper(self.0.len() - 1) / 1000.0
+    }
+}
+
+#[derive(Default)]
+struct Row {
+    calls: u64,
+    nanos: u64,
+    rejected: u64,
+    failed: u64,
+    latencies: Option<Latencies>,
+}
+
 /// Calls per command.
 #[derive(Default)]
-pub(super) struct CommandStats(Mutex<HashMap<&'static str, CommandStat>>);
+pub(super) struct CommandStats(Mutex<HashMap<&'static str, Row>>);
 
 impl CommandStats {
-    /// Adds `calls`: (command, microseconds, outcome) each.
+    /// Adds `calls`: (command, nanoseconds, outcome) each.
     pub(super) fn add(&self, calls: &[(&'static str, u64, Outcome)]) {
         if calls.is_empty() {
             return;
         }
         let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        for &(name, usec, outcome) in calls {
+        for &(name, nanos, outcome) in calls {
             let s = map.entry(name).or_default();
             match outcome {
                 Outcome::Rejected => s.rejected += 1,
                 Outcome::Ok | Outcome::Failed => {
                     s.calls += 1;
-                    s.usec += usec;
+                    s.nanos += nanos;
                     s.failed += u64::from(outcome == Outcome::Failed);
+                    s.latencies.get_or_insert_with(Latencies::new).add(nanos);
                 }
             }
         }
@@ -104,7 +173,36 @@ impl CommandStats {
     /// Every command's figures, by name (`client|list`...).
     pub(super) fn snapshot(&self) -> Vec<(&'static str, CommandStat)> {
         let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let mut rows: Vec<_> = map.iter().map(|(k, v)| (*k, *v)).collect();
+        let mut rows: Vec<_> = map
+            .iter()
+            .map(|(k, r)| {
+                let stat = CommandStat {
+                    calls: r.calls,
+                    usec: r.nanos / 1000,
+                    rejected: r.rejected,
+                    failed: r.failed,
+                };
+                (*k, stat)
+            })
+            .collect();
+        rows.sort_unstable_by_key(|(k, _)| *k);
+        rows
+    }
+
+    /// INFO latencystats: for each command that ran, the duration under
+    /// which each of `percentiles` of its calls fall, in microseconds.
+    pub(super) fn latencies(&self, percentiles: &[f64]) -> Vec<(&'static str, Vec<(f64, f64)>)> {
+        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut rows: Vec<_> = map
+            .iter()
+            .filter_map(|(k, r)| {
+                let l = r.latencies.as_ref()?;
+                Some((
+                    *k,
+                    percentiles.iter().map(|&p| (p, l.percentile(p))).collect(),
+                ))
+            })
+            .collect();
         rows.sort_unstable_by_key(|(k, _)| *k);
         rows
     }
@@ -157,10 +255,10 @@ mod tests {
     fn command_stats_split_calls_rejections_and_failures() {
         let s = CommandStats::default();
         s.add(&[
-            ("get", 3, Outcome::Ok),
-            ("get", 5, Outcome::Failed),
-            ("get", 100, Outcome::Rejected),
-            ("set", 1, Outcome::Ok),
+            ("get", 3000, Outcome::Ok),
+            ("get", 5500, Outcome::Failed),
+            ("get", 100_000, Outcome::Rejected),
+            ("set", 1000, Outcome::Ok),
         ]);
         let rows = s.snapshot();
         assert_eq!(
@@ -188,6 +286,34 @@ mod tests {
         );
         s.reset();
         assert!(s.snapshot().is_empty());
+    }
+
+    #[test]
+    fn latency_percentiles_are_within_a_sixteenth() {
+        let s = CommandStats::default();
+        // 1..=1000 microseconds, once each.
+        let calls: Vec<_> = (1..=1000u64)
+            .map(|us| ("get", us * 1000, Outcome::Ok))
+            .collect();
+        s.add(&calls);
+        s.add(&[("set", 7, Outcome::Rejected)]);
+        let rows = s.latencies(&[50.0, 99.0, 100.0]);
+        assert_eq!(rows.len(), 1, "a command that never ran has none");
+        let (name, p) = &rows[0];
+        assert_eq!(*name, "get");
+        for (&(pct, got), want) in p.iter().zip([500.0, 990.0, 1000.0]) {
+            assert!(
+                got >= want && got <= want * (1.0 + 1.0 / 16.0) + 0.001,
+                "p{pct}: {got} for {want}"
+            );
+        }
+        for n in [1u64, 2, 3, 15, 16, 17, 1 << 20, u64::MAX] {
+            let b = Latencies::bucket(n);
+            assert!(
+                Latencies::upper(b) >= n as f64 || b == SUB_BUCKETS * OCTAVES - 1,
+                "{n}"
+            );
+        }
     }
 
     #[test]
