@@ -89,6 +89,16 @@ impl Session {
         parse(args, self.authenticated)
     }
 
+    /// [`Session::parse`] of a command already looked up
+    /// (`super::lookup(args)` gave `spec`).
+    pub fn parse_spec(
+        &self,
+        spec: &'static super::Spec,
+        args: &[Vec<u8>],
+    ) -> Result<Command, Reply> {
+        super::parse::parse_spec(spec, args, self.authenticated)
+    }
+
     /// Whether `user`/`password` are the configured credentials (user
     /// `default` is the only one).
     fn check(&self, config: &ConfigView, user: &[u8], password: &[u8]) -> bool {

@@ -64,7 +64,19 @@ fn bit_value(b: &[u8]) -> Result<bool, Reply> {
 /// # Errors
 /// The error reply Redis would send.
 pub fn parse(args: &[Vec<u8>], authenticated: bool) -> Result<Command, Reply> {
-    let spec = lookup(args)?;
+    parse_spec(lookup(args)?, args, authenticated)
+}
+
+/// [`parse`] of a command already looked up (`spec` is `lookup(args)`'s),
+/// for a caller that needs the spec too: the table is searched once.
+///
+/// # Errors
+/// As [`parse`], from the authentication check on.
+pub fn parse_spec(
+    spec: &'static super::Spec,
+    args: &[Vec<u8>],
+    authenticated: bool,
+) -> Result<Command, Reply> {
     if !authenticated && !spec.no_auth() {
         return Err(Reply::err(NOAUTH));
     }

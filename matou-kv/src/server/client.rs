@@ -39,6 +39,7 @@
 //! right password is answered at once.
 
 use super::registry::Entry;
+use super::slowlog::{ArgPrefixes, Prefixed};
 use super::stats::Outcome;
 use super::storage::{Answer, Answered, DbCell, Job, Req};
 use super::{ops, Shared};
@@ -145,7 +146,8 @@ enum Out {
 struct Meta {
     /// Its command table name (`""`: an unknown command, counted nowhere).
     name: &'static str,
-    args: Vec<Vec<u8>>,
+    /// What the slow log may need of its arguments.
+    args: Prefixed,
     /// Time the handler spent running it (connection commands).
     nanos: u64,
     /// Refused before it ran (NOAUTH, arity, OOM, a MULTI refusal).
@@ -235,6 +237,7 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
     let mut wire = Vec::new();
     let mut outs = VecDeque::new();
     let mut metas: VecDeque<Meta> = VecDeque::new();
+    let mut prefixes = ArgPrefixes::default();
     let mut calls: Vec<(&'static str, u64, Outcome)> = Vec::new();
     let peer_text = me.addr.to_string();
     let debug_allowed = shared.config.debug_command.allows(me.addr.ip());
@@ -286,6 +289,10 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
 
         let failures_seen = session.failed_auths;
         requests_buffered = false;
+        // Every earlier request was answered: their argument prefixes go.
+        if metas.is_empty() {
+            prefixes.clear();
+        }
         let mut reqs = Vec::new();
         // The protocol of each reply is the session's when its request was
         // parsed: (first reply, protocol) wherever a HELLO changed it.
@@ -306,10 +313,17 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
                     shared.commands.fetch_add(1, Ordering::Relaxed);
                     me.request_bytes.store(used, Ordering::Relaxed);
                     let before = outs.len();
-                    let name = crate::command::command_name(&args).unwrap_or("");
+                    // Looked up once: its name for the stats, its spec for
+                    // the parse (an arity error searches again, for the
+                    // name only).
+                    let found = crate::command::lookup(&args);
+                    let name = match &found {
+                        Ok(spec) => spec.name,
+                        Err(_) => crate::command::command_name(&args).unwrap_or(""),
+                    };
                     let mut meta = Meta {
                         name,
-                        args: Vec::new(),
+                        args: Prefixed::default(),
                         nanos: 0,
                         rejected: false,
                     };
@@ -330,7 +344,7 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
                         None => multi.intercept(&args, session.authenticated),
                     };
                     let parsed = match intercepted {
-                        Intercept::Pass => session.parse(&args),
+                        Intercept::Pass => found.and_then(|spec| session.parse_spec(spec, &args)),
                         Intercept::Reply(r) => {
                             meta.rejected = is_rejection(&r);
                             Err(r)
@@ -339,7 +353,7 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
                             outs.push_back(Out::Storage);
                             reqs.push(Req::Watch(keys, cell));
                             silence(&mut outs, before, &mut mute);
-                            meta.args = args;
+                            meta.args = prefixes.push(&args);
                             metas.push_back(meta);
                             last_name = Some(name);
                             continue;
@@ -349,7 +363,7 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
                             outs.push_back(out);
                             reqs.push(req);
                             silence(&mut outs, before, &mut mute);
-                            meta.args = args;
+                            meta.args = prefixes.push(&args);
                             metas.push_back(meta);
                             last_name = Some(name);
                             continue;
@@ -400,7 +414,7 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
                     }
                     silence(&mut outs, before, &mut mute);
                     if outs.len() > before {
-                        meta.args = args;
+                        meta.args = prefixes.push(&args);
                         metas.push_back(meta);
                     }
                     last_name = Some(name);
@@ -533,7 +547,9 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
                     } else {
                         meta.nanos
                     };
-                    account(&meta, ran, &r, &mut calls, me, &peer_text, &shared);
+                    account(
+                        &meta, ran, &r, &mut calls, me, &prefixes, &peer_text, &shared,
+                    );
                 }
                 if muted {
                     continue;
@@ -607,12 +623,14 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
 /// Counts a request whose reply `r` was just made, which took `nanos` to
 /// run, in `calls` (INFO commandstats, added per round) and in the slow
 /// log.
+#[allow(clippy::too_many_arguments)]
 fn account(
     meta: &Meta,
     nanos: u64,
     r: &Reply,
     calls: &mut Vec<(&'static str, u64, Outcome)>,
     me: &Entry,
+    prefixes: &ArgPrefixes,
     peer: &str,
     shared: &Shared,
 ) {
@@ -636,7 +654,8 @@ fn account(
             shared.live.slowlog_max_len(),
             micros,
             meta.name,
-            &meta.args,
+            prefixes,
+            meta.args,
             peer,
             name.as_deref().unwrap_or_default(),
         );

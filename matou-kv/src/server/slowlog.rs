@@ -47,10 +47,66 @@ struct Log {
 #[derive(Default)]
 pub(super) struct SlowLog(Mutex<Log>);
 
-/// One entry's arguments, bounded (see the module docs).
-fn bounded(command: &str, args: &[Vec<u8>]) -> Vec<Vec<u8>> {
+/// What the slow log may need of a request's arguments, kept while its
+/// reply is made: the first [`MAX_ARGS`] arguments, the first
+/// [`MAX_ARG_BYTES`] of each, and their full lengths and count. The
+/// handler keeps these in one buffer reused across batches (the requests
+/// themselves are freed as soon as parsed, as if there were no slow log).
+#[derive(Default)]
+pub(super) struct ArgPrefixes {
+    bytes: Vec<u8>,
+    /// (start in `bytes`, bytes kept, full length) per argument kept.
+    args: Vec<(usize, usize, usize)>,
+}
+
+/// A request's arguments in an [`ArgPrefixes`].
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Prefixed {
+    first: usize,
+    end: usize,
+    argc: usize,
+}
+
+impl ArgPrefixes {
+    /// Keeps what the slow log may need of `args`.
+    pub(super) fn push(&mut self, args: &[Vec<u8>]) -> Prefixed {
+        let first = self.args.len();
+        for a in args.iter().take(MAX_ARGS) {
+            let kept = a.len().min(MAX_ARG_BYTES);
+            self.args.push((self.bytes.len(), kept, a.len()));
+            self.bytes.extend_from_slice(&a[..kept]);
+        }
+        Prefixed {
+            first,
+            end: self.args.len(),
+            argc: args.len(),
+        }
+    }
+
+    /// Forgets every request (none is waiting for its reply); a buffer a
+    /// big pipeline grew is given back.
+    pub(super) fn clear(&mut self) {
+        if self.bytes.capacity() > 1 << 20 {
+            *self = ArgPrefixes::default();
+        }
+        self.bytes.clear();
+        self.args.clear();
+    }
+
+    fn views(&self, p: Prefixed) -> (Vec<(&[u8], usize)>, usize) {
+        let views = self.args[p.first..p.end]
+            .iter()
+            .map(|&(start, kept, len)| (&self.bytes[start..start + kept], len))
+            .collect();
+        (views, p.argc)
+    }
+}
+
+/// One entry's arguments, bounded (see the module docs), from each
+/// argument's first bytes and full length (`args`, the first of `argc`).
+fn bounded(command: &str, args: &[(&[u8], usize)], argc: usize) -> Vec<Vec<u8>> {
     if REDACTED.contains(&command) {
-        return args.iter().take(1).cloned().collect();
+        return args.iter().take(1).map(|(a, _)| a.to_vec()).collect();
     }
     // A password set live is a secret too: its value is not kept.
     let secret_value = |i: usize| {
@@ -59,32 +115,26 @@ fn bounded(command: &str, args: &[Vec<u8>]) -> Vec<Vec<u8>> {
             && i % 2 == 1
             && SECRET_SETTINGS
                 .iter()
-                .any(|s| args[i - 1].eq_ignore_ascii_case(s.as_bytes()))
+                .any(|s| args[i - 1].0.eq_ignore_ascii_case(s.as_bytes()))
     };
-    let kept = if args.len() > MAX_ARGS {
-        MAX_ARGS - 1
-    } else {
-        args.len()
-    };
+    let kept = if argc > MAX_ARGS { MAX_ARGS - 1 } else { argc }.min(args.len());
     let mut out: Vec<Vec<u8>> = args[..kept]
         .iter()
         .enumerate()
-        .map(|(i, a)| {
+        .map(|(i, &(a, len))| {
             if secret_value(i) {
                 b"(redacted)".to_vec()
-            } else if a.len() > MAX_ARG_BYTES {
-                let mut b = a[..MAX_ARG_BYTES].to_vec();
-                b.extend_from_slice(
-                    format!("... ({} more bytes)", a.len() - MAX_ARG_BYTES).as_bytes(),
-                );
+            } else if len > MAX_ARG_BYTES {
+                let mut b = a[..MAX_ARG_BYTES.min(a.len())].to_vec();
+                b.extend_from_slice(format!("... ({} more bytes)", len - MAX_ARG_BYTES).as_bytes());
                 b
             } else {
-                a.clone()
+                a.to_vec()
             }
         })
         .collect();
-    if kept < args.len() {
-        out.push(format!("... ({} more arguments)", args.len() - kept).into_bytes());
+    if kept < argc {
+        out.push(format!("... ({} more arguments)", argc - kept).into_bytes());
     }
     out
 }
@@ -104,7 +154,8 @@ impl SlowLog {
         max_len: usize,
         micros: u64,
         command: &str,
-        args: &[Vec<u8>],
+        prefixes: &ArgPrefixes,
+        args: Prefixed,
         peer: &str,
         name: &[u8],
     ) {
@@ -118,7 +169,10 @@ impl SlowLog {
             id: 0,
             unix_secs,
             micros,
-            args: bounded(command, args),
+            args: {
+                let (views, argc) = prefixes.views(args);
+                bounded(command, &views, argc)
+            },
             peer: peer.to_string(),
             name: String::from_utf8_lossy(name).into_owned(),
         };
@@ -176,6 +230,30 @@ mod tests {
         words.iter().map(|w| w.as_bytes().to_vec()).collect()
     }
 
+    /// `SlowLog::record` of `words`, through an `ArgPrefixes` as the
+    /// handler does.
+    fn record(
+        log: &SlowLog,
+        slower: i64,
+        max: usize,
+        us: u64,
+        cmd: &str,
+        words: &[&str],
+        peer: &str,
+        name: &[u8],
+    ) {
+        let mut p = ArgPrefixes::default();
+        let a = p.push(&args(words));
+        log.record(slower, max, us, cmd, &p, a, peer, name);
+    }
+
+    fn bounded_of(cmd: &str, a: &[Vec<u8>]) -> Vec<Vec<u8>> {
+        let mut p = ArgPrefixes::default();
+        let r = p.push(a);
+        let (views, argc) = p.views(r);
+        bounded(cmd, &views, argc)
+    }
+
     fn entries(log: &SlowLog) -> Vec<Vec<Reply>> {
         match log.get(None) {
             Reply::Array(v) => v
@@ -192,19 +270,20 @@ mod tests {
     #[test]
     fn logs_only_at_or_over_the_threshold_newest_first_bounded_by_max_len() {
         let log = SlowLog::default();
-        log.record(100, 2, 99, "get", &args(&["get", "a"]), "1.2.3.4:5", b"");
+        record(&log, 100, 2, 99, "get", &["get", "a"], "1.2.3.4:5", b"");
         assert_eq!(log.len(), 0);
-        log.record(100, 2, 100, "get", &args(&["get", "a"]), "1.2.3.4:5", b"n");
-        log.record(
+        record(&log, 100, 2, 100, "get", &["get", "a"], "1.2.3.4:5", b"n");
+        record(
+            &log,
             100,
             2,
             500,
             "set",
-            &args(&["set", "b", "c"]),
+            &["set", "b", "c"],
             "1.2.3.4:5",
             b"",
         );
-        log.record(100, 2, 700, "del", &args(&["del", "d"]), "1.2.3.4:5", b"");
+        record(&log, 100, 2, 700, "del", &["del", "d"], "1.2.3.4:5", b"");
         assert_eq!(log.len(), 2);
         let e = entries(&log);
         assert_eq!(e[0][0], Reply::Integer(2), "ids count every entry");
@@ -218,11 +297,11 @@ mod tests {
         );
         assert_eq!(e[1][0], Reply::Integer(1));
         assert_eq!(e[1][4], Reply::Bulk(b"1.2.3.4:5".to_vec()));
-        log.record(-1, 2, 1_000_000, "get", &args(&["get"]), "", b"");
+        record(&log, -1, 2, 1_000_000, "get", &["get"], "", b"");
         assert_eq!(entries(&log)[0][0], Reply::Integer(2), "negative: off");
         log.reset();
         assert_eq!(log.len(), 0);
-        log.record(0, 2, 0, "ping", &args(&["ping"]), "", b"");
+        record(&log, 0, 2, 0, "ping", &["ping"], "", b"");
         assert_eq!(entries(&log)[0][0], Reply::Integer(3), "ids survive RESET");
     }
 
@@ -232,14 +311,17 @@ mod tests {
         let many: Vec<String> = (0..40).map(|i| i.to_string()).collect();
         let mut words = vec!["mset"];
         words.extend(many.iter().map(String::as_str));
-        let b = bounded("mset", &args(&words));
+        let b = bounded_of("mset", &args(&words));
         assert_eq!(b.len(), MAX_ARGS);
         assert_eq!(b[MAX_ARGS - 1], b"... (10 more arguments)".to_vec());
-        let b = bounded("get", &args(&["get", &long]));
+        let b = bounded_of("get", &args(&["get", &long]));
         assert_eq!(
             b[1],
             format!("{}... (72 more bytes)", "x".repeat(128)).into_bytes()
         );
-        assert_eq!(bounded("auth", &args(&["auth", "secret"])), args(&["auth"]));
+        assert_eq!(
+            bounded_of("auth", &args(&["auth", "secret"])),
+            args(&["auth"])
+        );
     }
 }

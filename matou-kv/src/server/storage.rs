@@ -382,6 +382,9 @@ impl Storage {
             let db_start = job.db.load(Ordering::Relaxed).min(self.store.count() - 1);
             let mut db = db_start;
             let mut produced = 0usize;
+            // One clock read per request: each one's end is the next one's
+            // start.
+            let mut started = Instant::now();
             for req in job.reqs {
                 if produced >= job.budget {
                     // Everything after the cut waits, writes and SELECTs
@@ -393,7 +396,6 @@ impl Storage {
                     redo.push(Redo::NotRun);
                     continue;
                 }
-                let started = Instant::now();
                 let answer = match req {
                     // Never split: it runs whole in this round (and may
                     // take it over its budget) or waits whole above.
@@ -442,7 +444,9 @@ impl Storage {
                         answer
                     }
                 };
-                nanos.push(started.elapsed().as_nanos() as u64);
+                let ended = Instant::now();
+                nanos.push(ended.duration_since(started).as_nanos() as u64);
+                started = ended;
                 produced = produced.saturating_add(answer_bytes(&answer));
                 answers.push(answer);
             }
