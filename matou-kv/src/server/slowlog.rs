@@ -232,6 +232,7 @@ mod tests {
 
     /// `SlowLog::record` of `words`, through an `ArgPrefixes` as the
     /// handler does.
+    #[allow(clippy::too_many_arguments)]
     fn record(
         log: &SlowLog,
         slower: i64,

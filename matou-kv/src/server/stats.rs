@@ -203,8 +203,8 @@ impl CommandStats {
     pub(super) fn snapshot(&self) -> Vec<(&'static str, CommandStat)> {
         let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let mut rows: Vec<_> = map
-            .iter()
-            .map(|(_, r)| {
+            .values()
+            .map(|r| {
                 let stat = CommandStat {
                     calls: r.calls,
                     usec: r.nanos / 1000,
@@ -223,8 +223,8 @@ impl CommandStats {
     pub(super) fn latencies(&self, percentiles: &[f64]) -> Vec<(&'static str, Vec<(f64, f64)>)> {
         let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let mut rows: Vec<_> = map
-            .iter()
-            .filter_map(|(_, r)| {
+            .values()
+            .filter_map(|r| {
                 let l = r.latencies.as_ref()?;
                 Some((
                     r.name,
