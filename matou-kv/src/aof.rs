@@ -898,6 +898,28 @@ impl Aof {
         }
     }
 
+    /// Replays the log as the file holds it now into `store` (DEBUG
+    /// RELOAD: proof that the log alone restores the state). Commit first:
+    /// pending records are not in the file yet. A cut in the log (which a
+    /// running server never leaves) is an error here, never repaired.
+    ///
+    /// # Errors
+    /// Reading the file, or a log that does not read back whole.
+    pub fn read_back(&self, store: &mut impl Replay) -> io::Result<()> {
+        let file = File::open(&self.path)?;
+        let mut reader = LogReader::new(LogFile::new(&file)?)?;
+        while let Some(record) = reader.next_record()? {
+            store.replay(record);
+        }
+        match reader.outcome().cut {
+            None => Ok(()),
+            Some(cut) => Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("the log does not read back whole: {cut}"),
+            )),
+        }
+    }
+
     /// Bytes in the file (pending records excluded).
     pub fn size(&self) -> u64 {
         self.size
@@ -921,6 +943,22 @@ impl Aof {
     /// The fsync policy.
     pub fn policy(&self) -> Fsync {
         self.policy
+    }
+
+    /// Changes the fsync policy (CONFIG SET appendfsync). What was written
+    /// before and not fsynced yet is covered by the next fsync the new
+    /// policy makes (an fsync covers the whole file); a change to
+    /// `always` fsyncs now, so that nothing acknowledged before it stays
+    /// at the mercy of a machine crash longer than the old policy allowed.
+    ///
+    /// # Errors
+    /// That fsync's (the log then refuses writes until restart).
+    pub fn set_policy(&mut self, policy: Fsync) -> io::Result<()> {
+        self.policy = policy;
+        if policy == Fsync::Always && self.unsynced {
+            self.fsync()?;
+        }
+        Ok(())
     }
 
     /// The log's path.

@@ -85,6 +85,154 @@ pub struct Config {
     pub encodings: crate::store::Thresholds,
     /// The `--config` file read at start (CONFIG REWRITE's target).
     pub config_file: Option<PathBuf>,
+    /// `slowlog-log-slower-than`: commands taking at least this many
+    /// microseconds are logged in the slow log (0: every one; negative:
+    /// none).
+    pub slowlog_slower_than_us: i64,
+    /// `slowlog-max-len`: entries the slow log keeps (the oldest go first).
+    pub slowlog_max_len: usize,
+    /// `enable-debug-command`: who may run DEBUG (Redis 7's default: no
+    /// one).
+    pub debug_command: DebugCommand,
+    /// Redis settings accepted and shown but without effect here (see
+    /// [`ACCEPTED`]), by name; absent: the default.
+    pub accepted: std::collections::BTreeMap<&'static str, String>,
+}
+
+/// `enable-debug-command`: which connections may run DEBUG.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DebugCommand {
+    /// Nobody.
+    No,
+    /// Every client.
+    Yes,
+    /// Clients connected over loopback only.
+    Local,
+}
+
+impl DebugCommand {
+    fn parse(value: &str) -> Result<DebugCommand, String> {
+        match value.to_ascii_lowercase().as_str() {
+            "no" => Ok(DebugCommand::No),
+            "yes" => Ok(DebugCommand::Yes),
+            "local" => Ok(DebugCommand::Local),
+            _ => Err(format!(
+                "invalid value `{value}`: expected no, yes or local"
+            )),
+        }
+    }
+
+    /// The setting's word.
+    pub fn name(self) -> &'static str {
+        match self {
+            DebugCommand::No => "no",
+            DebugCommand::Yes => "yes",
+            DebugCommand::Local => "local",
+        }
+    }
+
+    /// Whether a client from `peer` may run DEBUG.
+    pub fn allows(self, peer: std::net::IpAddr) -> bool {
+        match self {
+            DebugCommand::No => false,
+            DebugCommand::Yes => true,
+            DebugCommand::Local => peer.is_loopback(),
+        }
+    }
+}
+
+/// Redis 7 settings that matou-kv accepts (config file, CONFIG SET) and
+/// shows (CONFIG GET) with their Redis default, but that change nothing
+/// here (except the two `latency-tracking` ones, which INFO latencystats
+/// reads): replication, encodings' thresholds (every value has one
+/// representation), lazy freeing (freeing is never deferred), the event
+/// loop's `hz`, RDB snapshots (the log is the only persistence). Clients
+/// and Redis's test suite set them routinely; refusing them would break
+/// those callers for no gain. A value is checked against its default's
+/// kind: a number takes a number, `yes`/`no` takes `yes` or `no`.
+pub const ACCEPTED: &[(&str, &str)] = &[
+    ("hz", "10"),
+    ("dynamic-hz", "yes"),
+    ("activerehashing", "yes"),
+    ("active-expire-effort", "1"),
+    ("save", ""),
+    ("aof-use-rdb-preamble", "yes"),
+    ("aof-rewrite-incremental-fsync", "yes"),
+    ("rdbcompression", "yes"),
+    ("rdbchecksum", "yes"),
+    ("rdb-key-save-delay", "0"),
+    ("key-load-delay", "0"),
+    ("stop-writes-on-bgsave-error", "yes"),
+    ("repl-ping-replica-period", "10"),
+    ("repl-timeout", "60"),
+    ("repl-backlog-size", "1048576"),
+    ("repl-diskless-sync", "yes"),
+    ("repl-diskless-sync-delay", "5"),
+    ("replica-serve-stale-data", "yes"),
+    ("replica-read-only", "yes"),
+    ("replica-lazy-flush", "no"),
+    ("min-replicas-to-write", "0"),
+    ("min-replicas-max-lag", "10"),
+    ("masterauth", ""),
+    ("masteruser", ""),
+    ("list-max-listpack-size", "-2"),
+    ("list-max-ziplist-size", "-2"),
+    ("list-compress-depth", "0"),
+    ("set-max-listpack-entries", "128"),
+    ("set-max-listpack-value", "64"),
+    ("stream-node-max-bytes", "4096"),
+    ("stream-node-max-entries", "100"),
+    ("hll-sparse-max-bytes", "3000"),
+    ("lazyfree-lazy-eviction", "no"),
+    ("lazyfree-lazy-expire", "no"),
+    ("lazyfree-lazy-server-del", "no"),
+    ("lazyfree-lazy-user-del", "no"),
+    ("lazyfree-lazy-user-flush", "no"),
+    ("lua-time-limit", "5000"),
+    ("busy-reply-threshold", "5000"),
+    ("latency-tracking", "yes"),
+    ("latency-tracking-info-percentiles", "50 99 99.9"),
+    ("latency-monitor-threshold", "0"),
+    ("loglevel", "notice"),
+    ("tracking-table-max-keys", "1000000"),
+    ("maxmemory-clients", "0"),
+    ("maxmemory-eviction-tenacity", "10"),
+    ("shutdown-on-sigterm", "default"),
+    ("shutdown-on-sigint", "default"),
+    ("shutdown-timeout", "10"),
+];
+
+/// `latency-tracking-info-percentiles`: numbers from 0 to 100, space
+/// separated (INFO latencystats shows these percentiles).
+///
+/// # Errors
+/// A word that is not such a number.
+pub fn percentiles(value: &str) -> Result<Vec<f64>, String> {
+    value
+        .split_whitespace()
+        .map(|w| {
+            w.parse::<f64>()
+                .ok()
+                .filter(|p| (0.0..=100.0).contains(p))
+                .ok_or_else(|| format!("invalid value `{w}`: expected percentiles from 0 to 100"))
+        })
+        .collect()
+}
+
+/// The [`ACCEPTED`] entry named `name`.
+fn accepted(name: &str) -> Option<(&'static str, &'static str)> {
+    ACCEPTED.iter().copied().find(|(n, _)| *n == name)
+}
+
+/// Checks `value` for an [`ACCEPTED`] setting whose default is `default`.
+fn check_accepted(default: &str, value: &str) -> Result<(), String> {
+    if default.parse::<i64>().is_ok() && value.parse::<i64>().is_err() {
+        return Err(format!("invalid value `{value}`: expected a number"));
+    }
+    if matches!(default, "yes" | "no") && !matches!(value, "yes" | "no") {
+        return Err(format!("invalid value `{value}`: expected yes or no"));
+    }
+    Ok(())
 }
 
 /// Redis's `client-output-buffer-limit normal HARD SOFT SECONDS`, in bytes
@@ -221,6 +369,10 @@ impl Default for Config {
             memory: MemoryConfig::default(),
             encodings: crate::store::Thresholds::default(),
             config_file: None,
+            slowlog_slower_than_us: 10_000,
+            slowlog_max_len: 128,
+            debug_command: DebugCommand::No,
+            accepted: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -257,81 +409,101 @@ impl Config {
 
     /// What AUTH and CONFIG GET see; `port` is the port actually bound.
     pub fn view(&self, port: u16) -> ConfigView {
+        let accepted = |name: &str| {
+            let default = accepted(name).map_or("", |(_, d)| d);
+            self.accepted
+                .get(name)
+                .map_or(default, String::as_str)
+                .to_string()
+        };
+        let mut params = vec![
+            // What redis-benchmark asks at start: no RDB, AOF on.
+            ("save", accepted("save")),
+            ("appendonly", "yes".into()),
+            ("appendfsync", self.fsync.name().into()),
+            ("port", port.to_string()),
+            ("bind", self.bind.clone()),
+            ("dir", self.dir.display().to_string()),
+            ("databases", self.databases.to_string()),
+            ("maxclients", self.maxclients.to_string()),
+            ("proto-max-bulk-len", self.max_request_bytes.to_string()),
+            (
+                "client-query-buffer-limit",
+                self.max_query_bytes.to_string(),
+            ),
+            ("requirepass", self.requirepass.clone().unwrap_or_default()),
+            ("timeout", self.timeout_secs.to_string()),
+            (
+                "client-output-buffer-limit",
+                format!(
+                    "{} {}",
+                    self.output_limit.show(),
+                    self.pubsub_limit.show_class("pubsub")
+                ),
+            ),
+            (
+                "notify-keyspace-events",
+                crate::server::notify::parse_flags(&self.notify_keyspace_events)
+                    .map_or_else(|_| String::new(), crate::server::notify::flags_text),
+            ),
+            ("maxmemory", self.memory.maxmemory.to_string()),
+            ("maxmemory-policy", self.memory.policy.name().into()),
+            ("maxmemory-samples", self.memory.samples.to_string()),
+            ("lfu-log-factor", self.memory.lfu_log_factor.to_string()),
+            ("lfu-decay-time", self.memory.lfu_decay_time.to_string()),
+            (
+                "slowlog-log-slower-than",
+                self.slowlog_slower_than_us.to_string(),
+            ),
+            ("slowlog-max-len", self.slowlog_max_len.to_string()),
+            ("enable-debug-command", self.debug_command.name().into()),
+            (
+                "hash-max-listpack-entries",
+                self.encodings.hash_entries.to_string(),
+            ),
+            (
+                "hash-max-listpack-value",
+                self.encodings.hash_value.to_string(),
+            ),
+            (
+                "set-max-intset-entries",
+                self.encodings.set_intset_entries.to_string(),
+            ),
+            (
+                "zset-max-listpack-entries",
+                self.encodings.zset_entries.to_string(),
+            ),
+            (
+                "zset-max-listpack-value",
+                self.encodings.zset_value.to_string(),
+            ),
+            // Their pre-listpack names, which CONFIG GET answers too.
+            (
+                "hash-max-ziplist-entries",
+                self.encodings.hash_entries.to_string(),
+            ),
+            (
+                "hash-max-ziplist-value",
+                self.encodings.hash_value.to_string(),
+            ),
+            (
+                "zset-max-ziplist-entries",
+                self.encodings.zset_entries.to_string(),
+            ),
+            (
+                "zset-max-ziplist-value",
+                self.encodings.zset_value.to_string(),
+            ),
+        ];
+        params.extend(
+            ACCEPTED
+                .iter()
+                .filter(|(name, _)| *name != "save")
+                .map(|&(name, _)| (name, accepted(name))),
+        );
         ConfigView {
             requirepass: self.requirepass.clone(),
-            params: vec![
-                // What redis-benchmark asks at start: no RDB, AOF on.
-                ("save", String::new()),
-                ("appendonly", "yes".into()),
-                ("appendfsync", self.fsync.name().into()),
-                ("port", port.to_string()),
-                ("bind", self.bind.clone()),
-                ("dir", self.dir.display().to_string()),
-                ("databases", self.databases.to_string()),
-                ("maxclients", self.maxclients.to_string()),
-                ("proto-max-bulk-len", self.max_request_bytes.to_string()),
-                (
-                    "client-query-buffer-limit",
-                    self.max_query_bytes.to_string(),
-                ),
-                ("requirepass", self.requirepass.clone().unwrap_or_default()),
-                ("timeout", self.timeout_secs.to_string()),
-                (
-                    "client-output-buffer-limit",
-                    format!(
-                        "{} {}",
-                        self.output_limit.show(),
-                        self.pubsub_limit.show_class("pubsub")
-                    ),
-                ),
-                (
-                    "notify-keyspace-events",
-                    crate::server::notify::parse_flags(&self.notify_keyspace_events)
-                        .map_or_else(|_| String::new(), crate::server::notify::flags_text),
-                ),
-                ("maxmemory", self.memory.maxmemory.to_string()),
-                ("maxmemory-policy", self.memory.policy.name().into()),
-                ("maxmemory-samples", self.memory.samples.to_string()),
-                ("lfu-log-factor", self.memory.lfu_log_factor.to_string()),
-                ("lfu-decay-time", self.memory.lfu_decay_time.to_string()),
-                (
-                    "hash-max-listpack-entries",
-                    self.encodings.hash_entries.to_string(),
-                ),
-                (
-                    "hash-max-listpack-value",
-                    self.encodings.hash_value.to_string(),
-                ),
-                (
-                    "set-max-intset-entries",
-                    self.encodings.set_intset_entries.to_string(),
-                ),
-                (
-                    "zset-max-listpack-entries",
-                    self.encodings.zset_entries.to_string(),
-                ),
-                (
-                    "zset-max-listpack-value",
-                    self.encodings.zset_value.to_string(),
-                ),
-                // Their pre-listpack names, which CONFIG GET answers too.
-                (
-                    "hash-max-ziplist-entries",
-                    self.encodings.hash_entries.to_string(),
-                ),
-                (
-                    "hash-max-ziplist-value",
-                    self.encodings.hash_value.to_string(),
-                ),
-                (
-                    "zset-max-ziplist-entries",
-                    self.encodings.zset_entries.to_string(),
-                ),
-                (
-                    "zset-max-ziplist-value",
-                    self.encodings.zset_value.to_string(),
-                ),
-            ],
+            params,
         }
     }
 }
@@ -429,6 +601,13 @@ FLAGS (each also accepts --flag=value):
                            the thresholds OBJECT ENCODING reports (Redis's
                            defaults: 128, 64, 512, 128, 64; the ziplist
                            names are accepted in a config file)
+    --slowlog-log-slower-than US
+                           log commands taking at least US microseconds in
+                           SLOWLOG (0: all, negative: none) [default: 10000]
+    --slowlog-max-len N    slow log entries kept [default: 128]
+    --enable-debug-command no|yes|local
+                           who may run DEBUG (local: loopback clients only)
+                           [default: no]
     --config FILE          read `name value` lines first (redis.conf style; the
                            names are the flags' without `--`, or appendfsync,
                            proto-max-bulk-len and client-query-buffer-limit);
@@ -560,7 +739,15 @@ const FLAGS: &[&str] = &[
     "set-max-intset-entries",
     "zset-max-listpack-entries",
     "zset-max-listpack-value",
+    "slowlog-log-slower-than",
+    "slowlog-max-len",
+    "enable-debug-command",
 ];
+
+/// Whether `name` is a setting (a flag or an [`ACCEPTED`] one).
+fn known(name: &str) -> bool {
+    FLAGS.contains(&name) || accepted(name).is_some()
+}
 
 /// Applies the lines of a config file; errors start with the line number.
 fn apply_file(config: &mut Config, text: &str) -> Result<(), String> {
@@ -588,7 +775,7 @@ fn apply_file(config: &mut Config, text: &str) -> Result<(), String> {
         };
         let name = name.to_ascii_lowercase();
         let name = file_alias(&name);
-        if !FLAGS.contains(&name) {
+        if !known(name) {
             return Err(format!("{n}: unknown option `{name}`"));
         }
         apply(config, name, value).map_err(|e| format!("{n}: {name}: {e}"))?;
@@ -620,7 +807,7 @@ impl Config {
     /// An unknown option or a bad value, said in words.
     pub fn set(&mut self, name: &str, value: &str) -> Result<(), String> {
         let name = file_alias(name);
-        if !FLAGS.contains(&name) {
+        if !known(name) {
             return Err(format!("unknown option `{name}`"));
         }
         apply(self, name, value)
@@ -695,7 +882,26 @@ fn apply(c: &mut Config, name: &str, value: &str) -> Result<(), String> {
         "set-max-intset-entries" => c.encodings.set_intset_entries = number(value, "a number")?,
         "zset-max-listpack-entries" => c.encodings.zset_entries = number(value, "a number")?,
         "zset-max-listpack-value" => c.encodings.zset_value = number(value, "a number")?,
-        _ => return Err(format!("unknown option `{name}`")),
+        "slowlog-log-slower-than" => {
+            c.slowlog_slower_than_us = number(value, "a number of microseconds")?;
+        }
+        "slowlog-max-len" => c.slowlog_max_len = number(value, "a number of entries")?,
+        "enable-debug-command" => c.debug_command = DebugCommand::parse(value)?,
+        other => {
+            let Some((name, default)) = accepted(other) else {
+                return Err(format!("unknown option `{other}`"));
+            };
+            check_accepted(default, value)?;
+            let value = match name {
+                "latency-tracking-info-percentiles" => percentiles(value)?
+                    .iter()
+                    .map(f64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                _ => value.to_string(),
+            };
+            c.accepted.insert(name, value);
+        }
     }
     Ok(())
 }

@@ -563,6 +563,9 @@ pub enum Reply {
     /// `>N`: an out-of-band push (for what later needs it: MONITOR,
     /// subscriptions).
     Push(Vec<Reply>),
+    /// `|N` attributes (pairs, as a map), then the reply they describe; in
+    /// RESP2 the reply alone (Redis drops attributes there).
+    Attributed(Vec<(Reply, Reply)>, Box<Reply>),
 }
 
 impl Reply {
@@ -654,6 +657,16 @@ impl Reply {
                     item.encode_in(resp3, out);
                 }
             }
+            Reply::Attributed(pairs, reply) => {
+                if resp3 {
+                    header(out, b'|', pairs.len());
+                    for (k, v) in pairs {
+                        k.encode_in(resp3, out);
+                        v.encode_in(resp3, out);
+                    }
+                }
+                reply.encode_in(resp3, out);
+            }
             Reply::Double(d) if resp3 => line(out, b',', d.as_bytes()),
             Reply::BigNumber(n) if resp3 => line(out, b'(', n.as_bytes()),
             Reply::Double(s) | Reply::BigNumber(s) => bulk(out, s.as_bytes()),
@@ -719,6 +732,13 @@ impl Reply {
                     .saturating_add(k.encoded_len_bound())
                     .saturating_add(v.encoded_len_bound())
             }),
+            Reply::Attributed(pairs, reply) => pairs.iter().fold(
+                23usize.saturating_add(reply.encoded_len_bound()),
+                |n, (k, v)| {
+                    n.saturating_add(k.encoded_len_bound())
+                        .saturating_add(v.encoded_len_bound())
+                },
+            ),
             Reply::Integer(_) | Reply::Bool(_) | Reply::Nil | Reply::NilArray => 23,
         }
     }

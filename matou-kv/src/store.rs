@@ -273,7 +273,11 @@ impl Store {
     /// How long ago `key` was last accessed, in ms (OBJECT IDLETIME).
     pub fn idle_ms(&self, key: &[u8], now: u64) -> Option<u64> {
         let e = self.entry_at(self.slot(key)?);
-        let at = e.accessed.load(Ordering::Relaxed).max(self.loaded_at);
+        // Never accessed since the log was loaded: idle since the load.
+        let at = match e.accessed.load(Ordering::Relaxed) {
+            0 => self.loaded_at,
+            at => at,
+        };
         Some(now.saturating_sub(at))
     }
 

@@ -89,6 +89,16 @@ impl Session {
         parse(args, self.authenticated)
     }
 
+    /// [`Session::parse`] of a command already looked up
+    /// (`super::lookup(args)` gave `spec`).
+    pub fn parse_spec(
+        &self,
+        spec: &'static super::Spec,
+        args: &[Vec<u8>],
+    ) -> Result<Command, Reply> {
+        super::parse::parse_spec(spec, args, self.authenticated)
+    }
+
     /// Whether `user`/`password` are the configured credentials (user
     /// `default` is the only one).
     fn check(&self, config: &ConfigView, user: &[u8], password: &[u8]) -> bool {
@@ -202,6 +212,12 @@ impl Session {
     }
 }
 
+/// The HELP reply of `what` (`CLIENT`, `CONFIG`, `SLOWLOG`, `DEBUG`,
+/// `COMMAND`).
+pub fn help_reply(what: &str) -> Reply {
+    help(what)
+}
+
 fn help(what: &str) -> Reply {
     let lines: &[&str] = match what {
         "CLIENT" => &[
@@ -235,7 +251,8 @@ fn help(what: &str) -> Reply {
             "    Return parameters matching the glob-like <pattern> and their values.",
             "SET <directive> <value> [<directive> <value> ...]",
             "    Set the configuration <directive>s (timeout, maxclients, requirepass,",
-            "    client-output-buffer-limit) to <value>s, all or none.",
+            "    client-output-buffer-limit, maxmemory*, lfu-*, slowlog-*, and Redis",
+            "    settings accepted without effect such as hz) to <value>s, all or none.",
             "RESETSTAT",
             "    Reset the statistics reported by the INFO command.",
             "REWRITE",
@@ -254,6 +271,37 @@ fn help(what: &str) -> Reply {
             "    Return the currently active shard level channels matching a <pattern> (default: '*').",
             "SHARDNUMSUB [<shardchannel> ...]",
             "    Return the number of subscribers for the specified shard level channel(s)",
+        ],
+        "SLOWLOG" => &[
+            "SLOWLOG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            "GET [<count>]",
+            "    Return top <count> entries from the slowlog (default: 10, -1 mean all).",
+            "    Entries are made of:",
+            "    id, timestamp, time in microseconds, arguments array, client IP and port,",
+            "    client name",
+            "LEN",
+            "    Return the length of the slowlog.",
+            "RESET",
+            "    Reset the slowlog.",
+        ],
+        "DEBUG" => &[
+            "DEBUG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            "CHANGE-REPL-ID",
+            "    Accepted: there is no replication.",
+            "DIGEST",
+            "    Output a digest of the whole dataset (40 zeros when it is empty).",
+            "DIGEST-VALUE <key> [<key> ...]",
+            "    Output a digest of each key's value.",
+            "OBJECT <key>",
+            "    Show low level info about the key and its value.",
+            "PROTOCOL <type>",
+            "    Reply with a test value of the given RESP type.",
+            "RELOAD",
+            "    Rewrite the log (as SAVE) and rebuild the data from it alone.",
+            "SET-ACTIVE-EXPIRE <0|1>",
+            "    Switch the active expiry of keys with a TTL off or on.",
+            "SLEEP <seconds>",
+            "    Stop serving data commands for <seconds> (decimals allowed).",
         ],
         _ => &[
             "COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
@@ -351,7 +399,7 @@ pub fn command_reply(q: &CommandQuery) -> Reply {
 
 /// The figures INFO reports; the server fills what it has (the keyspace and
 /// persistence ones come from the storage task).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct InfoData {
     /// TCP port served.
     pub port: u16,
@@ -407,6 +455,16 @@ pub struct InfoData {
     /// CPU microseconds: (system, user, children's system, children's
     /// user).
     pub cpu: (u64, u64, u64, u64),
+    /// (command, calls, microseconds, rejected calls, failed calls), for
+    /// the commandstats section.
+    pub commandstats: Vec<(&'static str, u64, u64, u64, u64)>,
+    /// (command, (percentile, microseconds)...) for the latencystats
+    /// section.
+    pub latencystats: Vec<(&'static str, Vec<(f64, f64)>)>,
+    /// Unix seconds of the last SAVE, rewrite or start (LASTSAVE).
+    pub last_save_unix: u64,
+    /// Changes logged since then.
+    pub changes_since_save: u64,
 }
 
 /// Redis's `bytesToHuman`: `1023B`, `1.00K`, `12.50M`...
@@ -434,25 +492,28 @@ const SECTIONS: &[&str] = &[
     "cpu",
     "errorstats",
     "keyspace",
+    "commandstats",
+    "latencystats",
 ];
+
+/// The sections INFO shows without arguments or with `default` (Redis 7:
+/// all but `commandstats` and `latencystats`).
+const DEFAULT_SECTIONS: usize = 9;
 
 /// The INFO text for `sections` (none, `default`, `all` or `everything`:
 /// every section), in Redis's format: `# Section` headers, `field:value`
 /// lines, CRLF line ends, a blank line between sections.
 pub fn info_text(d: &InfoData, sections: &[Vec<u8>]) -> String {
-    let every = sections.is_empty()
-        || sections.iter().any(|s| {
-            ["default", "all", "everything"]
-                .iter()
-                .any(|w| s.eq_ignore_ascii_case(w.as_bytes()))
-        });
+    let asked = |w: &str| {
+        sections
+            .iter()
+            .any(|s| s.eq_ignore_ascii_case(w.as_bytes()))
+    };
+    let all = asked("all") || asked("everything");
+    let default = sections.is_empty() || asked("default");
     let mut out = String::new();
-    for name in SECTIONS {
-        if !every
-            && !sections
-                .iter()
-                .any(|s| s.eq_ignore_ascii_case(name.as_bytes()))
-        {
+    for (i, name) in SECTIONS.iter().enumerate() {
+        if !(all || (default && i < DEFAULT_SECTIONS) || asked(name)) {
             continue;
         }
         if !out.is_empty() {
@@ -493,7 +554,8 @@ pub fn info_text(d: &InfoData, sections: &[Vec<u8>]) -> String {
             }
             "persistence" => {
                 kv("loading", &0);
-                kv("rdb_changes_since_last_save", &0);
+                kv("rdb_changes_since_last_save", &d.changes_since_save);
+                kv("rdb_last_save_time", &d.last_save_unix);
                 kv("rdb_bgsave_in_progress", &0);
                 kv("aof_enabled", &1);
                 kv("aof_fsync", &d.aof_fsync);
@@ -529,6 +591,35 @@ pub fn info_text(d: &InfoData, sections: &[Vec<u8>]) -> String {
                 kv("used_cpu_user", &secs(user));
                 kv("used_cpu_sys_children", &secs(csys));
                 kv("used_cpu_user_children", &secs(cuser));
+            }
+            "commandstats" => {
+                for &(name, calls, usec, rejected, failed) in &d.commandstats {
+                    // Redis names a subcommand `config|set` here too.
+                    let per_call = if calls == 0 {
+                        0.0
+                    } else {
+                        usec as f64 / calls as f64
+                    };
+                    kv(
+                        &format!("cmdstat_{name}"),
+                        &format!(
+                            "calls={calls},usec={usec},usec_per_call={per_call:.2},\
+                             rejected_calls={rejected},failed_calls={failed}"
+                        ),
+                    );
+                }
+            }
+            "latencystats" => {
+                for (name, points) in &d.latencystats {
+                    let shown: Vec<String> = points
+                        .iter()
+                        .map(|(p, us)| format!("p{p}={us:.3}"))
+                        .collect();
+                    kv(
+                        &format!("latency_percentiles_usec_{name}"),
+                        &shown.join(","),
+                    );
+                }
             }
             "errorstats" => {
                 for (code, count) in &d.errorstats {

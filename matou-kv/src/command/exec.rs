@@ -97,6 +97,8 @@ pub fn execute_read(cmd: &Read, store: &Store, now: u64) -> Reply {
         Read::List(l) => super::list::read(l, store, now),
         Read::Sets(r) => super::set::read(r, store, now),
         Read::ZSets(r) => super::zset::read(r, store, now),
+        Read::Dump(key) => super::dump::dump(key, store, now),
+        Read::BitFieldRo { key, ops } => super::bitfield::read(key, ops, store, now),
         other => super::strings::read(other, store, now),
     }
 }
@@ -194,6 +196,7 @@ pub fn execute_write_journaled(
         Write::Flush | Write::FlushAll => undo.save_all(store),
         // Refused on one store alone (they need the databases): no change.
         Write::Move { .. } | Write::SwapDb(..) => {}
+        Write::Restore { key, .. } | Write::BitField { key, .. } => undo.save_key(store, key),
         Write::Hash(h) => {
             undo.save_fields(store, super::hash::touched(h), super::hash::fields(h), now)
         }
@@ -422,6 +425,8 @@ pub fn execute_write(cmd: Write, store: &mut Store, now: u64) -> (Reply, Option<
         Write::List(l) => super::list::write(l, tx),
         Write::Sets(w) => super::set::write(w, tx),
         Write::ZSets(w) => super::zset::write(w, tx),
+        Write::Restore { .. } => super::dump::restore(cmd, tx),
+        Write::BitField { key, ops } => super::bitfield::write(key, ops, tx),
         other => super::strings::write(other, tx),
     }
 }

@@ -33,7 +33,9 @@
 //! backwards between commands (the storage task can keep the maximum it has
 //! seen), which is what makes "expired" stay expired.
 
+mod bitfield;
 mod conn;
+mod dump;
 mod exec;
 mod hash;
 mod kind;
@@ -56,7 +58,9 @@ mod zset;
 mod zset_range;
 
 pub use crate::record::LogRecord;
-pub use conn::{command_reply, config_get_reply, info_text, Action, ConfigView, InfoData, Session};
+pub use conn::{
+    command_reply, config_get_reply, help_reply, info_text, Action, ConfigView, InfoData, Session,
+};
 pub use exec::{execute, execute_read, execute_write, execute_write_journaled, read_reply_bound};
 pub use hash::{del_fields as hash_del_fields, set_fields as hash_set_fields, HashRead, HashWrite};
 pub use kind::{kind, Kind};
@@ -243,6 +247,15 @@ const CONFIG_SUBS: &[Spec] = &[
     ),
 ];
 
+const ADMIN: &[&str] = &["admin", "noscript", "loading", "stale"];
+
+const SLOWLOG_SUBS: &[Spec] = &[
+    spec("slowlog|get", -2, ADMIN, NONE, C),
+    spec("slowlog|len", 2, ADMIN, NONE, C),
+    spec("slowlog|reset", 2, ADMIN, NONE, C),
+    spec("slowlog|help", 2, CONN, NONE, C),
+];
+
 const FUNCTION_SUBS: &[Spec] = &[spec("function|flush", -2, &["write", "noscript"], NONE, C)];
 
 const OBJECT_SUBS: &[Spec] = &[
@@ -396,6 +409,10 @@ pub const TABLE: &[Spec] = &[
         subcommands: MEMORY_SUBS,
         ..spec("memory", -2, &[], NONE, R)
     },
+    spec("dump", 2, RO_SLOW, ONE, R),
+    spec("bitfield_ro", -2, RO, ONE, R),
+    spec("bitfield", -2, WR, ONE, W),
+    spec("restore", -4, WR, ONE, W),
     spec("getex", -2, WR_DEL, ONE, W),
     spec("setrange", 4, WR, ONE, W),
     spec("incrbyfloat", 3, WR_FAST, ONE, W),
@@ -458,6 +475,14 @@ pub const TABLE: &[Spec] = &[
         subcommands: CONFIG_SUBS,
         ..spec("config", -2, &[], NONE, C)
     },
+    Spec {
+        subcommands: SLOWLOG_SUBS,
+        ..spec("slowlog", -2, &[], NONE, C)
+    },
+    spec("save", 1, &["admin", "noscript"], NONE, C),
+    spec("bgrewriteaof", 1, &["admin", "noscript"], NONE, C),
+    spec("lastsave", 1, &["loading", "stale", "fast"], NONE, C),
+    spec("debug", -2, ADMIN, NONE, C),
     Spec {
         subcommands: FUNCTION_SUBS,
         ..spec("function", -2, &[], NONE, C)
@@ -530,6 +555,21 @@ fn unknown_command(args: &[Vec<u8>]) -> Reply {
 /// The error reply for an unknown command or subcommand or a wrong number
 /// of arguments.
 pub fn lookup(args: &[Vec<u8>]) -> Result<&'static Spec, Reply> {
+    let spec = find(args)?;
+    if spec.arity_ok(args.len()) {
+        Ok(spec)
+    } else {
+        Err(wrong_arity(spec.name))
+    }
+}
+
+/// The command (or subcommand) `args` names, whatever its arity: what
+/// INFO commandstats counts a rejected call under.
+pub fn command_name(args: &[Vec<u8>]) -> Option<&'static str> {
+    find(args).ok().map(|s| s.name)
+}
+
+fn find(args: &[Vec<u8>]) -> Result<&'static Spec, Reply> {
     let name = args.first().ok_or_else(|| unknown_command(args))?;
     let top = TABLE
         .iter()
@@ -551,11 +591,7 @@ pub fn lookup(args: &[Vec<u8>]) -> Result<&'static Spec, Reply> {
         }
         _ => top,
     };
-    if spec.arity_ok(args.len()) {
-        Ok(spec)
-    } else {
-        Err(wrong_arity(spec.name))
-    }
+    Ok(spec)
 }
 
 /// A parsed command, by group.
@@ -702,6 +738,15 @@ pub enum Read {
     Sets(SetRead),
     /// A sorted-set read (`zset`).
     ZSets(ZSetRead),
+    /// DUMP key (`dump`).
+    Dump(Vec<u8>),
+    /// BITFIELD_RO key GET... (`bitfield`).
+    BitFieldRo {
+        /// The key.
+        key: Vec<u8>,
+        /// The GETs.
+        ops: Vec<bitfield::FieldOp>,
+    },
 }
 
 /// How SET-like commands treat the expiry.
@@ -889,6 +934,32 @@ pub enum Write {
         /// The bit's new value.
         bit: bool,
     },
+    /// `RESTORE key ttl payload [REPLACE] [ABSTTL] [IDLETIME s] [FREQ f]`
+    /// (`dump`).
+    Restore {
+        /// The key.
+        key: Vec<u8>,
+        /// Milliseconds to live (0: no expiry), or a Unix time in ms with
+        /// `absttl`.
+        ttl: i64,
+        /// DUMP's payload.
+        payload: Vec<u8>,
+        /// REPLACE.
+        replace: bool,
+        /// ABSTTL.
+        absttl: bool,
+        /// IDLETIME: seconds since its last access.
+        idle_secs: Option<u64>,
+        /// FREQ: its LFU counter.
+        freq: Option<u8>,
+    },
+    /// BITFIELD key [GET|SET|INCRBY|OVERFLOW...] (`bitfield`).
+    BitField {
+        /// The key.
+        key: Vec<u8>,
+        /// The subcommands, in order.
+        ops: Vec<bitfield::FieldOp>,
+    },
     /// BITOP AND|OR|XOR|NOT destkey key...
     BitOp {
         /// The operation.
@@ -952,6 +1023,16 @@ impl Write {
             Write::List(l) => list::record_bound(l),
             Write::Sets(w) => set::record_bound(w),
             Write::ZSets(w) => zset::record_bound(w),
+            // The key (twice, with the DEL of an expired one) and at most
+            // a whole string's bytes.
+            Write::BitField { key, .. } => {
+                strings(&mut [key, key].into_iter()).saturating_add(MAX_STRING)
+            }
+            // The key twice (a DEL of an expired one first) and the value,
+            // which the payload holds with at most its own size.
+            Write::Restore { key, payload, .. } => strings(&mut [key, key, payload].into_iter())
+                .saturating_add(payload.len())
+                .saturating_add(64),
             // The key twice, and a value (at most MAX_STRING).
             Write::Move { key, .. } => strings(&mut [key, key].into_iter())
                 .saturating_add(MAX_STRING)

@@ -1,5 +1,6 @@
-//! Operations commands that need the server, not the store: CLIENT LIST /
-//! INFO / KILL / NO-EVICT / TRACKING and CONFIG SET. This module owns their
+//! Operations commands that need the server, not a command on one key:
+//! CLIENT LIST / INFO / KILL / NO-EVICT / TRACKING, CONFIG SET, SLOWLOG,
+//! SAVE / BGREWRITEAOF / LASTSAVE and DEBUG. This module owns their
 //! typed form ([`Ops`]) and their parse, with Redis 7's error texts; the
 //! server (`server::ops`) runs them against its registry of live
 //! connections and its live settings.
@@ -39,6 +40,83 @@ pub enum Ops {
     Monitor,
     /// `CONFIG SET name value [name value...]`: lowercase names, in order.
     ConfigSet(Vec<(String, String)>),
+    /// `SLOWLOG GET [count]` (`None`: all of them, from `-1`).
+    SlowlogGet(Option<usize>),
+    /// SLOWLOG LEN.
+    SlowlogLen,
+    /// SLOWLOG RESET.
+    SlowlogReset,
+    /// DEBUG subcommands run by the server itself (no store involved).
+    Debug(Debug),
+    /// What the storage task runs (it owns the store and the log).
+    Storage(StorageOp),
+}
+
+/// Redis's refusal of DEBUG under `enable-debug-command`.
+pub const DEBUG_REFUSED: &str =
+    "ERR DEBUG command not allowed. If the enable-debug-command option \
+     is set to \"local\", you can run it from a local connection, otherwise you need to set this \
+     option in the configuration file, and then restart the server.";
+
+impl Ops {
+    /// Whether this is a DEBUG subcommand (`enable-debug-command` gates it).
+    pub fn is_debug(&self) -> bool {
+        matches!(
+            self,
+            Ops::Debug(_)
+                | Ops::Storage(
+                    StorageOp::DebugReload
+                        | StorageOp::DebugObject(_)
+                        | StorageOp::DebugSleep(_)
+                        | StorageOp::DebugDigest
+                        | StorageOp::DebugDigestValue(_)
+                )
+        )
+    }
+
+    /// The storage task's part, if this is one.
+    pub fn storage(&self) -> Option<&StorageOp> {
+        match self {
+            Ops::Storage(op) => Some(op),
+            _ => None,
+        }
+    }
+}
+
+/// Operations the storage task runs, since they need the store or the log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StorageOp {
+    /// SAVE: the log rewritten now, synchronously, and fsynced (an
+    /// AOF-only server's snapshot).
+    Save,
+    /// BGREWRITEAOF: the background rewrite started now.
+    BgRewriteAof,
+    /// LASTSAVE: Unix seconds of the last successful save or rewrite.
+    LastSave,
+    /// DEBUG RELOAD: SAVE, then the store rebuilt from the log alone.
+    DebugReload,
+    /// DEBUG OBJECT key.
+    DebugObject(Vec<u8>),
+    /// `DEBUG SLEEP secs`: the storage task (every data command) blocked
+    /// that long, as Redis's whole server is.
+    DebugSleep(std::time::Duration),
+    /// DEBUG DIGEST: one digest of every database's content.
+    DebugDigest,
+    /// DEBUG DIGEST-VALUE key...: one digest per key.
+    DebugDigestValue(Vec<Vec<u8>>),
+}
+
+/// DEBUG subcommands answered without the store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Debug {
+    /// `DEBUG SET-ACTIVE-EXPIRE 0|1`.
+    SetActiveExpire(bool),
+    /// DEBUG CHANGE-REPL-ID: there is no replication, nothing to change.
+    ChangeReplId,
+    /// `DEBUG PROTOCOL type`: a reply of that RESP type.
+    Protocol(Reply),
+    /// DEBUG HELP.
+    Help,
 }
 
 /// CLIENT REPLY's argument.
@@ -215,6 +293,23 @@ pub fn parse(name: &str, args: &[Vec<u8>]) -> Result<Ops, Reply> {
             }
             Ok(Ops::ConfigSet(pairs))
         }
+        "slowlog|get" => match args.get(2) {
+            None => Ok(Ops::SlowlogGet(Some(10))),
+            Some(a) => {
+                let n = std::str::from_utf8(a)
+                    .ok()
+                    .and_then(|s| s.parse::<i64>().ok())
+                    .filter(|&n| n >= -1)
+                    .ok_or_else(|| Reply::err("ERR count should be greater than or equal to -1"))?;
+                Ok(Ops::SlowlogGet(usize::try_from(n).ok()))
+            }
+        },
+        "slowlog|len" => Ok(Ops::SlowlogLen),
+        "slowlog|reset" => Ok(Ops::SlowlogReset),
+        "save" => Ok(Ops::Storage(StorageOp::Save)),
+        "bgrewriteaof" => Ok(Ops::Storage(StorageOp::BgRewriteAof)),
+        "lastsave" => Ok(Ops::Storage(StorageOp::LastSave)),
+        "debug" => parse_debug(args),
         other => unreachable!("{other} is not an operations command"),
     }
 }
@@ -225,6 +320,97 @@ pub fn set_failed(name: &str, why: &str) -> Reply {
     Reply::err(format!(
         "ERR CONFIG SET failed (possibly related to argument '{name}') - {why}"
     ))
+}
+
+/// DEBUG subcommands the test suites call that make sense here; the rest
+/// are refused by name (`DEBUG JMAP` has no meaning without jemalloc...).
+fn parse_debug(args: &[Vec<u8>]) -> Result<Ops, Reply> {
+    let sub = text(&args[1]).to_ascii_lowercase();
+    let arity = |n: usize| {
+        if args.len() == n {
+            Ok(())
+        } else {
+            Err(Reply::err(format!(
+                "ERR wrong number of arguments for 'debug|{sub}' command"
+            )))
+        }
+    };
+    let storage = |op| Ok(Ops::Storage(op));
+    match sub.as_str() {
+        "help" => Ok(Ops::Debug(Debug::Help)),
+        "set-active-expire" => {
+            arity(3)?;
+            match args[2].as_slice() {
+                b"0" => Ok(Ops::Debug(Debug::SetActiveExpire(false))),
+                b"1" => Ok(Ops::Debug(Debug::SetActiveExpire(true))),
+                _ => Err(Reply::err(super::NOT_INTEGER)),
+            }
+        }
+        "change-repl-id" => Ok(Ops::Debug(Debug::ChangeReplId)),
+        "protocol" => {
+            arity(3)?;
+            protocol_reply(&args[2]).map(|r| Ops::Debug(Debug::Protocol(r)))
+        }
+        "reload" => storage(StorageOp::DebugReload),
+        "object" => {
+            arity(3)?;
+            storage(StorageOp::DebugObject(args[2].clone()))
+        }
+        "sleep" => {
+            arity(3)?;
+            let secs = std::str::from_utf8(&args[2])
+                .ok()
+                .and_then(|s| s.parse::<f64>().ok())
+                .filter(|s| s.is_finite() && *s >= 0.0 && *s <= 3600.0)
+                .ok_or_else(|| Reply::err("ERR value is not a valid float"))?;
+            storage(StorageOp::DebugSleep(std::time::Duration::from_secs_f64(
+                secs,
+            )))
+        }
+        "digest" => storage(StorageOp::DebugDigest),
+        "digest-value" => storage(StorageOp::DebugDigestValue(args[2..].to_vec())),
+        _ => Err(Reply::err(format!(
+            "ERR DEBUG {} is not supported by matou-kv",
+            shown(&args[1], 64).to_ascii_uppercase()
+        ))),
+    }
+}
+
+/// DEBUG PROTOCOL's replies, one per RESP type, as Redis gives them.
+fn protocol_reply(kind: &[u8]) -> Result<Reply, Reply> {
+    let r = match text(kind).to_ascii_lowercase().as_str() {
+        "string" => Reply::Bulk(b"Hello World".to_vec()),
+        "integer" => Reply::Integer(12345),
+        "double" => Reply::Double("3.141".into()),
+        "bignum" => Reply::BigNumber("1234567999999999999999999999999999999".into()),
+        "null" => Reply::Nil,
+        "array" => Reply::Array((0..3).map(Reply::Integer).collect()),
+        "set" => Reply::Set((0..3).map(Reply::Integer).collect()),
+        "map" => Reply::Map(
+            (0..3)
+                .map(|i| (Reply::Integer(i), Reply::Bool(i == 1)))
+                .collect(),
+        ),
+        "true" => Reply::Bool(true),
+        "false" => Reply::Bool(false),
+        "attrib" => Reply::Attributed(
+            vec![(
+                Reply::Bulk(b"key-popularity".to_vec()),
+                Reply::Array(vec![Reply::Bulk(b"key:123".to_vec()), Reply::Integer(90)]),
+            )],
+            Box::new(Reply::Bulk(
+                b"Some real reply following the attribute".to_vec(),
+            )),
+        ),
+        "verbatim" => Reply::Verbatim("txt", b"This is a verbatim\nstring".to_vec()),
+        _ => {
+            return Err(Reply::err(
+                "ERR Wrong protocol type name. Please use one of the following: \
+                 string|integer|double|bignum|null|array|set|map|attrib|push|verbatim|true|false",
+            ))
+        }
+    };
+    Ok(r)
 }
 
 fn parse_kill(args: &[Vec<u8>]) -> Result<KillFilter, Reply> {

@@ -64,7 +64,19 @@ fn bit_value(b: &[u8]) -> Result<bool, Reply> {
 /// # Errors
 /// The error reply Redis would send.
 pub fn parse(args: &[Vec<u8>], authenticated: bool) -> Result<Command, Reply> {
-    let spec = lookup(args)?;
+    parse_spec(lookup(args)?, args, authenticated)
+}
+
+/// [`parse`] of a command already looked up (`spec` is `lookup(args)`'s),
+/// for a caller that needs the spec too: the table is searched once.
+///
+/// # Errors
+/// As [`parse`], from the authentication check on.
+pub fn parse_spec(
+    spec: &'static super::Spec,
+    args: &[Vec<u8>],
+    authenticated: bool,
+) -> Result<Command, Reply> {
     if !authenticated && !spec.no_auth() {
         return Err(Reply::err(NOAUTH));
     }
@@ -158,6 +170,10 @@ pub fn parse(args: &[Vec<u8>], authenticated: bool) -> Result<Command, Reply> {
         "object|freq" => read(Read::ObjectFreq(args[2].clone())),
         "object|idletime" => read(Read::ObjectIdleTime(args[2].clone())),
         "object|help" => read(Read::ObjectHelp),
+        "dump" => read(super::dump::parse_dump(args)),
+        "bitfield" => write(super::bitfield::parse_bitfield(args)?),
+        "bitfield_ro" => read(super::bitfield::parse_bitfield_ro(args)?),
+        "restore" => write(super::dump::parse_restore(args)?),
         "memory|usage" => {
             match args.len() {
                 3 => {}
@@ -388,9 +404,12 @@ pub fn parse(args: &[Vec<u8>], authenticated: bool) -> Result<Command, Reply> {
             }
         }
         "client|help" => conn(Conn::Help("CLIENT")),
+        "slowlog|help" => conn(Conn::Help("SLOWLOG")),
         "config|get" => conn(Conn::ConfigGet(args[2..].to_vec())),
         "config|set" | "client|list" | "client|info" | "client|kill" | "client|unblock"
-        | "client|no-evict" | "client|tracking" | "client|reply" | "monitor" | "config|rewrite" => {
+        | "client|no-evict" | "client|tracking" | "client|reply" | "monitor" | "config|rewrite"
+        | "slowlog|get" | "slowlog|len" | "slowlog|reset" | "save" | "bgrewriteaof"
+        | "lastsave" | "debug" => {
             super::ops::parse(spec.name, args).map(|o| Command::Conn(Conn::Ops(o)))
         }
         "config|resetstat" => conn(Conn::ConfigResetStat),

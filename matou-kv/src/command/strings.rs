@@ -341,7 +341,7 @@ fn set_record(key: Vec<u8>, value: Vec<u8>, expire_at_ms: Option<u64>) -> Option
 /// length, and the record. A key that expired and was purged on the way is
 /// logged as its DEL first, since a replaying store may still hold its old
 /// value.
-fn set_range(
+pub(super) fn set_range(
     tx: Tx<'_>,
     key: Vec<u8>,
     offset: usize,

@@ -25,7 +25,8 @@ pub(super) fn wrong_type_read(cmd: &Read, store: &Store, now: u64) -> bool {
         | Read::GetRange { key: k, .. }
         | Read::GetBit { key: k, .. }
         | Read::BitCount { key: k, .. }
-        | Read::BitPos { key: k, .. } => not_str(store, k, now),
+        | Read::BitPos { key: k, .. }
+        | Read::BitFieldRo { key: k, .. } => not_str(store, k, now),
         Read::Lcs { keys, .. } => not_str(store, &keys.0, now) || not_str(store, &keys.1, now),
         _ => false,
     }
@@ -41,7 +42,8 @@ pub(super) fn wrong_type_write(cmd: &Write, store: &Store, now: u64) -> bool {
         | Write::GetEx { key: k, .. }
         | Write::SetRange { key: k, .. }
         | Write::IncrByFloat { key: k, .. }
-        | Write::SetBit { key: k, .. } => not_str(store, k, now),
+        | Write::SetBit { key: k, .. }
+        | Write::BitField { key: k, .. } => not_str(store, k, now),
         Write::BitOp { keys, .. } => keys.iter().any(|k| not_str(store, k, now)),
         _ => false,
     }

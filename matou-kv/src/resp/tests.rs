@@ -361,3 +361,16 @@ fn resp3_types_and_their_resp2_forms() {
         );
     }
 }
+
+#[test]
+fn attributes_precede_their_reply_in_resp3_and_vanish_in_resp2() {
+    let r = Reply::Attributed(
+        vec![(Reply::bulk("k"), Reply::Integer(1))],
+        Box::new(Reply::bulk("v")),
+    );
+    let mut three = Vec::new();
+    r.encode_resp3(&mut three);
+    assert_eq!(three, b"|1\r\n$1\r\nk\r\n:1\r\n$1\r\nv\r\n");
+    assert_eq!(r.to_bytes(), b"$1\r\nv\r\n");
+    assert!(r.encoded_len_bound() >= three.len());
+}

@@ -51,10 +51,13 @@
 use super::blocking::Blocked;
 use super::pubsub::{Delivery, Subscriber};
 use super::registry::Entry;
-use super::storage::{Answer, DbCell, Job, Req};
+use super::slowlog::{ArgPrefixes, Prefixed};
+use super::stats::Outcome;
+use super::storage::{Answer, Answered, DbCell, Job, Req};
 use super::{ops, Shared};
 use crate::command::multi::{Exec, Intercept, Multi, Queued};
 use crate::command::ops::ReplyMode;
+use crate::command::ops::{Ops, DEBUG_REFUSED};
 use crate::command::pubsub::{self as pubsub_cmd, encode_message};
 use crate::command::{info_text, Action, Command, Conn, Session};
 use crate::config::OutputLimit;
@@ -151,6 +154,28 @@ enum Out {
     Muted(Box<Out>),
 }
 
+/// What INFO commandstats and SLOWLOG need of a request, kept beside its
+/// [`Out`] until its reply is made.
+struct Meta {
+    /// Its command table name (`""`: an unknown command, counted nowhere).
+    name: &'static str,
+    /// What the slow log may need of its arguments.
+    args: Prefixed,
+    /// Time the handler spent running it (connection commands).
+    nanos: u64,
+    /// Refused before it ran (NOAUTH, arity, OOM, a MULTI refusal).
+    rejected: bool,
+}
+
+/// Whether an error given instead of running a command is a rejection
+/// (Redis's `rejected_calls`) rather than a failure of the command.
+fn is_rejection(e: &Reply) -> bool {
+    matches!(e, Reply::Error(m) if m.starts_with("ERR wrong number of arguments")
+        || m.starts_with("NOAUTH")
+        || m.starts_with("OOM")
+        || m.starts_with("ERR Command not allowed inside a transaction"))
+}
+
 /// CLIENT REPLY's state: which of the coming replies are sent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Mute {
@@ -224,6 +249,11 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
     let mut end = 0;
     let mut wire = Vec::new();
     let mut outs = VecDeque::new();
+    let mut metas: VecDeque<Meta> = VecDeque::new();
+    let mut prefixes = ArgPrefixes::default();
+    let mut calls: Vec<(&'static str, u64, Outcome)> = Vec::new();
+    let peer_text = me.addr.to_string();
+    let debug_allowed = shared.config.debug_command.allows(me.addr.ip());
     let mut requests_buffered = false;
     let mut mute = Mute::On;
     // Made at the first subscription; dropping it (the connection ends)
@@ -309,6 +339,10 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
 
         let failures_seen = session.failed_auths;
         requests_buffered = false;
+        // Every earlier request was answered: their argument prefixes go.
+        if metas.is_empty() {
+            prefixes.clear();
+        }
         let mut reqs = Vec::new();
         // The protocol of each reply is the session's when its request was
         // parsed: (first reply, protocol) wherever a HELLO changed it.
@@ -317,9 +351,8 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
         let mut after = After::Continue;
         let mut consumed = 0;
         let mut bad = None;
-        // The batch's last request, for CLIENT LIST's `cmd` (looked up once
-        // per batch, not per request).
-        let mut last_args = Vec::new();
+        // The batch's last command, for CLIENT LIST's `cmd`.
+        let mut last_name = None;
         while after == After::Continue {
             match decoder.decode(&buf[consumed..end]) {
                 Ok(Some((args, used))) => {
@@ -330,6 +363,20 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
                     shared.commands.fetch_add(1, Ordering::Relaxed);
                     me.request_bytes.store(used, Ordering::Relaxed);
                     let before = outs.len();
+                    // Looked up once: its name for the stats, its spec for
+                    // the parse (an arity error searches again, for the
+                    // name only).
+                    let found = crate::command::lookup(&args);
+                    let name = match &found {
+                        Ok(spec) => spec.name,
+                        Err(_) => crate::command::command_name(&args).unwrap_or(""),
+                    };
+                    let mut meta = Meta {
+                        name,
+                        args: Prefixed::default(),
+                        nanos: 0,
+                        rejected: false,
+                    };
                     if shared.monitors.active() {
                         shared
                             .monitors
@@ -345,7 +392,7 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
                         if let Some(r) = pubsub_cmd::subscribed_refusal(&args) {
                             outs.push_back(Out::Ready(r));
                             silence(&mut outs, before, &mut mute);
-                            last_args = args;
+                            last_name = Some(name);
                             continue;
                         }
                     }
@@ -362,26 +409,43 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
                     };
                     let mut pushed = false;
                     let parsed = match intercepted {
-                        Intercept::Pass => session.parse(&args),
-                        Intercept::Reply(r) => Err(r),
+                        Intercept::Pass => found.and_then(|spec| session.parse_spec(spec, &args)),
+                        Intercept::Reply(r) => {
+                            meta.rejected = is_rejection(&r);
+                            Err(r)
+                        }
                         Intercept::Watch(keys, cell) => {
                             outs.push_back(Out::Storage);
                             reqs.push(Req::Watch(keys, cell));
                             silence(&mut outs, before, &mut mute);
-                            last_args = args;
+                            meta.args = prefixes.push(&args);
+                            metas.push_back(meta);
+                            last_name = Some(name);
                             continue;
                         }
                         Intercept::Exec(exec) => {
-                            let (out, req) = exec_request(exec);
+                            let (out, req) = exec_request(exec, debug_allowed);
                             outs.push_back(out);
                             reqs.push(req);
                             silence(&mut outs, before, &mut mute);
-                            last_args = args;
+                            meta.args = prefixes.push(&args);
+                            metas.push_back(meta);
+                            last_name = Some(name);
                             continue;
                         }
                     };
                     match parsed {
-                        Err(e) => outs.push_back(Out::Ready(e)),
+                        Err(e) => {
+                            meta.rejected |= is_rejection(&e);
+                            outs.push_back(Out::Ready(e));
+                        }
+                        Ok(Command::Conn(Conn::Ops(op))) if op.is_debug() && !debug_allowed => {
+                            outs.push_back(Out::Ready(Reply::err(DEBUG_REFUSED)));
+                        }
+                        Ok(Command::Conn(Conn::Ops(Ops::Storage(op)))) => {
+                            outs.push_back(Out::Storage);
+                            reqs.push(Req::Admin(op));
+                        }
                         Ok(Command::Read(r)) => {
                             outs.push_back(Out::Storage);
                             reqs.push(Req::Read(r));
@@ -417,7 +481,10 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
                             reqs.push(Req::Select(i));
                         }
                         Ok(Command::Conn(c)) => {
-                            match conn(c, &mut session, me, &shared, &mut after, &mut mute) {
+                            let started = Instant::now();
+                            let action = conn(c, &mut session, me, &shared, &mut after, &mut mute);
+                            meta.nanos = started.elapsed().as_nanos() as u64;
+                            match action {
                                 Action::Reply(r) => outs.push_back(Out::Ready(r)),
                                 Action::Close(r) => {
                                     outs.push_back(Out::Ready(r));
@@ -435,6 +502,11 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
                     if !pushed {
                         silence(&mut outs, before, &mut mute);
                     }
+                    if outs.len() > before {
+                        meta.args = prefixes.push(&args);
+                        metas.push_back(meta);
+                    }
+                    last_name = Some(name);
                     // AUTH lifts the decoder's pre-authentication caps.
                     decoder.set_authenticated(session.authenticated);
                     let proto_now = switches.last().map_or(batch_proto, |s| s.1);
@@ -444,7 +516,6 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
                     }
                     // A wrong password ends the batch: it is answered
                     // (late, see below) before the next one is read.
-                    last_args = args;
                     if session.failed_auths > failures_seen {
                         requests_buffered = consumed < end;
                         break;
@@ -457,8 +528,8 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
                 }
             }
         }
-        if !last_args.is_empty() {
-            me.touch(crate::command::lookup(&last_args).map_or("NULL", |s| s.name));
+        if let Some(name) = last_name {
+            me.touch(if name.is_empty() { "NULL" } else { name });
         }
         buf.copy_within(consumed..end, 0);
         end -= consumed;
@@ -511,8 +582,8 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
         let mut switches = switches.into_iter().peekable();
         let mut rendered = 0;
         loop {
-            let answers = if pending.is_empty() {
-                Vec::new()
+            let answered = if pending.is_empty() {
+                Answered::default()
             } else {
                 let (tx, rx) = oneshot::channel();
                 let job = Job {
@@ -527,11 +598,12 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
                     return Ok(());
                 }
                 match rx.await {
-                    Ok(answers) => answers,
+                    Ok(answered) => answered,
                     Err(_) => return Ok(()),
                 }
             };
-            let mut answers = answers.into_iter().peekable();
+            let mut answers = answered.answers.into_iter().peekable();
+            let mut nanos = answered.nanos.into_iter();
             wire.clear();
             let mut too_large = None;
             let mut blocked = None;
@@ -565,6 +637,16 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
                     o => (o, false),
                 };
                 let r = render(o, &mut answers, &mut session, me, &shared, &mut after);
+                if let Some(meta) = metas.pop_front() {
+                    let ran = if from_storage {
+                        nanos.next().unwrap_or(0)
+                    } else {
+                        meta.nanos
+                    };
+                    account(
+                        &meta, ran, &r, &mut calls, me, &prefixes, &peer_text, &shared,
+                    );
+                }
                 if muted {
                     continue;
                 }
@@ -578,6 +660,8 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
                 }
                 r.encode_proto(proto, &mut wire);
             }
+            shared.command_stats.add(&calls);
+            calls.clear();
             // AUTH queued in a transaction ran just now.
             decoder.set_authenticated(session.authenticated);
             pending = answers
@@ -739,8 +823,51 @@ async fn wait_blocked(
     }
 }
 
-/// The storage request of an EXEC, and where its answers go.
-fn exec_request(exec: Exec) -> (Out, Req) {
+/// Counts a request whose reply `r` was just made, which took `nanos` to
+/// run, in `calls` (INFO commandstats, added per round) and in the slow
+/// log.
+#[allow(clippy::too_many_arguments)]
+fn account(
+    meta: &Meta,
+    nanos: u64,
+    r: &Reply,
+    calls: &mut Vec<(&'static str, u64, Outcome)>,
+    me: &Entry,
+    prefixes: &ArgPrefixes,
+    peer: &str,
+    shared: &Shared,
+) {
+    if meta.name.is_empty() {
+        return;
+    }
+    let micros = nanos / 1000;
+    let outcome = if meta.rejected {
+        Outcome::Rejected
+    } else if r.is_error() {
+        Outcome::Failed
+    } else {
+        Outcome::Ok
+    };
+    calls.push((meta.name, nanos, outcome));
+    let slower_than = shared.live.slowlog_slower_than_us();
+    if outcome != Outcome::Rejected && slower_than >= 0 && micros >= slower_than.unsigned_abs() {
+        let name = me.name.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        shared.slowlog.record(
+            slower_than,
+            shared.live.slowlog_max_len(),
+            micros,
+            meta.name,
+            prefixes,
+            meta.args,
+            peer,
+            name.as_deref().unwrap_or_default(),
+        );
+    }
+}
+
+/// The storage request of an EXEC, and where its answers go (DEBUG in it
+/// refused unless `debug_allowed`).
+fn exec_request(exec: Exec, debug_allowed: bool) -> (Out, Req) {
     let mut outs = Vec::with_capacity(exec.queued.len());
     let mut reqs = Vec::new();
     for q in exec.queued {
@@ -759,6 +886,13 @@ fn exec_request(exec: Exec) -> (Out, Req) {
             }
             Queued::Select(i) => {
                 reqs.push(Req::Select(i));
+                Out::Storage
+            }
+            Queued::Conn(Conn::Ops(op)) if op.is_debug() && !debug_allowed => {
+                Out::Ready(Reply::err(DEBUG_REFUSED))
+            }
+            Queued::Conn(Conn::Ops(Ops::Storage(op))) => {
+                reqs.push(Req::Admin(op));
                 Out::Storage
             }
             Queued::Conn(c) => Out::Conn(c),

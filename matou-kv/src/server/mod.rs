@@ -20,11 +20,16 @@
 //!   connection commands themselves (`command::Session`), send the data
 //!   commands of the batch to the storage task as one job, write every
 //!   reply with one `write`.
-//! - **Operations** (`ops.rs`, `registry.rs`, `monitor.rs`, `stats.rs`): the
-//!   registry of live connections across workers (CLIENT LIST / KILL; a
-//!   kill is a switch the victim's handler races, never its socket closed
-//!   from outside), the settings CONFIG SET changes live, MONITOR's
-//!   bounded fan-out, the error counts INFO shows.
+//! - **Operations** (`ops.rs`, `registry.rs`, `monitor.rs`, `stats.rs`,
+//!   `slowlog.rs`, `storage/admin.rs`): the registry of live connections
+//!   across workers (CLIENT LIST / KILL; a kill is a switch the victim's
+//!   handler races, never its socket closed from outside), the settings
+//!   CONFIG SET changes live, MONITOR's bounded fan-out, the error and
+//!   per-command counts INFO shows, the slow log, and SAVE / BGREWRITEAOF /
+//!   DEBUG, which the storage task runs since they need the store or the
+//!   log. Each request is timed where it runs (the storage task for data
+//!   commands, the handler for connection commands), so SLOWLOG and
+//!   commandstats see execution, never the wait in the queue.
 //!
 //! # What one client can cost
 //!
@@ -92,6 +97,7 @@ pub mod notify;
 mod ops;
 pub mod pubsub;
 mod registry;
+mod slowlog;
 mod stats;
 mod storage;
 mod txn;
@@ -232,6 +238,10 @@ struct Shared {
     registry: registry::Registry,
     /// Error replies, for INFO.
     errors: stats::ErrorStats,
+    /// Calls per command, for INFO commandstats.
+    command_stats: stats::CommandStats,
+    /// SLOWLOG's entries.
+    slowlog: slowlog::SlowLog,
     /// MONITOR connections.
     monitors: monitor::Monitors,
     jobs: Sender<storage::Job>,
@@ -285,6 +295,7 @@ impl Shared {
         self.commands.store(0, Ordering::Relaxed);
         self.rejected.store(0, Ordering::Relaxed);
         self.errors.reset();
+        self.command_stats.reset();
     }
 
     /// Fills INFO's server, clients and stats figures.
@@ -299,6 +310,30 @@ impl Shared {
         d.rejected_connections = self.rejected.load(Ordering::Relaxed);
         (d.total_error_replies, d.errorstats) = self.errors.snapshot();
         d.cpu = stats::cpu_times();
+        d.commandstats = self
+            .command_stats
+            .snapshot()
+            .into_iter()
+            .map(|(name, s)| (name, s.calls, s.usec, s.rejected, s.failed))
+            .collect();
+        let (tracking, percentiles) = {
+            let view = self.live.view();
+            let param = |n: &str| {
+                view.params
+                    .iter()
+                    .find(|(k, _)| *k == n)
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or_default()
+            };
+            (
+                param("latency-tracking") == "yes",
+                crate::config::percentiles(&param("latency-tracking-info-percentiles"))
+                    .unwrap_or_default(),
+            )
+        };
+        if tracking {
+            d.latencystats = self.command_stats.latencies(&percentiles);
+        }
     }
 }
 
@@ -447,10 +482,18 @@ pub async fn run(mut config: Config, store: Databases, aof: Aof) -> io::Result<(
     let notifier = Arc::new(notify::Notifier::new(pubsub.clone()));
     let pubsub_limit = pubsub::LiveLimit::new(config.pubsub_limit);
     let shared = Arc::new(Shared {
-        live: ops::Live::new(&config, addr.port(), pubsub_limit, notifier.clone()),
+        live: ops::Live::new(
+            &config,
+            addr.port(),
+            memory.clone(),
+            pubsub_limit,
+            notifier.clone(),
+        ),
         pubsub,
         registry: registry::Registry::default(),
         errors: stats::ErrorStats::default(),
+        command_stats: stats::CommandStats::default(),
+        slowlog: slowlog::SlowLog::default(),
         monitors: monitor::Monitors::default(),
         config,
         jobs,
@@ -471,6 +514,7 @@ pub async fn run(mut config: Config, store: Databases, aof: Aof) -> io::Result<(
         queue,
         shared.memory.clone(),
         notifier,
+        shared.live.fsync_cell(),
     ));
     let signals = matou::spawn({
         let stop = shared.stop.clone();

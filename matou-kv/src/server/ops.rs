@@ -13,23 +13,28 @@
 //!   `Config::set`) and nothing is published unless all pass.
 //! - Protected settings (`dir`) are refused as Redis refuses them with
 //!   `enable-protected-configs no`; the ones this server fixes at start
-//!   (the port, the log's fsync policy owned by the storage task...) are
-//!   refused as immutable, never accepted and ignored.
+//!   (the port, the workers, the databases...) are
+//!   refused as immutable, never accepted and ignored. `appendfsync`
+//!   changes live: the storage task, the log's owner, takes it up from an
+//!   atomic before its next batch or tick (`Aof::set_policy`).
 //! - Connections already authenticated stay so when `requirepass`
 //!   changes (as in Redis); new ones need the new password.
 
+use super::memory::Memory;
 use super::notify::Notifier;
 use super::pubsub::LiveLimit;
 use super::registry::Entry;
 use super::Shared;
-use crate::command::ops::{set_failed, Ops, ReplyMode};
+use crate::aof::Fsync;
+use crate::command::ops::{set_failed, Debug, Ops, ReplyMode};
 use crate::command::{ConfigView, Session};
-use crate::config::{Config, OutputLimit};
+use crate::config::{Config, OutputLimit, ACCEPTED};
 use crate::resp::Reply;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 
-/// Settings CONFIG SET may change, with their effect.
+/// Settings CONFIG SET may change, with their effect (and, without any,
+/// every one of `config::ACCEPTED`).
 const MUTABLE: &[&str] = &[
     "timeout",
     "maxclients",
@@ -46,17 +51,43 @@ const MUTABLE: &[&str] = &[
     "hash-max-ziplist-value",
     "zset-max-ziplist-entries",
     "zset-max-ziplist-value",
+    "maxmemory",
+    "maxmemory-policy",
+    "maxmemory-samples",
+    "lfu-log-factor",
+    "lfu-decay-time",
+    "slowlog-log-slower-than",
+    "slowlog-max-len",
+    "appendfsync",
 ];
-/// Redis settings CONFIG SET accepts and ignores: they tune encodings and
-/// snapshots matou-kv does not have (its lists are one deque whatever
-/// their size, and it never writes RDB files), so no value changes what a
-/// client sees. Redis's own tests set them before their lists.
-const IGNORED: &[&str] = &[
-    "save",
-    "list-max-ziplist-size",
-    "list-max-listpack-size",
-    "list-compress-depth",
-];
+
+/// The fsync policy CONFIG SET asks for, as a number (`fsync_code`); the
+/// storage task, the log's owner, applies it (`storage::Storage::tick`
+/// and each batch).
+pub(super) type FsyncCell = Arc<std::sync::atomic::AtomicU8>;
+
+/// `Fsync` as a number, for an [`FsyncCell`].
+pub(super) fn fsync_code(f: Fsync) -> u8 {
+    match f {
+        Fsync::Always => 0,
+        Fsync::EverySec => 1,
+        Fsync::No => 2,
+    }
+}
+
+/// The `Fsync` of an [`FsyncCell`]'s number.
+pub(super) fn fsync_of(code: u8) -> Fsync {
+    match code {
+        0 => Fsync::Always,
+        1 => Fsync::EverySec,
+        _ => Fsync::No,
+    }
+}
+
+/// Whether CONFIG SET may change `name`.
+fn mutable(name: &str) -> bool {
+    MUTABLE.contains(&name) || ACCEPTED.iter().any(|(n, _)| *n == name)
+}
 /// Settings Redis protects (`enable-protected-configs no`): refused.
 const PROTECTED: &[&str] = &["dir", "dbfilename"];
 
@@ -67,6 +98,13 @@ pub(super) struct Live {
     out_hard: AtomicUsize,
     out_soft: AtomicUsize,
     out_soft_secs: AtomicU64,
+    slowlog_slower_than_us: AtomicI64,
+    slowlog_max_len: AtomicUsize,
+    /// Where maxmemory and its policy take effect (the storage task reads
+    /// them there).
+    memory: Arc<Memory>,
+    /// `appendfsync`, for the storage task.
+    fsync: FsyncCell,
     view: RwLock<ConfigView>,
     /// The configuration now in force; held while a CONFIG SET checks and
     /// publishes, so two of them do not interleave.
@@ -79,10 +117,13 @@ pub(super) struct Live {
 }
 
 impl Live {
-    /// The settings of `config`, served on `port`.
+    /// The settings of `config`, served on `port`; the memory settings
+    /// are published in `memory`, the pubsub output limit in
+    /// `pubsub_limit`, `notify-keyspace-events` in `notifier`.
     pub(super) fn new(
         config: &Config,
         port: u16,
+        memory: Arc<Memory>,
         pubsub_limit: Arc<LiveLimit>,
         notifier: Arc<Notifier>,
     ) -> Live {
@@ -92,6 +133,10 @@ impl Live {
             out_hard: AtomicUsize::new(0),
             out_soft: AtomicUsize::new(0),
             out_soft_secs: AtomicU64::new(0),
+            slowlog_slower_than_us: AtomicI64::new(0),
+            slowlog_max_len: AtomicUsize::new(0),
+            memory,
+            fsync: Arc::new(std::sync::atomic::AtomicU8::new(fsync_code(config.fsync))),
             view: RwLock::new(config.view(port)),
             config: Mutex::new(config.clone()),
             port,
@@ -115,6 +160,17 @@ impl Live {
         if let Err(e) = self.notifier.set(&c.notify_keyspace_events) {
             eprintln!("matou-kv: notify-keyspace-events: {e}");
         }
+        self.slowlog_slower_than_us
+            .store(c.slowlog_slower_than_us, Ordering::Relaxed);
+        self.slowlog_max_len
+            .store(c.slowlog_max_len, Ordering::Relaxed);
+        self.fsync.store(fsync_code(c.fsync), Ordering::Relaxed);
+        let m = c.memory;
+        self.memory.set_maxmemory(m.maxmemory);
+        self.memory.set_policy(m.policy);
+        self.memory.set_samples(m.samples);
+        self.memory.set_lfu_log_factor(m.lfu_log_factor);
+        self.memory.set_lfu_decay_time(m.lfu_decay_time);
         *self.view.write().unwrap_or_else(|e| e.into_inner()) = c.view(self.port);
     }
 
@@ -142,6 +198,21 @@ impl Live {
         self.pubsub_limit.clone()
     }
 
+    /// `slowlog-log-slower-than` in microseconds (negative: log nothing).
+    pub(super) fn slowlog_slower_than_us(&self) -> i64 {
+        self.slowlog_slower_than_us.load(Ordering::Relaxed)
+    }
+
+    /// `slowlog-max-len`.
+    pub(super) fn slowlog_max_len(&self) -> usize {
+        self.slowlog_max_len.load(Ordering::Relaxed)
+    }
+
+    /// The cell the storage task reads `appendfsync` from.
+    pub(super) fn fsync_cell(&self) -> FsyncCell {
+        self.fsync.clone()
+    }
+
     /// What connection commands see (`requirepass`, CONFIG GET).
     pub(super) fn view(&self) -> RwLockReadGuard<'_, ConfigView> {
         self.view.read().unwrap_or_else(|e| e.into_inner())
@@ -166,7 +237,9 @@ impl Live {
             .iter()
             // An alias is written under its listpack name.
             .filter(|n| !n.contains("ziplist"))
-            .map(|&n| {
+            .copied()
+            .chain(ACCEPTED.iter().map(|(n, _)| *n))
+            .map(|n| {
                 let v = value(&now.params, n);
                 let changed = v != value(&default.params, n);
                 (n, v, changed)
@@ -186,9 +259,6 @@ impl Live {
         let mut current = self.config.lock().unwrap_or_else(|e| e.into_inner());
         let mut next = current.clone();
         for (name, value) in pairs {
-            if IGNORED.contains(&name.as_str()) {
-                continue;
-            }
             if PROTECTED.contains(&name.as_str()) {
                 return set_failed(name, "can't set protected config");
             }
@@ -201,7 +271,7 @@ impl Live {
                 }
                 return set_failed(name, &e);
             }
-            if !MUTABLE.contains(&name.as_str()) {
+            if !mutable(name) {
                 return set_failed(name, "can't set immutable config");
             }
             if name == "maxclients" {
@@ -327,12 +397,33 @@ pub(super) fn run(op: Ops, me: &Entry, shared: &Shared) -> Done {
         Ops::ClientTracking => reply(Reply::err(
             "ERR CLIENT TRACKING is not supported: matou-kv has no client-side caching",
         )),
-        Ops::ConfigSet(pairs) => reply(shared.live.set(&pairs)),
+        Ops::ConfigSet(pairs) => {
+            let r = shared.live.set(&pairs);
+            shared.slowlog.trim(shared.live.slowlog_max_len());
+            reply(r)
+        }
         Ops::ConfigRewrite => reply(shared.live.rewrite()),
         Ops::Monitor => Done {
             reply: Reply::ok(),
             then: Then::Monitor,
         },
+        Ops::SlowlogGet(count) => reply(shared.slowlog.get(count)),
+        Ops::SlowlogLen => reply(Reply::Integer(shared.slowlog.len() as i64)),
+        Ops::SlowlogReset => {
+            shared.slowlog.reset();
+            reply(Reply::ok())
+        }
+        Ops::Debug(Debug::SetActiveExpire(on)) => {
+            shared.memory.set_active_expire(on);
+            reply(Reply::ok())
+        }
+        Ops::Debug(Debug::ChangeReplId) => reply(Reply::ok()),
+        Ops::Debug(Debug::Protocol(r)) => reply(r),
+        Ops::Debug(Debug::Help) => reply(crate::command::help_reply("DEBUG")),
+        // The handler sends these to the storage task.
+        Ops::Storage(_) => reply(Reply::err(
+            "ERR this command cannot run here (inside a transaction)",
+        )),
     }
 }
 
@@ -341,12 +432,13 @@ mod tests {
     use super::*;
 
     fn live() -> Live {
-        let registry = super::super::pubsub::Registry::new();
+        let c = Config::default();
         Live::new(
-            &Config::default(),
+            &c,
             6379,
+            Arc::new(Memory::new(c.memory)),
             LiveLimit::new(crate::config::DEFAULT_PUBSUB_LIMIT),
-            Arc::new(Notifier::new(registry)),
+            Arc::new(Notifier::new(super::super::pubsub::Registry::new())),
         )
     }
 
@@ -398,6 +490,48 @@ mod tests {
     }
 
     #[test]
+    fn memory_and_slowlog_settings_take_effect_live() {
+        let l = live();
+        let r = l.set(&pairs(&[
+            ("maxmemory", "10mb"),
+            ("maxmemory-policy", "allkeys-lru"),
+            ("slowlog-log-slower-than", "-1"),
+            ("slowlog-max-len", "5"),
+        ]));
+        assert_eq!(r, Reply::ok());
+        assert_eq!(l.memory.config().maxmemory, 10 << 20);
+        assert_eq!(l.memory.config().policy.name(), "allkeys-lru");
+        assert_eq!(l.slowlog_slower_than_us(), -1);
+        assert_eq!(l.slowlog_max_len(), 5);
+        assert_eq!(get(&l, "maxmemory"), (10u64 << 20).to_string());
+        assert_eq!(l.set(&pairs(&[("appendfsync", "no")])), Reply::ok());
+        assert_eq!(fsync_of(l.fsync_cell().load(Ordering::Relaxed)), Fsync::No);
+        assert_eq!(get(&l, "appendfsync"), "no");
+    }
+
+    #[test]
+    fn accepted_settings_are_stored_and_checked_by_kind() {
+        let l = live();
+        assert_eq!(get(&l, "hash-max-listpack-entries"), "128");
+        assert_eq!(
+            l.set(&pairs(&[
+                ("hash-max-listpack-entries", "16"),
+                ("hz", "100")
+            ])),
+            Reply::ok()
+        );
+        assert_eq!(get(&l, "hash-max-listpack-entries"), "16");
+        assert_eq!(get(&l, "hz"), "100");
+        let r = l.set(&pairs(&[("lazyfree-lazy-expire", "maybe")]));
+        assert!(
+            matches!(&r, Reply::Error(m) if m.contains("'lazyfree-lazy-expire'")),
+            "{r:?}"
+        );
+        assert!(l.set(&pairs(&[("hz", "fast")])).is_error());
+        assert_eq!(get(&l, "hz"), "100");
+    }
+
+    #[test]
     fn immutable_and_unknown_are_refused() {
         let l = live();
         assert_eq!(
@@ -405,8 +539,12 @@ mod tests {
             set_failed("port", "can't set immutable config")
         );
         assert_eq!(
-            l.set(&pairs(&[("appendfsync", "no")])),
-            set_failed("appendfsync", "can't set immutable config")
+            l.set(&pairs(&[("workers", "3")])),
+            set_failed("workers", "can't set immutable config")
+        );
+        assert_eq!(
+            l.set(&pairs(&[("enable-debug-command", "yes")])),
+            set_failed("enable-debug-command", "can't set immutable config")
         );
         assert_eq!(
             l.set(&pairs(&[("nosuch", "1")])),

@@ -85,6 +85,7 @@ use super::now_ms;
 use super::txn::Versions;
 use crate::aof::{Aof, RewriteOutput, MAX_PAYLOAD};
 use crate::command::multi::WatchCell;
+use crate::command::ops::StorageOp;
 use crate::command::{
     execute_read, execute_write_journaled, read_reply_bound, InfoData, ListWrite, Read, Write,
     TOO_LARGE_FOR_LOG,
@@ -133,6 +134,9 @@ pub(super) enum Req {
     /// SELECT: the database of the requests after it, and of the
     /// connection's next jobs.
     Select(i64),
+    /// SAVE, BGREWRITEAOF, DEBUG RELOAD...: operations on the store or
+    /// the log as a whole (`admin`).
+    Admin(StorageOp),
 }
 
 /// The connection's database, which only the storage task changes (by
@@ -169,7 +173,16 @@ pub(super) struct Job {
     pub budget: usize,
     /// The largest single reply the client accepts (0: no limit).
     pub reply_limit: usize,
-    pub reply: oneshot::Sender<Vec<Answer>>,
+    pub reply: oneshot::Sender<Answered>,
+}
+
+/// A job's answers, one per request, and how long each took to run (in
+/// nanoseconds; 0 for one that did not run), for SLOWLOG and INFO
+/// commandstats.
+#[derive(Debug, Default)]
+pub(super) struct Answered {
+    pub answers: Vec<Answer>,
+    pub nanos: Vec<u64>,
 }
 
 /// A rewrite whose heavy half runs on its thread.
@@ -216,9 +229,11 @@ macro_rules! note {
 
 /// A job answered only after the batch's commit.
 struct Held {
-    reply: oneshot::Sender<Vec<Answer>>,
+    reply: oneshot::Sender<Answered>,
     /// The answers if the commit succeeds.
     answers: Vec<Answer>,
+    /// How long each request took.
+    nanos: Vec<u64>,
     /// What to answer again if it fails.
     redo: Vec<Redo>,
     /// The connection's database cell, and its value at the job's start.
@@ -266,6 +281,14 @@ struct Storage {
     memory: Arc<Memory>,
     /// Eviction candidates, kept between evictions.
     pool: EvictionPool,
+    /// Unix seconds of the last SAVE or completed rewrite (or the start):
+    /// LASTSAVE.
+    last_save_unix: u64,
+    /// Records logged since then.
+    changes_since_save: u64,
+    /// The fsync policy CONFIG SET asks for (applied before each batch's
+    /// commit and at each tick).
+    fsync: super::ops::FsyncCell,
     /// Publishes the keyspace events of committed changes.
     notifier: Arc<Notifier>,
     /// The classes the stores record now ([`Notifier::store_mask`]).
@@ -296,6 +319,7 @@ pub(super) async fn run(
     jobs: Receiver<Job>,
     memory: Arc<Memory>,
     notifier: Arc<Notifier>,
+    fsync: super::ops::FsyncCell,
 ) -> io::Result<()> {
     // What the log loaded counts as accessed now (OBJECT IDLETIME).
     let loaded = now_ms();
@@ -320,6 +344,9 @@ pub(super) async fn run(
         woken: Vec::new(),
         notifier,
         notify_mask: 0,
+        last_save_unix: now_ms() / 1000,
+        changes_since_save: 0,
+        fsync,
     };
     s.sync_lfu();
     let mut next_tick = Instant::now() + TICK;
@@ -374,18 +401,23 @@ async fn next_event(jobs: &Receiver<Job>, rewriting: &mut Option<Rewriting>) -> 
 impl Storage {
     /// Runs a batch of jobs with one commit (see the module docs).
     fn execute(&mut self, batch: &mut Vec<Job>) {
+        self.apply_fsync_policy();
         self.clock = self.clock.max(now_ms());
         let now = self.clock;
         self.sync_lfu();
         self.sync_notify();
         for job in batch.drain(..) {
             let mut answers = Vec::with_capacity(job.reqs.len());
+            let mut nanos = Vec::with_capacity(job.reqs.len());
             let mut redo = Vec::with_capacity(job.reqs.len());
             // A connection only ever has one job in flight: no one else
             // changes its cell meanwhile.
             let db_start = job.db.load(Ordering::Relaxed).min(self.store.count() - 1);
             let mut db = db_start;
             let mut produced = 0usize;
+            // One clock read per request: each one's end is the next one's
+            // start.
+            let mut started = Instant::now();
             for req in job.reqs {
                 if produced >= job.budget {
                     // Everything after the cut waits, writes and SELECTs
@@ -393,6 +425,7 @@ impl Storage {
                     // starts on the database the requests run so far left
                     // in the cell.
                     answers.push(Answer::Deferred(req));
+                    nanos.push(0);
                     redo.push(Redo::NotRun);
                     continue;
                 }
@@ -438,6 +471,9 @@ impl Storage {
                             Req::Info => Redo::Info,
                             Req::Watch(..) => Redo::Watch,
                             Req::Select(i) => Redo::Select(self.db_index(*i)),
+                            // What it did stands (a rewrite, a sleep):
+                            // its answer too.
+                            Req::Admin(_) => Redo::NotRun,
                             Req::Read(_) | Req::Exec(..) => unreachable!("answered above"),
                         });
                         if matches!(req, Req::Write(_)) {
@@ -446,10 +482,14 @@ impl Storage {
                         let (answer, record) = self.run(req, &mut db, now);
                         if let Some(r) = &record {
                             self.aof.append(r);
+                            self.changes_since_save += 1;
                         }
                         answer
                     }
                 };
+                let ended = Instant::now();
+                nanos.push(ended.duration_since(started).as_nanos() as u64);
+                started = ended;
                 produced = produced.saturating_add(answer_bytes(&answer));
                 answers.push(answer);
                 // Clients blocked on a key this request made a list are
@@ -469,6 +509,7 @@ impl Storage {
                 self.held.push(Held {
                     reply: job.reply,
                     answers,
+                    nanos,
                     redo,
                     db: job.db,
                     db_start,
@@ -476,7 +517,7 @@ impl Storage {
             } else {
                 // Only durable state was seen: no need to wait for the
                 // commit. A handler that went away is no error.
-                let _ = job.reply.send(answers);
+                let _ = job.reply.send(Answered { answers, nanos });
             }
         }
         if self.held.is_empty() && self.served.is_empty() {
@@ -495,7 +536,10 @@ impl Storage {
                 self.publish_memory(true);
                 self.publish_events(true);
                 for held in self.held.drain(..) {
-                    let _ = held.reply.send(held.answers);
+                    let _ = held.reply.send(Answered {
+                        answers: held.answers,
+                        nanos: held.nanos,
+                    });
                 }
                 self.deliver(now);
             }
@@ -508,7 +552,10 @@ impl Storage {
                 let held = std::mem::take(&mut self.held);
                 for h in held {
                     let answers = self.answer_again(h.redo, h.answers, h.db_start, &h.db, now);
-                    let _ = h.reply.send(answers);
+                    let _ = h.reply.send(Answered {
+                        answers,
+                        nanos: h.nanos,
+                    });
                 }
             }
         }
@@ -677,6 +724,7 @@ impl Storage {
                 (Answer::Reply(Reply::ok()), None)
             }
             Req::Exec(..) => (Answer::Reply(exec_in_exec()), None),
+            Req::Admin(op) => (Answer::Reply(self.admin(op, *db, now)), None),
             Req::Select(i) => match self.db_index(i) {
                 Some(i) => {
                     *db = i;
@@ -829,6 +877,7 @@ impl Storage {
     /// database and eviction (see `evict`: logged as `Del`, journaled,
     /// skipped while writes are refused), everysec fsync.
     fn tick(&mut self) {
+        self.apply_fsync_policy();
         self.clock = self.clock.max(now_ms());
         if self.aof.refusal().is_some() && !self.aof.is_broken() && self.aof.probe() {
             note!("matou-kv: the append-only log can be written again; writes accepted");
@@ -886,6 +935,17 @@ impl Storage {
         }
     }
 
+    /// Takes up the fsync policy CONFIG SET asked for, if it changed.
+    fn apply_fsync_policy(&mut self) {
+        let wanted = super::ops::fsync_of(self.fsync.load(Ordering::Relaxed));
+        if wanted != self.aof.policy() {
+            if let Err(e) = self.aof.set_policy(wanted) {
+                self.log_refusal(&e);
+            }
+            note!("matou-kv: appendfsync is now {}", wanted.name());
+        }
+    }
+
     /// Starts a rewrite if the log doubled (see the module docs).
     fn maybe_start_rewrite(&mut self) {
         if !self.aof.needs_rewrite()
@@ -894,6 +954,12 @@ impl Storage {
         {
             return;
         }
+        self.start_rewrite();
+    }
+
+    /// Starts a background rewrite now (BGREWRITEAOF, or the log doubled);
+    /// on failure `rewriting` stays `None` and the next attempt waits.
+    fn start_rewrite(&mut self) {
         let size_before = self.aof.size();
         // The snapshot and `begin_rewrite` with no append in between: the
         // side buffer then holds exactly what the snapshot lacks.
@@ -946,6 +1012,7 @@ impl Storage {
                         self.aof.size(),
                         r.started.elapsed()
                     );
+                    self.saved();
                     self.rewrite_backoff = REWRITE_RETRY_MIN;
                     return;
                 }
@@ -1003,6 +1070,8 @@ impl Storage {
             aof_rewrites: self.aof.rewrites(),
             aof_last_rewrite_failed: self.aof.last_rewrite_failed(),
             blocked_clients: self.waiters.blocked(),
+            last_save_unix: self.last_save_unix,
+            changes_since_save: self.changes_since_save,
             ..InfoData::default()
         }
     }
@@ -1070,6 +1139,7 @@ fn lock(cell: &WatchCell) -> std::sync::MutexGuard<'_, Vec<crate::command::multi
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+mod admin;
 mod evict;
 #[cfg(test)]
 mod tests;

@@ -142,6 +142,30 @@ impl Store {
         Some(lfu_decayed(e.lfu.load(Ordering::Relaxed), now, self.lfu))
     }
 
+    /// RESTORE's IDLETIME / FREQ: `key`'s last access set to `accessed`
+    /// (Unix ms) and its LFU counter to `freq` (as of `now`), when given.
+    /// Whether the key exists.
+    pub fn set_access(
+        &self,
+        key: &[u8],
+        accessed: Option<u64>,
+        freq: Option<u8>,
+        now: u64,
+    ) -> bool {
+        let Some(slot) = self.slot(key) else {
+            return false;
+        };
+        let e = self.entry_at(slot);
+        if let Some(at) = accessed {
+            // 0 means "never since load"; the oldest stamp is 1 ms.
+            e.accessed.store(at.max(1), Ordering::Relaxed);
+        }
+        if let Some(f) = freq {
+            e.lfu.store(lfu_packed(f, now), Ordering::Relaxed);
+        }
+        true
+    }
+
     /// Counts an access to the entry in `slot` at `now` in its LFU counter.
     pub(super) fn lfu_access(&self, slot: usize, now: u64) {
         let e = self.entry_at(slot);

@@ -43,6 +43,11 @@ fn storage(name: &str) -> (Storage, std::path::PathBuf) {
             crate::server::pubsub::Registry::new(),
         )),
         notify_mask: 0,
+        last_save_unix: 0,
+        changes_since_save: 0,
+        fsync: std::sync::Arc::new(std::sync::atomic::AtomicU8::new(
+            crate::server::ops::fsync_code(Fsync::Always),
+        )),
     };
     (s, d)
 }
@@ -94,6 +99,7 @@ fn batch_in(s: &mut Storage, jobs: &[&[&[&str]]], cells: &[DbCell]) -> Vec<Vec<R
         .map(|mut rx| {
             rx.try_recv()
                 .expect("every job is answered")
+                .answers
                 .into_iter()
                 .map(|a| match a {
                     Answer::Reply(r) => r,
@@ -380,7 +386,7 @@ fn round(s: &mut Storage, reqs: Vec<Req>, cell: &DbCell, budget: usize) -> Vec<A
         reply: tx,
     }];
     s.execute(&mut batch);
-    rx.try_recv().expect("the job is answered")
+    rx.try_recv().expect("the job is answered").answers
 }
 
 /// The requests of a round's answers that were deferred, in order; panics
@@ -623,7 +629,7 @@ fn a_blocking_command_defers_the_rest_of_its_job_and_a_push_in_exec_serves_it() 
         reply: tx,
     }];
     s.execute(&mut jobs);
-    let mut answers = rx.try_recv().unwrap().into_iter();
+    let mut answers = rx.try_recv().unwrap().answers.into_iter();
     let Some(Answer::Blocked(mut b)) = answers.next() else {
         panic!("blocked")
     };
@@ -648,4 +654,61 @@ fn a_blocking_command_defers_the_rest_of_its_job_and_a_push_in_exec_serves_it() 
     let replies = batch(&mut s, &[&[&["lrange", "q", "0", "-1"]]]);
     assert_eq!(replies[0][0], Reply::Array(vec![bulk("b")]));
     let _ = std::fs::remove_dir_all(d);
+}
+
+#[test]
+fn save_rewrites_the_log_and_debug_reload_restores_the_state_from_it() {
+    use crate::command::ops::StorageOp;
+    let (mut s, d) = storage("save-reload");
+    let cell = DbCell::default();
+    for i in 0..200 {
+        batch(&mut s, &[&[&["set", "k", &i.to_string()]]]);
+    }
+    batch(
+        &mut s,
+        &[&[
+            &["set", "other", "v"],
+            &["select", "3"],
+            &["set", "in3", "x"],
+        ]],
+    );
+    let size_before = s.aof.size();
+    let answers = round(&mut s, vec![Req::Admin(StorageOp::Save)], &cell, usize::MAX);
+    assert!(
+        matches!(&answers[0], Answer::Reply(r) if *r == Reply::ok()),
+        "{answers:?}"
+    );
+    assert!(
+        s.aof.size() < size_before / 10,
+        "{} -> {}",
+        size_before,
+        s.aof.size()
+    );
+    assert!(s.last_save_unix > 0);
+    assert_eq!(s.changes_since_save, 0);
+    let digest = super::admin::dataset_digest(&s.store, now_ms());
+    // A write in the same job before the reload is part of what it keeps.
+    let answers = round(
+        &mut s,
+        vec![
+            req(&["set", "late", "1"]),
+            Req::Admin(StorageOp::DebugReload),
+        ],
+        &cell,
+        usize::MAX,
+    );
+    assert!(
+        matches!(&answers[1], Answer::Reply(r) if *r == Reply::ok()),
+        "{answers:?}"
+    );
+    assert_eq!(
+        batch(&mut s, &[&[&["get", "k"], &["get", "late"]]])[0],
+        vec![bulk("199"), bulk("1")]
+    );
+    assert_eq!(
+        batch(&mut s, &[&[&["select", "3"], &["get", "in3"]]])[0][1],
+        bulk("x")
+    );
+    assert_ne!(digest, super::admin::dataset_digest(&s.store, now_ms()));
+    let _ = std::fs::remove_dir_all(&d);
 }
