@@ -629,6 +629,42 @@ fn idle_workers_block_after_a_brief_spin() {
     });
 }
 
+/// The spin is adaptive: a worker whose idle periods are not ended by
+/// hand-offs within the spin budget stops spinning. Here the budget is 8 ms
+/// and a plain thread wakes the root task every 10 ms, 100 times: a spin on
+/// every idle period would burn up to 100 * 8 ms = 80 ticks (at 100 per
+/// second; less on a loaded machine, as the spin yields its core); the
+/// adaptive spin gives up after about a dozen periods (10 ticks).
+#[test]
+#[cfg_attr(miri, ignore = "reads /proc")]
+fn idle_spin_stops_when_hand_offs_come_too_late_to_catch() {
+    #[cfg(not(miri))]
+    Builder::new()
+        .extra_workers(0)
+        .idle_spin(Duration::from_millis(8))
+        .run(async {
+            let (tx, rx) = sync::channel(1);
+            let t = std::thread::spawn(move || {
+                for i in 0..100u32 {
+                    std::thread::sleep(Duration::from_millis(10));
+                    if tx.try_send(i).is_err() {
+                        panic!("the channel is drained between two sends");
+                    }
+                }
+            });
+            let before = process_cpu_ticks();
+            let mut got = 0;
+            while let Some(i) = rx.recv().await {
+                assert_eq!(i, got);
+                got += 1;
+            }
+            let burnt = process_cpu_ticks() - before;
+            t.join().unwrap();
+            assert_eq!(got, 100);
+            assert!(burnt <= 25, "the idle spin burnt {burnt} ticks in 1 s");
+        });
+}
+
 /// With no spin at all, idle workers block at once and cross-worker wakes
 /// still get through (the interrupt path).
 #[test]

@@ -1,0 +1,95 @@
+//! When an idle worker spins: the adaptive spin policy.
+//!
+//! A spin pays when a hand-off from another thread (a remote wake or spawn
+//! through the inbox) arrives while the worker still spins: the peer's
+//! message is seen within nanoseconds instead of after an interrupt and a
+//! trip through the OS scheduler. It costs a core for the whole budget when
+//! nothing arrives, and on a small machine that core is taken from whoever
+//! else wants it (a load generator on the same cores, such as wrk or
+//! redis-benchmark, or the other workers).
+//!
+//! So each worker remembers how its last [`HISTORY`] idle periods ended: a
+//! *hit* is an idle period ended by a hand-off within the spin budget
+//! (whether the worker was spinning then, or had blocked and was
+//! interrupted that soon, which shows that a spin would have caught it); a
+//! *miss* is any other end (a hand-off that came later, or I/O or a timer:
+//! those arrive through the event source, which a blocked worker waits on as
+//! promptly as a spinning one polls it). The worker spins only while at least
+//! [`MIN_HITS`] of the remembered periods were hits. A worker whose
+//! hand-offs stop stops spinning after a few idle periods; one whose
+//! hand-offs come back (a blocked worker interrupted within the budget)
+//! spins again after a few.
+//!
+//! Owned by one worker and touched by its thread only.
+
+/// How many idle periods the policy remembers (the bits of `outcomes`).
+pub(super) const HISTORY: u32 = u16::BITS;
+
+/// Hits among the remembered periods needed to spin (a quarter: a spin
+/// wasted costs the whole budget, a spin that hits saves about as much).
+pub(super) const MIN_HITS: u32 = 4;
+const _: () = assert!(MIN_HITS <= HISTORY);
+
+/// The outcomes of a worker's last idle periods.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct SpinPolicy {
+    /// One bit per idle period, newest in bit 0: 1 = hit.
+    outcomes: u16,
+}
+
+impl SpinPolicy {
+    /// A new worker spins (as if its last periods were all hits), so a
+    /// run's first hand-offs are as fast as its later ones.
+    pub(super) fn new() -> SpinPolicy {
+        SpinPolicy { outcomes: u16::MAX }
+    }
+
+    /// Whether the worker should spin before blocking.
+    pub(super) fn should_spin(&self) -> bool {
+        self.outcomes.count_ones() >= MIN_HITS
+    }
+
+    /// Records how an idle period ended: `hit` = by a hand-off within the
+    /// spin budget.
+    pub(super) fn record(&mut self, hit: bool) {
+        self.outcomes = (self.outcomes << 1) | u16::from(hit);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{SpinPolicy, HISTORY, MIN_HITS};
+
+    #[test]
+    fn misses_turn_the_spin_off_and_hits_turn_it_back_on() {
+        let mut p = SpinPolicy::new();
+        assert!(p.should_spin(), "a new worker spins");
+        for _ in 0..HISTORY - MIN_HITS {
+            p.record(false);
+            assert!(p.should_spin(), "still enough hits remembered");
+        }
+        p.record(false);
+        assert!(!p.should_spin(), "too few hits: block at once");
+        for _ in 0..MIN_HITS - 1 {
+            p.record(true);
+            assert!(!p.should_spin());
+        }
+        p.record(true);
+        assert!(p.should_spin(), "hand-offs are back: spin again");
+    }
+
+    #[test]
+    fn a_rare_hit_does_not_keep_the_worker_spinning() {
+        let mut p = SpinPolicy::new();
+        // One hit every eight idle periods: below a quarter.
+        for i in 0..64 {
+            p.record(i % 8 == 0);
+        }
+        assert!(!p.should_spin());
+        // One in three: above.
+        for i in 0..64 {
+            p.record(i % 3 == 0);
+        }
+        assert!(p.should_spin());
+    }
+}
