@@ -38,10 +38,11 @@
 //! so the worker's `SLEEPING -> EMPTY` CAS fails harmlessly and the messages
 //! stay for the next drain.
 //!
-//! Release on every successful push and Acquire on the worker's swap make a
-//! message's contents visible to the worker; a pusher's Acquire load pairs
-//! with other pushers' Release so the `next` link it writes is to a published
-//! node (only the worker dereferences links, after its Acquire swap).
+//! Release on every successful push and Acquire on the worker's swap make
+//! every message of the stack visible to the worker: each push is a
+//! read-modify-write, so the pushes form one release sequence that the swap
+//! reads the end of. Only the worker dereferences nodes, after that swap;
+//! pushers only copy `head` into their own node's `next`.
 //! Once [`Inbox::close`]d, pushes are refused and the message is handed back.
 
 use super::padded::Padded;
@@ -121,12 +122,11 @@ impl<M> Inbox<M> {
             let next = if is_node(seen) { seen } else { ptr::null_mut() };
             // SAFETY: `node` is not published yet: this thread owns it.
             unsafe { (*node).next = next };
-            match self.head.0.compare_exchange_weak(
-                seen,
-                node,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
+            match self
+                .head
+                .0
+                .compare_exchange_weak(seen, node, Ordering::AcqRel, Ordering::Acquire)
+            {
                 Ok(_) if seen.addr() == SLEEPING => return Pushed::QueuedInterrupt,
                 Ok(_) => return Pushed::Queued,
                 Err(now) => seen = now,
