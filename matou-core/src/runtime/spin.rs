@@ -18,7 +18,11 @@
 //! [`MIN_HITS`] of the remembered periods were hits. A worker whose
 //! hand-offs stop stops spinning after a few idle periods; one whose
 //! hand-offs come back (a blocked worker interrupted within the budget)
-//! spins again after a few.
+//! spins again after a few. Because a blocked worker's wake-up itself takes
+//! time (tens of microseconds on a virtual machine, which may exceed the
+//! budget), a worker that does not spin still spins once every
+//! [`PROBE_EVERY`] idle periods, so hand-offs that a spin would catch are
+//! noticed whatever the wake-up latency.
 //!
 //! Owned by one worker and touched by its thread only.
 
@@ -30,23 +34,42 @@ pub(super) const HISTORY: u32 = u16::BITS;
 pub(super) const MIN_HITS: u32 = 4;
 const _: () = assert!(MIN_HITS <= HISTORY);
 
+/// A worker that does not spin spins anyway once per this many idle periods
+/// (a probe: it costs at most one budget per `PROBE_EVERY` idle periods).
+pub(super) const PROBE_EVERY: u8 = 16;
+
 /// The outcomes of a worker's last idle periods.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct SpinPolicy {
     /// One bit per idle period, newest in bit 0: 1 = hit.
     outcomes: u16,
+    /// Idle periods since the last spin (for the probe).
+    without_spin: u8,
 }
 
 impl SpinPolicy {
     /// A new worker spins (as if its last periods were all hits), so a
     /// run's first hand-offs are as fast as its later ones.
     pub(super) fn new() -> SpinPolicy {
-        SpinPolicy { outcomes: u16::MAX }
+        SpinPolicy {
+            outcomes: u16::MAX,
+            without_spin: 0,
+        }
     }
 
-    /// Whether the worker should spin before blocking.
-    pub(super) fn should_spin(&self) -> bool {
-        self.outcomes.count_ones() >= MIN_HITS
+    /// Whether the worker should spin before blocking (asked once per idle
+    /// period).
+    pub(super) fn should_spin(&mut self) -> bool {
+        if self.outcomes.count_ones() >= MIN_HITS {
+            self.without_spin = 0;
+            return true;
+        }
+        self.without_spin += 1;
+        if self.without_spin >= PROBE_EVERY {
+            self.without_spin = 0;
+            return true;
+        }
+        false
     }
 
     /// Records how an idle period ended: `hit` = by a hand-off within the
@@ -58,7 +81,7 @@ impl SpinPolicy {
 
 #[cfg(test)]
 mod tests {
-    use super::{SpinPolicy, HISTORY, MIN_HITS};
+    use super::{SpinPolicy, HISTORY, MIN_HITS, PROBE_EVERY};
 
     #[test]
     fn misses_turn_the_spin_off_and_hits_turn_it_back_on() {
@@ -76,6 +99,25 @@ mod tests {
         }
         p.record(true);
         assert!(p.should_spin(), "hand-offs are back: spin again");
+    }
+
+    #[test]
+    fn a_worker_that_does_not_spin_probes_once_per_period() {
+        let mut p = SpinPolicy::new();
+        for _ in 0..HISTORY {
+            p.record(false);
+        }
+        let spins: Vec<bool> = (0..3 * u32::from(PROBE_EVERY))
+            .map(|_| {
+                let spin = p.should_spin();
+                p.record(false);
+                spin
+            })
+            .collect();
+        assert_eq!(spins.iter().filter(|&&s| s).count(), 3);
+        let first = spins.iter().position(|&s| s).unwrap();
+        assert_eq!(first, usize::from(PROBE_EVERY) - 1);
+        assert!(spins[first + usize::from(PROBE_EVERY)]);
     }
 
     #[test]
