@@ -11,7 +11,8 @@
 //! So each worker remembers how its last [`HISTORY`] idle periods ended: a
 //! *hit* is an idle period ended by a hand-off within the spin budget
 //! (whether the worker was spinning then, or had blocked and was
-//! interrupted that soon, which shows that a spin would have caught it); a
+//! interrupted that soon, give or take its wake-up latency, which shows
+//! that a spin would have caught it); a
 //! *miss* is any other end (a hand-off that came later, or I/O or a timer:
 //! those arrive through the event source, which a blocked worker waits on as
 //! promptly as a spinning one polls it). The worker spins only while at least

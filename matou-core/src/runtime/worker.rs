@@ -32,6 +32,12 @@ use std::time::{Duration, Instant};
 /// I/O is never starved by runnable tasks (tokio uses the same number).
 const EVENT_INTERVAL: u32 = 61;
 
+/// How long a blocked worker may take to wake up once interrupted (a
+/// futex or eventfd wake and a trip through the OS scheduler: tens of
+/// microseconds on a virtual machine). A hand-off that ends a sleep within
+/// the spin budget plus this counts as one a spin would have caught.
+const WAKE_UP_SLACK: Duration = Duration::from_micros(100);
+
 /// How an idle spin ended.
 enum SpinEnd {
     /// A message from another thread arrived.
@@ -254,11 +260,12 @@ impl Worker {
             match self.spin_for_work(budget, started) {
                 SpinEnd::HandOff => true,
                 SpinEnd::OtherWork => false,
-                SpinEnd::OutOfBudget => self.block() && started.elapsed() <= budget,
+                SpinEnd::OutOfBudget => self.block() && started.elapsed() <= budget + WAKE_UP_SLACK,
             }
         } else {
             // Had this worker spun, would a hand-off have found it spinning?
-            self.block() && started.elapsed() <= budget
+            // (The time measured includes the wake-up itself.)
+            self.block() && started.elapsed() <= budget + WAKE_UP_SLACK
         };
         policy.record(hit);
         self.spin_policy.set(policy);
