@@ -9,21 +9,19 @@
 //! redis-benchmark, or the other workers).
 //!
 //! So each worker remembers how its last [`HISTORY`] idle periods ended: a
-//! *hit* is an idle period ended by a hand-off within the spin budget
-//! (whether the worker was spinning then, or had blocked and was
-//! interrupted that soon, give or take its wake-up latency, which shows
-//! that a spin would have caught it); a
-//! *miss* is any other end (a hand-off that came later, or I/O or a timer:
-//! those arrive through the event source, which a blocked worker waits on as
-//! promptly as a spinning one polls it). The worker spins only while at least
-//! [`MIN_HITS`] of the remembered periods were hits. A worker whose
-//! hand-offs stop stops spinning after a few idle periods; one whose
-//! hand-offs come back (a blocked worker interrupted within the budget)
-//! spins again after a few. Because a blocked worker's wake-up itself takes
-//! time (tens of microseconds on a virtual machine, which may exceed the
-//! budget), a worker that does not spin still spins once every
-//! [`PROBE_EVERY`] idle periods, so hand-offs that a spin would catch are
-//! noticed whatever the wake-up latency.
+//! *hit* is an idle period ended by work (a hand-off, or an event that made
+//! a task runnable, such as a client's next request) within the spin budget,
+//! whether the worker was spinning then or had blocked and was woken that
+//! soon, give or take its wake-up latency (which shows that a spin would
+//! have caught it); a *miss* is any later end. The worker spins only while
+//! at least [`MIN_HITS`] of the remembered periods were hits. A worker
+//! whose work comes in slower than the budget (slow peers, timers, a
+//! starved load generator) stops spinning after a few idle periods; one
+//! whose work comes back that fast spins again after a few. Because a
+//! blocked worker's wake-up itself takes time (tens of microseconds on a
+//! virtual machine, which may exceed the budget), a worker that does not
+//! spin still spins once every [`PROBE_EVERY`] idle periods, so work that
+//! a spin would catch is noticed whatever the wake-up latency.
 //!
 //! Owned by one worker and touched by its thread only.
 

@@ -245,9 +245,10 @@ impl Worker {
         *self.remote.borrow_mut() = batch;
     }
 
-    /// Nothing to run: look for work a little longer if hand-offs have
-    /// lately been arriving while this worker spun (see [`super::spin`]),
-    /// then sleep in the event source until an event or an interrupt.
+    /// Nothing to run: look for work a little longer if work (hand-offs,
+    /// events) has lately been arriving within the spin budget (see
+    /// [`super::spin`]), then sleep in the event source until an event or an
+    /// interrupt.
     fn idle(&self) {
         let budget = self.shared.idle_spin;
         if budget.is_zero() {
@@ -258,17 +259,24 @@ impl Worker {
         let mut policy = self.spin_policy.get();
         let hit = if policy.should_spin() {
             match self.spin_for_work(budget, started) {
-                SpinEnd::HandOff => true,
-                SpinEnd::OtherWork => false,
-                SpinEnd::OutOfBudget => self.block() && started.elapsed() <= budget + WAKE_UP_SLACK,
+                SpinEnd::HandOff | SpinEnd::OtherWork => true,
+                SpinEnd::OutOfBudget => self.block_found_work(started, budget),
             }
         } else {
-            // Had this worker spun, would a hand-off have found it spinning?
-            // (The time measured includes the wake-up itself.)
-            self.block() && started.elapsed() <= budget + WAKE_UP_SLACK
+            self.block_found_work(started, budget)
         };
         policy.record(hit);
         self.spin_policy.set(policy);
+    }
+
+    /// Blocks; then tells whether work (a hand-off, or an event that made a
+    /// task runnable) ended the sleep so soon after the worker went idle at
+    /// `started` that a spin would have found it. The time measured includes
+    /// the wake-up itself, hence the slack.
+    fn block_found_work(&self, started: Instant, budget: Duration) -> bool {
+        let handed_off = self.block();
+        (handed_off || !self.run_queue.borrow().is_empty())
+            && started.elapsed() <= budget + WAKE_UP_SLACK
     }
 
     /// Sleeps in the event source until an event or an interrupt (at once
