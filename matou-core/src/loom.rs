@@ -22,7 +22,7 @@ pub(crate) mod sync {
     pub(crate) use std::sync::{Arc, Condvar, Mutex, MutexGuard};
     pub(crate) mod atomic {
         pub(crate) use std::sync::atomic::{
-            fence, AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering,
+            fence, AtomicBool, AtomicPtr, AtomicU64, AtomicU8, AtomicUsize, Ordering,
         };
     }
 }

@@ -19,6 +19,7 @@ pub(crate) mod inbox;
 mod lifecycle;
 mod padded;
 pub(crate) mod shared;
+mod spin;
 pub(crate) mod worker;
 
 pub(crate) use shared::Shared;
@@ -126,6 +127,13 @@ impl Builder {
     /// between checks) catches
     /// the reply of a busy peer instead, at the cost of at most this much CPU
     /// time each time the worker runs dry. `Duration::ZERO` blocks at once.
+    ///
+    /// The spin is adaptive: a worker spins only while work (hand-offs from
+    /// other threads, events) has lately been arriving within this budget of
+    /// it going idle; otherwise it blocks at once, so a worker that waits for
+    /// slow peers, timers or a starved client leaves its core to other
+    /// threads (a load generator on the same machine, say). It spins again
+    /// once work comes back that soon.
     pub fn idle_spin(mut self, spin: Duration) -> Self {
         self.idle_spin = spin;
         self

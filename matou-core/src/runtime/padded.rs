@@ -1,7 +1,7 @@
 //! A value alone on its cache line.
 //!
 //! Atomics that one thread writes and another reads in a loop (the live
-//! counters, an inbox's `pending` flag, the `call` round-robin counter) are
+//! counters, an inbox's `head` word, the `call` round-robin counter) are
 //! wrapped so that a write to one never invalidates a line that holds
 //! another: false sharing turns every such write into a cache miss on the
 //! other core.

@@ -12,6 +12,7 @@
 
 use super::lifecycle::{drop_future_quietly, settle_end};
 use super::shared::{Remote, Shared};
+use super::spin::SpinPolicy;
 use super::WorkerId;
 use crate::hooks::TaskInfo;
 use crate::loom::sync::atomic::Ordering;
@@ -25,10 +26,27 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
 
 /// How many tasks a busy worker runs between two non-blocking `select`s, so
 /// I/O is never starved by runnable tasks (tokio uses the same number).
 const EVENT_INTERVAL: u32 = 61;
+
+/// How long a blocked worker may take to wake up once interrupted (a
+/// futex or eventfd wake and a trip through the OS scheduler: tens of
+/// microseconds on a virtual machine). A hand-off that ends a sleep within
+/// the spin budget plus this counts as one a spin would have caught.
+const WAKE_UP_SLACK: Duration = Duration::from_micros(100);
+
+/// How an idle spin ended.
+enum SpinEnd {
+    /// A message from another thread arrived.
+    HandOff,
+    /// An event made a task runnable, or the run is shutting down.
+    OtherWork,
+    /// Nothing came within the budget.
+    OutOfBudget,
+}
 
 /// The task a worker is polling right now.
 #[derive(Clone, Copy, Debug)]
@@ -64,6 +82,8 @@ pub(crate) struct Worker {
     signals: RefCell<Vec<Signal>>,
     pub(super) cancelled: RefCell<Vec<Uid>>,
     remote: RefCell<Vec<Remote>>,
+    /// Whether idling spins first, from how the last idle periods ended.
+    spin_policy: Cell<SpinPolicy>,
     /// xorshift64 state, seeded per worker: `await_one`'s choice among
     /// promises that finished together.
     rng: Cell<u64>,
@@ -85,6 +105,7 @@ impl Worker {
             signals: RefCell::new(Vec::new()),
             cancelled: RefCell::new(Vec::new()),
             remote: RefCell::new(Vec::new()),
+            spin_policy: Cell::new(SpinPolicy::new()),
             rng: Cell::new(seed_for(index)),
         }
     }
@@ -224,63 +245,91 @@ impl Worker {
         *self.remote.borrow_mut() = batch;
     }
 
-    /// Nothing to run: look for work a little longer, then sleep in the event
-    /// source until an event or an interrupt.
+    /// Nothing to run: look for work a little longer if work (hand-offs,
+    /// events) has lately been arriving within the spin budget (see
+    /// [`super::spin`]), then sleep in the event source until an event or an
+    /// interrupt.
     fn idle(&self) {
-        if self.spin_for_work() {
+        let budget = self.shared.idle_spin;
+        if budget.is_zero() {
+            self.block();
             return;
         }
+        let started = Instant::now();
+        let mut policy = self.spin_policy.get();
+        let hit = if policy.should_spin() {
+            match self.spin_for_work(budget, started) {
+                SpinEnd::HandOff | SpinEnd::OtherWork => true,
+                SpinEnd::OutOfBudget => self.block_found_work(started, budget),
+            }
+        } else {
+            self.block_found_work(started, budget)
+        };
+        policy.record(hit);
+        self.spin_policy.set(policy);
+    }
+
+    /// Blocks; then tells whether work (a hand-off, or an event that made a
+    /// task runnable) ended the sleep so soon after the worker went idle at
+    /// `started` that a spin would have found it. The time measured includes
+    /// the wake-up itself, hence the slack.
+    fn block_found_work(&self, started: Instant, budget: Duration) -> bool {
+        let handed_off = self.block();
+        (handed_off || !self.run_queue.borrow().is_empty())
+            && started.elapsed() <= budget + WAKE_UP_SLACK
+    }
+
+    /// Sleeps in the event source until an event or an interrupt (at once
+    /// when messages are already queued); returns whether the inbox holds
+    /// messages on the way out, i.e. whether a hand-off (also) ended the
+    /// sleep.
+    fn block(&self) -> bool {
         let inbox = &self.shared.workers[self.index].inbox;
         if !inbox.prepare_sleep() {
-            return;
+            return true;
         }
         if !self.shared.is_shutdown() {
             self.select(true);
         }
         inbox.finish_sleep();
+        inbox.has_pending()
     }
 
-    /// Spins for up to `idle_spin` waiting for a remote message, an event or
-    /// shutdown; returns whether the loop has something to look at. The
-    /// first rounds only spin; after them each round yields, so a worker
-    /// that spins on gives its core to any other runnable thread (a client on
-    /// the same machine, another worker).
+    /// Spins for up to `budget` from `started`, waiting for a remote
+    /// message, an event or shutdown. The first rounds only spin; after them
+    /// each round yields, so a worker that spins on gives its core to any
+    /// other runnable thread (a client on the same machine, another worker).
     ///
     /// Events are polled without blocking every few rounds (a syscall for
     /// most event sources), so I/O that becomes ready during the spin is not
     /// delayed until the spin ends.
-    fn spin_for_work(&self) -> bool {
+    fn spin_for_work(&self, budget: Duration, started: Instant) -> SpinEnd {
         // Rounds between two looks at the rest (shutdown, the event source,
         // the clock).
         const POLL_EVENTS_EVERY: u32 = 64;
         // The first rounds only spin (a peer's message is seen within
         // nanoseconds); later ones yield the core (a syscall per round).
         const PURE_SPIN_ROUNDS: u32 = 1024;
-        let budget = self.shared.idle_spin;
-        if budget.is_zero() {
-            return false;
-        }
         let inbox = &self.shared.workers[self.index].inbox;
-        let start = std::time::Instant::now();
         let mut round = 0u32;
         loop {
             // The tight loop reads one line that only pushers write.
             if inbox.has_pending() {
-                return true;
+                return SpinEnd::HandOff;
             }
             round = round.wrapping_add(1);
             if round % POLL_EVENTS_EVERY == 0 {
                 if self.shared.is_shutdown() {
-                    return true;
+                    return SpinEnd::OtherWork;
                 }
                 if self.has_syscalls() {
                     self.select(false);
                     if !self.run_queue.borrow().is_empty() {
-                        return true;
+                        return SpinEnd::OtherWork;
                     }
                 }
-                if start.elapsed() >= budget {
-                    return false;
+                if started.elapsed() >= budget {
+                    return SpinEnd::OutOfBudget;
                 }
             }
             if round <= PURE_SPIN_ROUNDS {
