@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{send_and_read_all, temp_dir, Server};
+use common::{send_and_expect, send_and_read_all, temp_dir, Server};
 use redis::{cmd, Commands, Connection, RedisResult, Value};
 use std::collections::HashSet;
 use std::time::Duration;
@@ -263,20 +263,21 @@ fn pipelining_100_commands() {
 fn auth_and_requirepass() {
     let s = start("auth", &["--requirepass", "s3cret"]);
     let mut raw = s.raw();
-    raw.set_read_timeout(Some(Duration::from_millis(500)))
-        .unwrap();
-    let (out, _) = send_and_read_all(&mut raw, b"GET k\r\nPING\r\n");
-    assert_eq!(
-        out,
-        b"-NOAUTH Authentication required.\r\n-NOAUTH Authentication required.\r\n"
+    send_and_expect(
+        &mut raw,
+        b"GET k\r\nPING\r\n",
+        b"-NOAUTH Authentication required.\r\n-NOAUTH Authentication required.\r\n",
     );
-    let (out, _) = send_and_read_all(&mut raw, b"AUTH nope\r\n");
-    assert_eq!(
-        out,
-        b"-WRONGPASS invalid username-password pair or user is disabled.\r\n"
+    send_and_expect(
+        &mut raw,
+        b"AUTH nope\r\n",
+        b"-WRONGPASS invalid username-password pair or user is disabled.\r\n",
     );
-    let (out, _) = send_and_read_all(&mut raw, b"AUTH s3cret\r\nSET k v\r\nGET k\r\n");
-    assert_eq!(out, b"+OK\r\n+OK\r\n$1\r\nv\r\n");
+    send_and_expect(
+        &mut raw,
+        b"AUTH s3cret\r\nSET k v\r\nGET k\r\n",
+        b"+OK\r\n+OK\r\n$1\r\nv\r\n",
+    );
     // The redis crate authenticates from the URL.
     let url = format!("redis://:s3cret@127.0.0.1:{}/", s.port);
     let mut c = redis::Client::open(url).unwrap().get_connection().unwrap();

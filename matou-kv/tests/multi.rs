@@ -196,18 +196,20 @@ fn watch_aborts_exec_when_the_key_changed() {
         &[&["EXPIRE", "k", "100"]],
         none
     ));
-    // Expiry, whether or not something removed the key yet.
+    // Expiry, whether or not something removed the key yet. The TTL leaves
+    // room for the WATCH to come first on a loaded machine (a key already
+    // gone when watched is an absent key, which EXEC rightly runs on).
     assert!(!exec_after(
         &server,
-        &[&["SET", "k", "1", "PX", "50"]],
+        &[&["SET", "k", "1", "PX", "300"]],
         &[],
-        Duration::from_millis(120)
+        Duration::from_millis(400)
     ));
     assert!(!exec_after(
         &server,
-        &[&["SET", "k", "1", "PX", "50"]],
+        &[&["SET", "k", "1", "PX", "300"]],
         &[],
-        Duration::from_millis(400)
+        Duration::from_millis(1000)
     ));
     assert!(!exec_after(
         &server,

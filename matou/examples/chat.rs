@@ -603,6 +603,10 @@ mod tests {
 
     impl Server {
         fn start(extra_workers: usize) -> Server {
+            Server::start_with(extra_workers, matou::DEFAULT_IDLE_SPIN)
+        }
+
+        fn start_with(extra_workers: usize, idle_spin: Duration) -> Server {
             let room = Arc::new(Room::new());
             let stop = Stop::new();
             let (addr_tx, addr_rx) = std::sync::mpsc::channel();
@@ -610,6 +614,7 @@ mod tests {
             let thread = std::thread::spawn(move || {
                 matou::builder()
                     .extra_workers(extra_workers)
+                    .idle_spin(idle_spin)
                     .run(async move {
                         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
                         addr_tx.send(listener.local_addr()?).unwrap();
@@ -833,11 +838,14 @@ mod tests {
 
     #[test]
     fn clients_on_different_workers_all_get_every_line() {
-        let server = Server::start(2);
+        // Every worker accepts on the same listening socket: whichever is
+        // first to take the readiness event wins. A worker spinning because
+        // it just served a connection would win every sequential connect;
+        // with no spin, both wait in epoll and both are woken, so the
+        // connections spread. Connect until at least two workers serve some.
+        let server = Server::start_with(2, Duration::ZERO);
         let mut clients = Vec::new();
         let mut workers = std::collections::BTreeSet::new();
-        // The kernel spreads connections over the workers' listeners by
-        // hash: connect until at least two workers serve some.
         while clients.len() < 8 || (workers.len() < 2 && clients.len() < 64) {
             let c = Client::connect(server.addr);
             workers.insert(c.worker);

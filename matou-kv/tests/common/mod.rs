@@ -190,6 +190,31 @@ impl Drop for Server {
 }
 
 /// Sends `bytes` and reads until the server closes the connection (or 5 s).
+/// Sends `bytes` and reads until `expected.len()` bytes came (or 10 s of
+/// silence, or a close), then compares: for exchanges whose reply is known,
+/// where waiting for silence would make a loaded machine's slow reply look
+/// like no reply.
+pub fn send_and_expect(s: &mut TcpStream, bytes: &[u8], expected: &[u8]) {
+    let before = s.read_timeout().unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(bytes).unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    while out.len() < expected.len() {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+    s.set_read_timeout(before).unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out),
+        String::from_utf8_lossy(expected),
+        "reply to {:?}",
+        String::from_utf8_lossy(bytes)
+    );
+}
+
 pub fn send_and_read_all(s: &mut TcpStream, bytes: &[u8]) -> (Vec<u8>, bool) {
     // The server may have closed already (maxclients): a failed write is fine.
     let _ = s.write_all(bytes);
