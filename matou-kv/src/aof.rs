@@ -353,7 +353,15 @@ impl RewriteJob {
             // take what the live log needs half-way through (KEEP_SIZE: the
             // file's length stays what is written). A file system without
             // fallocate only had the free-space check.
-            match rustix::fs::fallocate(&file, rustix::fs::FallocateFlags::KEEP_SIZE, 0, estimate) {
+            // (An empty snapshot reserves nothing: fallocate refuses a zero
+            // length with EINVAL, which made every rewrite after a FLUSHALL
+            // fail.)
+            let reserved = if estimate > 0 {
+                rustix::fs::fallocate(&file, rustix::fs::FallocateFlags::KEEP_SIZE, 0, estimate)
+            } else {
+                Ok(())
+            };
+            match reserved {
                 Ok(()) => {}
                 Err(rustix::io::Errno::OPNOTSUPP) => {}
                 Err(e) => return Err(io::Error::from(e)),

@@ -608,6 +608,8 @@ FLAGS (each also accepts --flag=value):
     --enable-debug-command no|yes|local
                            who may run DEBUG (local: loopback clients only)
                            [default: no]
+    --appendonly yes       accepted for redis.conf compatibility: the log is
+                           always kept (`no` is refused)
     --config FILE          read `name value` lines first (redis.conf style; the
                            names are the flags' without `--`, or appendfsync,
                            proto-max-bulk-len and client-query-buffer-limit);
@@ -714,6 +716,7 @@ pub fn parse_with_env<I: IntoIterator<Item = String>>(
 
 /// The flag names (also the config file names).
 const FLAGS: &[&str] = &[
+    "appendonly",
     "port",
     "bind",
     "dir",
@@ -882,6 +885,12 @@ fn apply(c: &mut Config, name: &str, value: &str) -> Result<(), String> {
         "set-max-intset-entries" => c.encodings.set_intset_entries = number(value, "a number")?,
         "zset-max-listpack-entries" => c.encodings.zset_entries = number(value, "a number")?,
         "zset-max-listpack-value" => c.encodings.zset_value = number(value, "a number")?,
+        // The log is matou-kv's only persistence: always on.
+        "appendonly" => match value {
+            "yes" => {}
+            "no" => return Err("matou-kv always keeps its log: appendonly stays yes".into()),
+            other => return Err(format!("invalid value `{other}`: expected yes or no")),
+        },
         "slowlog-log-slower-than" => {
             c.slowlog_slower_than_us = number(value, "a number of microseconds")?;
         }

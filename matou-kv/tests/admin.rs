@@ -519,3 +519,45 @@ fn info_latencystats_follows_the_latency_tracking_settings() {
     )
     .is_none());
 }
+
+#[test]
+fn save_after_flushall_and_refcount_and_appendonly_answer_as_redis() {
+    let dir = temp_dir("admin-empty-save");
+    let server = Server::start(&dir, &[]);
+    let mut c = server.client();
+    // An emptied store saves (fallocate refused a zero-length reservation).
+    cmd("SET").arg("k").arg("v").query::<()>(&mut c).unwrap();
+    cmd("FLUSHALL").query::<()>(&mut c).unwrap();
+    assert_eq!(cmd("SAVE").query::<String>(&mut c).unwrap(), "OK");
+    assert_eq!(
+        cmd("BGREWRITEAOF").query::<String>(&mut c).unwrap(),
+        "Background append only file rewriting started"
+    );
+    // Redis shares the objects of the integers 0-9999.
+    for (v, refcount) in [
+        ("5", i64::from(i32::MAX)),
+        ("9999", i64::from(i32::MAX)),
+        ("10000", 1),
+        ("05", 1),
+        ("x", 1),
+    ] {
+        cmd("SET").arg("n").arg(v).query::<()>(&mut c).unwrap();
+        let got: i64 = cmd("OBJECT")
+            .arg("REFCOUNT")
+            .arg("n")
+            .query(&mut c)
+            .unwrap();
+        assert_eq!(got, refcount, "{v}");
+    }
+    let none: Option<i64> = cmd("OBJECT")
+        .arg("REFCOUNT")
+        .arg("absent")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(none, None);
+    // The log is always on: `yes` is accepted, `no` refused.
+    config_set(&mut c, "appendonly", "yes").unwrap();
+    let e = config_set(&mut c, "appendonly", "no").unwrap_err();
+    assert!(e.to_string().contains("always keeps its log"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -305,7 +305,10 @@ fn monitor_sees_requests_from_other_connections() {
     }
     // The arguments as sent (the crate sends names in capitals):
     // `+<secs>.<micros> [<db> <addr>] "SET" "k" "a \"b\"\n"`.
-    let set = text.lines().find(|l| l.contains("\"SET\"")).unwrap();
+    let set = text
+        .lines()
+        .find(|l| l.contains("\"SET\""))
+        .unwrap_or_else(|| panic!("no SET line in {text:?}"));
     assert!(set.starts_with('+'), "{set}");
     assert!(set.contains(" [2 127.0.0.1:"), "{set}");
     assert!(set.ends_with(r#"] "SET" "k" "a \"b\"\n""#), "{set}");

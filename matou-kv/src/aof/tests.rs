@@ -302,6 +302,26 @@ fn inline_rewrite_compacts_and_preserves_the_store() {
 }
 
 #[test]
+fn rewrite_of_an_emptied_store_succeeds_and_replays_empty() {
+    let d = dir("emptied");
+    let (mut store, mut aof, _) = reopen(&d);
+    for i in 0..100 {
+        run(&mut store, &mut aof, &["SET", &format!("k{i}"), "v"]);
+    }
+    run(&mut store, &mut aof, &["FLUSHALL"]);
+    aof.commit().unwrap();
+    let job = aof.begin_rewrite(store.snapshot()).unwrap();
+    let out = job
+        .run()
+        .expect("an empty snapshot is written, not refused");
+    aof.finish_rewrite(out).unwrap();
+    drop(aof);
+    let (again, _, _) = reopen(&d);
+    assert_eq!(again.len(), 0);
+    fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
 fn rewrite_on_another_thread_while_the_owner_keeps_writing() {
     let d = dir("threaded");
     let (mut store, mut aof, _) = reopen(&d);

@@ -292,6 +292,8 @@ fn help(what: &str) -> Reply {
             "    Output a digest of the whole dataset (40 zeros when it is empty).",
             "DIGEST-VALUE <key> [<key> ...]",
             "    Output a digest of each key's value.",
+            "LOADAOF",
+            "    The same as RELOAD (the log is the only persistence).",
             "OBJECT <key>",
             "    Show low level info about the key and its value.",
             "PROTOCOL <type>",

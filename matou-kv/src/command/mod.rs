@@ -262,6 +262,7 @@ const OBJECT_SUBS: &[Spec] = &[
     spec("object|encoding", 3, RO_SLOW, (2, 2, 1), R),
     spec("object|freq", 3, RO_SLOW, (2, 2, 1), R),
     spec("object|idletime", 3, RO_SLOW, (2, 2, 1), R),
+    spec("object|refcount", 3, RO_SLOW, (2, 2, 1), R),
     spec("object|help", 2, &["loading", "stale"], NONE, R),
 ];
 
@@ -726,6 +727,8 @@ pub enum Read {
     ObjectFreq(Vec<u8>),
     /// OBJECT IDLETIME key: seconds since it was last read or written.
     ObjectIdleTime(Vec<u8>),
+    /// OBJECT REFCOUNT key: what Redis would report (see `strings::read`).
+    ObjectRefCount(Vec<u8>),
     /// OBJECT HELP.
     ObjectHelp,
     /// MEMORY USAGE key [SAMPLES n].

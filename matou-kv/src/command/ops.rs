@@ -351,7 +351,10 @@ fn parse_debug(args: &[Vec<u8>]) -> Result<Ops, Reply> {
             arity(3)?;
             protocol_reply(&args[2]).map(|r| Ops::Debug(Debug::Protocol(r)))
         }
-        "reload" => storage(StorageOp::DebugReload),
+        // LOADAOF (reload from the AOF alone) is RELOAD here: the log is
+        // the only persistence, and the rewrite RELOAD does first keeps
+        // exactly the state.
+        "reload" | "loadaof" => storage(StorageOp::DebugReload),
         "object" => {
             arity(3)?;
             storage(StorageOp::DebugObject(args[2].clone()))

@@ -169,6 +169,7 @@ pub fn parse_spec(
         "object|encoding" => read(Read::ObjectEncoding(args[2].clone())),
         "object|freq" => read(Read::ObjectFreq(args[2].clone())),
         "object|idletime" => read(Read::ObjectIdleTime(args[2].clone())),
+        "object|refcount" => read(Read::ObjectRefCount(args[2].clone())),
         "object|help" => read(Read::ObjectHelp),
         "dump" => read(super::dump::parse_dump(args)),
         "bitfield" => write(super::bitfield::parse_bitfield(args)?),

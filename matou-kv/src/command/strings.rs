@@ -133,6 +133,22 @@ pub(super) fn read(cmd: &Read, store: &Store, now: u64) -> Reply {
             None => Reply::Nil,
             Some(_) => Reply::Integer(store.idle_ms(key, now).map_or(0, |ms| ms / 1000) as i64),
         },
+        // Values are never shared here, but Redis shares one object per
+        // integer 0-9999 (refcount INT_MAX) unless an LFU policy needs
+        // per-key counters; clients and Redis's tests read that.
+        Read::ObjectRefCount(key) => match store.entry(key, now) {
+            None => Reply::Nil,
+            Some(e) => {
+                let shared = !store.lfu_params().enabled
+                    && e.value.as_str().is_some_and(|v| {
+                        std::str::from_utf8(v)
+                            .ok()
+                            .and_then(|t| t.parse::<u16>().ok())
+                            .is_some_and(|n| n < 10_000 && n.to_string().as_bytes() == v)
+                    });
+                Reply::Integer(if shared { i64::from(i32::MAX) } else { 1 })
+            }
+        },
         Read::ObjectHelp => Reply::Array(
             [
                 "OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
@@ -145,6 +161,9 @@ pub(super) fn read(cmd: &Read, store: &Store, now: u64) -> Reply {
                 "IDLETIME <key>",
                 "    Return the idle time of the <key>, that is the approximated number of",
                 "    seconds elapsed since the last access to the key.",
+                "REFCOUNT <key>",
+                "    Return the number of references of the value associated with the specified",
+                "    <key>.",
                 "HELP",
                 "    Prints this help.",
             ]

@@ -59,6 +59,7 @@ const MUTABLE: &[&str] = &[
     "slowlog-log-slower-than",
     "slowlog-max-len",
     "appendfsync",
+    "appendonly",
 ];
 
 /// The fsync policy CONFIG SET asks for, as a number (`fsync_code`); the
