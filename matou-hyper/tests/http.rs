@@ -120,8 +120,12 @@ fn http1_and_http2_through_the_pooled_client() {
         stop.trigger();
         let report = server.await.unwrap().unwrap();
         // One pooled connection per protocol, each reused for 3 requests.
+        // Dropping the client hangs its HTTP/2 connection up, with or
+        // without a GOAWAY depending on timing; hyper reports the latter as
+        // that connection's error: either way it ended by itself.
         assert_eq!(report.accepted, 2, "{report:?}");
-        assert_eq!(report.finished, 2, "{report:?}");
+        assert!(report.finished >= 1, "{report:?}");
+        assert_eq!(report.finished + report.failed, 2, "{report:?}");
         assert_eq!((report.cancelled, report.panicked), (0, 0), "{report:?}");
         assert_eq!(matou::live_tasks(), 1, "only the main task is left");
     });
@@ -237,8 +241,17 @@ fn graceful_shutdown_finishes_in_flight_and_refuses_new_connections() {
         assert_eq!((status, body.as_str()), (StatusCode::OK, "slow done"));
         let report = server.await.unwrap().unwrap();
         assert!(triggered.elapsed() < Duration::from_secs(2));
-        assert_eq!(report.finished, report.accepted, "{report:?}");
-        assert_eq!(report.cancelled, 0, "{report:?}");
+        // A probe above may have been accepted before the listeners were
+        // dropped; it hangs up before sending a request, which hyper-util's
+        // protocol detection reports as that connection's error. Either way
+        // every connection ended by itself: none was cut off.
+        assert!(report.finished >= 1, "{report:?}");
+        assert_eq!(
+            report.finished + report.failed,
+            report.accepted,
+            "{report:?}"
+        );
+        assert_eq!((report.cancelled, report.panicked), (0, 0), "{report:?}");
         drain(c, scope).await;
         assert_eq!(matou::live_tasks(), 1, "only the main task is left");
     });

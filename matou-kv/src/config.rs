@@ -335,12 +335,22 @@ impl OutputLimit {
 }
 
 /// `N`, `Nkb`, `Nmb` or `Ngb` (case-insensitive) in bytes.
-fn size(word: &str) -> Result<usize, String> {
+pub(crate) fn size(word: &str) -> Result<usize, String> {
     let lower = word.to_ascii_lowercase();
-    let (digits, unit) = [("gb", 1usize << 30), ("mb", 1 << 20), ("kb", 1 << 10)]
-        .iter()
-        .find_map(|(s, u)| lower.strip_suffix(s).map(|d| (d.to_string(), *u)))
-        .unwrap_or((lower.clone(), 1));
+    // Redis's units (`memtoull`): k, m, g are powers of 1000, kb, mb, gb
+    // of 1024; the two-letter ones are tried first.
+    let (digits, unit) = [
+        ("gb", 1usize << 30),
+        ("mb", 1 << 20),
+        ("kb", 1 << 10),
+        ("g", 1_000_000_000),
+        ("m", 1_000_000),
+        ("k", 1_000),
+        ("b", 1),
+    ]
+    .iter()
+    .find_map(|(s, u)| lower.strip_suffix(s).map(|d| (d.to_string(), *u)))
+    .unwrap_or((lower.clone(), 1));
     let n: usize = number(&digits, "a size (bytes, or with kb, mb, gb)")?;
     n.checked_mul(unit)
         .ok_or_else(|| format!("invalid value `{word}`: too large"))

@@ -298,6 +298,8 @@ fn help(what: &str) -> Reply {
             "    Show low level info about the key and its value.",
             "PROTOCOL <type>",
             "    Reply with a test value of the given RESP type.",
+            "QUICKLIST-PACKED-THRESHOLD <size>",
+            "    Accepted: lists are not quicklists here.",
             "RELOAD",
             "    Rewrite the log (as SAVE) and rebuild the data from it alone.",
             "SET-ACTIVE-EXPIRE <0|1>",

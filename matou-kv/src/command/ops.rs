@@ -113,6 +113,8 @@ pub enum Debug {
     SetActiveExpire(bool),
     /// DEBUG CHANGE-REPL-ID: there is no replication, nothing to change.
     ChangeReplId,
+    /// A tuning subcommand with nothing to tune here (answered OK).
+    Accepted,
     /// `DEBUG PROTOCOL type`: a reply of that RESP type.
     Protocol(Reply),
     /// DEBUG HELP.
@@ -347,6 +349,19 @@ fn parse_debug(args: &[Vec<u8>]) -> Result<Ops, Reply> {
             }
         }
         "change-repl-id" => Ok(Ops::Debug(Debug::ChangeReplId)),
+        // Redis's size past which a list element gets a node of its own;
+        // lists here are one deque whatever their elements' sizes, so the
+        // threshold has nothing to change (a size is still checked).
+        "quicklist-packed-threshold" => {
+            arity(3)?;
+            match std::str::from_utf8(&args[2])
+                .ok()
+                .and_then(|v| crate::config::size(v).ok())
+            {
+                Some(_) => Ok(Ops::Debug(Debug::Accepted)),
+                None => Err(Reply::err("ERR argument must be a memory value")),
+            }
+        }
         "protocol" => {
             arity(3)?;
             protocol_reply(&args[2]).map(|r| Ops::Debug(Debug::Protocol(r)))

@@ -418,7 +418,7 @@ pub(super) fn run(op: Ops, me: &Entry, shared: &Shared) -> Done {
             shared.memory.set_active_expire(on);
             reply(Reply::ok())
         }
-        Ops::Debug(Debug::ChangeReplId) => reply(Reply::ok()),
+        Ops::Debug(Debug::ChangeReplId | Debug::Accepted) => reply(Reply::ok()),
         Ops::Debug(Debug::Protocol(r)) => reply(r),
         Ops::Debug(Debug::Help) => reply(crate::command::help_reply("DEBUG")),
         // The handler sends these to the storage task.
