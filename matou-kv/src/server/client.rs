@@ -100,6 +100,27 @@ fn peer(stream: &TcpStream) -> String {
 
 /// Writes `wire`; a write over the soft output limit must be done within
 /// its seconds, or the client is disconnected (the error says why).
+/// Writes `wire` (if not empty) as [`write_within_soft_limit`] does, unless
+/// the client is killed first: a killed client stuck on a full socket ends
+/// at once. Returns false when it was killed.
+async fn write_unless_killed(
+    stream: &TcpStream,
+    wire: &[u8],
+    limit: OutputLimit,
+    id: u64,
+    me: &Entry,
+) -> io::Result<bool> {
+    if wire.is_empty() {
+        return Ok(true);
+    }
+    let mut killed = pin!(me.kill.wait());
+    let mut write = pin!(write_within_soft_limit(stream, wire, limit, id));
+    match race(killed.as_mut(), write.as_mut()).await {
+        Either::Left(()) => Ok(false),
+        Either::Right(r) => r.map(|()| true),
+    }
+}
+
 async fn write_within_soft_limit(
     stream: &TcpStream,
     wire: &[u8],
@@ -675,14 +696,8 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
                     e.reply().encode(&mut wire);
                 }
             }
-            if !wire.is_empty() {
-                // A killed client stuck on a full socket ends now.
-                let mut killed = pin!(me.kill.wait());
-                let mut write = pin!(write_within_soft_limit(&stream, &wire, limit, id));
-                match race(killed.as_mut(), write.as_mut()).await {
-                    Either::Left(()) => return Ok(()),
-                    Either::Right(r) => r?,
-                }
+            if !write_unless_killed(&stream, &wire, limit, id, me).await? {
+                return Ok(());
             }
             if let Some(b) = blocked {
                 // Blocked (BLPOP and friends): the replies before it are
@@ -707,13 +722,8 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
                         e.reply().encode(&mut wire);
                     }
                 }
-                if !wire.is_empty() {
-                    let mut killed = pin!(me.kill.wait());
-                    let mut write = pin!(write_within_soft_limit(&stream, &wire, limit, id));
-                    match race(killed.as_mut(), write.as_mut()).await {
-                        Either::Left(()) => return Ok(()),
-                        Either::Right(r) => r?,
-                    }
+                if !write_unless_killed(&stream, &wire, limit, id, me).await? {
+                    return Ok(());
                 }
                 if close {
                     return Ok(());
