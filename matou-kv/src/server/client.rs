@@ -370,6 +370,7 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
         let batch_proto = session.proto;
         let mut switches: Vec<(usize, u8)> = Vec::new();
         let mut after = After::Continue;
+        let mut monitor_listing = None;
         let mut consumed = 0;
         let mut bad = None;
         // The batch's last command, for CLIENT LIST's `cmd`.
@@ -696,6 +697,9 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
                     e.reply().encode(&mut wire);
                 }
             }
+            if after == After::Monitor && monitor_listing.is_none() {
+                monitor_listing = Some(super::monitor::Listing::new(me, &shared));
+            }
             if !write_unless_killed(&stream, &wire, limit, id, me).await? {
                 return Ok(());
             }
@@ -755,7 +759,11 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
                 shared.stop.trigger();
                 return Ok(());
             }
-            After::Monitor => return super::monitor::serve(&stream, me, &shared).await,
+            After::Monitor => {
+                let listing =
+                    monitor_listing.unwrap_or_else(|| super::monitor::Listing::new(me, &shared));
+                return super::monitor::serve(&stream, me, &shared, listing).await;
+            }
             _ => return Ok(()),
         }
     }

@@ -10,8 +10,9 @@
 //!   that does not keep up is disconnected (its kill switch flipped), as
 //!   Redis disconnects a monitor over its output buffer limit. So a slow
 //!   monitor costs bounded memory and cannot stall or deadlock anyone.
-//! - A monitor is listed exactly while its [`serve`] runs (a guard removes
-//!   it, also on cancellation).
+//! - A monitor is listed from before its MONITOR's `+OK` is written until
+//!   its connection ends (a [`Listing`] guard removes it, also on
+//!   cancellation): a request sent after the `+OK` was seen is shown.
 
 use super::registry::Entry;
 use super::Shared;
@@ -52,7 +53,7 @@ impl Monitors {
 
     /// Whether anyone monitors (the cheap check before [`Monitors::feed`]).
     pub(super) fn active(&self) -> bool {
-        self.count.load(Ordering::Relaxed) > 0
+        self.count.load(Ordering::Acquire) > 0
     }
 
     /// Shows one request to every monitor (not to `from` itself).
@@ -77,7 +78,7 @@ impl Monitors {
                 false
             }
         });
-        self.count.store(list.len(), Ordering::Relaxed);
+        self.count.store(list.len(), Ordering::Release);
     }
 
     fn add(&self, entry: Arc<Entry>) -> (Receiver<Vec<u8>>, Arc<AtomicUsize>) {
@@ -89,14 +90,14 @@ impl Monitors {
             tx,
             queued: queued.clone(),
         });
-        self.count.store(list.len(), Ordering::Relaxed);
+        self.count.store(list.len(), Ordering::Release);
         (rx, queued)
     }
 
     fn remove(&self, id: u64) {
         let mut list = self.lock();
         list.retain(|m| m.entry.id != id);
-        self.count.store(list.len(), Ordering::Relaxed);
+        self.count.store(list.len(), Ordering::Release);
     }
 }
 
@@ -151,21 +152,46 @@ fn line(micros: u128, db: usize, addr: &SocketAddr, args: &[Vec<u8>]) -> Vec<u8>
     s.into_bytes()
 }
 
-/// Removes a monitor when its connection ends.
-struct Listed<'a>(&'a Monitors, u64);
+/// A connection listed as a monitor: made before its MONITOR's `+OK` is
+/// written, so that every request another client sends once it has seen
+/// that `+OK` is shown (listing it only when [`serve`] starts missed the
+/// requests that raced the reply). Dropping it unlists the monitor, also
+/// when the connection ends before `serve` runs.
+pub(super) struct Listing<'a> {
+    monitors: &'a Monitors,
+    id: u64,
+    rx: Receiver<Vec<u8>>,
+    queued: Arc<AtomicUsize>,
+}
 
-impl Drop for Listed<'_> {
+impl<'a> Listing<'a> {
+    pub(super) fn new(me: &Arc<Entry>, shared: &'a Shared) -> Listing<'a> {
+        let (rx, queued) = shared.monitors.add(me.clone());
+        Listing {
+            monitors: &shared.monitors,
+            id: me.id,
+            rx,
+            queued,
+        }
+    }
+}
+
+impl Drop for Listing<'_> {
     fn drop(&mut self) {
-        self.0.remove(self.1);
+        self.monitors.remove(self.id);
     }
 }
 
 /// Serves a connection after its MONITOR: sends the lines as they come,
 /// until it closes, sends QUIT, is killed (a slow monitor is) or the server
 /// stops. Other requests are refused with an error.
-pub(super) async fn serve(stream: &TcpStream, me: &Arc<Entry>, shared: &Shared) -> io::Result<()> {
-    let (rx, queued) = shared.monitors.add(me.clone());
-    let _listed = Listed(&shared.monitors, me.id);
+pub(super) async fn serve(
+    stream: &TcpStream,
+    me: &Arc<Entry>,
+    shared: &Shared,
+    listing: Listing<'_>,
+) -> io::Result<()> {
+    let (rx, queued) = (&listing.rx, &listing.queued);
     let mut decoder = Decoder::new(shared.config.limits());
     decoder.set_authenticated(true);
     let mut buf = vec![0u8; 4096];
