@@ -340,11 +340,34 @@ impl Shared {
 // ---------------------------------------------------------------------------
 // Accept loops.
 
+/// How long a refused client's requests are read (and dropped) after its
+/// error, at most.
+const REFUSAL_LINGER: Duration = Duration::from_millis(250);
+
 /// Refuses a client over `maxclients`.
+///
+/// The error is written, then the write side shut, then what the client
+/// sent is read and dropped until it closes (or [`REFUSAL_LINGER`], or
+/// 64 KiB): closing a socket with unread bytes makes the kernel answer with
+/// a reset, which can reach the client before it has read the error (it
+/// then sees "connection reset" instead of the reason).
 async fn refuse(stream: TcpStream) -> io::Result<()> {
     let mut wire = Vec::new();
     crate::resp::Reply::err("ERR max number of clients reached").encode(&mut wire);
-    stream.write_all(&wire).await
+    stream.write_all(&wire).await?;
+    stream.shutdown(std::net::Shutdown::Write)?;
+    let drain = async {
+        let mut buf = [0u8; 4096];
+        let mut total = 0;
+        while total < 64 * 1024 {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => total += n,
+            }
+        }
+    };
+    let _ = time::timeout(REFUSAL_LINGER, drain).await;
+    Ok(())
 }
 
 /// Collects every finished client.
