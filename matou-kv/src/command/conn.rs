@@ -393,6 +393,7 @@ pub fn command_reply(q: &CommandQuery) -> Reply {
                 })
                 .collect(),
         ),
+        CommandQuery::GetKeys(line) => super::getkeys::getkeys(line),
         CommandQuery::List => Reply::Array(
             all_specs()
                 .map(|s| Reply::Bulk(s.name.as_bytes().to_vec()))

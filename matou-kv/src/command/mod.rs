@@ -37,6 +37,7 @@ mod bitfield;
 mod conn;
 mod dump;
 mod exec;
+mod getkeys;
 mod hash;
 mod kind;
 pub mod list;
@@ -48,6 +49,7 @@ mod parse;
 pub mod pubsub;
 mod scan;
 mod set;
+mod sort;
 mod strings;
 #[cfg(test)]
 mod strings_tests;
@@ -285,6 +287,7 @@ const COMMAND_SUBS: &[Spec] = &[
     spec("command|info", -2, CONN, NONE, C),
     spec("command|list", -2, CONN, NONE, C),
     spec("command|help", 2, CONN, NONE, C),
+    spec("command|getkeys", -3, CONN, NONE, C),
 ];
 
 /// Every command matou-kv knows.
@@ -381,6 +384,9 @@ pub const TABLE: &[Spec] = &[
     spec("zintercard", -3, RO_SLOW, NONE, R),
     spec("zscan", -3, RO_SLOW, ONE, R),
     spec("zmpop", -4, &["write"], NONE, W),
+    // SORT (`sort`): a write only with STORE.
+    spec("sort", -2, &["write", "denyoom", "movablekeys"], ONE, W),
+    spec("sort_ro", -2, &["readonly", "movablekeys"], ONE, R),
     spec("strlen", 2, RO, ONE, R),
     spec("mget", -2, RO, ALL, R),
     spec("exists", -2, RO, ALL, R),
@@ -750,6 +756,8 @@ pub enum Read {
         /// The GETs.
         ops: Vec<bitfield::FieldOp>,
     },
+    /// SORT without STORE, SORT_RO (`sort`).
+    Sort(sort::Sort),
 }
 
 /// How SET-like commands treat the expiry.
@@ -972,6 +980,8 @@ pub enum Write {
         /// The operands.
         keys: Vec<Vec<u8>>,
     },
+    /// SORT ... STORE (`sort`).
+    Sort(sort::Sort),
 }
 
 /// BITOP's operation.
@@ -1026,6 +1036,7 @@ impl Write {
             Write::List(l) => list::record_bound(l),
             Write::Sets(w) => set::record_bound(w),
             Write::ZSets(w) => zset::record_bound(w),
+            Write::Sort(s) => sort::record_bound(s),
             // The key (twice, with the DEL of an expired one) and at most
             // a whole string's bytes.
             Write::BitField { key, .. } => {
@@ -1113,4 +1124,6 @@ pub enum CommandQuery {
     Info(Vec<Vec<u8>>),
     /// COMMAND LIST [FILTERBY ...] (the filter is ignored).
     List,
+    /// COMMAND GETKEYS command arg...
+    GetKeys(Vec<Vec<u8>>),
 }

@@ -429,6 +429,8 @@ pub fn parse_spec(
         "command|info" => conn(Conn::Command(CommandQuery::Info(args[2..].to_vec()))),
         "command|list" => conn(Conn::Command(CommandQuery::List)),
         "command|help" => conn(Conn::Help("COMMAND")),
+        "command|getkeys" => conn(Conn::Command(CommandQuery::GetKeys(args[2..].to_vec()))),
+        name if super::sort::owns(name) => super::sort::parse(name, args),
         name if super::hash::owns(name) => super::hash::parse(name, args),
         name if super::list::owns(name) => super::list::parse(name, args),
         name if super::set::owns(name) => super::set::parse(name, args),
