@@ -488,6 +488,7 @@ pub const TABLE: &[Spec] = &[
     },
     spec("save", 1, &["admin", "noscript"], NONE, C),
     spec("bgrewriteaof", 1, &["admin", "noscript"], NONE, C),
+    spec("bgsave", -1, &["admin", "noscript"], NONE, C),
     spec("lastsave", 1, &["loading", "stale", "fast"], NONE, C),
     spec("debug", -2, ADMIN, NONE, C),
     Spec {

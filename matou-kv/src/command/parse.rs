@@ -410,7 +410,7 @@ pub fn parse_spec(
         "config|set" | "client|list" | "client|info" | "client|kill" | "client|unblock"
         | "client|no-evict" | "client|tracking" | "client|reply" | "monitor" | "config|rewrite"
         | "slowlog|get" | "slowlog|len" | "slowlog|reset" | "save" | "bgrewriteaof"
-        | "lastsave" | "debug" => {
+        | "bgsave" | "lastsave" | "debug" => {
             super::ops::parse(spec.name, args).map(|o| Command::Conn(Conn::Ops(o)))
         }
         "config|resetstat" => conn(Conn::ConfigResetStat),

@@ -267,6 +267,8 @@ struct Storage {
     clock: u64,
     expired_keys: u64,
     rewriting: Option<Rewriting>,
+    /// What BGSAVE reports (see `bgsave`).
+    bgsave: bgsave::BgSave,
     /// No rewrite starts before this instant (set after a failure).
     rewrite_not_before: Instant,
     /// The wait after the next rewrite failure.
@@ -332,6 +334,7 @@ pub(super) async fn run(
         clock: now_ms(),
         expired_keys: 0,
         rewriting: None,
+        bgsave: bgsave::BgSave::default(),
         rewrite_not_before: Instant::now(),
         rewrite_backoff: REWRITE_RETRY_MIN,
         held: Vec::new(),
@@ -369,6 +372,7 @@ pub(super) async fn run(
             next_tick = Instant::now() + TICK;
             s.tick();
         }
+        s.start_scheduled_bgsave();
         s.maybe_start_rewrite();
     }
     // Closed only once every handler is gone: nothing more can arrive.
@@ -1013,6 +1017,7 @@ impl Storage {
                         r.started.elapsed()
                     );
                     self.saved();
+                    self.bgsave.finished(true);
                     self.rewrite_backoff = REWRITE_RETRY_MIN;
                     return;
                 }
@@ -1020,6 +1025,7 @@ impl Storage {
                 // unknown: the log refuses writes (reads go on).
                 Err(e) if self.aof.is_broken() => {
                     self.log_refusal(&e);
+                    self.bgsave.finished(false);
                     return;
                 }
                 Err(e) => e,
@@ -1033,6 +1039,7 @@ impl Storage {
                 io::Error::other("the rewrite thread died")
             }
         };
+        self.bgsave.finished(false);
         // The old log is intact and still in use: retry later.
         note!(
             "matou-kv: log rewrite failed: {failed}; the current log stays in use, \
@@ -1071,6 +1078,7 @@ impl Storage {
             aof_last_rewrite_failed: self.aof.last_rewrite_failed(),
             blocked_clients: self.waiters.blocked(),
             last_save_unix: self.last_save_unix,
+            bgsave: self.bgsave.figures(),
             changes_since_save: self.changes_since_save,
             ..InfoData::default()
         }
@@ -1140,6 +1148,7 @@ fn lock(cell: &WatchCell) -> std::sync::MutexGuard<'_, Vec<crate::command::multi
 }
 
 mod admin;
+mod bgsave;
 mod evict;
 #[cfg(test)]
 mod tests;
