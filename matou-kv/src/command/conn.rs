@@ -566,10 +566,7 @@ pub fn info_text(d: &InfoData, sections: &[Vec<u8>]) -> String {
                 kv("rdb_last_save_time", &d.last_save_unix);
                 let (running, failed, last, current) = d.bgsave;
                 kv("rdb_bgsave_in_progress", &u8::from(running));
-                kv(
-                    "rdb_last_bgsave_status",
-                    &if failed { "err" } else { "ok" },
-                );
+                kv("rdb_last_bgsave_status", &if failed { "err" } else { "ok" });
                 kv("rdb_last_bgsave_time_sec", &last);
                 kv("rdb_current_bgsave_time_sec", &current);
                 kv("aof_enabled", &1);

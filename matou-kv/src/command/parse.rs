@@ -409,8 +409,8 @@ pub fn parse_spec(
         "config|get" => conn(Conn::ConfigGet(args[2..].to_vec())),
         "config|set" | "client|list" | "client|info" | "client|kill" | "client|unblock"
         | "client|no-evict" | "client|tracking" | "client|reply" | "monitor" | "config|rewrite"
-        | "slowlog|get" | "slowlog|len" | "slowlog|reset" | "save" | "bgrewriteaof"
-        | "bgsave" | "lastsave" | "debug" => {
+        | "slowlog|get" | "slowlog|len" | "slowlog|reset" | "save" | "bgrewriteaof" | "bgsave"
+        | "lastsave" | "debug" => {
             super::ops::parse(spec.name, args).map(|o| Command::Conn(Conn::Ops(o)))
         }
         "config|resetstat" => conn(Conn::ConfigResetStat),
