@@ -29,6 +29,7 @@ fn storage(name: &str) -> (Storage, std::path::PathBuf) {
         clock: now_ms(),
         expired_keys: 0,
         rewriting: None,
+        bgsave: super::bgsave::BgSave::default(),
         rewrite_not_before: Instant::now(),
         rewrite_backoff: REWRITE_RETRY_MIN,
         held: Vec::new(),
