@@ -118,11 +118,10 @@ impl Storage {
     pub(super) fn publish_memory(&self, committed: bool) {
         self.memory.settle_evicted(committed);
         let c = self.memory.config();
-        if c.maxmemory == 0 {
-            return;
-        }
+        // Published without a limit too: CONFIG SET maxmemory compares
+        // the new limit with it.
         let used = used_memory(&self.store);
-        if used as u64 <= c.maxmemory {
+        if c.maxmemory == 0 || used as u64 <= c.maxmemory {
             self.memory.publish(used, false);
         } else if c.policy == Policy::NoEviction {
             self.memory.publish(used, true);
