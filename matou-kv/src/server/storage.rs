@@ -815,9 +815,11 @@ impl Storage {
                 if a != b {
                     // A key of either database changes in both (it appears
                     // in one, disappears from the other).
+                    // Expired keys are absent: one replacing nothing, or
+                    // another expired one, changes nothing.
                     for (x, y) in [(a, b), (b, a)] {
-                        self.versions.touch_all(x, self.store.db(x));
-                        self.versions.touch_all(x, self.store.db(y));
+                        self.versions.touch_live(x, self.store.db(x), now);
+                        self.versions.touch_live(x, self.store.db(y), now);
                     }
                     self.undo.save_swap(a, b);
                     self.store.swap(a, b);
