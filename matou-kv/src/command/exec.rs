@@ -100,6 +100,7 @@ pub fn execute_read(cmd: &Read, store: &Store, now: u64) -> Reply {
         Read::Dump(key) => super::dump::dump(key, store, now),
         Read::BitFieldRo { key, ops } => super::bitfield::read(key, ops, store, now),
         Read::Sort(s) => super::sort::read(s, store, now),
+        Read::Geo(g) => super::geo::read(g, store, now),
         other => super::strings::read(other, store, now),
     }
 }

@@ -37,6 +37,7 @@ mod bitfield;
 mod conn;
 mod dump;
 mod exec;
+mod geo;
 mod getkeys;
 mod hash;
 mod kind;
@@ -172,6 +173,7 @@ const WR_DEL: &[&str] = &["write", "fast"];
 const BLOCKING: &[&str] = &["write", "noscript", "blocking"];
 const CONN: &[&str] = &["loading", "stale", "fast"];
 const NO_AUTH: &[&str] = &["noscript", "loading", "stale", "fast", "no_auth"];
+const TXN: &[&str] = &["noscript", "loading", "stale", "fast", "allow_busy"];
 const ONE: (i32, i32, i32) = (1, 1, 1);
 const ALL: (i32, i32, i32) = (1, -1, 1);
 const NONE: (i32, i32, i32) = (0, 0, 0);
@@ -387,6 +389,11 @@ pub const TABLE: &[Spec] = &[
     // SORT (`sort`): a write only with STORE.
     spec("sort", -2, &["write", "denyoom", "movablekeys"], ONE, W),
     spec("sort_ro", -2, &["readonly", "movablekeys"], ONE, R),
+    // Geo on sorted sets (`geo`).
+    spec("geoadd", -5, WR, ONE, W),
+    spec("geopos", -2, RO_SLOW, ONE, R),
+    spec("geodist", -4, RO_SLOW, ONE, R),
+    spec("geohash", -2, RO_SLOW, ONE, R),
     spec("strlen", 2, RO, ONE, R),
     spec("mget", -2, RO, ALL, R),
     spec("exists", -2, RO, ALL, R),
@@ -458,6 +465,19 @@ pub const TABLE: &[Spec] = &[
     spec("hello", -1, NO_AUTH, NONE, C),
     spec("quit", -1, NO_AUTH, NONE, C),
     spec("select", 2, CONN, NONE, C),
+    // Transactions: answered by the connection (`multi`) before any parse;
+    // here for COMMAND and the command statistics.
+    spec("multi", 1, TXN, NONE, C),
+    spec(
+        "exec",
+        1,
+        &["noscript", "loading", "stale", "skip_slowlog"],
+        NONE,
+        C,
+    ),
+    spec("discard", 1, TXN, NONE, C),
+    spec("watch", -2, TXN, ALL, C),
+    spec("unwatch", 1, TXN, NONE, C),
     // Operations (command/ops.rs, run by server/ops.rs).
     spec(
         "monitor",
@@ -759,6 +779,8 @@ pub enum Read {
     },
     /// SORT without STORE, SORT_RO (`sort`).
     Sort(sort::Sort),
+    /// GEOPOS, GEODIST, GEOHASH (`geo`).
+    Geo(geo::GeoRead),
 }
 
 /// How SET-like commands treat the expiry.

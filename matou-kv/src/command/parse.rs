@@ -431,6 +431,13 @@ pub fn parse_spec(
         "command|help" => conn(Conn::Help("COMMAND")),
         "command|getkeys" => conn(Conn::Command(CommandQuery::GetKeys(args[2..].to_vec()))),
         name if super::sort::owns(name) => super::sort::parse(name, args),
+        name if super::geo::owns(name) => super::geo::parse(name, args),
+        // The connection answers them before parsing (`multi`); a caller
+        // without one (`execute`) gets this.
+        "multi" | "exec" | "discard" | "watch" | "unwatch" => Err(Reply::err(format!(
+            "ERR {} is answered by a connection, not on a store alone",
+            spec.name.to_ascii_uppercase()
+        ))),
         name if super::hash::owns(name) => super::hash::parse(name, args),
         name if super::list::owns(name) => super::list::parse(name, args),
         name if super::set::owns(name) => super::set::parse(name, args),
