@@ -85,6 +85,11 @@ struct Entry {
     /// The LFU counter and the minute of its last decrement (see
     /// `evict`); bookkeeping like `accessed`.
     lfu: AtomicU32,
+    /// The string was changed in place (APPEND, SETRANGE, SETBIT...):
+    /// OBJECT ENCODING says `raw` whatever its content, as Redis's
+    /// unshared string does until the key is set anew. Not part of the
+    /// entry's identity (a reload forgets it, as Redis's does).
+    in_place: bool,
 }
 
 impl Clone for Entry {
@@ -95,6 +100,7 @@ impl Clone for Entry {
             expire_at: self.expire_at,
             accessed: AtomicU64::new(self.accessed.load(Ordering::Relaxed)),
             lfu: AtomicU32::new(self.lfu.load(Ordering::Relaxed)),
+            in_place: self.in_place,
         }
     }
 }
@@ -296,6 +302,12 @@ impl Store {
         self.entry(key, now).is_some()
     }
 
+    /// Whether the string at `key` was changed in place since it was set
+    /// (OBJECT ENCODING's `raw`; see `Entry::in_place`).
+    pub fn changed_in_place(&self, key: &[u8]) -> bool {
+        self.slot(key).is_some_and(|s| self.entry_at(s).in_place)
+    }
+
     /// The entry of `key` whether expired or not (the physical state).
     pub fn raw(&self, key: &[u8]) -> Option<EntryRef<'_>> {
         self.slot(key).map(|s| self.entry_at(s).as_ref())
@@ -480,6 +492,7 @@ impl Store {
                 let clock = self.clock;
                 let e = self.entry_at_mut(slot);
                 *e.accessed.get_mut() = clock;
+                e.in_place = false;
                 let old = std::mem::replace(&mut e.value, value);
                 let new_len = e.value.data_len();
                 self.bytes = self.bytes - old.data_len() + new_len;
@@ -494,6 +507,7 @@ impl Store {
                     expire_at: None,
                     accessed: AtomicU64::new(self.clock),
                     lfu: AtomicU32::new(evict::lfu_packed(LFU_INIT_VAL, self.clock)),
+                    in_place: false,
                 });
                 self.index.insert(key.clone(), slot);
                 self.set_expire_at_slot(slot, expire_at);
@@ -510,7 +524,9 @@ impl Store {
         self.ensure_str(key);
         match self.slot(key) {
             Some(slot) => {
-                let v = str_mut(&mut self.entry_at_mut(slot).value);
+                let e = self.entry_at_mut(slot);
+                e.in_place = true;
+                let v = str_mut(&mut e.value);
                 let before = v.len();
                 v.extend_from_slice(suffix);
                 let after = v.len();
@@ -539,6 +555,7 @@ impl Store {
         let clock = self.clock;
         let e = self.entry_at_mut(slot);
         *e.accessed.get_mut() = clock;
+        e.in_place |= !bytes.is_empty();
         let v = str_mut(&mut e.value);
         let before = v.len();
         let end = offset.saturating_add(bytes.len());
