@@ -149,6 +149,9 @@ pub struct Store {
     /// Events recorded since the last [`Store::take_events`] (bookkeeping,
     /// not state).
     events: Vec<KeyEvent>,
+    /// Expired keys reads met ([`Store::read_value`]), for the storage
+    /// task to remove; a lock because reads hold `&Store`.
+    met_expired: std::sync::Mutex<Vec<Vec<u8>>>,
 }
 
 /// A keyspace event a change made (see [`Store::notify`]).
@@ -251,10 +254,16 @@ impl Store {
     }
 
     /// [`value`](Self::value) that counts as an access to a live key.
+    /// An expired key it meets is noted for removal ([`Store::take_met_expired`]):
+    /// Redis's `lookupKeyRead` deletes it.
     pub fn read_value(&self, key: &[u8], now: u64) -> Option<&Value> {
         let slot = self.slot(key)?;
         let e = self.entry_at(slot);
         if is_expired(e.expire_at, now) {
+            self.met_expired
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(key.to_vec());
             return None;
         }
         e.accessed.store(now, Ordering::Relaxed);
@@ -300,6 +309,17 @@ impl Store {
     /// Whether `key` is live at `now`.
     pub fn contains(&self, key: &[u8], now: u64) -> bool {
         self.entry(key, now).is_some()
+    }
+
+    /// The expired keys reads met since the last call (duplicates
+    /// possible; some may be gone or set anew since): the storage task
+    /// removes those still expired, as Redis's lazy expiry does.
+    pub fn take_met_expired(&mut self) -> Vec<Vec<u8>> {
+        std::mem::take(
+            self.met_expired
+                .get_mut()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
     }
 
     /// Whether the string at `key` was changed in place since it was set

@@ -266,6 +266,9 @@ struct Storage {
     /// step back never revives expired keys.
     clock: u64,
     expired_keys: u64,
+    /// Keys lazy expiry removed in this batch, counted in `expired_keys`
+    /// once it commits.
+    lazy_expired: u64,
     rewriting: Option<Rewriting>,
     /// What BGSAVE reports (see `bgsave`).
     bgsave: bgsave::BgSave,
@@ -333,6 +336,7 @@ pub(super) async fn run(
         aof,
         clock: now_ms(),
         expired_keys: 0,
+        lazy_expired: 0,
         rewriting: None,
         bgsave: bgsave::BgSave::default(),
         rewrite_not_before: Instant::now(),
@@ -466,6 +470,7 @@ impl Storage {
                         } else {
                             let answer = Answer::Reply(execute_read(&r, self.store.db(db), now));
                             redo.push(Redo::Read(r));
+                            self.reap_met_expired(db, now);
                             answer
                         }
                     }
@@ -532,8 +537,10 @@ impl Storage {
         }
         // Group commit: one write + one fsync for every write of the batch,
         // and only then their replies.
+        let lazy_expired = std::mem::take(&mut self.lazy_expired);
         match self.aof.commit() {
             Ok(()) => {
+                self.expired_keys += lazy_expired;
                 self.undo.clear();
                 // Before the replies: a client that saw its DEL answered
                 // must find the room it made, and its events published.
@@ -888,10 +895,16 @@ impl Storage {
         if self.aof.refusal().is_some() && !self.aof.is_broken() && self.aof.probe() {
             note!("matou-kv: the append-only log can be written again; writes accepted");
         }
+        // What reads outside a batch's own loop (EXEC) met expired: removed,
+        // or only forgotten while the log refuses writes.
+        for db in 0..self.store.count() {
+            self.reap_met_expired(db, self.clock);
+        }
         if self.aof.refusal().is_none() {
             self.waiters.sweep();
             self.sync_notify();
             let expired = self.expire_cycle();
+            let expired = expired + std::mem::take(&mut self.lazy_expired);
             self.evict(self.clock);
             match self.aof.commit() {
                 Ok(()) => {

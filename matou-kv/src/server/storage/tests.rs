@@ -28,6 +28,7 @@ fn storage(name: &str) -> (Storage, std::path::PathBuf) {
         aof,
         clock: now_ms(),
         expired_keys: 0,
+        lazy_expired: 0,
         rewriting: None,
         bgsave: super::bgsave::BgSave::default(),
         rewrite_not_before: Instant::now(),
