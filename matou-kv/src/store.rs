@@ -85,6 +85,11 @@ struct Entry {
     /// The LFU counter and the minute of its last decrement (see
     /// `evict`); bookkeeping like `accessed`.
     lfu: AtomicU32,
+    /// The string was changed in place (APPEND, SETRANGE, SETBIT...):
+    /// OBJECT ENCODING says `raw` whatever its content, as Redis's
+    /// unshared string does until the key is set anew. Not part of the
+    /// entry's identity (a reload forgets it, as Redis's does).
+    in_place: bool,
 }
 
 impl Clone for Entry {
@@ -95,6 +100,7 @@ impl Clone for Entry {
             expire_at: self.expire_at,
             accessed: AtomicU64::new(self.accessed.load(Ordering::Relaxed)),
             lfu: AtomicU32::new(self.lfu.load(Ordering::Relaxed)),
+            in_place: self.in_place,
         }
     }
 }
@@ -143,6 +149,9 @@ pub struct Store {
     /// Events recorded since the last [`Store::take_events`] (bookkeeping,
     /// not state).
     events: Vec<KeyEvent>,
+    /// Expired keys reads met ([`Store::read_value`]), for the storage
+    /// task to remove; a lock because reads hold `&Store`.
+    met_expired: std::sync::Mutex<Vec<Vec<u8>>>,
 }
 
 /// A keyspace event a change made (see [`Store::notify`]).
@@ -245,10 +254,16 @@ impl Store {
     }
 
     /// [`value`](Self::value) that counts as an access to a live key.
+    /// An expired key it meets is noted for removal ([`Store::take_met_expired`]):
+    /// Redis's `lookupKeyRead` deletes it.
     pub fn read_value(&self, key: &[u8], now: u64) -> Option<&Value> {
         let slot = self.slot(key)?;
         let e = self.entry_at(slot);
         if is_expired(e.expire_at, now) {
+            self.met_expired
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(key.to_vec());
             return None;
         }
         e.accessed.store(now, Ordering::Relaxed);
@@ -294,6 +309,23 @@ impl Store {
     /// Whether `key` is live at `now`.
     pub fn contains(&self, key: &[u8], now: u64) -> bool {
         self.entry(key, now).is_some()
+    }
+
+    /// The expired keys reads met since the last call (duplicates
+    /// possible; some may be gone or set anew since): the storage task
+    /// removes those still expired, as Redis's lazy expiry does.
+    pub fn take_met_expired(&mut self) -> Vec<Vec<u8>> {
+        std::mem::take(
+            self.met_expired
+                .get_mut()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+
+    /// Whether the string at `key` was changed in place since it was set
+    /// (OBJECT ENCODING's `raw`; see `Entry::in_place`).
+    pub fn changed_in_place(&self, key: &[u8]) -> bool {
+        self.slot(key).is_some_and(|s| self.entry_at(s).in_place)
     }
 
     /// The entry of `key` whether expired or not (the physical state).
@@ -480,6 +512,7 @@ impl Store {
                 let clock = self.clock;
                 let e = self.entry_at_mut(slot);
                 *e.accessed.get_mut() = clock;
+                e.in_place = false;
                 let old = std::mem::replace(&mut e.value, value);
                 let new_len = e.value.data_len();
                 self.bytes = self.bytes - old.data_len() + new_len;
@@ -494,6 +527,7 @@ impl Store {
                     expire_at: None,
                     accessed: AtomicU64::new(self.clock),
                     lfu: AtomicU32::new(evict::lfu_packed(LFU_INIT_VAL, self.clock)),
+                    in_place: false,
                 });
                 self.index.insert(key.clone(), slot);
                 self.set_expire_at_slot(slot, expire_at);
@@ -510,7 +544,9 @@ impl Store {
         self.ensure_str(key);
         match self.slot(key) {
             Some(slot) => {
-                let v = str_mut(&mut self.entry_at_mut(slot).value);
+                let e = self.entry_at_mut(slot);
+                e.in_place = true;
+                let v = str_mut(&mut e.value);
                 let before = v.len();
                 v.extend_from_slice(suffix);
                 let after = v.len();
@@ -539,6 +575,7 @@ impl Store {
         let clock = self.clock;
         let e = self.entry_at_mut(slot);
         *e.accessed.get_mut() = clock;
+        e.in_place |= !bytes.is_empty();
         let v = str_mut(&mut e.value);
         let before = v.len();
         let end = offset.saturating_add(bytes.len());

@@ -393,6 +393,7 @@ pub fn command_reply(q: &CommandQuery) -> Reply {
                 })
                 .collect(),
         ),
+        CommandQuery::GetKeys(line) => super::getkeys::getkeys(line),
         CommandQuery::List => Reply::Array(
             all_specs()
                 .map(|s| Reply::Bulk(s.name.as_bytes().to_vec()))
@@ -469,6 +470,9 @@ pub struct InfoData {
     pub last_save_unix: u64,
     /// Changes logged since then.
     pub changes_since_save: u64,
+    /// BGSAVE: (in progress, the last one failed, its seconds, the
+    /// running one's seconds), -1 seconds for none.
+    pub bgsave: (bool, bool, i64, i64),
 }
 
 /// Redis's `bytesToHuman`: `1023B`, `1.00K`, `12.50M`...
@@ -560,7 +564,11 @@ pub fn info_text(d: &InfoData, sections: &[Vec<u8>]) -> String {
                 kv("loading", &0);
                 kv("rdb_changes_since_last_save", &d.changes_since_save);
                 kv("rdb_last_save_time", &d.last_save_unix);
-                kv("rdb_bgsave_in_progress", &0);
+                let (running, failed, last, current) = d.bgsave;
+                kv("rdb_bgsave_in_progress", &u8::from(running));
+                kv("rdb_last_bgsave_status", &if failed { "err" } else { "ok" });
+                kv("rdb_last_bgsave_time_sec", &last);
+                kv("rdb_current_bgsave_time_sec", &current);
                 kv("aof_enabled", &1);
                 kv("aof_fsync", &d.aof_fsync);
                 kv(

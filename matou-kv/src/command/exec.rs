@@ -99,6 +99,8 @@ pub fn execute_read(cmd: &Read, store: &Store, now: u64) -> Reply {
         Read::ZSets(r) => super::zset::read(r, store, now),
         Read::Dump(key) => super::dump::dump(key, store, now),
         Read::BitFieldRo { key, ops } => super::bitfield::read(key, ops, store, now),
+        Read::Sort(s) => super::sort::read(s, store, now),
+        Read::Geo(g) => super::geo::read(g, store, now),
         other => super::strings::read(other, store, now),
     }
 }
@@ -201,6 +203,7 @@ pub fn execute_write_journaled(
             undo.save_fields(store, super::hash::touched(h), super::hash::fields(h), now)
         }
         Write::List(l) => super::list::journal(l, store, now, undo),
+        Write::Sort(s) => s.store.iter().for_each(|k| undo.save_key(store, k)),
         Write::Sets(w) => match super::set::members(w) {
             Some((key, members)) => {
                 undo.save_members(store, key, members.iter().map(Vec::as_slice), now)
@@ -424,6 +427,7 @@ pub fn execute_write(cmd: Write, store: &mut Store, now: u64) -> (Reply, Option<
         Write::Hash(h) => super::hash::write(h, tx),
         Write::List(l) => super::list::write(l, tx),
         Write::Sets(w) => super::set::write(w, tx),
+        Write::Sort(s) => super::sort::write(s, tx),
         Write::ZSets(w) => super::zset::write(w, tx),
         Write::Restore { .. } => super::dump::restore(cmd, tx),
         Write::BitField { key, ops } => super::bitfield::write(key, ops, tx),

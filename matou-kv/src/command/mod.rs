@@ -37,6 +37,8 @@ mod bitfield;
 mod conn;
 mod dump;
 mod exec;
+mod geo;
+mod getkeys;
 mod hash;
 mod kind;
 pub mod list;
@@ -48,6 +50,7 @@ mod parse;
 pub mod pubsub;
 mod scan;
 mod set;
+mod sort;
 mod strings;
 #[cfg(test)]
 mod strings_tests;
@@ -170,6 +173,7 @@ const WR_DEL: &[&str] = &["write", "fast"];
 const BLOCKING: &[&str] = &["write", "noscript", "blocking"];
 const CONN: &[&str] = &["loading", "stale", "fast"];
 const NO_AUTH: &[&str] = &["noscript", "loading", "stale", "fast", "no_auth"];
+const TXN: &[&str] = &["noscript", "loading", "stale", "fast", "allow_busy"];
 const ONE: (i32, i32, i32) = (1, 1, 1);
 const ALL: (i32, i32, i32) = (1, -1, 1);
 const NONE: (i32, i32, i32) = (0, 0, 0);
@@ -285,6 +289,7 @@ const COMMAND_SUBS: &[Spec] = &[
     spec("command|info", -2, CONN, NONE, C),
     spec("command|list", -2, CONN, NONE, C),
     spec("command|help", 2, CONN, NONE, C),
+    spec("command|getkeys", -3, CONN, NONE, C),
 ];
 
 /// Every command matou-kv knows.
@@ -381,6 +386,14 @@ pub const TABLE: &[Spec] = &[
     spec("zintercard", -3, RO_SLOW, NONE, R),
     spec("zscan", -3, RO_SLOW, ONE, R),
     spec("zmpop", -4, &["write"], NONE, W),
+    // SORT (`sort`): a write only with STORE.
+    spec("sort", -2, &["write", "denyoom", "movablekeys"], ONE, W),
+    spec("sort_ro", -2, &["readonly", "movablekeys"], ONE, R),
+    // Geo on sorted sets (`geo`).
+    spec("geoadd", -5, WR, ONE, W),
+    spec("geopos", -2, RO_SLOW, ONE, R),
+    spec("geodist", -4, RO_SLOW, ONE, R),
+    spec("geohash", -2, RO_SLOW, ONE, R),
     spec("strlen", 2, RO, ONE, R),
     spec("mget", -2, RO, ALL, R),
     spec("exists", -2, RO, ALL, R),
@@ -452,6 +465,19 @@ pub const TABLE: &[Spec] = &[
     spec("hello", -1, NO_AUTH, NONE, C),
     spec("quit", -1, NO_AUTH, NONE, C),
     spec("select", 2, CONN, NONE, C),
+    // Transactions: answered by the connection (`multi`) before any parse;
+    // here for COMMAND and the command statistics.
+    spec("multi", 1, TXN, NONE, C),
+    spec(
+        "exec",
+        1,
+        &["noscript", "loading", "stale", "skip_slowlog"],
+        NONE,
+        C,
+    ),
+    spec("discard", 1, TXN, NONE, C),
+    spec("watch", -2, TXN, ALL, C),
+    spec("unwatch", 1, TXN, NONE, C),
     // Operations (command/ops.rs, run by server/ops.rs).
     spec(
         "monitor",
@@ -482,6 +508,7 @@ pub const TABLE: &[Spec] = &[
     },
     spec("save", 1, &["admin", "noscript"], NONE, C),
     spec("bgrewriteaof", 1, &["admin", "noscript"], NONE, C),
+    spec("bgsave", -1, &["admin", "noscript"], NONE, C),
     spec("lastsave", 1, &["loading", "stale", "fast"], NONE, C),
     spec("debug", -2, ADMIN, NONE, C),
     Spec {
@@ -750,6 +777,10 @@ pub enum Read {
         /// The GETs.
         ops: Vec<bitfield::FieldOp>,
     },
+    /// SORT without STORE, SORT_RO (`sort`).
+    Sort(sort::Sort),
+    /// GEOPOS, GEODIST, GEOHASH (`geo`).
+    Geo(geo::GeoRead),
 }
 
 /// How SET-like commands treat the expiry.
@@ -972,6 +1003,8 @@ pub enum Write {
         /// The operands.
         keys: Vec<Vec<u8>>,
     },
+    /// SORT ... STORE (`sort`).
+    Sort(sort::Sort),
 }
 
 /// BITOP's operation.
@@ -1026,6 +1059,7 @@ impl Write {
             Write::List(l) => list::record_bound(l),
             Write::Sets(w) => set::record_bound(w),
             Write::ZSets(w) => zset::record_bound(w),
+            Write::Sort(s) => sort::record_bound(s),
             // The key (twice, with the DEL of an expired one) and at most
             // a whole string's bytes.
             Write::BitField { key, .. } => {
@@ -1113,4 +1147,6 @@ pub enum CommandQuery {
     Info(Vec<Vec<u8>>),
     /// COMMAND LIST [FILTERBY ...] (the filter is ignored).
     List,
+    /// COMMAND GETKEYS command arg...
+    GetKeys(Vec<Vec<u8>>),
 }

@@ -48,6 +48,10 @@ pub struct Watched {
     /// Whether it was present but already expired: Redis does not count
     /// its later removal as a change.
     pub expired: bool,
+    /// Whether it was live (present, not expired): an absent one changes
+    /// only by a change of its own, not by a stale key it meets later
+    /// (SWAPDB with a database holding it expired).
+    pub live: bool,
 }
 
 /// The watched keys of one connection, shared with the storage task (which

@@ -91,6 +91,12 @@ pub enum StorageOp {
     Save,
     /// BGREWRITEAOF: the background rewrite started now.
     BgRewriteAof,
+    /// `BGSAVE [SCHEDULE]`: a background rewrite started now, or (SCHEDULE)
+    /// once the running one ends.
+    BgSave {
+        /// SCHEDULE.
+        schedule: bool,
+    },
     /// LASTSAVE: Unix seconds of the last successful save or rewrite.
     LastSave,
     /// DEBUG RELOAD: SAVE, then the store rebuilt from the log alone.
@@ -310,6 +316,13 @@ pub fn parse(name: &str, args: &[Vec<u8>]) -> Result<Ops, Reply> {
         "slowlog|reset" => Ok(Ops::SlowlogReset),
         "save" => Ok(Ops::Storage(StorageOp::Save)),
         "bgrewriteaof" => Ok(Ops::Storage(StorageOp::BgRewriteAof)),
+        "bgsave" => match args.get(1) {
+            None => Ok(Ops::Storage(StorageOp::BgSave { schedule: false })),
+            Some(a) if args.len() == 2 && a.eq_ignore_ascii_case(b"schedule") => {
+                Ok(Ops::Storage(StorageOp::BgSave { schedule: true }))
+            }
+            Some(_) => Err(Reply::err(super::SYNTAX)),
+        },
         "lastsave" => Ok(Ops::Storage(StorageOp::LastSave)),
         "debug" => parse_debug(args),
         other => unreachable!("{other} is not an operations command"),

@@ -409,7 +409,7 @@ pub fn parse_spec(
         "config|get" => conn(Conn::ConfigGet(args[2..].to_vec())),
         "config|set" | "client|list" | "client|info" | "client|kill" | "client|unblock"
         | "client|no-evict" | "client|tracking" | "client|reply" | "monitor" | "config|rewrite"
-        | "slowlog|get" | "slowlog|len" | "slowlog|reset" | "save" | "bgrewriteaof"
+        | "slowlog|get" | "slowlog|len" | "slowlog|reset" | "save" | "bgrewriteaof" | "bgsave"
         | "lastsave" | "debug" => {
             super::ops::parse(spec.name, args).map(|o| Command::Conn(Conn::Ops(o)))
         }
@@ -429,6 +429,15 @@ pub fn parse_spec(
         "command|info" => conn(Conn::Command(CommandQuery::Info(args[2..].to_vec()))),
         "command|list" => conn(Conn::Command(CommandQuery::List)),
         "command|help" => conn(Conn::Help("COMMAND")),
+        "command|getkeys" => conn(Conn::Command(CommandQuery::GetKeys(args[2..].to_vec()))),
+        name if super::sort::owns(name) => super::sort::parse(name, args),
+        name if super::geo::owns(name) => super::geo::parse(name, args),
+        // The connection answers them before parsing (`multi`); a caller
+        // without one (`execute`) gets this.
+        "multi" | "exec" | "discard" | "watch" | "unwatch" => Err(Reply::err(format!(
+            "ERR {} is answered by a connection, not on a store alone",
+            spec.name.to_ascii_uppercase()
+        ))),
         name if super::hash::owns(name) => super::hash::parse(name, args),
         name if super::list::owns(name) => super::list::parse(name, args),
         name if super::set::owns(name) => super::set::parse(name, args),

@@ -1,13 +1,18 @@
 //! What the aggregate commands share: the cursor of SSCAN / HSCAN / ZSCAN
 //! and the random picks of SPOP / SRANDMEMBER / HRANDFIELD / ZRANDMEMBER.
 //!
-//! The cursor is a position in the aggregate's iteration order (a hash
-//! table's, or a sorted set's rank): an iteration with no change in
-//! between returns every element exactly once. Unlike Redis's
-//! reverse-binary cursor, a change that rehashes the table can make an
-//! iteration miss or repeat elements present throughout; a small
-//! aggregate (Redis's compact encodings) is answered whole in one call,
-//! cursor 0, as Redis does.
+//! The cursor is a position in a fixed order of the elements: that of a
+//! hash of each element's name (a fixed-key SipHash, 63 bits), which no
+//! insertion, removal or rehash changes. Each call returns the COUNT
+//! elements of smallest hash from the cursor on (all those sharing the
+//! last one's hash too), and the next cursor is that hash plus one, so an
+//! iteration returns every element present throughout exactly once,
+//! whatever changed in between: Redis's SCAN guarantee, which a position
+//! in the table's own iteration order breaks as soon as an element before
+//! it is removed (Redis's issue #4906). Each call costs a pass over the
+//! aggregate, as skipping to a position did. A small aggregate (Redis's
+//! compact encodings) is answered whole in one call, cursor 0, as Redis
+//! does.
 //!
 //! Random picks use a xorshift generator seeded per command from the
 //! standard library's random keys: no state between commands, and replay
@@ -17,6 +22,7 @@ use super::parse::parse_scan;
 use super::{Read, SYNTAX};
 use crate::glob;
 use crate::resp::Reply;
+use std::hash::{DefaultHasher, Hash, Hasher};
 
 /// An aggregate this small is scanned whole in one call, as Redis's
 /// listpack / intset encodings are.
@@ -64,23 +70,48 @@ impl Cursor {
         items: impl Iterator<Item = (&'a [u8], T)>,
         mut emit: impl FnMut(&'a [u8], T, &mut Vec<Reply>),
     ) -> Reply {
-        let start = usize::try_from(self.at).unwrap_or(usize::MAX);
-        let take = if len <= WHOLE { usize::MAX } else { self.count };
         let mut out = Vec::new();
-        let mut seen = 0;
-        for (name, item) in items.skip(start).take(take) {
-            seen += 1;
+        let mut keep = |name: &'a [u8], item: T, out: &mut Vec<Reply>| {
             if self.pattern.as_ref().is_none_or(|p| glob::matches(p, name)) {
-                emit(name, item, &mut out);
+                emit(name, item, out);
             }
+        };
+        if len <= WHOLE {
+            items.for_each(|(name, item)| keep(name, item, &mut out));
+            return Reply::Array(vec![Reply::Bulk(b"0".to_vec()), Reply::Array(out)]);
         }
-        let next = start.saturating_add(seen);
-        let next = if len <= WHOLE || next >= len { 0 } else { next };
+        let mut picked: Vec<(u64, &'a [u8], T)> = items
+            .filter_map(|(name, item)| {
+                let h = order(name);
+                (h >= self.at).then_some((h, name, item))
+            })
+            .collect();
+        let count = self.count.max(1);
+        let mut next = 0;
+        if picked.len() > count {
+            picked.select_nth_unstable_by_key(count - 1, |p| p.0);
+            let cut = picked[count - 1].0;
+            picked.retain(|p| p.0 <= cut);
+            // 63-bit hashes: `cut + 1` is never 0, the end's cursor.
+            next = cut + 1;
+        }
+        picked.sort_unstable_by_key(|p| p.0);
+        for (_, name, item) in picked {
+            keep(name, item, &mut out);
+        }
         Reply::Array(vec![
             Reply::Bulk(next.to_string().into_bytes()),
             Reply::Array(out),
         ])
     }
+}
+
+/// An element's place in the cursor's order (see the module docs): fixed
+/// keys, so that it never changes while a cursor is out.
+fn order(name: &[u8]) -> u64 {
+    let mut h = DefaultHasher::new();
+    name.hash(&mut h);
+    h.finish() >> 1
 }
 
 /// A xorshift64* generator: cheap, seeded per command.
@@ -194,5 +225,44 @@ mod tests {
             }
         }
         assert_eq!(got.len(), 500);
+    }
+
+    /// Redis's issue #4906: removing most elements mid-iteration must not
+    /// make it miss any of those present throughout.
+    #[test]
+    fn removals_mid_walk_miss_nothing_present_throughout() {
+        let mut names: Vec<Vec<u8>> = (0..1000).map(|i| i.to_string().into_bytes()).collect();
+        let mut cur = Cursor {
+            at: 0,
+            pattern: None,
+            count: 10,
+        };
+        let mut got = std::collections::HashSet::new();
+        for call in 0.. {
+            let r = cur.step(
+                names.len(),
+                names.iter().map(|n| (n.as_slice(), ())),
+                |n, (), out| out.push(Reply::Bulk(n.to_vec())),
+            );
+            let Reply::Array(parts) = r else { panic!() };
+            let (Reply::Bulk(next), Reply::Array(items)) = (&parts[0], &parts[1]) else {
+                panic!()
+            };
+            got.extend(items.iter().map(|r| match r {
+                Reply::Bulk(b) => b.clone(),
+                other => panic!("{other:?}"),
+            }));
+            if call == 3 {
+                // Most elements go, from everywhere in the order.
+                names.retain(|n| std::str::from_utf8(n).unwrap().parse::<u32>().unwrap() % 5 == 0);
+            }
+            cur.at = std::str::from_utf8(next).unwrap().parse().unwrap();
+            if cur.at == 0 {
+                break;
+            }
+        }
+        for n in &names {
+            assert!(got.contains(n), "{n:?} missed");
+        }
     }
 }

@@ -16,7 +16,7 @@ use super::{BitOp, Expiry, Read, Write, MAX_STRING, TOO_BIG};
 use crate::record::LogRecord;
 use crate::resp::Reply;
 use crate::server::notify::Class;
-use crate::store::Store;
+use crate::store::{Store, Value};
 use std::borrow::Cow;
 
 /// `ERR value is not a valid float`.
@@ -117,6 +117,7 @@ pub(super) fn read(cmd: &Read, store: &Store, now: u64) -> Reply {
         ),
         Read::ObjectEncoding(key) => match store.value(key, now) {
             None => Reply::Nil,
+            Some(Value::Str(_)) if store.changed_in_place(key) => Reply::Bulk(b"raw".to_vec()),
             Some(v) => Reply::Bulk(v.encoding().as_bytes().to_vec()),
         },
         Read::ObjectFreq(key) => match store.lfu_freq(key, now) {

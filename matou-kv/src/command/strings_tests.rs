@@ -517,3 +517,25 @@ fn setrange_on_a_key_that_expired_logs_its_del_first() {
     assert_eq!(st.get(b"k", T0 + 10), Some(&b"\0ab"[..]));
     assert_eq!(st.raw(b"k").map(|e| e.expire_at), Some(None));
 }
+
+#[test]
+fn a_string_changed_in_place_is_raw_until_set_anew() {
+    let mut st = Store::new();
+    let enc = |st: &mut Store| r(st, &["OBJECT", "ENCODING", "k"]);
+    r(&mut st, &["SET", "k", "1234"]);
+    assert_eq!(enc(&mut st), bulk("int"));
+    // Writing nothing changes nothing.
+    assert_eq!(r(&mut st, &["SETRANGE", "k", "0", ""]), Reply::Integer(4));
+    assert_eq!(enc(&mut st), bulk("int"));
+    assert_eq!(r(&mut st, &["SETRANGE", "k", "0", "2"]), Reply::Integer(4));
+    assert_eq!(enc(&mut st), bulk("raw"));
+    assert_eq!(r(&mut st, &["GET", "k"]), bulk("2234"));
+    r(&mut st, &["SET", "k", "1234"]);
+    assert_eq!(enc(&mut st), bulk("int"));
+    r(&mut st, &["APPEND", "k", "5"]);
+    assert_eq!(enc(&mut st), bulk("raw"));
+    r(&mut st, &["INCR", "k"]);
+    assert_eq!(enc(&mut st), bulk("int"));
+    r(&mut st, &["SETBIT", "k", "0", "1"]);
+    assert_eq!(enc(&mut st), bulk("raw"));
+}

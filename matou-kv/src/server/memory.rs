@@ -233,8 +233,13 @@ impl Memory {
     /// CONFIG SET maxmemory (bytes; 0: no limit).
     pub fn set_maxmemory(&self, bytes: u64) {
         self.maxmemory.store(bytes, Ordering::Relaxed);
-        if bytes == 0 {
-            self.over.store(false, Ordering::Relaxed);
+        // Redis checks the limit at the next command: a limit set under
+        // what is used refuses `denyoom` commands at once under
+        // noeviction (the figure is the last batch's), rather than after
+        // the storage task's next batch or tick.
+        let over = bytes != 0 && self.used() > bytes && self.config().policy == Policy::NoEviction;
+        if bytes == 0 || over {
+            self.over.store(over, Ordering::Relaxed);
         }
     }
 

@@ -266,7 +266,12 @@ struct Storage {
     /// step back never revives expired keys.
     clock: u64,
     expired_keys: u64,
+    /// Keys lazy expiry removed in this batch, counted in `expired_keys`
+    /// once it commits.
+    lazy_expired: u64,
     rewriting: Option<Rewriting>,
+    /// What BGSAVE reports (see `bgsave`).
+    bgsave: bgsave::BgSave,
     /// No rewrite starts before this instant (set after a failure).
     rewrite_not_before: Instant,
     /// The wait after the next rewrite failure.
@@ -331,7 +336,9 @@ pub(super) async fn run(
         aof,
         clock: now_ms(),
         expired_keys: 0,
+        lazy_expired: 0,
         rewriting: None,
+        bgsave: bgsave::BgSave::default(),
         rewrite_not_before: Instant::now(),
         rewrite_backoff: REWRITE_RETRY_MIN,
         held: Vec::new(),
@@ -369,6 +376,7 @@ pub(super) async fn run(
             next_tick = Instant::now() + TICK;
             s.tick();
         }
+        s.start_scheduled_bgsave();
         s.maybe_start_rewrite();
     }
     // Closed only once every handler is gone: nothing more can arrive.
@@ -462,6 +470,7 @@ impl Storage {
                         } else {
                             let answer = Answer::Reply(execute_read(&r, self.store.db(db), now));
                             redo.push(Redo::Read(r));
+                            self.reap_met_expired(db, now);
                             answer
                         }
                     }
@@ -528,8 +537,10 @@ impl Storage {
         }
         // Group commit: one write + one fsync for every write of the batch,
         // and only then their replies.
+        let lazy_expired = std::mem::take(&mut self.lazy_expired);
         match self.aof.commit() {
             Ok(()) => {
+                self.expired_keys += lazy_expired;
                 self.undo.clear();
                 // Before the replies: a client that saw its DEL answered
                 // must find the room it made, and its events published.
@@ -811,9 +822,11 @@ impl Storage {
                 if a != b {
                     // A key of either database changes in both (it appears
                     // in one, disappears from the other).
+                    // Expired keys are absent: one replacing nothing, or
+                    // another expired one, changes nothing.
                     for (x, y) in [(a, b), (b, a)] {
-                        self.versions.touch_all(x, self.store.db(x));
-                        self.versions.touch_all(x, self.store.db(y));
+                        self.versions.touch_live(x, self.store.db(x), now);
+                        self.versions.touch_live(x, self.store.db(y), now);
                     }
                     self.undo.save_swap(a, b);
                     self.store.swap(a, b);
@@ -882,10 +895,16 @@ impl Storage {
         if self.aof.refusal().is_some() && !self.aof.is_broken() && self.aof.probe() {
             note!("matou-kv: the append-only log can be written again; writes accepted");
         }
+        // What reads outside a batch's own loop (EXEC) met expired: removed,
+        // or only forgotten while the log refuses writes.
+        for db in 0..self.store.count() {
+            self.reap_met_expired(db, self.clock);
+        }
         if self.aof.refusal().is_none() {
             self.waiters.sweep();
             self.sync_notify();
             let expired = self.expire_cycle();
+            let expired = expired + std::mem::take(&mut self.lazy_expired);
             self.evict(self.clock);
             match self.aof.commit() {
                 Ok(()) => {
@@ -1013,6 +1032,7 @@ impl Storage {
                         r.started.elapsed()
                     );
                     self.saved();
+                    self.bgsave.finished(true);
                     self.rewrite_backoff = REWRITE_RETRY_MIN;
                     return;
                 }
@@ -1020,6 +1040,7 @@ impl Storage {
                 // unknown: the log refuses writes (reads go on).
                 Err(e) if self.aof.is_broken() => {
                     self.log_refusal(&e);
+                    self.bgsave.finished(false);
                     return;
                 }
                 Err(e) => e,
@@ -1033,6 +1054,7 @@ impl Storage {
                 io::Error::other("the rewrite thread died")
             }
         };
+        self.bgsave.finished(false);
         // The old log is intact and still in use: retry later.
         note!(
             "matou-kv: log rewrite failed: {failed}; the current log stays in use, \
@@ -1071,6 +1093,7 @@ impl Storage {
             aof_last_rewrite_failed: self.aof.last_rewrite_failed(),
             blocked_clients: self.waiters.blocked(),
             last_save_unix: self.last_save_unix,
+            bgsave: self.bgsave.figures(),
             changes_since_save: self.changes_since_save,
             ..InfoData::default()
         }
@@ -1140,6 +1163,7 @@ fn lock(cell: &WatchCell) -> std::sync::MutexGuard<'_, Vec<crate::command::multi
 }
 
 mod admin;
+mod bgsave;
 mod evict;
 #[cfg(test)]
 mod tests;

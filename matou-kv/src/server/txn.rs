@@ -95,6 +95,17 @@ impl Versions {
         }
     }
 
+    /// Marks the live keys of `store` changed in database `db` (before a
+    /// SWAPDB: a key expired in both databases changes in neither, as
+    /// Redis's `touchAllWatchedKeysInDb` sees it).
+    pub(super) fn touch_live(&mut self, db: usize, store: &Store, now: u64) {
+        for e in store.iter() {
+            if !crate::store::is_expired(e.expire_at, now) {
+                self.touch(db, e.key);
+            }
+        }
+    }
+
     /// WATCH: what EXEC will compare, for each key.
     pub(super) fn watch(
         &self,
@@ -108,6 +119,7 @@ impl Versions {
                 db,
                 version: self.slots[slot(db, &key)],
                 expired: store.raw(&key).is_some() && !store.contains(&key, now),
+                live: store.contains(&key, now),
                 key,
             })
             .collect()
@@ -121,6 +133,9 @@ impl Versions {
             let present = store.raw(&w.key).is_some();
             if w.expired {
                 !(moved && present)
+            } else if !w.live {
+                // Arriving live touches it; arriving stale is no change.
+                !moved
             } else {
                 // Unchanged, and not expired since (absent is fine).
                 !moved && (!present || store.contains(&w.key, now))
@@ -155,6 +170,32 @@ mod tests {
                 || slot(0, b"c") == slot(0, b"a")
                 || slot(0, b"c") == slot(0, b"b")
         );
+    }
+
+    #[test]
+    fn a_swapdb_that_brings_or_replaces_only_stale_keys_is_no_change() {
+        let mut dbs = Databases::new(2);
+        let mut v = Versions::new();
+        // Database 0 holds x expired; database 1 has no x, then a live y.
+        dbs.db_mut(0).set(b"x", b"1".to_vec(), Some(10));
+        let absent = v.watch(1, vec![b"x".to_vec()], dbs.db(1), 20);
+        let stale = v.watch(0, vec![b"x".to_vec()], dbs.db(0), 20);
+        for (x, y) in [(0, 1), (1, 0)] {
+            v.touch_live(x, dbs.db(x), 20);
+            v.touch_live(x, dbs.db(y), 20);
+        }
+        dbs.swap(0, 1);
+        assert!(v.unchanged(&absent, &dbs, 20), "a stale key arrived");
+        assert!(v.unchanged(&stale, &dbs, 20), "a stale key left");
+        // A live key arriving is a change.
+        dbs.db_mut(0).set(b"x", b"2".to_vec(), None);
+        let watched = v.watch(1, vec![b"x".to_vec()], dbs.db(1), 20);
+        for (x, y) in [(0, 1), (1, 0)] {
+            v.touch_live(x, dbs.db(x), 20);
+            v.touch_live(x, dbs.db(y), 20);
+        }
+        dbs.swap(0, 1);
+        assert!(!v.unchanged(&watched, &dbs, 20));
     }
 
     #[test]

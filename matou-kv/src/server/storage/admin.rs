@@ -1,5 +1,5 @@
 //! The storage task's operations on the store or the log as a whole: SAVE,
-//! BGREWRITEAOF, LASTSAVE and the DEBUG subcommands that need the data
+//! BGREWRITEAOF, BGSAVE (`bgsave`), LASTSAVE and the DEBUG subcommands that need the data
 //! (RELOAD, OBJECT, SLEEP, DIGEST, DIGEST-VALUE).
 //!
 //! Invariants:
@@ -127,6 +127,7 @@ impl Storage {
     pub(super) fn admin(&mut self, op: StorageOp, db: usize, now: u64) -> Reply {
         match op {
             StorageOp::Save => self.save(),
+            StorageOp::BgSave { schedule } => self.bgsave(schedule),
             StorageOp::BgRewriteAof => {
                 if self.rewriting.is_some() {
                     return Reply::err(

@@ -40,6 +40,34 @@ impl Storage {
         }
     }
 
+    /// Lazy expiry: removes the keys of database `db` that reads met
+    /// expired and that still are at `now`, as active expiry does
+    /// (journaled, logged as a DEL, counted once the batch commits).
+    /// Nothing is removed while the log refuses writes.
+    pub(super) fn reap_met_expired(&mut self, db: usize, now: u64) {
+        let met = self.store.db_mut(db).take_met_expired();
+        if met.is_empty() || self.aof.refusal().is_some() {
+            return;
+        }
+        let mut removed = Vec::new();
+        for key in met {
+            let store = self.store.db_mut(db);
+            if store
+                .raw(&key)
+                .is_some_and(|e| crate::store::is_expired(e.expire_at, now))
+            {
+                self.undo.in_db(db).save_key(store, &key);
+                store.remove(&key);
+                store.notify(Class::EXPIRED, "expired", &key);
+                removed.push(key);
+            }
+        }
+        if !removed.is_empty() {
+            self.lazy_expired += removed.len() as u64;
+            self.log_removal(db, removed);
+        }
+    }
+
     /// One active expiry cycle at `self.clock` (see the module docs);
     /// appends its DELs to the log and returns how many keys it removed.
     /// Does nothing while DEBUG SET-ACTIVE-EXPIRE 0 is in force.
@@ -118,11 +146,10 @@ impl Storage {
     pub(super) fn publish_memory(&self, committed: bool) {
         self.memory.settle_evicted(committed);
         let c = self.memory.config();
-        if c.maxmemory == 0 {
-            return;
-        }
+        // Published without a limit too: CONFIG SET maxmemory compares
+        // the new limit with it.
         let used = used_memory(&self.store);
-        if used as u64 <= c.maxmemory {
+        if c.maxmemory == 0 || used as u64 <= c.maxmemory {
             self.memory.publish(used, false);
         } else if c.policy == Policy::NoEviction {
             self.memory.publish(used, true);
