@@ -13,13 +13,13 @@
 //! Run by [`execute_write`](super::execute_write) (inside MULTI, or on a
 //! plain store) it answers as the non-blocking form would, nil when
 //! nothing is there: it never waits. Waiting is the server's: it asks
-//! [`ListWrite::would_block`] first, and serves a waiter later with
+//! [`Write::would_block`](super::Write::would_block) first, and serves a waiter later with
 //! [`ListWrite::serve_on`], a non-blocking form run like any write (so
 //! the pop it makes is logged and journaled like any pop).
 
 mod parse;
 
-pub(super) use parse::{owns, parse};
+pub(super) use parse::{owns, parse, timeout};
 
 use super::exec::Tx;
 use super::WRONGTYPE;
@@ -382,12 +382,6 @@ impl ListWrite {
             ListWrite::MPop { keys, .. } => keys,
             _ => &[],
         }
-    }
-
-    /// Whether this blocking form would wait: every source is absent (a
-    /// key of another type makes it answer WRONGTYPE at once instead).
-    pub fn would_block(&self, store: &Store, now: u64) -> bool {
-        self.block().is_some() && self.sources().iter().all(|k| !store.contains(k, now))
     }
 
     /// What a blocked waiter runs once `key` holds a list: the

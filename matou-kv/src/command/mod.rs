@@ -54,6 +54,7 @@ mod strings_tests;
 #[cfg(test)]
 mod tests;
 mod types;
+mod wait;
 mod zset;
 mod zset_range;
 
@@ -71,6 +72,7 @@ pub use scan::Cursor;
 pub use set::{
     add_members as set_add_members, rem_members as set_rem_members, SetOp, SetRead, SetWrite,
 };
+pub use wait::Wait;
 pub use zset::{
     add_scores as zset_add_scores, rem_members as zset_rem_members, AddFlags, ZSetRead, ZSetWrite,
 };
@@ -381,6 +383,9 @@ pub const TABLE: &[Spec] = &[
     spec("zintercard", -3, RO_SLOW, NONE, R),
     spec("zscan", -3, RO_SLOW, ONE, R),
     spec("zmpop", -4, &["write"], NONE, W),
+    spec("bzpopmin", -3, BLOCKING, (1, -2, 1), W),
+    spec("bzpopmax", -3, BLOCKING, (1, -2, 1), W),
+    spec("bzmpop", -5, &["write", "blocking", "movablekeys"], NONE, W),
     spec("strlen", 2, RO, ONE, R),
     spec("mget", -2, RO, ALL, R),
     spec("exists", -2, RO, ALL, R),

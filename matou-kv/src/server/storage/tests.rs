@@ -553,9 +553,9 @@ fn evictions_are_logged_counted_and_taken_back_with_a_failed_commit() {
     assert_replays_to_the_store(s, &d);
 }
 
-fn list_write(words: &[&str]) -> ListWrite {
+fn list_write(words: &[&str]) -> Wait {
     match req(words) {
-        Req::Write(Write::List(l)) => l,
+        Req::Write(Write::List(l)) => Wait::List(l),
         other => panic!("not a list write: {other:?}"),
     }
 }
