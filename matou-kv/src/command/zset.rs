@@ -22,6 +22,7 @@ use super::zset_range::{
 use super::{NOT_INTEGER, SYNTAX, WRONGTYPE};
 use crate::record::{LogRecord, Score};
 use crate::resp::{parse_i64, Reply};
+use crate::server::notify::Class;
 use crate::store::zset::{parse_score, ZSet};
 use crate::store::{thresholds, Store, Value};
 
@@ -595,6 +596,16 @@ fn decide(f: AddFlags, cur: Option<f64>, given: f64) -> Result<Option<f64>, Repl
     Ok((!skip).then_some(new))
 }
 
+/// The keyspace event of a pop of the least (`max: false`) or greatest
+/// scores (ZPOPMIN/MAX, BZPOPMIN/MAX, ZMPOP, BZMPOP).
+fn pop_event(max: bool) -> &'static str {
+    if max {
+        "zpopmax"
+    } else {
+        "zpopmin"
+    }
+}
+
 /// Runs a sorted-set write.
 pub(super) fn write(cmd: ZSetWrite, mut tx: Tx<'_>) -> (Reply, Option<LogRecord>) {
     for k in touched(&cmd) {
@@ -652,6 +663,8 @@ pub(super) fn write(cmd: ZSetWrite, mut tx: Tx<'_>) -> (Reply, Option<LogRecord>
                 return tx.done(reply);
             }
             add_scores(tx.store, &key, &set);
+            let event = if flags.incr { "zincr" } else { "zadd" };
+            tx.store.notify(Class::ZSET, event, &key);
             tx.logged(reply, LogRecord::ZAdd { key, pairs: set })
         }
         ZSetWrite::Rem(key, members) => {
@@ -659,6 +672,7 @@ pub(super) fn write(cmd: ZSetWrite, mut tx: Tx<'_>) -> (Reply, Option<LogRecord>
             if gone.is_empty() {
                 return tx.done(Reply::Integer(0));
             }
+            tx.notify_change(Class::ZSET, "zrem", &key);
             let n = gone.len() as i64;
             tx.logged(Reply::Integer(n), LogRecord::ZRem { key, members: gone })
         }
@@ -684,6 +698,7 @@ pub(super) fn write(cmd: ZSetWrite, mut tx: Tx<'_>) -> (Reply, Option<LogRecord>
             }
             let members: Vec<Vec<u8>> = picked.into_iter().map(|(m, _)| m).collect();
             rem_members(tx.store, &key, &members);
+            tx.notify_change(Class::ZSET, pop_event(max), &key);
             tx.logged(reply, LogRecord::ZRem { key, members })
         }
         ZSetWrite::RemRange(key, range) => {
@@ -702,6 +717,12 @@ pub(super) fn write(cmd: ZSetWrite, mut tx: Tx<'_>) -> (Reply, Option<LogRecord>
             }
             let n = gone.len() as i64;
             rem_members(tx.store, &key, &gone);
+            let event = match range.by {
+                super::zset_range::By::Rank(..) => "zremrangebyrank",
+                super::zset_range::By::Lex(..) => "zremrangebylex",
+                _ => "zremrangebyscore",
+            };
+            tx.notify_change(Class::ZSET, event, &key);
             tx.logged(Reply::Integer(n), LogRecord::ZRem { key, members: gone })
         }
         ZSetWrite::RangeStore(dest, src, range) => {
@@ -719,7 +740,12 @@ pub(super) fn write(cmd: ZSetWrite, mut tx: Tx<'_>) -> (Reply, Option<LogRecord>
                 }
             };
             let n = result.len() as i64;
-            match store_whole(&mut tx, dest, Value::ZSet(result)) {
+            match store_whole(
+                &mut tx,
+                dest,
+                Value::ZSet(result),
+                (Class::ZSET, "zrangestore"),
+            ) {
                 Some(rec) => tx.logged(Reply::Integer(n), rec),
                 None => tx.done(Reply::Integer(n)),
             }
@@ -772,6 +798,7 @@ pub(super) fn write(cmd: ZSetWrite, mut tx: Tx<'_>) -> (Reply, Option<LogRecord>
             };
             let members: Vec<Vec<u8>> = picked.into_iter().map(|(m, _)| m).collect();
             rem_members(tx.store, &key, &members);
+            tx.notify_change(Class::ZSET, pop_event(max), &key);
             tx.logged(reply, LogRecord::ZRem { key, members })
         }
         ZSetWrite::Store(dest, c) => {
@@ -780,7 +807,12 @@ pub(super) fn write(cmd: ZSetWrite, mut tx: Tx<'_>) -> (Reply, Option<LogRecord>
                 Err(e) => return tx.done(e),
             };
             let n = result.len() as i64;
-            match store_whole(&mut tx, dest, Value::ZSet(result)) {
+            let event = match c.op {
+                ZOp::Union => "zunionstore",
+                ZOp::Inter => "zinterstore",
+                ZOp::Diff => "zdiffstore",
+            };
+            match store_whole(&mut tx, dest, Value::ZSet(result), (Class::ZSET, event)) {
                 Some(rec) => tx.logged(Reply::Integer(n), rec),
                 None => tx.done(Reply::Integer(n)),
             }
