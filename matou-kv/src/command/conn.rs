@@ -81,6 +81,15 @@ impl Session {
         }
     }
 
+    /// RESET's part of the session: deauthenticated when a password is
+    /// configured, no name, RESP2. Wrong passwords stay counted (a RESET
+    /// must not wipe the guessing brake).
+    pub fn reset(&mut self, requirepass: Option<&str>) {
+        let failed_auths = self.failed_auths;
+        *self = Session::new(self.id, requirepass);
+        self.failed_auths = failed_auths;
+    }
+
     /// [`parse()`] with this session's authentication state.
     ///
     /// # Errors

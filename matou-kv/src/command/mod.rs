@@ -456,6 +456,7 @@ pub const TABLE: &[Spec] = &[
     spec("auth", -2, NO_AUTH, NONE, C),
     spec("hello", -1, NO_AUTH, NONE, C),
     spec("quit", -1, NO_AUTH, NONE, C),
+    spec("reset", 1, NO_AUTH, NONE, C),
     spec("select", 2, CONN, NONE, C),
     // Operations (command/ops.rs, run by server/ops.rs).
     spec(
