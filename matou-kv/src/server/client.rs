@@ -377,10 +377,10 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
         while after == After::Continue {
             match decoder.decode(&buf[consumed..end]) {
                 Ok(Some((args, used))) => {
-                    if !outs.is_empty() && args.len() == 1 && args[0].eq_ignore_ascii_case(b"reset")
-                    {
+                    if consumed > 0 && args.len() == 1 && args[0].eq_ignore_ascii_case(b"reset") {
                         // RESET starts a batch of its own: what came before
                         // it is answered (EXEC's subscriptions made) first.
+                        // (Never the batch's first request: no loop.)
                         requests_buffered = true;
                         break;
                     }
