@@ -226,6 +226,22 @@ fn list_set_zset_and_hash_commands_publish_redis_events() {
             ("rename_to", "zd2"),
         ])
     );
+    // RESTORE and BITFIELD (a change; a read-only GET changes nothing).
+    let payload: Vec<u8> = cmd("DUMP").arg("zd2").query(&mut c).unwrap();
+    let _: () = cmd("RESTORE")
+        .arg("copy")
+        .arg(0)
+        .arg(&payload)
+        .query(&mut c)
+        .unwrap();
+    run_all(
+        &mut c,
+        &["BITFIELD bf SET u8 0 255", "BITFIELD bf GET u8 0"],
+    );
+    assert_eq!(
+        events_until_end(&mut p),
+        pairs(&[("restore", "copy"), ("setbit", "bf")])
+    );
     // The class letters mask: only sets (`s`), on keyevent channels.
     let _: () = cmd("CONFIG")
         .arg(&["SET", "notify-keyspace-events", "Es$"])
