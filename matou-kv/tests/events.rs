@@ -393,6 +393,13 @@ fn reset_leaves_multi_watch_database_protocol_name_and_reply_mode() {
         "CLIENT REPLY OFF\r\nPING\r\nRESET\r\nHGETALL none\r\n",
     );
     assert_eq!(got, "+RESET\r\n*0\r\n", "RESP2 again, replies on");
+    // Out of MONITOR: a plain connection again (a request pipelined after
+    // the RESET is served), no longer fed the others' commands.
+    assert_eq!(exchange(&mut s, "MONITOR\r\n"), "+OK\r\n");
+    let got = exchange(&mut s, "RESET\r\nECHO back\r\n");
+    assert_eq!(got, "+RESET\r\n$4\r\nback\r\n");
+    let _: () = cmd("SET").arg(&["unseen", "1"]).query(&mut admin).unwrap();
+    assert_eq!(exchange(&mut s, "PING\r\n"), "+PONG\r\n");
     // Wrong arity is an error like any other.
     let got = exchange(&mut s, "RESET now\r\n");
     assert!(got.starts_with("-ERR wrong number of arguments"), "{got}");

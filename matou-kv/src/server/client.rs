@@ -430,13 +430,8 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
                     // its batch (see above): no job is in flight, so the
                     // database cell is the handler's to set.
                     if matches!(&found, Ok(spec) if spec.name == "reset") {
-                        db.store(0, Ordering::Relaxed);
-                        multi = Multi::new();
-                        subscriber = None;
-                        session.reset(shared.live.view().requirepass.as_deref());
-                        me.no_evict.store(false, Ordering::Relaxed);
-                        mute = Mute::On;
-                        ops::mirror(me, &session);
+                        let state = (&mut multi, &mut subscriber, &mut session, &mut mute);
+                        reset(state, me, &db, &shared);
                         outs.push_back(Out::Ready(Reply::Simple("RESET".into())));
                         meta.args = prefixes.push(&args);
                         metas.push_back(meta);
@@ -803,7 +798,23 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
                 shared.stop.trigger();
                 return Ok(());
             }
-            After::Monitor => return super::monitor::serve(&stream, me, &shared).await,
+            After::Monitor => match super::monitor::serve(&stream, me, &shared).await? {
+                // RESET left MONITOR: a plain connection again, with what
+                // was sent after it.
+                Some(rest) => {
+                    let state = (&mut multi, &mut subscriber, &mut session, &mut mute);
+                    reset(state, me, &db, &shared);
+                    decoder = Decoder::new(shared.config.limits());
+                    decoder.set_authenticated(session.authenticated);
+                    end = rest.len();
+                    if buf.len() < end {
+                        buf.resize(end, 0);
+                    }
+                    buf[..end].copy_from_slice(&rest);
+                    requests_buffered = end > 0;
+                }
+                None => return Ok(()),
+            },
             _ => return Ok(()),
         }
     }
@@ -1024,6 +1035,32 @@ fn render(
             Action::Ops(_) => unreachable!("conn() runs operations commands"),
         },
     }
+}
+
+/// RESET's part of the connection (Redis 7.0's `clearClientConnectionState`):
+/// out of MULTI with nothing watched, unsubscribed from everything, the
+/// session reset (no name, RESP2, deauthenticated if a password is set),
+/// replies on, no-evict off, database 0. The caller makes sure no job of
+/// this connection is in flight (the database cell is set here).
+fn reset(
+    (multi, subscriber, session, mute): (
+        &mut Multi,
+        &mut Option<Subscriber>,
+        &mut Session,
+        &mut Mute,
+    ),
+    me: &Entry,
+    db: &DbCell,
+    shared: &Shared,
+) {
+    db.store(0, Ordering::Relaxed);
+    *multi = Multi::new();
+    *subscriber = None;
+    session.reset(shared.live.view().requirepass.as_deref());
+    me.no_evict.store(false, Ordering::Relaxed);
+    *mute = Mute::On;
+    ops::mirror(me, session);
+    mirror_state(me, None, None);
 }
 
 /// Mirrors what CLIENT LIST shows of the connection's subscriptions and
