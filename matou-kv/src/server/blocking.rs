@@ -21,11 +21,12 @@
 //! - **Nothing is handed to a departed client.** A waiter is served only
 //!   if its receiver is alive when the pop runs; its reply is sent after
 //!   the pop's commit (durable first, as any write), and if the receiver
-//!   went away meanwhile, the storage task pushes the elements back where
-//!   they were popped (logged), and serves the next waiter
-//!   (`Storage::deliver`). A handler that gives up (timeout, disconnect)
-//!   takes a reply already sent with `try_recv` before dropping its
-//!   receiver, so a reply is either received or returned to the list.
+//!   went away meanwhile, the storage task puts the elements back where
+//!   they were popped (a push, or a ZADD with their scores: logged), and
+//!   serves the next waiter (`Storage::deliver`). A handler that gives up
+//!   (timeout, disconnect) takes a reply already sent with `try_recv`
+//!   before dropping its receiver, so a reply is either received or
+//!   returned to its key.
 //! - **Nothing is left behind.** A waiter is in [`Waiters`] only while its
 //!   receiver may still take a reply; [`Waiters::sweep`] removes the
 //!   others, and [`Waiters::blocked`] counts only live ones.
@@ -38,7 +39,7 @@ use std::collections::{HashMap, VecDeque};
 /// What a blocked handler waits on: its reply, or its deadline.
 #[derive(Debug)]
 pub(super) struct Blocked {
-    /// The reply, sent by the storage task once a list served it.
+    /// The reply, sent by the storage task once a key served it.
     pub rx: oneshot::Receiver<Reply>,
     /// How long to wait in ms (0: forever).
     pub timeout_ms: u64,

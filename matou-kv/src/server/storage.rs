@@ -293,7 +293,7 @@ struct Storage {
     notifier: Arc<Notifier>,
     /// The classes the stores record now ([`Notifier::store_mask`]).
     notify_mask: u32,
-    /// The clients blocked on lists (see `blocking`).
+    /// The clients blocked on lists and sorted sets (see `blocking`).
     waiters: Waiters,
     /// Waiters served in this batch, answered after its commit.
     served: Vec<Served>,
@@ -493,7 +493,8 @@ impl Storage {
                 started = ended;
                 produced = produced.saturating_add(answer_bytes(&answer));
                 answers.push(answer);
-                // Clients blocked on a key this request made a list are
+                // Clients blocked on a key this request made a list (or a
+                // sorted set) are
                 // served before the next request, as Redis does.
                 if self.waiters.is_empty() && self.woken.is_empty() {
                     // No one to wake: only forget what this request's
@@ -606,9 +607,10 @@ impl Storage {
         note!("matou-kv: cannot write the append-only log: {e}; writes refused {until}");
     }
 
-    /// Serves the clients blocked on the keys that became lists (as long
-    /// as each stays one), again for the keys those pops made lists (a
-    /// BLMOVE's destination). Each pop runs as the non-blocking command,
+    /// Serves the clients blocked on the keys that became lists or sorted
+    /// sets (as long as each stays one, each waiter by a key of its type),
+    /// again for the keys those pops made lists (a BLMOVE's destination).
+    /// Each pop runs as the non-blocking command,
     /// journaled and logged like any write; its reply waits for the
     /// commit in `served`.
     fn serve_ready(&mut self, now: u64) {
