@@ -494,8 +494,8 @@ impl Storage {
                 produced = produced.saturating_add(answer_bytes(&answer));
                 answers.push(answer);
                 // Clients blocked on a key this request made a list (or a
-                // sorted set) are
-                // served before the next request, as Redis does.
+                // sorted set) are served before the next request, as Redis
+                // does.
                 if self.waiters.is_empty() && self.woken.is_empty() {
                     // No one to wake: only forget what this request's
                     // database signalled (the others' signals, from a MOVE
