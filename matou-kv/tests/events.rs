@@ -256,8 +256,24 @@ fn list_set_zset_and_hash_commands_publish_redis_events() {
 fn exchange(s: &mut TcpStream, req: &str, want: &str) {
     s.write_all(req.as_bytes()).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut got = vec![0; want.len()];
-    s.read_exact(&mut got).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while got.len() < want.len() {
+        let n = s
+            .read(&mut buf[..want.len() - got.len()])
+            .unwrap_or_else(|e| {
+                panic!(
+                    "{e} after {req:?}: got {:?} of {want:?}",
+                    String::from_utf8_lossy(&got)
+                )
+            });
+        assert!(
+            n > 0,
+            "closed after {req:?}: got {:?}",
+            String::from_utf8_lossy(&got)
+        );
+        got.extend_from_slice(&buf[..n]);
+    }
     assert_eq!(String::from_utf8_lossy(&got), want, "after {req:?}");
 }
 

@@ -430,6 +430,13 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
                     // its batch (see above): no job is in flight, so the
                     // database cell is the handler's to set.
                     if matches!(&found, Ok(spec) if spec.name == "reset") {
+                        // Messages published before it was read go first
+                        // (Redis wrote them to the client at PUBLISH).
+                        if let Some(sub) = subscriber.as_ref() {
+                            while let Delivery::Message(m) = sub.try_recv() {
+                                outs.push_back(Out::Ready(pubsub_cmd::message_reply(&m)));
+                            }
+                        }
                         let state = (&mut multi, &mut subscriber, &mut session, &mut mute);
                         reset(state, me, &db, &shared);
                         outs.push_back(Out::Ready(Reply::Simple("RESET".into())));
