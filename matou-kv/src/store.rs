@@ -140,8 +140,9 @@ pub struct Store {
     lfu: LfuParams,
     /// LFU increments' and eviction samples' randomness.
     rng: AtomicU64,
-    /// Keys that became a list since the last [`Store::take_ready`]: the
-    /// blocking commands' wake-up signal (bookkeeping, not state).
+    /// Keys that became a list or a sorted set since the last
+    /// [`Store::take_ready`]: the blocking commands' wake-up signal
+    /// (bookkeeping, not state).
     ready: Vec<Vec<u8>>,
     /// The keyspace event classes recorded ([`Store::set_notify_mask`]);
     /// 0 (the default): none, and [`Store::notify`] costs a test.
@@ -504,7 +505,14 @@ impl Store {
     /// [`set_value`](Self::set_value) of a shared value (COPY, MOVE,
     /// RENAME: a pointer copy, the first change copies it).
     pub fn put_arc(&mut self, key: &[u8], value: Arc<Value>, expire_at: Option<u64>) {
-        if value.wakes_waiters() && self.raw(key).is_none_or(|e| !e.value.wakes_waiters()) {
+        // A key that changes type signals too: a BZPOPMIN waiter stays
+        // blocked through a list at its key, and a sorted set replacing
+        // that list must reach it.
+        if value.wakes_waiters()
+            && self
+                .raw(key)
+                .is_none_or(|e| e.value.type_name() != value.type_name())
+        {
             self.ready.push(key.to_vec());
         }
         match self.slot(key) {
@@ -673,8 +681,9 @@ impl Store {
         }
     }
 
-    /// The hook of the blocking commands (BLPOP and friends): the keys that
-    /// became a list (absent, or of another type, before) since the last
+    /// The hook of the blocking commands (BLPOP, BZPOPMIN and friends): the
+    /// keys that became a list or a sorted set (absent, or of another type,
+    /// before) since the last
     /// call, in order, each as often as it did. The storage path calls it
     /// after a write (a command, an EXEC, a replayed record) to serve the
     /// clients blocked on those keys; a key may be gone again by then (a

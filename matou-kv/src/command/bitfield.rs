@@ -13,6 +13,7 @@ use super::exec::Tx;
 use super::{Read, Write, NOT_INTEGER, SYNTAX};
 use crate::record::LogRecord;
 use crate::resp::Reply;
+use crate::server::notify::Class;
 use crate::store::Store;
 
 /// The highest bit a field may reach: the last of a 512 MiB string.
@@ -301,6 +302,7 @@ pub(super) fn write(key: Vec<u8>, ops: Vec<FieldOp>, mut tx: Tx<'_>) -> (Reply, 
     } else {
         (last >> 3) as usize + 1
     };
+    tx.store.notify(Class::STRING, "setbit", &key);
     let (r, record) = super::strings::set_range(tx, key, from, bytes[from..to].to_vec());
     debug_assert!(!r.is_error());
     (reply, record)

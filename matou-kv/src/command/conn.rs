@@ -81,6 +81,15 @@ impl Session {
         }
     }
 
+    /// RESET's part of the session: deauthenticated when a password is
+    /// configured, no name, RESP2. Wrong passwords stay counted (a RESET
+    /// must not wipe the guessing brake).
+    pub fn reset(&mut self, requirepass: Option<&str>) {
+        let failed_auths = self.failed_auths;
+        *self = Session::new(self.id, requirepass);
+        self.failed_auths = failed_auths;
+    }
+
     /// [`parse()`] with this session's authentication state.
     ///
     /// # Errors
@@ -194,11 +203,9 @@ impl Session {
             Conn::Info(sections) => return Action::Info(sections),
             Conn::ConfigGet(patterns) => config_get_reply(&config.params, &patterns),
             Conn::Ops(op) => return Action::Ops(op),
-            // The connection runs them with its subscriptions (`pubsub`);
-            // here only when queued in a transaction, which they cannot join.
-            Conn::PubSub(_) => {
-                Reply::err("ERR pub/sub commands cannot run inside MULTI on this server")
-            }
+            // The connection runs them with its subscriptions (`pubsub`),
+            // at EXEC too: a session alone has none to run them on.
+            Conn::PubSub(_) => Reply::err("ERR pub/sub commands need a client connection"),
             Conn::Command(q) => command_reply(&q),
             Conn::Quit => return Action::Close(Reply::ok()),
             Conn::Shutdown => return Action::Shutdown,

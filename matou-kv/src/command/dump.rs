@@ -25,6 +25,7 @@ use super::exec::Tx;
 use super::{Read, Write, NOT_INTEGER, SYNTAX};
 use crate::record::LogRecord;
 use crate::resp::Reply;
+use crate::server::notify::Class;
 use crate::store::zset::ZSet;
 use crate::store::{Store, Value};
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -552,6 +553,7 @@ pub(super) fn restore(cmd: Write, mut tx: Tx<'_>) -> (Reply, Option<LogRecord>) 
     if expire_at.is_some_and(|at| at <= now) {
         if exists {
             tx.store.remove(&key);
+            tx.store.notify(Class::GENERIC, "del", &key);
             return tx.logged(Reply::ok(), LogRecord::Del { keys: vec![key] });
         }
         return tx.done(Reply::ok());
@@ -560,6 +562,7 @@ pub(super) fn restore(cmd: Write, mut tx: Tx<'_>) -> (Reply, Option<LogRecord>) 
     tx.store.put_arc(&key, value.clone(), expire_at);
     let accessed = idle_secs.map(|s| now.saturating_sub(s.saturating_mul(1000)));
     tx.store.set_access(&key, accessed, freq, now);
+    tx.store.notify(Class::GENERIC, "restore", &key);
     tx.logged(Reply::ok(), LogRecord::put(key, value, expire_at))
 }
 

@@ -138,6 +138,16 @@ impl Tx<'_> {
         self.live(key).map(|(_, e)| e)
     }
 
+    /// Keyspace event `event` of `class` on `key` after a change, then
+    /// `del` if that change removed the key (its last element went), in
+    /// Redis's order.
+    pub(super) fn notify_change(&mut self, class: Class, event: &'static str, key: &[u8]) {
+        self.store.notify(class, event, key);
+        if self.store.raw(key).is_none() {
+            self.store.notify(Class::GENERIC, "del", key);
+        }
+    }
+
     /// Whether an expired key was removed on the way.
     pub(super) fn purged_any(&self) -> bool {
         !self.purged.is_empty()

@@ -393,6 +393,7 @@ pub(super) fn write(cmd: HashWrite, mut tx: Tx<'_>) -> (Reply, Option<LogRecord>
             let text = float_text(new);
             let pairs = vec![(f, text.clone())];
             set_fields(tx.store, &key, &pairs);
+            tx.store.notify(Class::HASH, "hincrbyfloat", &key);
             tx.logged(Reply::Bulk(text), LogRecord::HSet { key, pairs })
         }
         HashWrite::Del(key, fields) => {
@@ -401,10 +402,7 @@ pub(super) fn write(cmd: HashWrite, mut tx: Tx<'_>) -> (Reply, Option<LogRecord>
                 return tx.done(Reply::Integer(0));
             }
             let n = gone.len() as i64;
-            tx.store.notify(Class::HASH, "hdel", &key);
-            if tx.store.raw(&key).is_none() {
-                tx.store.notify(Class::GENERIC, "del", &key);
-            }
+            tx.notify_change(Class::HASH, "hdel", &key);
             tx.logged(Reply::Integer(n), LogRecord::HDel { key, fields: gone })
         }
     }

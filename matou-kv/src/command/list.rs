@@ -13,18 +13,19 @@
 //! Run by [`execute_write`](super::execute_write) (inside MULTI, or on a
 //! plain store) it answers as the non-blocking form would, nil when
 //! nothing is there: it never waits. Waiting is the server's: it asks
-//! [`ListWrite::would_block`] first, and serves a waiter later with
+//! [`Write::would_block`](super::Write::would_block) first, and serves a waiter later with
 //! [`ListWrite::serve_on`], a non-blocking form run like any write (so
 //! the pop it makes is logged and journaled like any pop).
 
 mod parse;
 
-pub(super) use parse::{owns, parse};
+pub(super) use parse::{owns, parse, timeout};
 
 use super::exec::Tx;
 use super::WRONGTYPE;
 use crate::record::{ListRecord, LogRecord};
 use crate::resp::Reply;
+use crate::server::notify::Class;
 use crate::store::{Store, Undo, Value};
 use std::collections::VecDeque;
 
@@ -384,12 +385,6 @@ impl ListWrite {
         }
     }
 
-    /// Whether this blocking form would wait: every source is absent (a
-    /// key of another type makes it answer WRONGTYPE at once instead).
-    pub fn would_block(&self, store: &Store, now: u64) -> bool {
-        self.block().is_some() && self.sources().iter().all(|k| !store.contains(k, now))
-    }
-
     /// What a blocked waiter runs once `key` holds a list: the
     /// non-blocking form, on that key alone.
     pub fn serve_on(&self, key: &[u8]) -> ListWrite {
@@ -507,6 +502,24 @@ pub(super) fn journal(cmd: &ListWrite, store: &Store, now: u64, undo: &mut Undo)
     }
 }
 
+/// The keyspace event of a push at the head (`left`) or the tail.
+fn push_event(left: bool) -> &'static str {
+    if left {
+        "lpush"
+    } else {
+        "rpush"
+    }
+}
+
+/// The keyspace event of a pop from the head (`left`) or the tail.
+fn pop_event(left: bool) -> &'static str {
+    if left {
+        "lpop"
+    } else {
+        "rpop"
+    }
+}
+
 fn rec(r: ListRecord) -> LogRecord {
     LogRecord::List(r)
 }
@@ -530,6 +543,7 @@ pub(super) fn write(cmd: ListWrite, mut tx: Tx<'_>) -> (Reply, Option<LogRecord>
                 Ok(_) => {}
             }
             let len = push(tx.store, &key, left, &elements);
+            tx.notify_change(Class::LIST, push_event(left), &key);
             let r = ListRecord::Push {
                 key,
                 left,
@@ -552,6 +566,7 @@ pub(super) fn write(cmd: ListWrite, mut tx: Tx<'_>) -> (Reply, Option<LogRecord>
                 return tx.done(Reply::Array(Vec::new()));
             }
             let popped = pop(tx.store, &key, left, count.unwrap_or(1));
+            tx.notify_change(Class::LIST, pop_event(left), &key);
             let r = ListRecord::Pop {
                 key,
                 left,
@@ -574,6 +589,7 @@ pub(super) fn write(cmd: ListWrite, mut tx: Tx<'_>) -> (Reply, Option<LogRecord>
                 return tx.done(Reply::err(INDEX_RANGE));
             }
             set(tx.store, &key, i as usize, element.clone());
+            tx.notify_change(Class::LIST, "lset", &key);
             let r = ListRecord::Set {
                 key,
                 index: i as u64,
@@ -591,6 +607,7 @@ pub(super) fn write(cmd: ListWrite, mut tx: Tx<'_>) -> (Reply, Option<LogRecord>
             if n == 0 {
                 return tx.done(Reply::Integer(0));
             }
+            tx.notify_change(Class::LIST, "lrem", &key);
             let r = ListRecord::Rem {
                 key,
                 count,
@@ -606,9 +623,12 @@ pub(super) fn write(cmd: ListWrite, mut tx: Tx<'_>) -> (Reply, Option<LogRecord>
             };
             let (from, n) = resolve(start, stop, len);
             if from == 0 && n == len {
+                // Redis notifies a trim that keeps everything too.
+                tx.store.notify(Class::LIST, "ltrim", &key);
                 return tx.done(Reply::ok());
             }
             trim(tx.store, &key, from, n);
+            tx.notify_change(Class::LIST, "ltrim", &key);
             let r = ListRecord::Trim {
                 key,
                 start: from as u64,
@@ -632,6 +652,7 @@ pub(super) fn write(cmd: ListWrite, mut tx: Tx<'_>) -> (Reply, Option<LogRecord>
             };
             let index = at + usize::from(after);
             let len = insert(tx.store, &key, index, element.clone());
+            tx.notify_change(Class::LIST, "linsert", &key);
             let r = ListRecord::Insert {
                 key,
                 index: index as u64,
@@ -656,13 +677,19 @@ pub(super) fn write(cmd: ListWrite, mut tx: Tx<'_>) -> (Reply, Option<LogRecord>
             }
             if let (true, Some(element)) = (from == to, single) {
                 // Rotating a one-element list changes nothing (and must
-                // not delete and recreate the key, losing its expiry).
+                // not delete and recreate the key, losing its expiry);
+                // Redis still reports its push and pop.
+                tx.store.notify(Class::LIST, push_event(to_left), &to);
+                tx.store.notify(Class::LIST, pop_event(from_left), &from);
                 return tx.done(Reply::Bulk(element));
             }
             let Some(element) = pop(tx.store, &from, from_left, 1).pop() else {
                 return tx.done(Reply::Nil);
             };
             push(tx.store, &to, to_left, std::slice::from_ref(&element));
+            // Redis's order: the push, then the pop (and its `del`).
+            tx.store.notify(Class::LIST, push_event(to_left), &to);
+            tx.notify_change(Class::LIST, pop_event(from_left), &from);
             let records = vec![
                 rec(ListRecord::Pop {
                     key: from,
@@ -691,6 +718,7 @@ pub(super) fn write(cmd: ListWrite, mut tx: Tx<'_>) -> (Reply, Option<LogRecord>
                     Ok(Some(_)) => {}
                 }
                 let popped = pop(tx.store, &key, left, count);
+                tx.notify_change(Class::LIST, pop_event(left), &key);
                 let r = ListRecord::Pop {
                     key: key.clone(),
                     left,

@@ -57,6 +57,7 @@ mod strings_tests;
 #[cfg(test)]
 mod tests;
 mod types;
+mod wait;
 mod zset;
 mod zset_range;
 
@@ -74,6 +75,7 @@ pub use scan::Cursor;
 pub use set::{
     add_members as set_add_members, rem_members as set_rem_members, SetOp, SetRead, SetWrite,
 };
+pub use wait::Wait;
 pub use zset::{
     add_scores as zset_add_scores, rem_members as zset_rem_members, AddFlags, ZSetRead, ZSetWrite,
 };
@@ -394,6 +396,9 @@ pub const TABLE: &[Spec] = &[
     spec("geopos", -2, RO_SLOW, ONE, R),
     spec("geodist", -4, RO_SLOW, ONE, R),
     spec("geohash", -2, RO_SLOW, ONE, R),
+    spec("bzpopmin", -3, BLOCKING, (1, -2, 1), W),
+    spec("bzpopmax", -3, BLOCKING, (1, -2, 1), W),
+    spec("bzmpop", -5, &["write", "blocking", "movablekeys"], NONE, W),
     spec("strlen", 2, RO, ONE, R),
     spec("mget", -2, RO, ALL, R),
     spec("exists", -2, RO, ALL, R),
@@ -464,6 +469,7 @@ pub const TABLE: &[Spec] = &[
     spec("auth", -2, NO_AUTH, NONE, C),
     spec("hello", -1, NO_AUTH, NONE, C),
     spec("quit", -1, NO_AUTH, NONE, C),
+    spec("reset", 1, NO_AUTH, NONE, C),
     spec("select", 2, CONN, NONE, C),
     // Transactions: answered by the connection (`multi`) before any parse;
     // here for COMMAND and the command statistics.

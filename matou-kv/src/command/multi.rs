@@ -132,6 +132,11 @@ impl Multi {
         self.queue.is_some()
     }
 
+    /// The commands queued, while MULTI is open (CLIENT LIST's `multi`).
+    pub fn queued(&self) -> Option<usize> {
+        self.queue.as_ref().map(Vec::len)
+    }
+
     fn unwatch(&mut self) {
         self.watched = WatchCell::default();
     }

@@ -444,6 +444,11 @@ pub fn parse_spec(
         name if super::zset::owns(name) => super::zset::parse(name, args),
         name if super::pubsub::owns(name) => super::pubsub::parse(name, args),
         "pubsub|help" => conn(Conn::Help("PUBSUB")),
+        // The connection handler runs RESET before any parse (it changes
+        // the handler's own state: transaction, subscriptions).
+        "reset" => Err(Reply::err(
+            "ERR RESET can only be run by a client connection",
+        )),
         other => unreachable!("command {other} is in the table but not parsed"),
     }
 }

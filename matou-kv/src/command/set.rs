@@ -15,6 +15,7 @@ use super::scan::{parse_cursor_args, pick, rand_count, Cursor, Rng};
 use super::{NOT_INTEGER, SYNTAX, WRONGTYPE};
 use crate::record::LogRecord;
 use crate::resp::{parse_i64, Reply};
+use crate::server::notify::Class;
 use crate::store::{Store, Value};
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -390,16 +391,24 @@ pub fn rem_members(store: &mut Store, key: &[u8], members: &[Vec<u8>]) -> Vec<Ve
 }
 
 /// Replaces `dest` with `result` (deleted if empty), without expiry: what
-/// a *STORE does. The record, if anything changed.
-pub(super) fn store_whole(tx: &mut Tx<'_>, dest: Vec<u8>, result: Value) -> Option<LogRecord> {
+/// a *STORE does, notified as `event` of `class` (or `del` when it
+/// removed `dest`). The record, if anything changed.
+pub(super) fn store_whole(
+    tx: &mut Tx<'_>,
+    dest: Vec<u8>,
+    result: Value,
+    (class, event): (Class, &'static str),
+) -> Option<LogRecord> {
     if result.is_empty_aggregate() {
-        return tx
-            .store
-            .remove(&dest)
-            .then(|| LogRecord::Del { keys: vec![dest] });
+        let removed = tx.store.remove(&dest);
+        if removed {
+            tx.store.notify(Class::GENERIC, "del", &dest);
+        }
+        return removed.then(|| LogRecord::Del { keys: vec![dest] });
     }
     let value = Arc::new(result);
     tx.store.put_arc(&dest, value.clone(), None);
+    tx.store.notify(class, event, &dest);
     Some(LogRecord::put(dest, value, None))
 }
 
@@ -423,6 +432,7 @@ pub(super) fn write(cmd: SetWrite, mut tx: Tx<'_>) -> (Reply, Option<LogRecord>)
             if new == 0 {
                 return tx.done(Reply::Integer(0));
             }
+            tx.notify_change(Class::SET, "sadd", &key);
             tx.logged(Reply::Integer(new as i64), LogRecord::SAdd { key, members })
         }
         SetWrite::Rem(key, members) => {
@@ -433,6 +443,7 @@ pub(super) fn write(cmd: SetWrite, mut tx: Tx<'_>) -> (Reply, Option<LogRecord>)
             if gone.is_empty() {
                 return tx.done(Reply::Integer(0));
             }
+            tx.notify_change(Class::SET, "srem", &key);
             let n = gone.len() as i64;
             tx.logged(Reply::Integer(n), LogRecord::SRem { key, members: gone })
         }
@@ -465,6 +476,7 @@ pub(super) fn write(cmd: SetWrite, mut tx: Tx<'_>) -> (Reply, Option<LogRecord>)
                 return tx.done(r);
             }
             let gone = rem_members(tx.store, &key, &picked);
+            tx.notify_change(Class::SET, "spop", &key);
             let reply = match count {
                 None => Reply::Bulk(gone[0].clone()),
                 Some(_) => Reply::Set(bulks(gone.iter())),
@@ -477,7 +489,12 @@ pub(super) fn write(cmd: SetWrite, mut tx: Tx<'_>) -> (Reply, Option<LogRecord>)
                 Err(e) => return tx.done(e),
             };
             let n = result.len() as i64;
-            match store_whole(&mut tx, dest, Value::Set(result)) {
+            let event = match op {
+                SetOp::Inter => "sinterstore",
+                SetOp::Union => "sunionstore",
+                SetOp::Diff => "sdiffstore",
+            };
+            match store_whole(&mut tx, dest, Value::Set(result), (Class::SET, event)) {
                 Some(rec) => tx.logged(Reply::Integer(n), rec),
                 None => tx.done(Reply::Integer(n)),
             }
@@ -504,6 +521,7 @@ pub(super) fn write(cmd: SetWrite, mut tx: Tx<'_>) -> (Reply, Option<LogRecord>)
             let in_dst = to.is_some_and(|s| s.contains(&member));
             let members = vec![member];
             rem_members(tx.store, &src, &members);
+            tx.notify_change(Class::SET, "srem", &src);
             let srem = LogRecord::SRem {
                 key: src,
                 members: members.clone(),
@@ -512,6 +530,7 @@ pub(super) fn write(cmd: SetWrite, mut tx: Tx<'_>) -> (Reply, Option<LogRecord>)
                 return tx.logged(Reply::Integer(1), srem);
             }
             add_members(tx.store, &dst, &members);
+            tx.store.notify(Class::SET, "sadd", &dst);
             let sadd = LogRecord::SAdd { key: dst, members };
             tx.logged(Reply::Integer(1), LogRecord::Multi(vec![srem, sadd]))
         }

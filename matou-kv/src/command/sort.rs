@@ -332,16 +332,8 @@ pub(super) fn write(s: Sort, mut tx: Tx<'_>) -> (Reply, Option<LogRecord>) {
         Err(e) => return tx.done(e),
     };
     let n = list.len() as i64;
-    let stored = !list.is_empty();
-    match super::set::store_whole(&mut tx, dest.clone(), Value::List(list)) {
-        Some(rec) => {
-            if stored {
-                tx.store.notify(Class::LIST, "sortstore", &dest);
-            } else {
-                tx.store.notify(Class::GENERIC, "del", &dest);
-            }
-            tx.logged(Reply::Integer(n), rec)
-        }
+    match super::set::store_whole(&mut tx, dest, Value::List(list), (Class::LIST, "sortstore")) {
+        Some(rec) => tx.logged(Reply::Integer(n), rec),
         None => tx.done(Reply::Integer(n)),
     }
 }

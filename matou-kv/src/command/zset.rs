@@ -22,6 +22,7 @@ use super::zset_range::{
 use super::{NOT_INTEGER, SYNTAX, WRONGTYPE};
 use crate::record::{LogRecord, Score};
 use crate::resp::{parse_i64, Reply};
+use crate::server::notify::Class;
 use crate::store::zset::{parse_score, ZSet};
 use crate::store::{thresholds, Store, Value};
 
@@ -94,9 +95,21 @@ pub enum ZSetWrite {
     RangeStore(Vec<u8>, Vec<u8>, Range),
     /// ZUNIONSTORE / ZINTERSTORE / ZDIFFSTORE dst ...
     Store(Vec<u8>, Combine),
-    /// ZMPOP numkeys key... MIN|MAX [COUNT n]: from the first non-empty
-    /// key.
-    MPop(Vec<Vec<u8>>, bool, usize),
+    /// ZMPOP numkeys key... MIN|MAX [COUNT n], and BZMPOP, BZPOPMIN,
+    /// BZPOPMAX (`block`): from the first non-empty key.
+    MPop {
+        /// The keys, tried in order.
+        keys: Vec<Vec<u8>>,
+        /// The greatest scores first (MAX, BZPOPMAX).
+        max: bool,
+        /// At most this many (at least 1).
+        count: usize,
+        /// BZPOPMIN / BZPOPMAX's reply, `[key, member, score]`, rather
+        /// than ZMPOP's `[key, [[member, score]...]]`.
+        single: bool,
+        /// Blocking: the timeout in ms (0: forever).
+        block: Option<u64>,
+    },
 }
 
 /// Whether `name` is one of this module's commands.
@@ -135,6 +148,9 @@ pub fn owns(name: &str) -> bool {
             | "zintercard"
             | "zscan"
             | "zmpop"
+            | "bzmpop"
+            | "bzpopmin"
+            | "bzpopmax"
     )
 }
 
@@ -302,29 +318,62 @@ pub(super) fn parse(name: &str, args: &[Vec<u8>]) -> Result<super::Command, Repl
         }
         "zscan" => read(ZSetRead::Scan(key, parse_cursor_args(args)?)),
         "zmpop" => {
-            let (keys, mut i) = numkeys(args, 1)?;
-            let max = match args.get(i) {
-                Some(w) if w.eq_ignore_ascii_case(b"min") => false,
-                Some(w) if w.eq_ignore_ascii_case(b"max") => true,
-                _ => return Err(Reply::err(SYNTAX)),
-            };
-            i += 1;
-            let mut count = None;
-            while i < args.len() {
-                if count.is_none() && args[i].eq_ignore_ascii_case(b"count") && i + 1 < args.len() {
-                    let n = parse_i64(&args[i + 1])
-                        .filter(|&n| n > 0)
-                        .ok_or(Reply::err("ERR count should be greater than 0"))?;
-                    count = Some(usize::try_from(n).unwrap_or(usize::MAX));
-                    i += 2;
-                } else {
-                    return Err(Reply::err(SYNTAX));
-                }
-            }
-            write(ZSetWrite::MPop(keys, max, count.unwrap_or(1)))
+            let (keys, max, count) = mpop_args(args, 1)?;
+            write(ZSetWrite::MPop {
+                keys,
+                max,
+                count,
+                single: false,
+                block: None,
+            })
+        }
+        "bzmpop" => {
+            let t = super::list::timeout(&args[1])?;
+            let (keys, max, count) = mpop_args(args, 2)?;
+            write(ZSetWrite::MPop {
+                keys,
+                max,
+                count,
+                single: false,
+                block: Some(t),
+            })
+        }
+        "bzpopmin" | "bzpopmax" => {
+            let t = super::list::timeout(&args[args.len() - 1])?;
+            write(ZSetWrite::MPop {
+                keys: args[1..args.len() - 1].to_vec(),
+                max: name == "bzpopmax",
+                count: 1,
+                single: true,
+                block: Some(t),
+            })
         }
         _ => return Err(Reply::err(SYNTAX)),
     })
+}
+
+/// ZMPOP / BZMPOP from `numkeys` (at `at`) on: the keys, MAX, the count.
+fn mpop_args(args: &[Vec<u8>], at: usize) -> Result<(Vec<Vec<u8>>, bool, usize), Reply> {
+    let (keys, mut i) = numkeys(args, at)?;
+    let max = match args.get(i) {
+        Some(w) if w.eq_ignore_ascii_case(b"min") => false,
+        Some(w) if w.eq_ignore_ascii_case(b"max") => true,
+        _ => return Err(Reply::err(SYNTAX)),
+    };
+    i += 1;
+    let mut count = None;
+    while i < args.len() {
+        if count.is_none() && args[i].eq_ignore_ascii_case(b"count") && i + 1 < args.len() {
+            let n = parse_i64(&args[i + 1])
+                .filter(|&n| n > 0)
+                .ok_or(Reply::err("ERR count should be greater than 0"))?;
+            count = Some(usize::try_from(n).unwrap_or(usize::MAX));
+            i += 2;
+        } else {
+            return Err(Reply::err(SYNTAX));
+        }
+    }
+    Ok((keys, max, count.unwrap_or(1)))
 }
 
 /// The sorted set at `key`: `Ok(None)` if absent, `Err` (WRONGTYPE) if
@@ -450,14 +499,14 @@ fn key_of(cmd: &ZSetWrite) -> &[u8] {
         | ZSetWrite::RemRange(key, _)
         | ZSetWrite::RangeStore(key, ..)
         | ZSetWrite::Store(key, _) => key,
-        ZSetWrite::MPop(keys, ..) => &keys[0],
+        ZSetWrite::MPop { keys, .. } => &keys[0],
     }
 }
 
 /// The keys a sorted-set write may change, for the undo journal.
 pub(super) fn touched(cmd: &ZSetWrite) -> Vec<&[u8]> {
     match cmd {
-        ZSetWrite::MPop(keys, ..) => keys.iter().map(Vec::as_slice).collect(),
+        ZSetWrite::MPop { keys, .. } => keys.iter().map(Vec::as_slice).collect(),
         other => vec![key_of(other)],
     }
 }
@@ -483,7 +532,7 @@ pub(super) fn record_bound(cmd: &ZSetWrite) -> usize {
         ZSetWrite::Pop(k, ..) | ZSetWrite::RemRange(k, _) => s(k),
         ZSetWrite::RangeStore(d, src, _) => s(d) + s(src),
         ZSetWrite::Store(d, c) => s(d) + c.keys.iter().map(s).sum::<usize>(),
-        ZSetWrite::MPop(keys, ..) => keys.iter().map(s).sum::<usize>(),
+        ZSetWrite::MPop { keys, .. } => keys.iter().map(s).sum::<usize>(),
     }
 }
 
@@ -547,6 +596,16 @@ fn decide(f: AddFlags, cur: Option<f64>, given: f64) -> Result<Option<f64>, Repl
     Ok((!skip).then_some(new))
 }
 
+/// The keyspace event of a pop of the least (`max: false`) or greatest
+/// scores (ZPOPMIN/MAX, BZPOPMIN/MAX, ZMPOP, BZMPOP).
+fn pop_event(max: bool) -> &'static str {
+    if max {
+        "zpopmax"
+    } else {
+        "zpopmin"
+    }
+}
+
 /// Runs a sorted-set write.
 pub(super) fn write(cmd: ZSetWrite, mut tx: Tx<'_>) -> (Reply, Option<LogRecord>) {
     for k in touched(&cmd) {
@@ -560,7 +619,7 @@ pub(super) fn write(cmd: ZSetWrite, mut tx: Tx<'_>) -> (Reply, Option<LogRecord>
     }
     let current = match &cmd {
         // A *STORE overwrites whatever the destination holds.
-        ZSetWrite::RangeStore(..) | ZSetWrite::Store(..) | ZSetWrite::MPop(..) => None,
+        ZSetWrite::RangeStore(..) | ZSetWrite::Store(..) | ZSetWrite::MPop { .. } => None,
         _ => match zset(tx.store, key_of(&cmd), now) {
             Ok(z) => z,
             Err(e) => return tx.done(e),
@@ -604,6 +663,8 @@ pub(super) fn write(cmd: ZSetWrite, mut tx: Tx<'_>) -> (Reply, Option<LogRecord>
                 return tx.done(reply);
             }
             add_scores(tx.store, &key, &set);
+            let event = if flags.incr { "zincr" } else { "zadd" };
+            tx.store.notify(Class::ZSET, event, &key);
             tx.logged(reply, LogRecord::ZAdd { key, pairs: set })
         }
         ZSetWrite::Rem(key, members) => {
@@ -611,6 +672,7 @@ pub(super) fn write(cmd: ZSetWrite, mut tx: Tx<'_>) -> (Reply, Option<LogRecord>
             if gone.is_empty() {
                 return tx.done(Reply::Integer(0));
             }
+            tx.notify_change(Class::ZSET, "zrem", &key);
             let n = gone.len() as i64;
             tx.logged(Reply::Integer(n), LogRecord::ZRem { key, members: gone })
         }
@@ -636,6 +698,7 @@ pub(super) fn write(cmd: ZSetWrite, mut tx: Tx<'_>) -> (Reply, Option<LogRecord>
             }
             let members: Vec<Vec<u8>> = picked.into_iter().map(|(m, _)| m).collect();
             rem_members(tx.store, &key, &members);
+            tx.notify_change(Class::ZSET, pop_event(max), &key);
             tx.logged(reply, LogRecord::ZRem { key, members })
         }
         ZSetWrite::RemRange(key, range) => {
@@ -654,6 +717,12 @@ pub(super) fn write(cmd: ZSetWrite, mut tx: Tx<'_>) -> (Reply, Option<LogRecord>
             }
             let n = gone.len() as i64;
             rem_members(tx.store, &key, &gone);
+            let event = match range.by {
+                super::zset_range::By::Rank(..) => "zremrangebyrank",
+                super::zset_range::By::Lex(..) => "zremrangebylex",
+                _ => "zremrangebyscore",
+            };
+            tx.notify_change(Class::ZSET, event, &key);
             tx.logged(Reply::Integer(n), LogRecord::ZRem { key, members: gone })
         }
         ZSetWrite::RangeStore(dest, src, range) => {
@@ -671,12 +740,23 @@ pub(super) fn write(cmd: ZSetWrite, mut tx: Tx<'_>) -> (Reply, Option<LogRecord>
                 }
             };
             let n = result.len() as i64;
-            match store_whole(&mut tx, dest, Value::ZSet(result)) {
+            match store_whole(
+                &mut tx,
+                dest,
+                Value::ZSet(result),
+                (Class::ZSET, "zrangestore"),
+            ) {
                 Some(rec) => tx.logged(Reply::Integer(n), rec),
                 None => tx.done(Reply::Integer(n)),
             }
         }
-        ZSetWrite::MPop(keys, max, count) => {
+        ZSetWrite::MPop {
+            keys,
+            max,
+            count,
+            single,
+            ..
+        } => {
             let mut from = None;
             for k in &keys {
                 match zset(tx.store, k, now) {
@@ -700,14 +780,25 @@ pub(super) fn write(cmd: ZSetWrite, mut tx: Tx<'_>) -> (Reply, Option<LogRecord>
                 Ok(Some(z)) => z.iter().take(count).map(|(m, s)| (m.to_vec(), s)).collect(),
                 _ => unreachable!("found above"),
             };
-            // ZMPOP's elements are [member, score] pairs in either protocol.
-            let pairs = picked
-                .iter()
-                .map(|(m, s)| super::zset_range::flat_pair(m, *s))
-                .collect();
-            let reply = Reply::Array(vec![Reply::Bulk(key.clone()), Reply::Array(pairs)]);
+            let reply = if single {
+                let (m, s) = &picked[0];
+                Reply::Array(vec![
+                    Reply::Bulk(key.clone()),
+                    Reply::Bulk(m.clone()),
+                    score_reply(*s),
+                ])
+            } else {
+                // ZMPOP's elements are [member, score] pairs in either
+                // protocol.
+                let pairs = picked
+                    .iter()
+                    .map(|(m, s)| super::zset_range::flat_pair(m, *s))
+                    .collect();
+                Reply::Array(vec![Reply::Bulk(key.clone()), Reply::Array(pairs)])
+            };
             let members: Vec<Vec<u8>> = picked.into_iter().map(|(m, _)| m).collect();
             rem_members(tx.store, &key, &members);
+            tx.notify_change(Class::ZSET, pop_event(max), &key);
             tx.logged(reply, LogRecord::ZRem { key, members })
         }
         ZSetWrite::Store(dest, c) => {
@@ -716,7 +807,12 @@ pub(super) fn write(cmd: ZSetWrite, mut tx: Tx<'_>) -> (Reply, Option<LogRecord>
                 Err(e) => return tx.done(e),
             };
             let n = result.len() as i64;
-            match store_whole(&mut tx, dest, Value::ZSet(result)) {
+            let event = match c.op {
+                ZOp::Union => "zunionstore",
+                ZOp::Inter => "zinterstore",
+                ZOp::Diff => "zdiffstore",
+            };
+            match store_whole(&mut tx, dest, Value::ZSet(result), (Class::ZSET, event)) {
                 Some(rec) => tx.logged(Reply::Integer(n), rec),
                 None => tx.done(Reply::Integer(n)),
             }

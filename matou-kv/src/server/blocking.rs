@@ -1,5 +1,6 @@
-//! Clients blocked on lists (BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP):
-//! the storage task's queues of waiters, and what a blocked handler holds.
+//! Clients blocked on lists (BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP)
+//! and sorted sets (BZPOPMIN, BZPOPMAX, BZMPOP): the storage task's queues
+//! of waiters, and what a blocked handler holds.
 //!
 //! The shape, in matou's terms: a blocked client is its handler task
 //! suspended on a `matou::sync::oneshot` receiver (a [`Blocked`]), raced
@@ -14,19 +15,23 @@
 //!   the order they blocked, across every worker (they all go through the
 //!   one storage task). A waiter on several keys is in each queue; served
 //!   through one, it leaves the map and its other entries are skipped.
+//!   A waiter is served only by a key of its type ([`Wait::served_by`]):
+//!   a list pushed where a BZPOPMIN waits leaves it waiting (Redis 7.0),
+//!   and the next waiter of the right type in the queue is served.
 //! - **Nothing is handed to a departed client.** A waiter is served only
 //!   if its receiver is alive when the pop runs; its reply is sent after
 //!   the pop's commit (durable first, as any write), and if the receiver
-//!   went away meanwhile, the storage task pushes the elements back where
-//!   they were popped (logged), and serves the next waiter
-//!   (`Storage::deliver`). A handler that gives up (timeout, disconnect)
-//!   takes a reply already sent with `try_recv` before dropping its
-//!   receiver, so a reply is either received or returned to the list.
+//!   went away meanwhile, the storage task puts the elements back where
+//!   they were popped (a push, or a ZADD with their scores: logged), and
+//!   serves the next waiter (`Storage::deliver`). A handler that gives up
+//!   (timeout, disconnect) takes a reply already sent with `try_recv`
+//!   before dropping its receiver, so a reply is either received or
+//!   returned to its key.
 //! - **Nothing is left behind.** A waiter is in [`Waiters`] only while its
 //!   receiver may still take a reply; [`Waiters::sweep`] removes the
 //!   others, and [`Waiters::blocked`] counts only live ones.
 
-use crate::command::ListWrite;
+use crate::command::{Wait, Write};
 use crate::resp::Reply;
 use matou::sync::oneshot;
 use std::collections::{HashMap, VecDeque};
@@ -34,7 +39,7 @@ use std::collections::{HashMap, VecDeque};
 /// What a blocked handler waits on: its reply, or its deadline.
 #[derive(Debug)]
 pub(super) struct Blocked {
-    /// The reply, sent by the storage task once a list served it.
+    /// The reply, sent by the storage task once a key served it.
     pub rx: oneshot::Receiver<Reply>,
     /// How long to wait in ms (0: forever).
     pub timeout_ms: u64,
@@ -46,14 +51,16 @@ pub(super) struct Blocked {
 struct Waiter {
     db: usize,
     /// The blocking command as parsed.
-    cmd: ListWrite,
+    cmd: Wait,
     tx: oneshot::Sender<Reply>,
 }
 
 /// A waiter picked to be served through a key.
 pub(super) struct Pick {
     /// The non-blocking command to run for it, on that key.
-    pub cmd: ListWrite,
+    pub run: Write,
+    /// The blocking command it serves (what to give back by).
+    pub cmd: Wait,
     /// Where its reply goes.
     pub tx: oneshot::Sender<Reply>,
 }
@@ -74,7 +81,7 @@ impl Waiters {
 
     /// Registers `cmd` (a blocking form) as waiting on its sources in
     /// database `db`: what its handler waits on.
-    pub(super) fn block(&mut self, db: usize, cmd: ListWrite) -> Blocked {
+    pub(super) fn block(&mut self, db: usize, cmd: Wait) -> Blocked {
         let (tx, rx) = oneshot::channel();
         let id = self.next_id;
         self.next_id += 1;
@@ -87,33 +94,40 @@ impl Waiters {
         }
         let blocked = Blocked {
             rx,
-            timeout_ms: cmd.block().unwrap_or(0),
+            timeout_ms: cmd.timeout_ms(),
             timed_out: cmd.timed_out(),
         };
         self.waiters.insert(id, Waiter { db, cmd, tx });
         blocked
     }
 
-    /// The first live waiter on `key` of database `db`, taken out of every
-    /// queue (lazily: its other entries are skipped later).
-    pub(super) fn next_for(&mut self, db: usize, key: &[u8]) -> Option<Pick> {
+    /// The first live waiter on `key` of database `db` that a value of
+    /// type `type_name` serves, taken out of every queue (lazily: its
+    /// other entries are skipped later). Waiters of another type keep
+    /// their place.
+    pub(super) fn next_for(&mut self, db: usize, key: &[u8], type_name: &str) -> Option<Pick> {
         let qk = (db, key.to_vec());
         let q = self.queues.get_mut(&qk)?;
-        let mut pick = None;
-        while let Some(id) = q.pop_front() {
-            let Some(w) = self.waiters.remove(&id) else {
-                continue;
-            };
-            if w.tx.is_closed() {
-                continue;
+        let waiters = &mut self.waiters;
+        // Waiters gone (their handler gave up) leave here as they are met.
+        q.retain(|id| match waiters.get(id).map(|w| w.tx.is_closed()) {
+            Some(false) => true,
+            Some(true) => {
+                waiters.remove(id);
+                false
             }
+            None => false,
+        });
+        let at = q.iter().position(|id| waiters[id].cmd.served_by(type_name));
+        let pick = at.and_then(|i| q.remove(i)).and_then(|id| {
+            let w = waiters.remove(&id)?;
             debug_assert_eq!(w.db, db);
-            pick = Some(Pick {
-                cmd: w.cmd.serve_on(key),
+            Some(Pick {
+                run: w.cmd.serve_on(key),
+                cmd: w.cmd,
                 tx: w.tx,
-            });
-            break;
-        }
+            })
+        });
         if q.is_empty() {
             self.queues.remove(&qk);
         }
@@ -132,7 +146,7 @@ impl Waiters {
     }
 
     /// The keys of database `db` someone waits on (a SWAPDB may have made
-    /// any of them a list).
+    /// any of them a list or a sorted set).
     pub(super) fn keys_in(&self, db: usize) -> Vec<Vec<u8>> {
         self.queues
             .keys()
@@ -157,16 +171,38 @@ impl Waiters {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::command::{parse, Command, Write};
+    use crate::command::{parse, Command};
 
-    fn blpop(keys: &[&str]) -> ListWrite {
-        let mut a: Vec<Vec<u8>> = vec![b"blpop".to_vec()];
+    fn blocking(name: &str, keys: &[&str]) -> Wait {
+        let mut a: Vec<Vec<u8>> = vec![name.as_bytes().to_vec()];
         a.extend(keys.iter().map(|k| k.as_bytes().to_vec()));
         a.push(b"0".to_vec());
         match parse(&a, true) {
-            Ok(Command::Write(Write::List(l))) => l,
+            Ok(Command::Write(w)) => w.into_wait().expect("a blocking pop"),
             other => panic!("{other:?}"),
         }
+    }
+
+    fn blpop(keys: &[&str]) -> Wait {
+        blocking("blpop", keys)
+    }
+
+    #[test]
+    fn a_waiter_is_served_only_by_its_type_and_keeps_its_place() {
+        let mut w = Waiters::default();
+        let _z = w.block(0, blocking("bzpopmin", &["k"]));
+        let _l = w.block(0, blpop(&["k"]));
+        let _z2 = w.block(0, blocking("bzpopmax", &["k"]));
+        let p = w.next_for(0, b"k", "list").expect("the list waiter");
+        assert!(matches!(p.cmd, Wait::List(_)));
+        assert!(w.next_for(0, b"k", "list").is_none());
+        assert!(w.next_for(0, b"k", "string").is_none());
+        let p = w.next_for(0, b"k", "zset").expect("the first zset waiter");
+        assert!(matches!(
+            p.run,
+            Write::ZSets(crate::command::ZSetWrite::MPop { max: false, .. })
+        ));
+        assert_eq!(w.blocked(), 1);
     }
 
     #[test]
@@ -177,15 +213,15 @@ mod tests {
         let third = w.block(0, blpop(&["b", "a"]));
         drop(second);
         assert_eq!(w.blocked(), 2);
-        let p = w.next_for(0, b"a").expect("the first");
+        let p = w.next_for(0, b"a", "list").expect("the first");
         assert!(p.tx.send(Reply::Integer(1)).is_ok());
         let mut first = first;
         assert_eq!(first.rx.try_recv().ok(), Some(Reply::Integer(1)));
         // The second left: the third is next on `a`, and is gone from `b`.
-        let p = w.next_for(0, b"a").expect("the third");
+        let p = w.next_for(0, b"a", "list").expect("the third");
         assert!(p.tx.send(Reply::Integer(3)).is_ok());
-        assert!(w.next_for(0, b"b").is_none());
-        assert!(w.next_for(1, b"a").is_none(), "another database");
+        assert!(w.next_for(0, b"b", "list").is_none());
+        assert!(w.next_for(1, b"a", "list").is_none(), "another database");
         drop(third);
         assert!(w.is_empty());
         let gone = w.block(0, blpop(&["c", "d"]));

@@ -49,7 +49,7 @@
 //! right password is answered at once.
 
 use super::blocking::Blocked;
-use super::pubsub::{Delivery, Subscriber};
+use super::pubsub::{Delivery, Space, Subscriber};
 use super::registry::Entry;
 use super::slowlog::{ArgPrefixes, Prefixed};
 use super::stats::Outcome;
@@ -378,10 +378,18 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
         while after == After::Continue {
             match decoder.decode(&buf[consumed..end]) {
                 Ok(Some((args, used))) => {
+                    if consumed > 0 && args.len() == 1 && args[0].eq_ignore_ascii_case(b"reset") {
+                        // RESET starts a batch of its own: what came before
+                        // it is answered (EXEC's subscriptions made) first.
+                        // (Never the batch's first request: no loop.)
+                        requests_buffered = true;
+                        break;
+                    }
                     consumed += used;
                     if args.is_empty() {
                         continue;
                     }
+                    mirror_state(me, multi.queued(), subscriber.as_ref());
                     shared.commands.fetch_add(1, Ordering::Relaxed);
                     me.request_bytes.store(used, Ordering::Relaxed);
                     let before = outs.len();
@@ -418,6 +426,30 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
                             continue;
                         }
                     }
+                    // RESET runs at once, inside MULTI too (Redis never
+                    // queues it), and in subscribed mode. It is first in
+                    // its batch (see above): no job is in flight, so the
+                    // database cell is the handler's to set.
+                    if matches!(&found, Ok(spec) if spec.name == "reset") {
+                        // Messages published before it was read go first
+                        // (Redis wrote them to the client at PUBLISH).
+                        if let Some(sub) = subscriber.as_ref() {
+                            while let Delivery::Message(m) = sub.try_recv() {
+                                outs.push_back(Out::Ready(pubsub_cmd::message_reply(&m)));
+                            }
+                        }
+                        let state = (&mut multi, &mut subscriber, &mut session, &mut mute);
+                        reset(state, me, &db, &shared);
+                        outs.push_back(Out::Ready(Reply::Simple("RESET".into())));
+                        meta.args = prefixes.push(&args);
+                        metas.push_back(meta);
+                        last_name = Some(name);
+                        decoder.set_authenticated(session.authenticated);
+                        if session.proto != switches.last().map_or(batch_proto, |s| s.1) {
+                            switches.push((outs.len() - 1, session.proto));
+                        }
+                        continue;
+                    }
                     // Over maxmemory with nothing to evict: `denyoom`
                     // commands get -OOM (and fail an open MULTI); before
                     // AUTH, NOAUTH comes first, as in Redis.
@@ -446,6 +478,12 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
                             continue;
                         }
                         Intercept::Exec(exec) => {
+                            // Subscriptions made by EXEC (when its replies
+                            // are made) come before whatever follows it.
+                            let subscribes = exec
+                                .queued
+                                .iter()
+                                .any(|q| matches!(q, Queued::Conn(Conn::PubSub(_))));
                             let (out, req) = exec_request(exec, debug_allowed);
                             outs.push_back(out);
                             reqs.push(req);
@@ -453,6 +491,10 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
                             meta.args = prefixes.push(&args);
                             metas.push_back(meta);
                             last_name = Some(name);
+                            if subscribes {
+                                requests_buffered = consumed < end;
+                                break;
+                            }
                             continue;
                         }
                     };
@@ -658,7 +700,15 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
                     Out::Muted(inner) => (*inner, true),
                     o => (o, false),
                 };
-                let r = render(o, &mut answers, &mut session, me, &shared, &mut after);
+                let r = render(
+                    o,
+                    &mut answers,
+                    &mut session,
+                    (me, &mut subscriber),
+                    &shared,
+                    &mut after,
+                );
+                mirror_state(me, multi.queued(), subscriber.as_ref());
                 if let Some(meta) = metas.pop_front() {
                     let ran = if from_storage {
                         nanos.next().unwrap_or(0)
@@ -760,9 +810,26 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
                 return Ok(());
             }
             After::Monitor => {
-                let listing =
-                    monitor_listing.unwrap_or_else(|| super::monitor::Listing::new(me, &shared));
-                return super::monitor::serve(&stream, me, &shared, listing).await;
+                let listing = monitor_listing
+                    .take()
+                    .unwrap_or_else(|| super::monitor::Listing::new(me, &shared));
+                match super::monitor::serve(&stream, me, &shared, listing).await? {
+                    // RESET left MONITOR: a plain connection again, with what
+                    // was sent after it.
+                    Some(rest) => {
+                        let state = (&mut multi, &mut subscriber, &mut session, &mut mute);
+                        reset(state, me, &db, &shared);
+                        decoder = Decoder::new(shared.config.limits());
+                        decoder.set_authenticated(session.authenticated);
+                        end = rest.len();
+                        if buf.len() < end {
+                            buf.resize(end, 0);
+                        }
+                        buf[..end].copy_from_slice(&rest);
+                        requests_buffered = end > 0;
+                    }
+                    None => return Ok(()),
+                }
             }
             _ => return Ok(()),
         }
@@ -925,12 +992,24 @@ fn render(
     o: Out,
     answers: &mut impl Iterator<Item = Answer>,
     session: &mut Session,
-    me: &Entry,
+    (me, subscriber): (&Arc<Entry>, &mut Option<Subscriber>),
     shared: &Shared,
     after: &mut After,
 ) -> Reply {
     match o {
         Out::Ready(r) => r,
+        // Queued in MULTI: run at EXEC on the connection's subscriptions,
+        // as Redis 7.0 does. Its frames (one per channel) fill the
+        // command's slot: one frame as is, several as an array.
+        Out::Conn(Conn::PubSub(p)) => {
+            let mut frames =
+                pubsub_cmd::run(p, subscriber, &shared.pubsub, || new_subscriber(me, shared));
+            mirror_state(me, None, subscriber.as_ref());
+            match frames.len() {
+                1 => frames.pop().unwrap_or(Reply::Nil),
+                _ => Reply::Array(frames),
+            }
+        }
         Out::Storage => match answers.next() {
             Some(Answer::Reply(r)) => r,
             _ => Reply::Nil,
@@ -948,14 +1027,14 @@ fn render(
                 let mut inner = inner.into_iter();
                 Reply::Array(
                     outs.into_iter()
-                        .map(|o| render(o, &mut inner, session, me, shared, after))
+                        .map(|o| render(o, &mut inner, session, (me, subscriber), shared, after))
                         .collect(),
                 )
             }
             Some(Answer::Reply(r)) => r,
             _ => Reply::NilArray,
         },
-        Out::Muted(inner) => render(*inner, answers, session, me, shared, after),
+        Out::Muted(inner) => render(*inner, answers, session, (me, subscriber), shared, after),
         // CLIENT REPLY queued in a transaction changes nothing.
         Out::Conn(c) => match conn(c, session, me, shared, after, &mut Mute::On) {
             Action::Reply(r) => r,
@@ -972,6 +1051,41 @@ fn render(
             Action::Ops(_) => unreachable!("conn() runs operations commands"),
         },
     }
+}
+
+/// RESET's part of the connection (Redis 7.0's `clearClientConnectionState`):
+/// out of MULTI with nothing watched, unsubscribed from everything, the
+/// session reset (no name, RESP2, deauthenticated if a password is set),
+/// replies on, no-evict off, database 0. The caller makes sure no job of
+/// this connection is in flight (the database cell is set here).
+fn reset(
+    (multi, subscriber, session, mute): (
+        &mut Multi,
+        &mut Option<Subscriber>,
+        &mut Session,
+        &mut Mute,
+    ),
+    me: &Entry,
+    db: &DbCell,
+    shared: &Shared,
+) {
+    db.store(0, Ordering::Relaxed);
+    *multi = Multi::new();
+    *subscriber = None;
+    session.reset(shared.live.view().requirepass.as_deref());
+    me.no_evict.store(false, Ordering::Relaxed);
+    *mute = Mute::On;
+    ops::mirror(me, session);
+    mirror_state(me, None, None);
+}
+
+/// Mirrors what CLIENT LIST shows of the connection's subscriptions and
+/// transaction into its registry entry.
+fn mirror_state(me: &Entry, queued: Option<usize>, subscriber: Option<&Subscriber>) {
+    let subs = subscriber.map_or([0; 3], |s| {
+        [Space::Channel, Space::Pattern, Space::Shard].map(|sp| s.count_in(sp))
+    });
+    me.mirror_state(subs, queued);
 }
 
 /// Runs a connection command: the session's, or the server's for an

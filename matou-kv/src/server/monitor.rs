@@ -184,13 +184,15 @@ impl Drop for Listing<'_> {
 
 /// Serves a connection after its MONITOR: sends the lines as they come,
 /// until it closes, sends QUIT, is killed (a slow monitor is) or the server
-/// stops. Other requests are refused with an error.
+/// stops (`None`: the connection is done), or sends RESET (answered
+/// `+RESET`; `Some` with the bytes read after it, for the connection to go
+/// on as a plain one). Other requests are refused with an error.
 pub(super) async fn serve(
     stream: &TcpStream,
     me: &Arc<Entry>,
     shared: &Shared,
     listing: Listing<'_>,
-) -> io::Result<()> {
+) -> io::Result<Option<Vec<u8>>> {
     let (rx, queued) = (&listing.rx, &listing.queued);
     let mut decoder = Decoder::new(shared.config.limits());
     decoder.set_authenticated(true);
@@ -206,15 +208,16 @@ pub(super) async fn serve(
         };
         wire.clear();
         match event {
-            Either::Left(Either::Left(_)) => return Ok(()),
+            Either::Left(Either::Left(_)) => return Ok(None),
             Either::Left(Either::Right(read)) => {
                 let n = read?;
                 if n == 0 {
-                    return Ok(());
+                    return Ok(None);
                 }
                 pending.extend_from_slice(&buf[..n]);
                 let mut used_all = 0;
                 let mut quit = false;
+                let mut reset = false;
                 while let Ok(Some((args, used))) = decoder.decode(&pending[used_all..]) {
                     used_all += used;
                     if args
@@ -225,18 +228,27 @@ pub(super) async fn serve(
                         quit = true;
                         break;
                     }
+                    if args.len() == 1 && args[0].eq_ignore_ascii_case(b"reset") {
+                        Reply::Simple("RESET".into()).encode(&mut wire);
+                        reset = true;
+                        break;
+                    }
                     if !args.is_empty() {
                         Reply::err("ERR only QUIT is allowed while in MONITOR mode")
                             .encode(&mut wire);
                     }
                 }
                 pending.drain(..used_all);
-                if pending.len() > super::client::PRE_AUTH_QUERY_BYTES {
-                    return Ok(());
+                if !reset && pending.len() > super::client::PRE_AUTH_QUERY_BYTES {
+                    return Ok(None);
                 }
                 stream.write_all(&wire).await?;
                 if quit {
-                    return Ok(());
+                    return Ok(None);
+                }
+                if reset {
+                    // Off the list (`_listed`) as this returns.
+                    return Ok(Some(pending));
                 }
             }
             Either::Right(Some(first)) => {
@@ -255,13 +267,13 @@ pub(super) async fn serve(
                 let mut killed = pin!(me.kill.wait());
                 let mut write = pin!(stream.write_all(&wire));
                 match race(killed.as_mut(), write.as_mut()).await {
-                    Either::Left(()) => return Ok(()),
+                    Either::Left(()) => return Ok(None),
                     Either::Right(r) => r?,
                 }
                 queued.fetch_sub(bytes, Ordering::Relaxed);
             }
             // The list dropped this monitor (it did not keep up).
-            Either::Right(None) => return Ok(()),
+            Either::Right(None) => return Ok(None),
         }
     }
 }

@@ -390,6 +390,12 @@ impl Subscriber {
             .collect()
     }
 
+    /// How many names are subscribed to in `space` alone (CLIENT LIST's
+    /// `sub`, `psub`, `ssub`).
+    pub fn count_in(&self, space: Space) -> usize {
+        self.subs.iter().filter(|(s, _)| *s == space).count()
+    }
+
     /// The count SUBSCRIBE-family replies report for `space`.
     pub fn count(&self, space: Space) -> usize {
         let shard = space == Space::Shard;

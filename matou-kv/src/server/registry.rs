@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
@@ -165,6 +165,33 @@ pub(super) struct Entry {
     pub kill: Kill,
     /// CLIENT UNBLOCK's switch, armed while the client is blocked.
     pub unblock: Unblock,
+    /// What CLIENT LIST shows of the connection's state, mirrored by its
+    /// handler ([`Entry::mirror_state`]).
+    pub state: ClientState,
+}
+
+/// The counts and flags of CLIENT LIST that the handler owns: channels
+/// (`sub`), patterns (`psub`), shard channels (`ssub`) subscribed, and the
+/// commands queued in MULTI (`multi`, -1 outside). Each is one atomic:
+/// CLIENT LIST from another worker reads them without a lock; it may see
+/// one handler's update half applied, as Redis's own is a snapshot too.
+#[derive(Debug)]
+pub(super) struct ClientState {
+    sub: AtomicUsize,
+    psub: AtomicUsize,
+    ssub: AtomicUsize,
+    multi: AtomicI64,
+}
+
+impl Default for ClientState {
+    fn default() -> ClientState {
+        ClientState {
+            sub: AtomicUsize::new(0),
+            psub: AtomicUsize::new(0),
+            ssub: AtomicUsize::new(0),
+            multi: AtomicI64::new(-1),
+        }
+    }
 }
 
 impl Entry {
@@ -173,6 +200,43 @@ impl Entry {
         self.unblock.state.store(0, Ordering::SeqCst);
         self.unblock.armed.store(true, Ordering::SeqCst);
         Armed(&self.unblock)
+    }
+
+    /// Mirrors the handler's state for CLIENT LIST: subscriptions per
+    /// space (channels, patterns, shard channels) and the commands queued
+    /// in MULTI (`None`: not in MULTI).
+    pub(super) fn mirror_state(&self, subs: [usize; 3], multi: Option<usize>) {
+        let st = &self.state;
+        st.sub.store(subs[0], Ordering::Relaxed);
+        st.psub.store(subs[1], Ordering::Relaxed);
+        st.ssub.store(subs[2], Ordering::Relaxed);
+        let multi = multi.map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX));
+        st.multi.store(multi, Ordering::Relaxed);
+    }
+
+    /// CLIENT LIST's `flags`, in Redis's order: `P` subscribed, `x` in
+    /// MULTI, `b` blocked, `e` no-evict; `N` for none.
+    fn flags(&self) -> String {
+        let st = &self.state;
+        let subscribed = st.sub.load(Ordering::Relaxed)
+            + st.psub.load(Ordering::Relaxed)
+            + st.ssub.load(Ordering::Relaxed)
+            > 0;
+        let mut flags = String::new();
+        for (on, letter) in [
+            (subscribed, 'P'),
+            (st.multi.load(Ordering::Relaxed) >= 0, 'x'),
+            (self.unblock.armed.load(Ordering::SeqCst), 'b'),
+            (self.no_evict.load(Ordering::Relaxed), 'e'),
+        ] {
+            if on {
+                flags.push(letter);
+            }
+        }
+        if flags.is_empty() {
+            flags.push('N');
+        }
+        flags
     }
 
     /// Records a request: CLIENT LIST's `idle` and `cmd`.
@@ -200,21 +264,23 @@ impl Entry {
             .as_deref()
             .map(|n| String::from_utf8_lossy(n).into_owned())
             .unwrap_or_default();
-        let flags = if self.no_evict.load(Ordering::Relaxed) {
-            "e"
-        } else {
-            "N"
-        };
+        let st = &self.state;
         format!(
-            "id={} addr={} laddr={} fd=-1 name={name} age={} idle={} flags={flags} db={} \
-             sub=0 psub=0 ssub=0 multi=-1 qbuf={qbuf} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 \
-             rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={}",
+            "id={} addr={} laddr={} fd=-1 name={name} age={} idle={} flags={} db={} \
+             sub={} psub={} ssub={} multi={} qbuf={qbuf} qbuf-free=0 argv-mem=0 multi-mem=0 \
+             rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 \
+             resp={}",
             self.id,
             self.addr,
             self.laddr,
             age.as_secs(),
             idle_ms / 1000,
+            self.flags(),
             self.db.load(Ordering::Relaxed),
+            st.sub.load(Ordering::Relaxed),
+            st.psub.load(Ordering::Relaxed),
+            st.ssub.load(Ordering::Relaxed),
+            st.multi.load(Ordering::Relaxed),
             *lock(&self.cmd),
             self.resp.load(Ordering::Relaxed),
         )
@@ -262,6 +328,7 @@ impl Registry {
             resp: AtomicU64::new(2),
             kill: Kill::default(),
             unblock: Unblock::default(),
+            state: ClientState::default(),
         });
         lock(&self.clients).insert(id, entry.clone());
         Registered {

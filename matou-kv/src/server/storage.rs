@@ -87,7 +87,7 @@ use crate::aof::{Aof, RewriteOutput, MAX_PAYLOAD};
 use crate::command::multi::WatchCell;
 use crate::command::ops::StorageOp;
 use crate::command::{
-    execute_read, execute_write_journaled, read_reply_bound, InfoData, ListWrite, Read, Write,
+    execute_read, execute_write_journaled, read_reply_bound, InfoData, Read, Wait, Write,
     TOO_LARGE_FOR_LOG,
 };
 use crate::databases::Databases;
@@ -298,7 +298,7 @@ struct Storage {
     notifier: Arc<Notifier>,
     /// The classes the stores record now ([`Notifier::store_mask`]).
     notify_mask: u32,
-    /// The clients blocked on lists (see `blocking`).
+    /// The clients blocked on lists and sorted sets (see `blocking`).
     waiters: Waiters,
     /// Waiters served in this batch, answered after its commit.
     served: Vec<Served>,
@@ -312,9 +312,9 @@ struct Served {
     tx: oneshot::Sender<Reply>,
     reply: Reply,
     db: usize,
-    /// The non-blocking command run for it (to give the elements back if
-    /// the client is gone by the time of the reply).
-    cmd: ListWrite,
+    /// The blocking command it served (to give the elements back if the
+    /// client is gone by the time of the reply).
+    cmd: Wait,
 }
 
 /// Owns the store and the log until `jobs` is closed and drained.
@@ -450,15 +450,16 @@ impl Storage {
                         });
                         answer
                     }
-                    Req::Write(Write::List(l))
+                    Req::Write(w)
                         if self.aof.refusal().is_none()
-                            && l.would_block(self.store.db(db), now) =>
+                            && w.would_block(self.store.db(db), now) =>
                     {
                         // Everything after it waits for its answer, as in
                         // Redis: the client is blocked.
                         produced = usize::MAX;
                         redo.push(Redo::NotRun);
-                        Answer::Blocked(self.waiters.block(db, l))
+                        let wait = w.into_wait().expect("a blocking pop would block");
+                        Answer::Blocked(self.waiters.block(db, wait))
                     }
                     Req::Read(r) => {
                         let bound = read_reply_bound(&r, self.store.db(db), now);
@@ -501,8 +502,9 @@ impl Storage {
                 started = ended;
                 produced = produced.saturating_add(answer_bytes(&answer));
                 answers.push(answer);
-                // Clients blocked on a key this request made a list are
-                // served before the next request, as Redis does.
+                // Clients blocked on a key this request made a list (or a
+                // sorted set) are served before the next request, as Redis
+                // does.
                 if self.waiters.is_empty() && self.woken.is_empty() {
                     // No one to wake: only forget what this request's
                     // database signalled (the others' signals, from a MOVE
@@ -616,9 +618,10 @@ impl Storage {
         note!("matou-kv: cannot write the append-only log: {e}; writes refused {until}");
     }
 
-    /// Serves the clients blocked on the keys that became lists (as long
-    /// as each stays one), again for the keys those pops made lists (a
-    /// BLMOVE's destination). Each pop runs as the non-blocking command,
+    /// Serves the clients blocked on the keys that became lists or sorted
+    /// sets (as long as each stays one, each waiter by a key of its type),
+    /// again for the keys those pops made lists (a BLMOVE's destination).
+    /// Each pop runs as the non-blocking command,
     /// journaled and logged like any write; its reply waits for the
     /// commit in `served`.
     fn serve_ready(&mut self, now: u64) {
@@ -637,19 +640,19 @@ impl Storage {
                 return;
             }
             for (db, key) in ready {
-                while self
+                while let Some(kind) = self
                     .store
                     .db(db)
                     .value(&key, now)
-                    .is_some_and(|v| v.wakes_waiters())
+                    .filter(|v| v.wakes_waiters())
+                    .map(|v| v.type_name())
                 {
-                    let Some(pick) = self.waiters.next_for(db, &key) else {
+                    let Some(pick) = self.waiters.next_for(db, &key, kind) else {
                         break;
                     };
                     let mut at = db;
-                    let cmd = pick.cmd.clone();
-                    let (answer, record) =
-                        self.run(Req::Write(Write::List(pick.cmd)), &mut at, now);
+                    let cmd = pick.cmd;
+                    let (answer, record) = self.run(Req::Write(pick.run), &mut at, now);
                     if let Some(r) = &record {
                         self.aof.append(r);
                     }
@@ -676,9 +679,9 @@ impl Storage {
                 let Err(reply) = s.tx.send(s.reply) else {
                     continue;
                 };
-                if let Some(back) = give_back(&s.cmd, reply) {
+                if let Some(back) = s.cmd.give_back(reply) {
                     let mut at = s.db;
-                    let (_, record) = self.run(Req::Write(Write::List(back)), &mut at, now);
+                    let (_, record) = self.run(Req::Write(back), &mut at, now);
                     if let Some(r) = &record {
                         self.aof.append(r);
                     }
@@ -1111,44 +1114,6 @@ fn answer_bytes(a: &Answer) -> usize {
         Answer::Info(_) => 4096,
         Answer::Exec(None) | Answer::Deferred(_) | Answer::TooLarge(_) | Answer::Blocked(_) => 23,
     }
-}
-
-/// The push that puts back what `cmd` (a waiter's pop) popped, given its
-/// reply: the elements, on the side they came from, in their order. A
-/// BLMOVE's element is in its destination list already: nothing is lost.
-fn give_back(cmd: &ListWrite, reply: Reply) -> Option<ListWrite> {
-    let ListWrite::MPop {
-        keys, left, single, ..
-    } = cmd
-    else {
-        return None;
-    };
-    let Reply::Array(mut parts) = reply else {
-        return None;
-    };
-    let popped: Vec<Reply> = match single {
-        true => parts.split_off(1),
-        false => match parts.pop() {
-            Some(Reply::Array(els)) => els,
-            _ => return None,
-        },
-    };
-    let mut elements: Vec<Vec<u8>> = popped
-        .into_iter()
-        .filter_map(|r| match r {
-            Reply::Bulk(b) => Some(b),
-            _ => None,
-        })
-        .collect();
-    // Pushed one by one at the end they came from: the last popped first.
-    elements.reverse();
-    let key = keys.first()?.clone();
-    (!elements.is_empty()).then_some(ListWrite::Push {
-        key,
-        left: *left,
-        elements,
-        only_existing: false,
-    })
 }
 
 fn exec_in_exec() -> Reply {

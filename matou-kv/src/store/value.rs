@@ -139,10 +139,10 @@ impl Value {
         }
     }
 
-    /// Whether a key becoming this wakes clients blocked on it (BLPOP...):
-    /// the types blocking commands pop from.
+    /// Whether a key becoming this wakes clients blocked on it (BLPOP,
+    /// BZPOPMIN...): the types blocking commands pop from.
     pub fn wakes_waiters(&self) -> bool {
-        matches!(self, Value::List(_))
+        matches!(self, Value::List(_) | Value::ZSet(_))
     }
 
     /// TYPE's answer.

@@ -60,7 +60,7 @@ fn side(b: &[u8]) -> Result<bool, Reply> {
 
 /// A blocking command's timeout in seconds (fractions allowed, as Redis's
 /// `getTimeoutFromObjectOrReply`): the wait in ms, 0 for forever.
-fn timeout(b: &[u8]) -> Result<u64, Reply> {
+pub(in crate::command) fn timeout(b: &[u8]) -> Result<u64, Reply> {
     let not_float = || Reply::err("ERR timeout is not a float or out of range");
     let text = std::str::from_utf8(b).map_err(|_| not_float())?;
     // strtold reads hexadecimal too; Rust's parse does not.

@@ -555,9 +555,9 @@ fn evictions_are_logged_counted_and_taken_back_with_a_failed_commit() {
     assert_replays_to_the_store(s, &d);
 }
 
-fn list_write(words: &[&str]) -> ListWrite {
+fn list_write(words: &[&str]) -> Wait {
     match req(words) {
-        Req::Write(Write::List(l)) => l,
+        Req::Write(Write::List(l)) => Wait::List(l),
         other => panic!("not a list write: {other:?}"),
     }
 }
@@ -713,4 +713,93 @@ fn save_rewrites_the_log_and_debug_reload_restores_the_state_from_it() {
     );
     assert_ne!(digest, super::admin::dataset_digest(&s.store, now_ms()));
     let _ = std::fs::remove_dir_all(&d);
+}
+
+fn wait_of(words: &[&str]) -> Wait {
+    match req(words) {
+        Req::Write(w) => w.into_wait().expect("a blocking pop"),
+        other => panic!("not a write: {other:?}"),
+    }
+}
+
+#[test]
+fn a_member_popped_for_a_client_gone_goes_to_the_next_waiter_or_back_and_replays() {
+    let (mut s, d) = storage("gone-zset-waiter");
+    let now = s.clock;
+    let mut gone = s.waiters.block(0, wait_of(&["bzpopmin", "z", "0"]));
+    // A list waiter between them: a sorted set does not serve it.
+    let mut list = s.waiters.block(0, wait_of(&["blpop", "z", "0"]));
+    let mut next = s
+        .waiters
+        .block(0, wait_of(&["bzmpop", "0", "1", "z", "min", "count", "5"]));
+    // A ZADD run and logged as the batch would, its waiters served, and
+    // the commit still to come.
+    let add = |s: &mut Storage, words: &[&str]| {
+        let (_, record) = s.run(req(words), &mut 0, now);
+        s.aof.append(&record.expect("a change"));
+    };
+    add(&mut s, &["zadd", "z", "2.5", "b", "1", "a"]);
+    s.serve_ready(now);
+    assert_eq!(s.served.len(), 2, "both sorted-set waiters served");
+    // `gone` was served `a` (its pop logged); it left before the reply.
+    gone.rx.close();
+    s.aof.commit().unwrap();
+    s.deliver(now);
+    assert!(
+        gone.rx.try_recv().is_err(),
+        "the departed client got nothing"
+    );
+    assert!(
+        list.rx.try_recv().is_err(),
+        "a list waiter is not served by a sorted set"
+    );
+    // The next sorted-set waiter was served what was left, `b`; `a` went
+    // back into the set (no sorted-set waiter left for it).
+    let pair = |m: &str, sc: &str| Reply::Array(vec![bulk(m), Reply::Double(sc.into())]);
+    assert_eq!(
+        next.rx.try_recv().ok(),
+        Some(Reply::Array(vec![
+            bulk("z"),
+            Reply::Array(vec![pair("b", "2.5")])
+        ]))
+    );
+    let replies = batch(&mut s, &[&[&["zrange", "z", "0", "-1", "withscores"]]]);
+    assert_eq!(
+        replies[0][0],
+        Reply::Pairs(vec![(bulk("a"), Reply::Double("1".into()))]),
+        "given back with its score"
+    );
+    // The next waiter to come is served it.
+    let mut again = s.waiters.block(0, wait_of(&["bzpopmin", "w", "0"]));
+    let replies = batch(&mut s, &[&[&["zunionstore", "w", "1", "z"]]]);
+    assert_eq!(replies[0][0], Reply::Integer(1));
+    assert_eq!(
+        again.rx.try_recv().ok(),
+        Some(Reply::Array(vec![
+            bulk("w"),
+            bulk("a"),
+            Reply::Double("1".into())
+        ]))
+    );
+    // With no sorted-set waiter left, a departed one's member goes back.
+    let mut last = s.waiters.block(0, wait_of(&["bzpopmax", "y", "0"]));
+    add(&mut s, &["zadd", "y", "7", "m", "3", "n"]);
+    s.serve_ready(now);
+    last.rx.close();
+    s.aof.commit().unwrap();
+    s.deliver(now);
+    assert!(last.rx.try_recv().is_err());
+    let replies = batch(&mut s, &[&[&["zrange", "y", "0", "-1", "withscores"]]]);
+    assert_eq!(
+        replies[0][0],
+        Reply::Pairs(vec![
+            (bulk("n"), Reply::Double("3".into())),
+            (bulk("m"), Reply::Double("7".into()))
+        ]),
+        "back where it was, with its score"
+    );
+    drop(list);
+    s.waiters.sweep();
+    assert!(s.waiters.is_empty(), "nothing left behind");
+    assert_replays_to_the_store(s, &d);
 }
