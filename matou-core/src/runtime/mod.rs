@@ -17,7 +17,7 @@
 pub(crate) mod context;
 pub(crate) mod inbox;
 mod lifecycle;
-mod padded;
+pub(crate) mod padded;
 pub(crate) mod shared;
 mod spin;
 pub(crate) mod worker;
