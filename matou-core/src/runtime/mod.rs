@@ -17,7 +17,7 @@
 pub(crate) mod context;
 pub(crate) mod inbox;
 mod lifecycle;
-pub(crate) mod padded;
+mod padded;
 pub(crate) mod shared;
 mod spin;
 pub(crate) mod worker;

@@ -1,55 +1,32 @@
 //! A bounded multi-producer multi-consumer channel (Eio's `Stream`): a full
 //! channel suspends the sender, an empty one the receiver.
 //!
-//! The values travel through a lock-free ring of `capacity` slots
-//! ([`ring`]); a lock guards only what is needed when someone must sleep or
-//! be woken: a FIFO of blocked senders (each holding its value), a FIFO of
-//! blocked receivers (each with an empty slot), the values put back by
-//! cancelled receivers (`front`), and the `closed` flag. A send with no
-//! receiver asleep, and a receive with a value ready and no sender asleep,
-//! take no lock: they push to or pop from the ring, then read the atomic
-//! `waiting` word (which waiter lists are non-empty) to learn whether someone
-//! must be served under the lock.
-//!
-//! No lost wake-up: `waiting` is only ever changed by read-modify-writes
-//! (a swap under the lock after every change of the lists, `publish`), and
-//! the lock-free side reads it with a read-modify-write after its ring
-//! operation. So the two are ordered: either the lock-free side sees the
-//! waiter (and serves it under the lock), or the waiter's swap synchronises
-//! with it, and the waiter's re-check under the lock, right after it
-//! published, sees the value (or the room) in the ring.
-//!
-//! Invariants:
+//! The channel owns, under one lock: a buffer of at most `capacity` values, a
+//! FIFO of blocked senders (each holding its value), a FIFO of blocked
+//! receivers (each with an empty slot), and the `closed` flag. Invariants:
 //! - a value is at every moment in exactly one place: a sender (its future),
-//!   the ring, `front`, a blocked sender's entry, a blocked receiver's slot,
-//!   or the receiving caller. The ring's claims and the lock's hand-offs
-//!   move it, so it is never lost and never delivered twice;
-//! - receivers wait only when nothing is buffered and no sender waits;
-//!   senders wait only when the ring is full (or the capacity is 0 and no
-//!   receiver waits). Both queues are FIFO, and a value for a waiting
-//!   receiver is handed to the oldest one; the lock-free paths stand aside
-//!   while their own side has waiters (a send while senders wait, a receive
-//!   while receivers wait or `front` holds values), so neither side starves;
-//! - capacity 0 is a rendezvous (no ring): a send completes when a receiver
-//!   takes the value;
+//!   the buffer, a blocked sender's entry, a blocked receiver's slot, or the
+//!   receiving caller. Hand-offs move it under the lock, so it is never lost
+//!   and never delivered twice;
+//! - receivers wait only when the buffer is empty and no sender waits;
+//!   senders wait only when the buffer is full (or the capacity is 0 and no
+//!   receiver waits). Both queues are FIFO, and a value arriving for a waiting
+//!   receiver is handed to the oldest one, so neither side starves;
+//! - capacity 0 is a rendezvous: a send completes when a receiver takes the
+//!   value;
 //! - closed (by [`Sender::close`], [`Receiver::close`], the last `Sender`
-//!   dropped or the last `Receiver` dropped): the ring refuses pushes (its
-//!   close mark orders every push before or after the close), sends fail and
-//!   give their value back, including the blocked ones; receivers drain the
-//!   buffer, then get `None`. Dropping the last receiver drops the buffered
-//!   values.
+//!   dropped or the last `Receiver` dropped): sends fail and give their value
+//!   back, including the blocked ones; receivers drain the buffer, then get
+//!   `None`. Dropping the last receiver drops the buffered values.
 //!
 //! A receiver dropped after a value was handed to it but before it returned
 //! puts the value back at the head of the channel (to the next waiting
-//! receiver, else `front`, ahead of the ring: the channel may then briefly
-//! hold `capacity + 1` values).
-
-mod ring;
+//! receiver, else the front of the buffer, which may then briefly hold
+//! `capacity + 1` values).
 
 use super::waiters::{lock, WaitList, WakeList};
 use crate::loom::sync::atomic::{AtomicUsize, Ordering::*};
 use crate::loom::sync::{Arc, Mutex};
-use ring::{Refused, Ring};
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
@@ -77,43 +54,27 @@ use std::task::{Context, Poll};
 pub fn channel<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
     let chan = Arc::new(Chan {
         capacity,
-        ring: (capacity > 0).then(|| Ring::new(capacity)),
         state: Mutex::new(State {
-            front: VecDeque::new(),
+            buf: VecDeque::with_capacity(capacity),
             senders: WaitList::new(),
             receivers: WaitList::new(),
             closed: false,
         }),
-        waiting: AtomicUsize::new(0),
-        front_len: AtomicUsize::new(0),
         senders: AtomicUsize::new(1),
         receivers: AtomicUsize::new(1),
     });
     (Sender { chan: chan.clone() }, Receiver { chan })
 }
 
-/// `Chan::waiting` bits.
-const RECEIVERS_WAIT: usize = 1;
-const SENDERS_WAIT: usize = 2;
-
 struct Chan<T> {
     capacity: usize,
-    /// The buffer; none for a rendezvous.
-    ring: Option<Ring<T>>,
     state: Mutex<State<T>>,
-    /// Which waiter lists are non-empty (`RECEIVERS_WAIT`, `SENDERS_WAIT`):
-    /// only ever changed by read-modify-writes (see the module docs).
-    waiting: AtomicUsize,
-    /// `State::front.len()`, for the lock-free receive (which must not
-    /// overtake put-back values).
-    front_len: AtomicUsize,
     senders: AtomicUsize,
     receivers: AtomicUsize,
 }
 
 struct State<T> {
-    /// Values put back by cancelled receivers; they come before the ring's.
-    front: VecDeque<T>,
+    buf: VecDeque<T>,
     /// Blocked senders. Linked: waiting, holding `Some(value)`. Unlinked:
     /// `None` = the value was delivered; `Some` = closed, value handed back.
     senders: WaitList<Option<T>>,
@@ -123,174 +84,58 @@ struct State<T> {
     closed: bool,
 }
 
+impl<T> State<T> {
+    /// Takes the next value (buffer first, then the oldest blocked sender),
+    /// refilling the buffer from blocked senders.
+    fn take(&mut self, capacity: usize, wakes: &mut WakeList) -> Option<T> {
+        if let Some(v) = self.buf.pop_front() {
+            if self.buf.len() < capacity {
+                if let Some((k, waker)) = self.senders.pop_front() {
+                    let moved = self
+                        .senders
+                        .data_mut(k)
+                        .take()
+                        .expect("queued sender has a value");
+                    self.buf.push_back(moved);
+                    wakes.push(waker);
+                }
+            }
+            return Some(v);
+        }
+        let (k, waker) = self.senders.pop_front()?;
+        wakes.push(waker);
+        self.senders.data_mut(k).take()
+    }
+
+    /// Gives `v` to the oldest blocked receiver if any, else to the buffer if
+    /// it has room; otherwise returns it.
+    fn offer(&mut self, v: T, capacity: usize, wakes: &mut WakeList) -> Result<(), T> {
+        if let Some((k, waker)) = self.receivers.pop_front() {
+            *self.receivers.data_mut(k) = Some(v);
+            wakes.push(waker);
+            Ok(())
+        } else if self.buf.len() < capacity {
+            self.buf.push_back(v);
+            Ok(())
+        } else {
+            Err(v)
+        }
+    }
+
+    /// Puts back a value that a cancelled receiver had been handed.
+    fn put_back(&mut self, v: T, wakes: &mut WakeList) {
+        if let Some((k, waker)) = self.receivers.pop_front() {
+            *self.receivers.data_mut(k) = Some(v);
+            wakes.push(waker);
+        } else {
+            self.buf.push_front(v);
+        }
+    }
+}
+
 impl<T> Chan<T> {
     fn lock(&self) -> crate::loom::sync::MutexGuard<'_, State<T>> {
         lock(&self.state)
-    }
-
-    fn ring_push(&self, v: T) -> Result<(), Refused<T>> {
-        match &self.ring {
-            Some(ring) => ring.push(v),
-            None => Err(Refused::Full(v)),
-        }
-    }
-
-    fn ring_pop(&self) -> Option<T> {
-        self.ring.as_ref()?.pop()
-    }
-
-    /// Rewrites `waiting` after a change of the lists. Under the lock.
-    fn publish(&self, st: &State<T>) {
-        let mut w = 0;
-        if !st.receivers.is_empty() {
-            w |= RECEIVERS_WAIT;
-        }
-        if !st.senders.is_empty() {
-            w |= SENDERS_WAIT;
-        }
-        self.waiting.swap(w, AcqRel);
-    }
-
-    /// Who waits, as seen after this thread's ring operation: a
-    /// read-modify-write, so that it is ordered with every `publish`.
-    fn waiting_after_ring_op(&self) -> usize {
-        self.waiting.fetch_add(0, AcqRel)
-    }
-
-    /// Sends without the lock. `Err` gives the value back: take the locked
-    /// path (the ring is full or closed, or senders wait and must go first).
-    fn send_fast(&self, v: T) -> Result<(), T> {
-        // A plain load: a stale answer only lets this send overtake a
-        // sender that is just starting to wait.
-        if self.waiting.load(Acquire) & SENDERS_WAIT != 0 {
-            return Err(v);
-        }
-        match self.ring_push(v) {
-            Ok(()) => {
-                if self.waiting_after_ring_op() & RECEIVERS_WAIT != 0 {
-                    self.serve();
-                }
-                Ok(())
-            }
-            Err(Refused::Full(v) | Refused::Closed(v)) => Err(v),
-        }
-    }
-
-    /// Receives without the lock. `None`: take the locked path.
-    fn recv_fast(&self) -> Option<T> {
-        if self.waiting.load(Acquire) & RECEIVERS_WAIT != 0 || self.front_len.load(Acquire) != 0 {
-            return None;
-        }
-        let v = self.ring_pop()?;
-        if self.waiting_after_ring_op() & SENDERS_WAIT != 0 {
-            self.serve();
-        }
-        Some(v)
-    }
-
-    /// Serves the waiters under the lock (after a lock-free operation saw
-    /// some).
-    fn serve(&self) {
-        let mut wakes = WakeList::new();
-        let mut st = self.lock();
-        self.settle(&mut st, &mut wakes);
-    }
-
-    /// Under the lock: hands values to waiting receivers (oldest first), then
-    /// moves waiting senders' values into the ring's free room (oldest
-    /// first), waking whoever that served, and publishes who still waits.
-    fn settle(&self, st: &mut State<T>, wakes: &mut WakeList) {
-        while !st.receivers.is_empty() {
-            let Some(v) = self.take_locked(st, wakes) else {
-                break;
-            };
-            let (k, waker) = st.receivers.pop_front().expect("a receiver waits");
-            *st.receivers.data_mut(k) = Some(v);
-            wakes.push(waker);
-        }
-        while let Some(k) = st.senders.front() {
-            let v = st
-                .senders
-                .data_mut(k)
-                .take()
-                .expect("queued sender has a value");
-            match self.ring_push(v) {
-                Ok(()) => {
-                    let (_, waker) = st.senders.pop_front().expect("a sender waits");
-                    wakes.push(waker);
-                }
-                Err(Refused::Full(v) | Refused::Closed(v)) => {
-                    *st.senders.data_mut(k) = Some(v);
-                    break;
-                }
-            }
-        }
-        self.publish(st);
-    }
-
-    /// Under the lock: the next value (put back, then the ring's, then the
-    /// oldest waiting sender's, which it wakes). Publish after it.
-    fn take_locked(&self, st: &mut State<T>, wakes: &mut WakeList) -> Option<T> {
-        if let Some(v) = st.front.pop_front() {
-            self.front_len.store(st.front.len(), Release);
-            return Some(v);
-        }
-        if let Some(v) = self.ring_pop() {
-            return Some(v);
-        }
-        let (k, waker) = st.senders.pop_front()?;
-        wakes.push(waker);
-        st.senders.data_mut(k).take()
-    }
-
-    /// Under the lock: receives without waiting, refilling the ring from
-    /// waiting senders.
-    fn recv_locked(&self, st: &mut State<T>, wakes: &mut WakeList) -> Option<T> {
-        let v = self.take_locked(st, wakes);
-        self.settle(st, wakes);
-        v
-    }
-
-    /// Under the lock: sends without waiting.
-    fn send_locked(
-        &self,
-        st: &mut State<T>,
-        v: T,
-        wakes: &mut WakeList,
-    ) -> Result<(), TrySendError<T>> {
-        if st.closed {
-            return Err(TrySendError::Closed(v));
-        }
-        self.settle(st, wakes);
-        if let Some((k, waker)) = st.receivers.pop_front() {
-            // Receivers still wait after `settle`: nothing is buffered and
-            // no sender waits, so this value is the next one.
-            *st.receivers.data_mut(k) = Some(v);
-            wakes.push(waker);
-            self.publish(st);
-            return Ok(());
-        }
-        if !st.senders.is_empty() {
-            return Err(TrySendError::Full(v));
-        }
-        // No receiver waits (and none can start while the lock is held).
-        self.ring_push(v).map_err(|r| match r {
-            Refused::Full(v) => TrySendError::Full(v),
-            Refused::Closed(v) => TrySendError::Closed(v),
-        })
-    }
-
-    /// Puts back a value that a cancelled receiver had been handed. Under
-    /// the lock.
-    fn put_back(&self, st: &mut State<T>, v: T, wakes: &mut WakeList) {
-        if let Some((k, waker)) = st.receivers.pop_front() {
-            *st.receivers.data_mut(k) = Some(v);
-            wakes.push(waker);
-        } else {
-            st.front.push_front(v);
-            self.front_len.store(st.front.len(), Release);
-        }
-        self.publish(st);
     }
 
     fn close(&self) {
@@ -300,20 +145,12 @@ impl<T> Chan<T> {
             return;
         }
         st.closed = true;
-        if let Some(ring) = &self.ring {
-            let _ = ring.close();
-        }
         while let Some((_, waker)) = st.senders.pop_front() {
             wakes.push(waker); // keeps its value: handed back
         }
         while let Some((_, waker)) = st.receivers.pop_front() {
             wakes.push(waker);
         }
-        self.publish(&st);
-    }
-
-    fn len(&self) -> usize {
-        self.front_len.load(Acquire) + self.ring.as_ref().map_or(0, Ring::len)
     }
 }
 
@@ -443,12 +280,13 @@ impl<T> Sender<T> {
     /// # Errors
     /// [`TrySendError::Full`] or [`TrySendError::Closed`], with the value.
     pub fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
-        let Err(value) = self.chan.send_fast(value) else {
-            return Ok(());
-        };
         let mut wakes = WakeList::new();
         let mut st = self.chan.lock();
-        self.chan.send_locked(&mut st, value, &mut wakes)
+        if st.closed {
+            return Err(TrySendError::Closed(value));
+        }
+        st.offer(value, self.chan.capacity, &mut wakes)
+            .map_err(TrySendError::Full)
     }
 
     /// Closes the channel for everyone: see the module documentation.
@@ -463,7 +301,7 @@ impl<T> Sender<T> {
 
     /// Values in the buffer now.
     pub fn len(&self) -> usize {
-        self.chan.len()
+        self.chan.lock().buf.len()
     }
 
     /// Whether the buffer is empty now.
@@ -524,12 +362,9 @@ impl<T> Receiver<T> {
     /// [`TryRecvError::Empty`], or [`TryRecvError::Closed`] when closed and
     /// drained.
     pub fn try_recv(&self) -> Result<T, TryRecvError> {
-        if let Some(v) = self.chan.recv_fast() {
-            return Ok(v);
-        }
         let mut wakes = WakeList::new();
         let mut st = self.chan.lock();
-        match self.chan.recv_locked(&mut st, &mut wakes) {
+        match st.take(self.chan.capacity, &mut wakes) {
             Some(v) => Ok(v),
             None if st.closed => Err(TryRecvError::Closed),
             None => Err(TryRecvError::Empty),
@@ -548,7 +383,7 @@ impl<T> Receiver<T> {
 
     /// Values in the buffer now.
     pub fn len(&self) -> usize {
-        self.chan.len()
+        self.chan.lock().buf.len()
     }
 
     /// Whether the buffer is empty now.
@@ -575,12 +410,9 @@ impl<T> Drop for Receiver<T> {
     fn drop(&mut self) {
         if self.chan.receivers.fetch_sub(1, AcqRel) == 1 {
             self.chan.close();
-            // Nobody can receive them any more: drop them now (outside the
-            // lock). The ring is closed: no push adds to it any more.
-            let rest = std::mem::take(&mut self.chan.lock().front);
-            self.chan.front_len.store(0, Release);
+            // Nobody can receive them any more: drop them now (outside the lock).
+            let rest = std::mem::take(&mut self.chan.lock().buf);
             drop(rest);
-            while self.chan.ring_pop().is_some() {}
         }
     }
 }
@@ -637,12 +469,7 @@ impl<T> SendFuture<'_, T> {
     fn withdraw(&mut self) -> Option<T> {
         match std::mem::replace(&mut self.step, SendStep::Done) {
             SendStep::Start(v) => Some(v),
-            SendStep::Queued(key) => {
-                let mut st = self.chan.lock();
-                let (_, v) = st.senders.remove(key);
-                self.chan.publish(&st);
-                v
-            }
+            SendStep::Queued(key) => self.chan.lock().senders.remove(key).1,
             SendStep::Done => None,
         }
     }
@@ -653,38 +480,25 @@ impl<T> Future for SendFuture<'_, T> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        let step = std::mem::replace(&mut this.step, SendStep::Done);
-        let step = match step {
-            SendStep::Start(v) => match this.chan.send_fast(v) {
-                Ok(()) => return Poll::Ready(Ok(())),
-                Err(v) => SendStep::Start(v),
-            },
-            other => other,
-        };
         let mut wakes = WakeList::new();
         let mut st = this.chan.lock();
-        let out = match step {
-            SendStep::Start(v) => match this.chan.send_locked(&mut st, v, &mut wakes) {
-                Ok(()) => Ok(()),
-                Err(TrySendError::Closed(v)) => Err(SendError(v)),
-                Err(TrySendError::Full(v)) => {
-                    let key = st.senders.push_back(cx.waker(), Some(v));
-                    this.chan.publish(&st);
-                    // Re-check now that receivers can see this sender: one
-                    // may have made room just before (see the module docs).
-                    this.chan.settle(&mut st, &mut wakes);
-                    if st.senders.is_linked(key) {
-                        // A rendezvous: the value is now available to a
-                        // receiver, but none waits (`send_locked` checked).
-                        this.step = SendStep::Queued(key);
-                        return Poll::Pending;
-                    }
-                    match st.senders.remove(key).1 {
-                        None => Ok(()),
-                        Some(v) => Err(SendError(v)),
+        let out = match std::mem::replace(&mut this.step, SendStep::Done) {
+            SendStep::Start(v) => {
+                if st.closed {
+                    Err(SendError(v))
+                } else {
+                    match st.offer(v, this.chan.capacity, &mut wakes) {
+                        Ok(()) => Ok(()),
+                        Err(v) => {
+                            let key = st.senders.push_back(cx.waker(), Some(v));
+                            // A rendezvous: the value is now available to a
+                            // receiver, but none waits (offer checked).
+                            this.step = SendStep::Queued(key);
+                            return Poll::Pending;
+                        }
                     }
                 }
-            },
+            }
             SendStep::Queued(key) => {
                 if st.senders.is_linked(key) {
                     st.senders.set_waker(key, cx.waker());
@@ -753,30 +567,15 @@ impl<T> Future for RecvFuture<'_, T> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
         let this = self.get_mut();
-        if let RecvStep::Start = this.step {
-            if let Some(v) = this.chan.recv_fast() {
-                this.step = RecvStep::Done;
-                return Poll::Ready(Some(v));
-            }
-        }
         let mut wakes = WakeList::new();
         let mut st = this.chan.lock();
         let out = match this.step {
-            RecvStep::Start => match this.chan.recv_locked(&mut st, &mut wakes) {
+            RecvStep::Start => match st.take(this.chan.capacity, &mut wakes) {
                 Some(v) => Some(v),
                 None if st.closed => None,
                 None => {
-                    let key = st.receivers.push_back(cx.waker(), None);
-                    this.chan.publish(&st);
-                    // Re-check now that senders can see this receiver: one
-                    // may have pushed just before (see the module docs).
-                    this.chan.settle(&mut st, &mut wakes);
-                    if st.receivers.is_linked(key) {
-                        this.step = RecvStep::Queued(key);
-                        return Poll::Pending;
-                    }
-                    // Served by the re-check (a close needs the lock).
-                    st.receivers.remove(key).1
+                    this.step = RecvStep::Queued(st.receivers.push_back(cx.waker(), None));
+                    return Poll::Pending;
                 }
             },
             RecvStep::Queued(key) => {
@@ -787,7 +586,7 @@ impl<T> Future for RecvFuture<'_, T> {
                 match st.receivers.remove(key).1 {
                     Some(v) => Some(v),
                     // Woken by close: drain what may remain.
-                    None => this.chan.recv_locked(&mut st, &mut wakes),
+                    None => st.take(this.chan.capacity, &mut wakes),
                 }
             }
             RecvStep::Done => panic!("RecvFuture polled after completion"),
@@ -802,9 +601,8 @@ impl<T> Drop for RecvFuture<'_, T> {
         if let RecvStep::Queued(key) = self.step {
             let mut wakes = WakeList::new();
             let mut st = self.chan.lock();
-            match st.receivers.remove(key) {
-                (_, Some(v)) => self.chan.put_back(&mut st, v, &mut wakes),
-                (_, None) => self.chan.publish(&st),
+            if let (_, Some(v)) = st.receivers.remove(key) {
+                st.put_back(v, &mut wakes);
             }
         }
     }
