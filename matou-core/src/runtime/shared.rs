@@ -16,6 +16,7 @@ use crate::loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use crate::loom::sync::{Arc, Mutex};
 use crate::seam::Interrupt;
 use crate::task::header::TaskRef;
+use std::ptr;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -130,7 +131,21 @@ impl Shared {
     /// Hands `msg` to worker `index`, interrupting it if it may be asleep.
     pub(crate) fn push_remote(&self, index: usize, msg: Remote) {
         let handle = &self.workers[index];
-        match handle.inbox.push(msg) {
+        let link = match &msg {
+            Remote::Spawn(task) | Remote::Wake(task) => Some(ptr::from_ref(&task.link)),
+            Remote::Run(_) => None,
+        };
+        let pushed = match link {
+            // SAFETY: a spawn or wake message is sent by the one thread that
+            // flipped the task's `NOTIFIED` bit (or made it, born notified),
+            // so the task is in no other queue and its link in no inbox; the
+            // worker drained the link's last message before clearing
+            // `NOTIFIED` (AcqRel), which this sender's flip read. `msg` holds
+            // a reference to the task, so the link lives while queued.
+            Some(link) => unsafe { handle.inbox.push_in(link, msg) },
+            None => handle.inbox.push(msg),
+        };
+        match pushed {
             Pushed::Queued => {}
             Pushed::QueuedInterrupt => {
                 if let Some(i) = handle.interrupter.get() {

@@ -10,7 +10,9 @@
 //! Who holds a reference:
 //! - the owning worker's slot for the task, until the task terminates;
 //! - the parent's children table, until the parent awaits or cancels it;
-//! - every `Waker` made for the task, and the queue entries that schedule it;
+//! - every `Waker` made for the task, and the queue entries that schedule it
+//!   (a remote one sits in the header's own [`link`](Header::link): while
+//!   the message is in a worker's inbox, the task holds itself alive);
 //! - the [`Promise`](crate::Promise), and each child's `parent` link.
 //!
 //! Wakers point straight at the allocation: a `RawWaker` whose data is the
@@ -25,6 +27,8 @@ use super::Scheduler;
 use super::TaskId;
 use crate::loom::sync::atomic::{AtomicUsize, Ordering};
 use crate::loom::sync::Arc;
+use crate::runtime::inbox::Link;
+use crate::runtime::shared::Remote;
 use std::mem::ManuallyDrop;
 use std::panic::Location;
 use std::task::{RawWaker, RawWakerVTable, Waker};
@@ -55,6 +59,12 @@ pub(crate) struct Header<B: ?Sized = dyn Body> {
     /// The waker of whoever awaits or cancels the promise.
     pub(crate) waiter: WaiterSlot,
     pub(crate) exit_hook: Option<(Arc<dyn ExitHook>, usize)>,
+    /// The task's place in a worker's inbox, for its spawn or wake message
+    /// (so a remote hand-off allocates nothing). Free whenever the task is
+    /// not queued remotely: a task is in at most one queue at a time (see
+    /// `state`), and its worker drains the message before it clears
+    /// `NOTIFIED`, which the next pusher must set first.
+    pub(crate) link: Link<Remote>,
     /// How many children have not terminated, and whether the task is
     /// cancelling (waiting for them).
     children: ChildCount,
@@ -87,6 +97,7 @@ impl<B: Body> Header<B> {
             span: std::sync::OnceLock::new(),
             waiter: WaiterSlot::new(),
             exit_hook,
+            link: Link::new(),
             children: ChildCount::new(),
             body,
         }
