@@ -87,7 +87,8 @@ pub(super) fn read_cached(path: &Path) -> Cached {
     }
 }
 
-/// Finishes on the pool what [`read_cached`] started: the whole file.
+/// The whole file (`std::fs::read`): what [`read_cached`] could read here,
+/// the rest (or all of it) on the pool.
 pub(super) async fn read(path: std::path::PathBuf) -> io::Result<Vec<u8>> {
     use std::io::Read;
     match read_cached(&path) {
