@@ -397,3 +397,72 @@ pub(crate) fn read_fd(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
 pub(crate) fn write_fd(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
     Ok(rustix::io::write(fd, buf)?)
 }
+
+/// What [`open_cached`] opens `path` as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CachedOpen {
+    /// `O_PATH`: a handle to look at the file with [`cached_stat`], which
+    /// does not open the file itself (no driver's or FIFO's `open` runs).
+    Handle,
+    /// `O_RDONLY | O_NONBLOCK | O_NOCTTY`, for [`read_nowait`].
+    Read,
+}
+
+/// Opens `path` (relative to the current directory) only if the kernel can
+/// do it without waiting for a disk: every component of the path must be
+/// in the kernel's lookup cache (`RESOLVE_CACHED`, Linux 5.12), else
+/// `EAGAIN`; `O_NONBLOCK` turns a lease break into `EAGAIN` too. This is
+/// the non-blocking attempt io_uring makes before it hands an `openat` to
+/// its own worker threads. Close-on-exec.
+pub(crate) fn open_cached(path: &Path, how: CachedOpen) -> io::Result<OwnedFd> {
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    let flags = match how {
+        CachedOpen::Handle => OFlags::PATH,
+        CachedOpen::Read => OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY,
+    };
+    Ok(rustix::fs::openat2(
+        rustix::fs::CWD,
+        path,
+        flags | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::CACHED,
+    )?)
+}
+
+/// Whether `fd` is a regular file, and its length, from what the kernel has
+/// cached (`AT_STATX_DONT_SYNC`: a network file system is not asked).
+pub(crate) fn cached_stat(fd: BorrowedFd<'_>) -> io::Result<(bool, u64)> {
+    use rustix::fs::{AtFlags, FileType, StatxFlags};
+    let st = rustix::fs::statx(
+        fd,
+        c"",
+        AtFlags::EMPTY_PATH | AtFlags::STATX_DONT_SYNC,
+        StatxFlags::TYPE | StatxFlags::SIZE,
+    )?;
+    let regular = FileType::from_raw_mode(st.stx_mode.into()) == FileType::RegularFile;
+    Ok((regular, st.stx_size))
+}
+
+/// Reads at `fd`'s current offset (advancing it) only what can be read
+/// without waiting for a device: `preadv2(RWF_NOWAIT)`, which copies from
+/// the page cache and fails with `EAGAIN` when the data is not there (it
+/// may return fewer bytes than asked: those that were). File systems and
+/// devices without non-blocking reads fail with `EOPNOTSUPP`.
+pub(crate) fn read_nowait(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    use rustix::io::ReadWriteFlags;
+    // `u64::MAX`: the current offset, as read(2) uses it.
+    Ok(rustix::io::preadv2(
+        fd,
+        &mut [io::IoSliceMut::new(buf)],
+        u64::MAX,
+        ReadWriteFlags::NOWAIT,
+    )?)
+}
+
+/// Whether a [`read_nowait`] error says that such reads can never work on
+/// this descriptor (not that this one would have blocked).
+pub(crate) fn nowait_unsupported(e: &io::Error) -> bool {
+    [Errno::OPNOTSUPP, Errno::INVAL, Errno::BADF, Errno::NOSYS]
+        .iter()
+        .any(|errno| e.raw_os_error() == Some(errno.raw_os_error()))
+}

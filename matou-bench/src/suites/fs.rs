@@ -16,6 +16,15 @@
 //!   with matou's worker on io_uring (suffix ` [uring]`): the pool's
 //!   hand-back wakes the worker through its ring instead of epoll.
 //!
+//! The files were just written, so they are in the page cache: matou reads
+//! them (and the File rows' source) on the worker without a trip to the
+//! pool (`fs`'s `nowait` module), tokio on its blocking pool. The spin and
+//! backend variants then differ only where a hand-off remains (the File
+//! rows' writes, opens, `fs::copy`, and reads the cache cannot answer).
+//! The workload is the same for both; on a machine shared with other work,
+//! compare CPU time per row too (`perf stat`): wall time there is mostly
+//! scheduling delay.
+//!
 //! The files live in a fresh directory under the system temp dir (created
 //! before the timed region, removed at the end). `--quick`: 32 MiB and 1,000
 //! files. Reported: ns per whole workload.

@@ -6,9 +6,12 @@
 //! shared with a running job. Writes are write-behind: `poll_write` copies
 //! the bytes, starts the write and reports them accepted; the outcome is
 //! reported by the next operation, `poll_flush` or `poll_close` (flush before
-//! trusting that the data reached the kernel). Reads fetch up to
-//! [`MAX_BUF`] bytes at a time; bytes read ahead of the caller stay in the
-//! buffer and a seek accounts for them.
+//! trusting that the data reached the kernel). A read the page cache can
+//! answer is done at once on the worker, straight into the caller's buffer
+//! (`RWF_NOWAIT`, see the `nowait` module: no trip to the pool, no copy);
+//! other reads go to the pool and fetch up to [`MAX_BUF`] bytes at a time;
+//! bytes read ahead of the caller stay in the buffer and a seek accounts
+//! for them.
 //!
 //! Invariants:
 //! - `State::Idle` holds the std file; `State::Busy` means a job owns it;
@@ -22,6 +25,7 @@ use crate::blocking::{unblock, Unblock};
 use futures_io::{AsyncRead, AsyncSeek, AsyncWrite};
 use std::future::Future;
 use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::fd::AsFd;
 use std::path::Path;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
@@ -76,6 +80,10 @@ pub struct File {
     /// The target of the caller's seek in flight, so that a seek polled
     /// again collects its own result and not that of an abandoned one.
     seeking: Option<SeekFrom>,
+    /// Whether reads try the page cache on the worker first: cleared once
+    /// the file says it cannot (a device, a write-only file, a file system
+    /// without non-blocking reads).
+    read_nowait: bool,
 }
 
 impl std::fmt::Debug for File {
@@ -132,6 +140,7 @@ impl File {
             filled: 0,
             write_error: None,
             seeking: None,
+            read_nowait: true,
         }
     }
 
@@ -245,6 +254,28 @@ impl File {
         }
     }
 
+    /// Reads what the page cache holds straight into `out`, on this thread;
+    /// `None` when the pool must read (nothing cached, or such reads are not
+    /// possible here: the pool then reports std's own outcome). Called idle,
+    /// with no byte read ahead, so the kernel's offset is the caller's.
+    fn read_cached(&mut self, out: &mut [u8]) -> Option<usize> {
+        let State::Idle(Some((file, _))) = &self.state else {
+            return None;
+        };
+        if !self.read_nowait {
+            return None;
+        }
+        match crate::sys::read_nowait(file.as_fd(), out) {
+            Ok(n) => Some(n),
+            Err(e) => {
+                if crate::sys::nowait_unsupported(&e) {
+                    self.read_nowait = false;
+                }
+                None
+            }
+        }
+    }
+
     fn ahead(&self) -> usize {
         self.filled - self.pos
     }
@@ -289,6 +320,9 @@ impl AsyncRead for File {
                 return Poll::Ready(Ok(0));
             }
             let want = out.len().min(MAX_BUF);
+            if let Some(n) = this.read_cached(&mut out[..want]) {
+                return Poll::Ready(Ok(n));
+            }
             this.start(move |file, buf| {
                 if buf.len() < want {
                     buf.resize(want, 0);

@@ -1,6 +1,10 @@
 //! Files and directories: std's `std::fs` operations, run on the
 //! [blocking pool](crate::blocking) so that they never stall a worker, and
 //! [`File`] with `futures-io` `AsyncRead`/`AsyncWrite`/`AsyncSeek`.
+//! Reads the kernel can answer from its caches without waiting for a disk
+//! ([`read`], [`read_to_string`], [`File`]'s reads) are done at once on the
+//! worker instead (module `nowait`): a trip to the pool costs more than they
+//! do.
 //!
 //! Every function takes owned arguments (`impl AsRef<Path>` is copied into a
 //! `PathBuf`) and returns a future that owns everything it needs, so an
@@ -11,6 +15,7 @@
 //! complete, a `rename` still happen); only its result is lost.
 
 mod file;
+mod nowait;
 
 pub use file::{File, MAX_BUF};
 
@@ -37,14 +42,33 @@ fn owned(p: impl AsRef<Path>) -> PathBuf {
     p.as_ref().to_path_buf()
 }
 
-on_pool!(
-    /// The whole contents of a file (`std::fs::read`).
-    read(path: impl AsRef<Path> => owned(path)) -> Vec<u8> = std::fs::read
-);
-on_pool!(
-    /// The whole contents of a file as UTF-8 (`std::fs::read_to_string`).
-    read_to_string(path: impl AsRef<Path> => owned(path)) -> String = std::fs::read_to_string
-);
+/// The whole contents of a file (`std::fs::read`).
+///
+/// What the kernel has cached (the path's lookup, the file's pages) is read
+/// at once on the calling worker, without a trip to the pool; the rest, or
+/// all of it, on the pool (see `nowait`'s module docs).
+///
+/// # Errors
+/// Those of `std::fs::read`.
+pub async fn read(path: impl AsRef<Path>) -> io::Result<Vec<u8>> {
+    nowait::read(owned(path)).await
+}
+
+/// The whole contents of a file as UTF-8 (`std::fs::read_to_string`), read
+/// as [`read`] reads.
+///
+/// # Errors
+/// Those of `std::fs::read_to_string` (`InvalidData` if the file is not
+/// UTF-8).
+pub async fn read_to_string(path: impl AsRef<Path>) -> io::Result<String> {
+    let bytes = nowait::read(owned(path)).await?;
+    String::from_utf8(bytes).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            "stream did not contain valid UTF-8",
+        )
+    })
+}
 on_pool!(
     /// Creates or truncates `path` and writes `contents` (`std::fs::write`).
     write(path: impl AsRef<Path> => owned(path), contents: impl AsRef<[u8]> => contents.as_ref().to_vec()) -> () = std::fs::write
