@@ -26,7 +26,11 @@
 //!   `Drop` of `IoSource` runs before its field's), so a reused descriptor
 //!   number never inherits stale interest;
 //! - no wait is lost to a move: a waiter filed on a reactor is either
-//!   signalled by an event or signalled when that registration is released.
+//!   signalled by an event or signalled when that registration is released;
+//! - a poll-based operation (`poll_io`) whose previous `WouldBlock` filed a
+//!   wait that is still unsignalled returns `Pending` without its syscall:
+//!   readiness is edge-triggered, so nothing became ready since (an event or
+//!   a release would have signalled the wait), and the retry would only fail.
 
 use super::{current, try_current, Dir, Remote};
 use matou_core::{suspend, syscall};
@@ -103,11 +107,28 @@ impl<T: AsFd> IoSource<T> {
         Ok(())
     }
 
+    /// The token of this descriptor on `reactor` if it is registered there
+    /// (never registers nor moves the registration).
+    fn token_here(&self, reactor: &super::Reactor) -> Option<u64> {
+        let reg = self.reg.lock().unwrap_or_else(PoisonError::into_inner);
+        reg.as_ref()
+            .filter(|r| Arc::ptr_eq(&r.remote, reactor.remote()))
+            .map(|r| r.token)
+    }
+
     /// The poll form of [`IoSource::ready`], for `AsyncRead`-style callers:
     /// wakes `cx` when `dir` may be ready.
     pub(crate) fn poll_ready(&self, dir: Dir, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let reactor = current("matou-unix I/O");
-        let token = self.token_on(&reactor)?;
+        self.poll_ready_on(&current("matou-unix I/O"), dir, cx)
+    }
+
+    fn poll_ready_on(
+        &self,
+        reactor: &super::Reactor,
+        dir: Dir,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<()>> {
+        let token = self.token_on(reactor)?;
         reactor.poll_io(token, dir, cx).map(Ok)
     }
 
@@ -134,13 +155,25 @@ impl<T: AsFd> IoSource<T> {
         cx: &mut Context<'_>,
         mut op: impl FnMut(&T) -> io::Result<R>,
     ) -> Poll<io::Result<R>> {
+        let reactor = current("matou-unix I/O");
+        // A wait filed by an earlier poll and not signalled since means no
+        // readiness came after that `WouldBlock`: the syscall would fail
+        // again, so skip it (hyper, for one, polls a connection's read side
+        // several times per request).
+        if let Some(token) = self.token_here(&reactor) {
+            if reactor.poll_filed(token, dir, cx) == Some(Poll::Pending) {
+                return Poll::Pending;
+            }
+        }
         loop {
             match op(&self.io) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => match self.poll_ready(dir, cx) {
-                    Poll::Ready(Ok(())) => {}
-                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                    Poll::Pending => return Poll::Pending,
-                },
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    match self.poll_ready_on(&reactor, dir, cx) {
+                        Poll::Ready(Ok(())) => {}
+                        Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                        Poll::Pending => return Poll::Pending,
+                    }
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 r => return Poll::Ready(r),
             }

@@ -363,6 +363,9 @@ impl Reactor {
     /// The poll-based wait: parks the current task (waking `cx`) until `dir`
     /// may be ready on `token`'s descriptor. `Ready` means "retry the syscall".
     pub(crate) fn poll_io(&self, token: u64, dir: Dir, cx: &mut Context<'_>) -> Poll<()> {
+        if let Some(filed) = self.poll_filed(token, dir, cx) {
+            return filed;
+        }
         let (key, generation) = split(token);
         let mut st = self.state.borrow_mut();
         let Some(entry) = st
@@ -372,16 +375,6 @@ impl Reactor {
         else {
             return Poll::Ready(());
         };
-        if let Some(parked) = entry.polled[dir as usize].as_mut() {
-            // Polling refreshes the waker the core will wake for this uid.
-            if Pin::new(parked).poll(cx).is_ready() {
-                let done = entry.polled[dir as usize].take();
-                drop(st);
-                drop(done);
-                return Poll::Ready(());
-            }
-            return Poll::Pending;
-        }
         self.arm(token);
         let call = matou_core::syscall();
         let uid = call.uid();
@@ -391,6 +384,38 @@ impl Reactor {
         entry.polled[dir as usize] = Some(parked);
         st.add_io_waiter(token, dir, uid);
         Poll::Pending
+    }
+
+    /// The poll-based wait filed earlier on `token`'s `dir`, if any:
+    /// `Pending` while it waits (refreshing the waker the core will wake),
+    /// `Ready` once it was signalled (the wait is then over and dropped).
+    /// `None` when there is no such wait (or no such entry).
+    ///
+    /// A caller that gets `Pending` knows that no readiness came since the
+    /// `WouldBlock` that filed the wait (an event, or the entry's release,
+    /// would have signalled it), so its syscall would only fail again.
+    pub(crate) fn poll_filed(
+        &self,
+        token: u64,
+        dir: Dir,
+        cx: &mut Context<'_>,
+    ) -> Option<Poll<()>> {
+        let (key, generation) = split(token);
+        let mut st = self.state.borrow_mut();
+        let entry = st
+            .entries
+            .get_mut(key)
+            .filter(|e| e.generation == generation)?;
+        let parked = entry.polled[dir as usize].as_mut()?;
+        // Polling refreshes the waker the core will wake for this uid.
+        if Pin::new(parked).poll(cx).is_pending() {
+            return Some(Poll::Pending);
+        }
+        let done = entry.polled[dir as usize].take();
+        drop(st);
+        // A consumed `Suspend` is dropped outside the borrow.
+        drop(done);
+        Some(Poll::Ready(()))
     }
 
     /// Files a timer for `uid`.
