@@ -4,31 +4,10 @@
 
 mod common;
 
-use common::{send_and_expect, send_and_read_all, temp_dir, Server};
-use redis::{cmd, Commands, Connection, RedisResult, Value};
+use common::{q, q_err, send_and_expect, send_and_read_all, temp_dir, Server};
+use redis::{cmd, Commands, Value};
 use std::collections::HashSet;
 use std::time::Duration;
-
-fn q<T: redis::FromRedisValue>(con: &mut Connection, args: &[&str]) -> T {
-    let mut c = cmd(args[0]);
-    for a in &args[1..] {
-        c.arg(*a);
-    }
-    c.query(con)
-        .unwrap_or_else(|e| panic!("{args:?} failed: {e}"))
-}
-
-fn q_err(con: &mut Connection, args: &[&str]) -> String {
-    let mut c = cmd(args[0]);
-    for a in &args[1..] {
-        c.arg(*a);
-    }
-    let r: RedisResult<Value> = c.query(con);
-    match r {
-        Err(e) => e.to_string(),
-        Ok(v) => panic!("{args:?} should fail, got {v:?}"),
-    }
-}
 
 fn start(name: &str, args: &[&str]) -> Server {
     Server::start(&temp_dir(name), args)

@@ -5,29 +5,7 @@
 
 mod common;
 
-use common::{temp_dir, Server};
-use redis::{cmd, Connection, RedisResult, Value};
-
-fn q<T: redis::FromRedisValue>(c: &mut Connection, args: &[&str]) -> T {
-    let mut q = cmd(args[0]);
-    for a in &args[1..] {
-        q.arg(*a);
-    }
-    q.query(c)
-        .unwrap_or_else(|e| panic!("{args:?} failed: {e}"))
-}
-
-fn q_err(c: &mut Connection, args: &[&str]) -> String {
-    let mut q = cmd(args[0]);
-    for a in &args[1..] {
-        q.arg(*a);
-    }
-    let r: RedisResult<Value> = q.query(c);
-    match r {
-        Err(e) => e.to_string(),
-        Ok(v) => panic!("{args:?} answered {v:?}, not an error"),
-    }
-}
+use common::{q, q_err, temp_dir, Server};
 
 #[test]
 fn geo_commands_give_redis_figures_and_positions_survive_a_restart() {

@@ -5,17 +5,9 @@
 
 mod common;
 
-use common::{temp_dir, Server};
+use common::{q, temp_dir, Server};
 use redis::{cmd, Commands, RedisResult};
 use std::time::{Duration, Instant};
-
-fn q<T: redis::FromRedisValue>(c: &mut redis::Connection, args: &[&str]) -> T {
-    let mut command = cmd(args[0]);
-    for a in &args[1..] {
-        command.arg(*a);
-    }
-    command.query(c).unwrap()
-}
 
 #[test]
 fn sorted_sets_work_through_the_redis_crate_and_survive_a_kill() {

@@ -239,3 +239,27 @@ pub fn send_and_read_all(s: &mut TcpStream, bytes: &[u8]) -> (Vec<u8>, bool) {
         }
     }
 }
+
+/// Runs `args` (the command name first) and returns its reply as `T`,
+/// panicking with the command and the error if it failed.
+pub fn q<T: redis::FromRedisValue>(c: &mut redis::Connection, args: &[&str]) -> T {
+    let mut command = redis::cmd(args[0]);
+    for a in &args[1..] {
+        command.arg(*a);
+    }
+    command
+        .query(c)
+        .unwrap_or_else(|e| panic!("{args:?} failed: {e}"))
+}
+
+/// Runs `args`, which must fail, and returns the error's text.
+pub fn q_err(c: &mut redis::Connection, args: &[&str]) -> String {
+    let mut command = redis::cmd(args[0]);
+    for a in &args[1..] {
+        command.arg(*a);
+    }
+    match command.query::<redis::Value>(c) {
+        Err(e) => e.to_string(),
+        Ok(v) => panic!("{args:?} answered {v:?}, not an error"),
+    }
+}
