@@ -8,51 +8,14 @@
 
 mod common;
 
+use common::blocking::{
+    blocked_clients, blocking, bulk, every_element_popped_once, wait_blocked, Churn,
+};
 use common::{temp_dir, Server};
-use redis::{cmd, Commands, Connection, Value};
-use std::collections::HashSet;
+use redis::{cmd, Commands, Value};
 use std::io::{Read, Write};
-use std::net::{Shutdown, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
-
-fn blocked_clients(c: &mut Connection) -> i64 {
-    let info: String = cmd("INFO").arg("clients").query(c).unwrap();
-    info.lines()
-        .find_map(|l| l.strip_prefix("blocked_clients:"))
-        .expect("blocked_clients in INFO")
-        .trim()
-        .parse()
-        .unwrap()
-}
-
-/// Waits until `n` clients are blocked (the server counts them).
-fn wait_blocked(c: &mut Connection, n: i64) {
-    let start = Instant::now();
-    while blocked_clients(c) != n {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "never {n} blocked"
-        );
-        thread::sleep(Duration::from_millis(10));
-    }
-}
-
-/// Sends a blocking command on its own connection, in a thread: its reply.
-fn blocking(server: &Server, args: &[&str]) -> thread::JoinHandle<Value> {
-    let mut c = server.client();
-    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    thread::spawn(move || {
-        c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-        cmd(&args[0]).arg(&args[1..]).query(&mut c).unwrap()
-    })
-}
-
-fn bulk(s: &str) -> Value {
-    Value::BulkString(s.as_bytes().to_vec())
-}
 
 /// BZPOPMIN / BZPOPMAX's reply: `[key, member, score]`.
 fn single(key: &str, member: &str, score: &str) -> Value {
@@ -336,135 +299,25 @@ fn sorted_sets_and_served_pops_replay_after_sigkill() {
 }
 
 /// A tiny xorshift: the stress test's randomness, reproducible by seed.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
-
-/// The members of the BZPOPMIN replies in `bytes` (`*3 $ key $ member $
-/// score`).
-fn members_of(bytes: &[u8]) -> Vec<String> {
-    let text = String::from_utf8_lossy(bytes);
-    let lines: Vec<&str> = text.split("\r\n").collect();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < lines.len() {
-        if lines[i] == "*3" && i + 6 < lines.len() {
-            out.push(lines[i + 4].to_string());
-            i += 7;
-        } else {
-            i += 1;
-        }
-    }
-    out
-}
 
 #[test]
 fn every_added_member_is_popped_exactly_once_while_consumers_come_and_go() {
-    const PRODUCERS: usize = 3;
-    const PER_PRODUCER: usize = 300;
-    const CONSUMERS: usize = 6;
     let dir = temp_dir("bzpop-stress");
     let server = Server::start(&dir, &["--fsync", "no", "--workers", "2"]);
-    let popped = Arc::new(Mutex::new(Vec::<String>::new()));
-    let producing = Arc::new(AtomicBool::new(true));
-    let consumers: Vec<_> = (0..CONSUMERS)
-        .map(|i| {
-            let (popped, producing) = (popped.clone(), producing.clone());
-            let port = server.port;
-            thread::spawn(move || {
-                let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (i as u64 + 1));
-                let mut leaves = 0;
-                while producing.load(Ordering::SeqCst) {
-                    // A fresh connection: a few pops with short timeouts,
-                    // then leave, sometimes while blocked. Leaving
-                    // half-closes and reads to the end: a reply sent before
-                    // the server saw us go is counted.
-                    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-                    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-                    let mut got = Vec::new();
-                    for _ in 0..rng.below(5) + 1 {
-                        let key = ["z1", "z2"][rng.below(2) as usize];
-                        let t = ["0.01", "0.05", "0.2"][rng.below(3) as usize];
-                        let name = ["BZPOPMIN", "BZPOPMAX"][rng.below(2) as usize];
-                        s.write_all(format!("{name} {key} {t}\r\n").as_bytes())
-                            .unwrap();
-                        if rng.below(4) == 0 {
-                            thread::sleep(Duration::from_millis(rng.below(30)));
-                            break;
-                        }
-                        // One reply: `*-1`, or `*3` and six lines.
-                        let mut reply = Vec::new();
-                        let mut byte = [0u8; 1];
-                        let mut lines = 0;
-                        while lines < 7 {
-                            s.read_exact(&mut byte).unwrap();
-                            reply.push(byte[0]);
-                            if reply.ends_with(b"\r\n") {
-                                lines += 1;
-                                if lines == 1 && reply.starts_with(b"*-1") {
-                                    break;
-                                }
-                            }
-                        }
-                        got.extend_from_slice(&reply);
-                    }
-                    s.shutdown(Shutdown::Write).unwrap();
-                    let mut rest = Vec::new();
-                    s.read_to_end(&mut rest).unwrap();
-                    got.extend_from_slice(&rest);
-                    leaves += 1;
-                    popped.lock().unwrap().extend(members_of(&got));
-                }
-                leaves
-            })
-        })
-        .collect();
-    let producers: Vec<_> = (0..PRODUCERS)
-        .map(|p| {
-            let mut c = server.client();
-            thread::spawn(move || {
-                let mut rng = Rng(0xDEAD_BEEF ^ (p as u64 + 7));
-                for i in 0..PER_PRODUCER {
-                    let key = ["z1", "z2"][rng.below(2) as usize];
-                    let _: i64 = c.zadd(key, format!("p{p}-{i}"), i).unwrap();
-                    if rng.below(8) == 0 {
-                        thread::sleep(Duration::from_millis(rng.below(5)));
-                    }
-                }
-            })
-        })
-        .collect();
-    for p in producers {
-        p.join().unwrap();
-    }
-    let mut c = server.client();
-    let start = Instant::now();
-    while c.zcard::<_, i64>("z1").unwrap() + c.zcard::<_, i64>("z2").unwrap() > 0
-        && start.elapsed() < Duration::from_secs(20)
-    {
-        thread::sleep(Duration::from_millis(20));
-    }
-    producing.store(false, Ordering::SeqCst);
-    let leaves: usize = consumers.into_iter().map(|h| h.join().unwrap()).sum();
-    let mut all = popped.lock().unwrap().clone();
-    for k in ["z1", "z2"] {
-        all.extend(c.zrange::<_, Vec<String>>(k, 0, -1).unwrap());
-    }
-    let distinct: HashSet<&String> = all.iter().collect();
-    assert_eq!(distinct.len(), all.len(), "a member was popped twice");
-    let want: HashSet<String> = (0..PRODUCERS)
-        .flat_map(|p| (0..PER_PRODUCER).map(move |i| format!("p{p}-{i}")))
-        .collect();
-    let got: HashSet<String> = all.into_iter().collect();
-    assert_eq!(got.len(), want.len(), "a member was lost");
-    assert_eq!(got, want);
-    assert!(leaves > CONSUMERS, "consumers came and went: {leaves}");
-    wait_blocked(&mut c, 0);
+    every_element_popped_once(
+        &server,
+        Churn {
+            keys: ["z1", "z2"],
+            per_producer: 300,
+            request: |rng, key, t| {
+                let name = ["BZPOPMIN", "BZPOPMAX"][rng.below(2) as usize];
+                format!("{name} {key} {t}\r\n")
+            },
+            reply_len: 3,
+            add: |c, key, member, i| {
+                let _: i64 = c.zadd(key, member, i).unwrap();
+            },
+            left: |c, key| c.zrange(key, 0, -1).unwrap(),
+        },
+    );
 }

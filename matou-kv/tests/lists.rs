@@ -7,51 +7,17 @@
 
 mod common;
 
+use common::blocking::{
+    blocked_clients, blocking, bulk, every_element_popped_once, wait_blocked, Churn,
+};
 use common::{temp_dir, Server};
-use redis::{cmd, Commands, Connection, Value};
+use redis::{cmd, Commands, Value};
 use std::collections::{HashMap, HashSet};
-use std::io::{Read, Write};
-use std::net::{Shutdown, TcpStream};
+use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
-
-fn blocked_clients(c: &mut Connection) -> i64 {
-    let info: String = cmd("INFO").arg("clients").query(c).unwrap();
-    info.lines()
-        .find_map(|l| l.strip_prefix("blocked_clients:"))
-        .expect("blocked_clients in INFO")
-        .trim()
-        .parse()
-        .unwrap()
-}
-
-/// Waits until `n` clients are blocked (the server counts them).
-fn wait_blocked(c: &mut Connection, n: i64) {
-    let start = Instant::now();
-    while blocked_clients(c) != n {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "never {n} blocked"
-        );
-        thread::sleep(Duration::from_millis(10));
-    }
-}
-
-/// Sends a blocking command on its own connection, in a thread: its reply.
-fn blocking(server: &Server, args: &[&str]) -> thread::JoinHandle<Value> {
-    let mut c = server.client();
-    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    thread::spawn(move || {
-        c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-        cmd(&args[0]).arg(&args[1..]).query(&mut c).unwrap()
-    })
-}
-
-fn bulk(s: &str) -> Value {
-    Value::BulkString(s.as_bytes().to_vec())
-}
 
 #[test]
 fn list_commands_answer_through_the_redis_crate() {
@@ -267,144 +233,6 @@ fn lists_and_served_pops_replay_after_sigkill() {
 }
 
 /// A tiny xorshift: the stress test's randomness, reproducible by seed.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
-
-/// Reads whatever the server sends until it closes: the elements of the
-/// BLPOP replies in it (`*2 $len key $len element`).
-fn elements_of(bytes: &[u8]) -> Vec<String> {
-    let text = String::from_utf8_lossy(bytes);
-    let lines: Vec<&str> = text.split("\r\n").collect();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < lines.len() {
-        if lines[i] == "*2" && i + 4 < lines.len() {
-            out.push(lines[i + 4].to_string());
-            i += 5;
-        } else {
-            i += 1;
-        }
-    }
-    out
-}
-
-#[test]
-fn every_pushed_element_is_popped_exactly_once_while_consumers_come_and_go() {
-    const PRODUCERS: usize = 3;
-    const PER_PRODUCER: usize = 400;
-    const CONSUMERS: usize = 6;
-    let dir = temp_dir("lists-stress");
-    let server = Server::start(&dir, &["--fsync", "no"]);
-    let popped = Arc::new(Mutex::new(Vec::<String>::new()));
-    let producing = Arc::new(AtomicBool::new(true));
-    let consumers: Vec<_> = (0..CONSUMERS)
-        .map(|i| {
-            let (popped, producing) = (popped.clone(), producing.clone());
-            let port = server.port;
-            thread::spawn(move || {
-                let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (i as u64 + 1));
-                let mut leaves = 0;
-                while producing.load(Ordering::SeqCst) {
-                    // A fresh connection: BLPOP a few times with short
-                    // timeouts, then leave, sometimes while blocked. The
-                    // leaving half-closes and reads to the end: a reply
-                    // the server sent before it saw us go is counted.
-                    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-                    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-                    let mut got = Vec::new();
-                    for _ in 0..rng.below(5) + 1 {
-                        let key = ["q1", "q2"][rng.below(2) as usize];
-                        let t = ["0.01", "0.05", "0.2"][rng.below(3) as usize];
-                        let req = format!(
-                            "*3\r\n$5\r\nBLPOP\r\n${}\r\n{key}\r\n${}\r\n{t}\r\n",
-                            key.len(),
-                            t.len()
-                        );
-                        s.write_all(req.as_bytes()).unwrap();
-                        if rng.below(4) == 0 {
-                            // Leave while (perhaps) blocked.
-                            thread::sleep(Duration::from_millis(rng.below(30)));
-                            break;
-                        }
-                        let mut reply = Vec::new();
-                        let mut byte = [0u8; 1];
-                        // One reply: `*-1\r\n`, or `*2` and four lines.
-                        let mut lines = 0;
-                        while lines < 5 {
-                            s.read_exact(&mut byte).unwrap();
-                            reply.push(byte[0]);
-                            if reply.ends_with(b"\r\n") {
-                                lines += 1;
-                                if lines == 1 && reply.starts_with(b"*-1") {
-                                    break;
-                                }
-                            }
-                        }
-                        got.extend_from_slice(&reply);
-                    }
-                    s.shutdown(Shutdown::Write).unwrap();
-                    let mut rest = Vec::new();
-                    s.read_to_end(&mut rest).unwrap();
-                    got.extend_from_slice(&rest);
-                    leaves += 1;
-                    popped.lock().unwrap().extend(elements_of(&got));
-                }
-                leaves
-            })
-        })
-        .collect();
-    let producers: Vec<_> = (0..PRODUCERS)
-        .map(|p| {
-            let mut c = server.client();
-            thread::spawn(move || {
-                let mut rng = Rng(0xDEAD_BEEF ^ (p as u64 + 7));
-                for i in 0..PER_PRODUCER {
-                    let key = ["q1", "q2"][rng.below(2) as usize];
-                    let _: i64 = c.rpush(key, format!("p{p}-{i}")).unwrap();
-                    if rng.below(8) == 0 {
-                        thread::sleep(Duration::from_millis(rng.below(5)));
-                    }
-                }
-            })
-        })
-        .collect();
-    for p in producers {
-        p.join().unwrap();
-    }
-    // Let the consumers drain what is there, then stop them.
-    let mut c = server.client();
-    let start = Instant::now();
-    while c.llen::<_, i64>("q1").unwrap() + c.llen::<_, i64>("q2").unwrap() > 0
-        && start.elapsed() < Duration::from_secs(20)
-    {
-        thread::sleep(Duration::from_millis(20));
-    }
-    producing.store(false, Ordering::SeqCst);
-    let leaves: usize = consumers.into_iter().map(|h| h.join().unwrap()).sum();
-    let mut all = popped.lock().unwrap().clone();
-    for k in ["q1", "q2"] {
-        all.extend(c.lrange::<_, Vec<String>>(k, 0, -1).unwrap());
-    }
-    let distinct: HashSet<&String> = all.iter().collect();
-    assert_eq!(distinct.len(), all.len(), "an element was popped twice");
-    let want: HashSet<String> = (0..PRODUCERS)
-        .flat_map(|p| (0..PER_PRODUCER).map(move |i| format!("p{p}-{i}")))
-        .collect();
-    let got: HashSet<String> = all.into_iter().collect();
-    assert_eq!(got.len(), want.len(), "an element was lost");
-    assert_eq!(got, want);
-    assert!(leaves > CONSUMERS, "consumers came and went: {leaves}");
-    wait_blocked(&mut c, 0);
-}
-
 /// The reliable-queue pattern under SIGKILL: producers push distinct
 /// elements, a consumer moves them with BLMOVE to a processing list, and
 /// the server is killed and restarted again and again. An acknowledged
@@ -488,4 +316,29 @@ fn acknowledged_elements_survive_sigkill_during_pushes_and_blocking_moves() {
     assert!(lost.is_empty(), "acknowledged pushes lost: {lost:?}");
     assert!(acked.len() > 100, "pushes happened: {}", acked.len());
     assert!(!received.is_empty(), "moves happened");
+}
+
+#[test]
+fn every_pushed_element_is_popped_exactly_once_while_consumers_come_and_go() {
+    let dir = temp_dir("lists-stress");
+    let server = Server::start(&dir, &["--fsync", "no"]);
+    every_element_popped_once(
+        &server,
+        Churn {
+            keys: ["q1", "q2"],
+            per_producer: 400,
+            request: |_, key, t| {
+                format!(
+                    "*3\r\n$5\r\nBLPOP\r\n${}\r\n{key}\r\n${}\r\n{t}\r\n",
+                    key.len(),
+                    t.len()
+                )
+            },
+            reply_len: 2,
+            add: |c, key, element, _| {
+                let _: i64 = c.rpush(key, element).unwrap();
+            },
+            left: |c, key| c.lrange(key, 0, -1).unwrap(),
+        },
+    );
 }

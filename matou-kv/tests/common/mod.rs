@@ -3,6 +3,8 @@
 //! a failing test never leaves a server behind.
 #![allow(dead_code)]
 
+pub mod blocking;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
