@@ -137,6 +137,9 @@ pub(super) enum Req {
     /// SAVE, BGREWRITEAOF, DEBUG RELOAD...: operations on the store or
     /// the log as a whole (`admin`).
     Admin(StorageOp),
+    /// EVAL, FCALL, SCRIPT, FUNCTION (`script`): a script runs in one
+    /// piece like an EXEC, its writes logged as one record.
+    Script(crate::command::script::ScriptCmd),
 }
 
 /// The connection's database, which only the storage task changes (by
@@ -300,6 +303,8 @@ struct Storage {
     /// Keys waited on that may hold a list without the store having
     /// signalled it (a SWAPDB brings a whole database in).
     woken: Vec<(usize, Vec<u8>)>,
+    /// The Lua engine (see `script`).
+    scripts: script::Scripts,
 }
 
 /// A blocked client served by a pop, its reply held until the commit.
@@ -347,6 +352,8 @@ pub(super) async fn run(
         last_save_unix: now_ms() / 1000,
         changes_since_save: 0,
         fsync,
+        scripts: crate::script::Engine::new(script::busy_poll(jobs.clone()))
+            .map_err(|e| e.to_string()),
     };
     s.sync_lfu();
     let mut next_tick = Instant::now() + TICK;
@@ -474,6 +481,9 @@ impl Storage {
                             // What it did stands (a rewrite, a sleep):
                             // its answer too.
                             Req::Admin(_) => Redo::NotRun,
+                            // Answered MISCONF like a write if its batch
+                            // is rolled back (it may have written).
+                            Req::Script(_) => Redo::Write,
                             Req::Read(_) | Req::Exec(..) => unreachable!("answered above"),
                         });
                         if matches!(req, Req::Write(_)) {
@@ -725,6 +735,7 @@ impl Storage {
             }
             Req::Exec(..) => (Answer::Reply(exec_in_exec()), None),
             Req::Admin(op) => (Answer::Reply(self.admin(op, *db, now)), None),
+            Req::Script(cmd) => self.script(cmd, db, now),
             Req::Select(i) => match self.db_index(i) {
                 Some(i) => {
                     *db = i;
@@ -1050,7 +1061,10 @@ impl Storage {
 
     /// The storage's part of INFO.
     fn info(&self) -> InfoData {
+        let (used_memory_lua, cached_scripts) = self.script_figures();
         InfoData {
+            used_memory_lua,
+            cached_scripts,
             expired_keys: self.expired_keys,
             used_memory: used_memory(&self.store),
             evicted_keys: self.memory.evicted(),
@@ -1141,5 +1155,6 @@ fn lock(cell: &WatchCell) -> std::sync::MutexGuard<'_, Vec<crate::command::multi
 
 mod admin;
 mod evict;
+mod script;
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,198 @@
+//! The storage task's half of scripting: runs EVAL / FCALL with the
+//! [`Engine`] and answers SCRIPT / FUNCTION.
+//!
+//! A script runs here, inside the job that carries it, like an EXEC: its
+//! `redis.call`s run one after the other through [`Storage::run`] (so each
+//! write is journaled in the batch's undo, bumps the WATCH versions, and
+//! a MOVE or SELECT works as in a transaction), nothing else runs in
+//! between, and their records are appended as one [`LogRecord::Multi`]
+//! frame (or the one record). The script's reply is then held until the
+//! batch's commit like any write's. A script that fails halfway keeps
+//! (and logs) the writes it made before the failure, as Redis does.
+//!
+//! While a script is busy (past `busy-reply-threshold`), the engine's hook
+//! calls [`busy_poll`]'s closure, which takes the jobs queued meanwhile
+//! off the channel and answers them at once (see `script`'s state
+//! machine): `-BUSY`, or the outcome of SCRIPT KILL / FUNCTION KILL.
+
+use super::{Answer, Answered, Job, Req, Storage};
+use crate::command::script::{ScriptCmd, Source};
+use crate::command::{parse, Command, Conn, Spec, Write};
+use crate::record::LogRecord;
+use crate::resp::Reply;
+use crate::script::{busy_reply, not_busy, Engine, Host, Poll, Target, Watch};
+use matou::sync::Receiver;
+use std::borrow::Cow;
+
+/// The closure the engine's hook calls while a script is busy: answers
+/// every job queued on `jobs` (see the module docs).
+pub(super) fn busy_poll(jobs: Receiver<Job>) -> Poll {
+    Box::new(move |w: &Watch| {
+        while let Ok(job) = jobs.try_recv() {
+            let answers: Vec<Answer> = job
+                .reqs
+                .into_iter()
+                .map(|r| {
+                    Answer::Reply(match r {
+                        Req::Script(ScriptCmd::Kill { function }) => w.kill(function),
+                        _ => busy_reply(w.is_function()),
+                    })
+                })
+                .collect();
+            let nanos = vec![0; answers.len()];
+            // A handler that went away is no error.
+            let _ = job.reply.send(Answered { answers, nanos });
+        }
+    })
+}
+
+/// The engine, or why there is none (answered to every script command).
+pub(super) type Scripts = Result<Engine, String>;
+
+/// One run's host: the storage, the database the script is on (SELECT in
+/// it changes the connection's, as in Redis 7), and the records so far.
+struct ScriptHost<'a> {
+    s: &'a mut Storage,
+    db: &'a mut usize,
+    now: u64,
+    records: Vec<LogRecord>,
+}
+
+impl Host for ScriptHost<'_> {
+    fn call(&mut self, args: Vec<Vec<u8>>, _spec: &'static Spec) -> Reply {
+        if let Some(r) = self.s.memory.refusal(&args) {
+            return r;
+        }
+        let req = match parse(&args, true) {
+            Err(e) => return e,
+            Ok(Command::Read(r)) => Req::Read(r),
+            // Blocking commands run non-blocking in a script: an empty
+            // source answers the timeout's null at once (Redis does so).
+            Ok(Command::Write(Write::List(l)))
+                if l.would_block(self.s.store.db(*self.db), self.now) =>
+            {
+                return Reply::NilArray;
+            }
+            Ok(Command::Write(w)) => Req::Write(w),
+            Ok(Command::Conn(Conn::Select(i))) => Req::Select(i),
+            Ok(Command::Conn(Conn::Ping(None))) => return Reply::Simple(Cow::Borrowed("PONG")),
+            Ok(Command::Conn(Conn::Ping(Some(m)) | Conn::Echo(m))) => return Reply::Bulk(m),
+            Ok(Command::Conn(_)) => {
+                return Reply::err("ERR This Redis command is not allowed from script")
+            }
+        };
+        if matches!(req, Req::Write(_)) {
+            self.s.evict(self.now);
+        }
+        let (answer, record) = self.s.run(req, self.db, self.now);
+        match record {
+            // A Multi never nests (as in EXEC).
+            Some(LogRecord::Multi(inner)) => self.records.extend(inner),
+            other => self.records.extend(other),
+        }
+        match answer {
+            Answer::Reply(r) => r,
+            _ => Reply::err("ERR This Redis command is not allowed from script"),
+        }
+    }
+}
+
+impl Storage {
+    /// Runs a scripting command on database `db`: its answer, and the
+    /// record of a script's writes.
+    pub(super) fn script(
+        &mut self,
+        cmd: ScriptCmd,
+        db: &mut usize,
+        now: u64,
+    ) -> (Answer, Option<LogRecord>) {
+        // Taken out for the run: the script's calls need the rest of the
+        // storage mutably.
+        let mut engine = match std::mem::replace(&mut self.scripts, Err(String::new())) {
+            Ok(e) => e,
+            Err(why) => {
+                let reply = Reply::err(format!("ERR scripting is not available: {why}"));
+                self.scripts = Err(why);
+                return (Answer::Reply(reply), None);
+            }
+        };
+        let mut record = None;
+        let reply = match cmd {
+            ScriptCmd::Run {
+                source,
+                keys,
+                argv,
+                read_only,
+            } => {
+                let target = match &source {
+                    Source::Body(b) => Target::Body(b),
+                    Source::Sha(s) => Target::Sha(s),
+                    Source::Function(f) => Target::Function(f),
+                };
+                let read_only = read_only
+                    || match &source {
+                        Source::Function(f) => engine.function_is_read_only(f) == Some(true),
+                        _ => false,
+                    };
+                let mut host = ScriptHost {
+                    s: self,
+                    db,
+                    now,
+                    records: Vec::new(),
+                };
+                let reply = engine.run(target, &keys, &argv, read_only, &mut host);
+                let mut records = host.records;
+                record = match records.len() {
+                    0 => None,
+                    1 => records.pop(),
+                    _ => Some(LogRecord::Multi(records)),
+                };
+                reply
+            }
+            ScriptCmd::Load(body) => match engine.load(&body) {
+                Ok(sha) => Reply::Bulk(sha.into_bytes()),
+                Err(e) => e,
+            },
+            ScriptCmd::Exists(shas) => Reply::Array(
+                shas.iter()
+                    .map(|s| Reply::Integer(i64::from(engine.exists(s))))
+                    .collect(),
+            ),
+            ScriptCmd::Flush => {
+                engine.flush_scripts();
+                Reply::ok()
+            }
+            // Here no script runs (a busy one's KILL is answered by the hook).
+            ScriptCmd::Kill { .. } => not_busy(),
+            ScriptCmd::FunctionLoad { code, replace } => match engine.function_load(&code, replace)
+            {
+                Ok(name) => Reply::Bulk(name.into_bytes()),
+                Err(e) => e,
+            },
+            ScriptCmd::FunctionDelete(name) => {
+                match engine.function_delete(&String::from_utf8_lossy(&name)) {
+                    true => Reply::ok(),
+                    false => Reply::err("ERR Library not found"),
+                }
+            }
+            ScriptCmd::FunctionFlush => {
+                engine.function_flush();
+                Reply::ok()
+            }
+            ScriptCmd::FunctionList { pattern, with_code } => {
+                engine.function_list(pattern.as_deref(), with_code)
+            }
+            ScriptCmd::FunctionStats => engine.function_stats(),
+        };
+        self.scripts = Ok(engine);
+        (Answer::Reply(reply), record)
+    }
+
+    /// INFO's scripting figures: the Lua state's bytes, the cached scripts.
+    pub(super) fn script_figures(&self) -> (usize, usize) {
+        match &self.scripts {
+            Ok(e) => (e.used_memory(), e.cached_scripts()),
+            Err(_) => (0, 0),
+        }
+    }
+}
