@@ -115,20 +115,16 @@ impl Watch {
     /// SCRIPT KILL (`function: false`) or FUNCTION KILL from another
     /// client while busy: the reply for that client.
     pub fn kill(&self, function: bool) -> Reply {
-        if function != self.function.get() {
-            return match function {
-                true => Reply::err("NOTBUSY No scripts in execution right now."),
-                false => Reply::err(
-                    "BUSY Redis is busy running a function. You can only call FUNCTION KILL command.",
-                ),
-            };
-        }
+        // Redis's order: a script that wrote is unkillable whatever asks.
         if self.wrote.get() {
             return Reply::err(
                 "UNKILLABLE Sorry the script already executed write commands against the \
                  dataset. You can either wait the script termination or kill the server in a \
                  hard way using the SHUTDOWN NOSAVE command.",
             );
+        }
+        if function != self.function.get() {
+            return busy_reply(self.function.get());
         }
         self.killed.set(true);
         Reply::ok()

@@ -305,6 +305,9 @@ struct Storage {
     woken: Vec<(usize, Vec<u8>)>,
     /// The Lua engine (see `script`).
     scripts: script::Scripts,
+    /// The batch's jobs not run yet, where a busy script's hook finds
+    /// them too (to answer them BUSY: see `script`).
+    pending: script::Pending,
 }
 
 /// A blocked client served by a pop, its reply held until the commit.
@@ -352,9 +355,11 @@ pub(super) async fn run(
         last_save_unix: now_ms() / 1000,
         changes_since_save: 0,
         fsync,
-        scripts: crate::script::Engine::new(script::busy_poll(jobs.clone()))
-            .map_err(|e| e.to_string()),
+        scripts: Err(String::new()),
+        pending: script::Pending::default(),
     };
+    s.scripts = crate::script::Engine::new(script::busy_poll(jobs.clone(), s.pending.clone()))
+        .map_err(|e| e.to_string());
     s.sync_lfu();
     let mut next_tick = Instant::now() + TICK;
     let mut batch = Vec::new();
@@ -413,7 +418,12 @@ impl Storage {
         let now = self.clock;
         self.sync_lfu();
         self.sync_notify();
-        for job in batch.drain(..) {
+        self.pending.borrow_mut().extend(batch.drain(..));
+        loop {
+            // Not borrowed while the job runs: a busy script's hook takes
+            // the jobs behind it from here.
+            let next = self.pending.borrow_mut().pop_front();
+            let Some(job) = next else { break };
             let mut answers = Vec::with_capacity(job.reqs.len());
             let mut nanos = Vec::with_capacity(job.reqs.len());
             let mut redo = Vec::with_capacity(job.reqs.len());

@@ -11,8 +11,8 @@
 //! (and logs) the writes it made before the failure, as Redis does.
 //!
 //! While a script is busy (past `busy-reply-threshold`), the engine's hook
-//! calls [`busy_poll`]'s closure, which takes the jobs queued meanwhile
-//! off the channel and answers them at once (see `script`'s state
+//! calls [`busy_poll`]'s closure, which takes the jobs behind the script
+//! (the rest of its batch, then the channel's) and answers them at once (see `script`'s state
 //! machine): `-BUSY`, or the outcome of SCRIPT KILL / FUNCTION KILL.
 
 use super::{Answer, Answered, Job, Req, Storage};
@@ -23,12 +23,23 @@ use crate::resp::Reply;
 use crate::script::{busy_reply, not_busy, Engine, Host, Poll, Target, Watch};
 use matou::sync::Receiver;
 use std::borrow::Cow;
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::rc::Rc;
+
+/// The jobs of the batch in progress not run yet (see `Storage::execute`).
+pub(super) type Pending = Rc<RefCell<VecDeque<Job>>>;
 
 /// The closure the engine's hook calls while a script is busy: answers
-/// every job queued on `jobs` (see the module docs).
-pub(super) fn busy_poll(jobs: Receiver<Job>) -> Poll {
+/// every job behind the script, those of its batch (`pending`) then those
+/// queued on `jobs` since (see the module docs).
+pub(super) fn busy_poll(jobs: Receiver<Job>, pending: Pending) -> Poll {
     Box::new(move |w: &Watch| {
-        while let Ok(job) = jobs.try_recv() {
+        let mut next = || {
+            let queued = pending.borrow_mut().pop_front();
+            queued.or_else(|| jobs.try_recv().ok())
+        };
+        while let Some(job) = next() {
             let answers: Vec<Answer> = job
                 .reqs
                 .into_iter()

@@ -50,6 +50,7 @@ fn storage(name: &str) -> (Storage, std::path::PathBuf) {
         )),
         // No one else sends jobs here: a busy script has no one to answer.
         scripts: crate::script::Engine::new(Box::new(|_| {})).map_err(|e| e.to_string()),
+        pending: Default::default(),
     };
     (s, d)
 }
