@@ -11,7 +11,8 @@ use super::{Host, Watch};
 use crate::command::lookup;
 use crate::resp::Reply;
 use mlua::{Function, Lua, MultiValue, Table, Value, Variadic};
-use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 /// The pieces of the prelude the engine calls, and the environments.
 pub struct Api {
@@ -27,7 +28,7 @@ pub struct Api {
     /// table while FUNCTION LOAD runs the library.
     function_env: Table,
     /// Whether a library is being loaded (which `redis` functions see).
-    loading: Rc<std::cell::Cell<bool>>,
+    loading: Arc<AtomicBool>,
 }
 
 /// A function registered by a library being loaded.
@@ -98,7 +99,7 @@ pub fn script_no_writes(body: &[u8]) -> bool {
 
 impl Api {
     /// Loads the prelude and builds the globals (see the module docs).
-    pub fn new(lua: &Lua, watch: Rc<Watch>) -> mlua::Result<Api> {
+    pub fn new(lua: &Lua, watch: Arc<Watch>) -> mlua::Result<Api> {
         let p: Table = lua
             .load(include_str!("prelude.lua"))
             .set_name("=matou")
@@ -167,14 +168,16 @@ impl Api {
         }
         let load_redis = readonly.call::<Value>(load_redis)?;
         let run_redis: Value = base.raw_get("redis")?;
-        let loading = Rc::new(std::cell::Cell::new(false));
+        let loading = Arc::new(AtomicBool::new(false));
         let phase = loading.clone();
         let dynamic = lua.create_function(move |_, k: Value| {
             Ok(match &k {
-                Value::String(s) if s.as_bytes().as_ref() == b"redis" => match phase.get() {
-                    true => load_redis.clone(),
-                    false => run_redis.clone(),
-                },
+                Value::String(s) if s.as_bytes().as_ref() == b"redis" => {
+                    match phase.load(Ordering::Relaxed) {
+                        true => load_redis.clone(),
+                        false => run_redis.clone(),
+                    }
+                }
                 Value::String(s)
                     if s.as_bytes().as_ref() == b"KEYS" || s.as_bytes().as_ref() == b"ARGV" =>
                 {
@@ -230,9 +233,9 @@ impl Api {
             })?;
         let internal = |e: mlua::Error| Reply::err(format!("ERR {}", convert::lua_error_text(&e)));
         self.begin_load.call::<()>(()).map_err(internal)?;
-        self.loading.set(true);
+        self.loading.store(true, Ordering::Relaxed);
         let result = self.run.call::<(bool, Value)>((f, Value::Nil, Value::Nil));
-        self.loading.set(false);
+        self.loading.store(false, Ordering::Relaxed);
         let registered: Value = self.end_load.call(()).map_err(internal)?;
         let (ok, err) = result.map_err(internal)?;
         if !ok {
@@ -308,7 +311,7 @@ impl Api {
             };
             self.set_impl.call::<()>(Value::Nil)?;
             let (ok, v) = r?;
-            let resp3 = watch.resp.get() == 3;
+            let resp3 = watch.resp.load(Ordering::Relaxed) == 3;
             Ok(match ok {
                 true => to_reply(&v, resp3),
                 false => failure(&v, name),
@@ -407,11 +410,14 @@ fn redis_call(
     if let Reply::Error(e) = &reply {
         return fail(e);
     }
-    Ok((true, to_lua(lua, reply, watch.resp.get() == 3)?))
+    Ok((
+        true,
+        to_lua(lua, reply, watch.resp.load(Ordering::Relaxed) == 3)?,
+    ))
 }
 
 /// The `redis` table's functions written in Rust, and the prelude's.
-fn redis_table(lua: &Lua, p: &Table, watch: &Rc<Watch>) -> mlua::Result<Table> {
+fn redis_table(lua: &Lua, p: &Table, watch: &Arc<Watch>) -> mlua::Result<Table> {
     let t = lua.create_table()?;
     t.raw_set("call", p.get::<Value>("call")?)?;
     t.raw_set("pcall", p.get::<Value>("pcall")?)?;
@@ -495,7 +501,7 @@ fn redis_table(lua: &Lua, p: &Table, watch: &Rc<Watch>) -> mlua::Result<Table> {
             if n != 2 && n != 3 {
                 return Err(mlua::Error::runtime("RESP version must be 2 or 3."));
             }
-            w.resp.set(n as u8);
+            w.resp.store(n as u8, Ordering::Relaxed);
             Ok(())
         })?,
     )?;

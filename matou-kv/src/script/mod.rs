@@ -42,6 +42,11 @@
 //!   `pcall` in the script cannot outlive it for long), and the caller's
 //!   reply is `ERR Script killed by user with SCRIPT KILL...`.
 //!
+//! The storage task runs a batch that holds a script on a thread of its
+//! own and awaits it (`server/storage/script.rs`): a busy script blocks
+//! that thread, not the storage task's worker, so the connections served
+//! there still read and send their requests for the hook to answer.
+//!
 //! SHUTDOWN is answered by the connection, never by the storage task; it
 //! cannot stop a busy script (the server is then killed from outside).
 
@@ -50,10 +55,9 @@ mod convert;
 
 use crate::resp::Reply;
 use mlua::{Function, HookTriggers, Lua, LuaOptions, StdLib, Table, Value, VmState};
-use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap};
-use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Lua instructions between two looks of the hook at the [`Watch`]
@@ -84,22 +88,40 @@ pub fn not_busy() -> Reply {
 
 /// What the hook and the storage task share about the run in progress
 /// (see the module docs).
+///
+/// Atomics: the storage runs a batch holding a script on a thread of its
+/// own (see `server/storage/script.rs`), and the hook runs there too; the
+/// fields are only ever touched by that one thread at a time, so relaxed
+/// ordering is enough.
 #[derive(Default)]
 pub struct Watch {
-    running: Cell<bool>,
-    started: Cell<Option<Instant>>,
-    busy: Cell<bool>,
-    wrote: Cell<bool>,
-    killed: Cell<bool>,
-    function: Cell<bool>,
+    running: Flag,
+    started: std::sync::Mutex<Option<Instant>>,
+    busy: Flag,
+    wrote: Flag,
+    killed: Flag,
+    function: Flag,
     /// The protocol `redis.setresp` chose (2 or 3).
-    resp: Cell<u8>,
+    resp: std::sync::atomic::AtomicU8,
     /// Answers the requests queued while busy (the storage task's).
     poll: Option<Poll>,
 }
 
 /// What the hook calls while a script is busy (see the module docs).
-pub type Poll = Box<dyn Fn(&Watch)>;
+pub type Poll = Box<dyn Fn(&Watch) + Send + Sync>;
+
+/// A flag of the [`Watch`].
+#[derive(Default)]
+struct Flag(std::sync::atomic::AtomicBool);
+
+impl Flag {
+    fn get(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+    fn set(&self, v: bool) {
+        self.0.store(v, Ordering::Relaxed);
+    }
+}
 
 impl Watch {
     /// Whether the script ran a write command (then it cannot be killed).
@@ -170,7 +192,7 @@ pub struct Engine {
     scripts: HashMap<String, (Function, Vec<u8>)>,
     libraries: BTreeMap<String, Library>,
     functions: BTreeMap<String, Func>,
-    watch: Rc<Watch>,
+    watch: Arc<Watch>,
     api: api::Api,
 }
 
@@ -190,8 +212,8 @@ impl Engine {
             StdLib::TABLE | StdLib::STRING | StdLib::MATH,
             LuaOptions::new(),
         )?;
-        let watch = Rc::new(Watch {
-            resp: Cell::new(2),
+        let watch = Arc::new(Watch {
+            resp: 2.into(),
             poll: Some(poll),
             ..Watch::default()
         });
@@ -206,10 +228,9 @@ impl Engine {
                 }
                 if !w.busy.get() {
                     let threshold = BUSY_THRESHOLD_MS.load(Ordering::Relaxed);
-                    let late = w
-                        .started
-                        .get()
-                        .is_some_and(|s| s.elapsed().as_millis() >= u128::from(threshold));
+                    let started = *w.started.lock().unwrap_or_else(|e| e.into_inner());
+                    let late =
+                        started.is_some_and(|s| s.elapsed().as_millis() >= u128::from(threshold));
                     if !late {
                         return Ok(VmState::Continue);
                     }
@@ -339,12 +360,12 @@ impl Engine {
         };
         let w = &*self.watch;
         w.running.set(true);
-        w.started.set(Some(Instant::now()));
+        *w.started.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
         w.busy.set(false);
         w.wrote.set(false);
         w.killed.set(false);
         w.function.set(function);
-        w.resp.set(2);
+        w.resp.store(2, Ordering::Relaxed);
         let reply = self.api.run(
             &self.lua,
             &f,

@@ -371,7 +371,13 @@ pub(super) async fn run(
                 while let Ok(job) = jobs.try_recv() {
                     batch.push(job);
                 }
-                s.execute(&mut batch);
+                if script::runs_script(&batch) {
+                    // Off this worker: see `script` (the storage is the
+                    // thread's until it sends it back).
+                    (s, batch) = script::execute_on_thread(s, batch).await?;
+                } else {
+                    s.execute(&mut batch);
+                }
             }
             Ok(Event::Job(None)) => break,
             Ok(Event::Rewritten(result)) => s.finish_rewrite(result),
@@ -418,11 +424,11 @@ impl Storage {
         let now = self.clock;
         self.sync_lfu();
         self.sync_notify();
-        self.pending.borrow_mut().extend(batch.drain(..));
+        script::pending(&self.pending).extend(batch.drain(..));
         loop {
             // Not borrowed while the job runs: a busy script's hook takes
             // the jobs behind it from here.
-            let next = self.pending.borrow_mut().pop_front();
+            let next = script::pending(&self.pending).pop_front();
             let Some(job) = next else { break };
             let mut answers = Vec::with_capacity(job.reqs.len());
             let mut nanos = Vec::with_capacity(job.reqs.len());

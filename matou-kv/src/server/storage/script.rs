@@ -23,20 +23,74 @@ use crate::resp::Reply;
 use crate::script::{busy_reply, not_busy, Engine, Host, Poll, Target, Watch};
 use matou::sync::Receiver;
 use std::borrow::Cow;
-use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::rc::Rc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+/// Whether `batch` runs a script (EVAL, FCALL, alone or in an EXEC).
+pub(super) fn runs_script(batch: &[Job]) -> bool {
+    fn script(r: &Req) -> bool {
+        match r {
+            Req::Script(ScriptCmd::Run { .. }) => true,
+            Req::Exec(reqs, _) => reqs.iter().any(script),
+            _ => false,
+        }
+    }
+    batch.iter().any(|j| j.reqs.iter().any(script))
+}
+
+/// Runs `batch` ([`Storage::execute`], commit included) on a thread of its
+/// own, the storage task awaiting it, and gives the storage back: a busy
+/// script then blocks that thread only, so the connections served on the
+/// storage task's worker still read their requests and send them, to be
+/// answered BUSY (or to SCRIPT KILL it). If the thread cannot be made,
+/// the batch runs here.
+///
+/// # Errors
+/// If the thread died (a panic): the storage is lost with it, the
+/// server stops (what the log holds is what was committed).
+pub(super) async fn execute_on_thread(
+    s: Storage,
+    batch: Vec<Job>,
+) -> std::io::Result<(Storage, Vec<Job>)> {
+    let (tx, rx) = matou::sync::oneshot::channel();
+    // Handed back through the thread's result if it cannot start.
+    let slot = Arc::new(Mutex::new(Some((s, batch))));
+    let theirs = slot.clone();
+    let spawned = std::thread::Builder::new()
+        .name("matou-kv-script".into())
+        .spawn(move || {
+            let taken = theirs.lock().unwrap_or_else(PoisonError::into_inner).take();
+            if let Some((mut s, mut batch)) = taken {
+                s.execute(&mut batch);
+                let _ = tx.send((s, batch));
+            }
+        });
+    if spawned.is_err() {
+        let taken = slot.lock().unwrap_or_else(PoisonError::into_inner).take();
+        if let Some((mut s, mut batch)) = taken {
+            s.execute(&mut batch);
+            return Ok((s, batch));
+        }
+    }
+    rx.await
+        .map_err(|_| std::io::Error::other("the thread running a script died"))
+}
 
 /// The jobs of the batch in progress not run yet (see `Storage::execute`).
-pub(super) type Pending = Rc<RefCell<VecDeque<Job>>>;
+pub(super) type Pending = Arc<Mutex<VecDeque<Job>>>;
+
+/// The pending jobs' lock (a panic cannot leave a queue half valid).
+pub(super) fn pending(p: &Pending) -> MutexGuard<'_, VecDeque<Job>> {
+    p.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 /// The closure the engine's hook calls while a script is busy: answers
 /// every job behind the script, those of its batch (`pending`) then those
 /// queued on `jobs` since (see the module docs).
-pub(super) fn busy_poll(jobs: Receiver<Job>, pending: Pending) -> Poll {
+pub(super) fn busy_poll(jobs: Receiver<Job>, queue: Pending) -> Poll {
     Box::new(move |w: &Watch| {
-        let mut next = || {
-            let queued = pending.borrow_mut().pop_front();
+        let next = || {
+            let queued = pending(&queue).pop_front();
             queued.or_else(|| jobs.try_recv().ok())
         };
         while let Some(job) = next() {
