@@ -228,9 +228,37 @@ fn errors_are_worded_as_redis_words_them() {
     )
     .unwrap();
     assert!(e.starts_with("WRONGTYPE"), "{e}");
-    // A blocking command runs non-blocking: an empty list is a nil at once.
-    let v: Value = eval(&mut c, "return redis.call('blpop', 'empty', 0)", &[], &[]).unwrap();
+    // BLPOP is refused in scripts (Redis 7.0); BLMPOP runs non-blocking:
+    // an empty list is a nil at once.
+    let e = err_text(eval(
+        &mut c,
+        "return redis.call('blpop', 'empty', 0)",
+        &[],
+        &[],
+    ));
+    assert!(
+        e.starts_with("ERR This Redis command is not allowed from script"),
+        "{e}"
+    );
+    let v: Value = eval(
+        &mut c,
+        "return redis.call('blmpop', 0, 1, 'empty', 'LEFT')",
+        &[],
+        &[],
+    )
+    .unwrap();
     assert_eq!(v, Value::Nil);
+    // SELECT in a script is the script's only.
+    let v: Option<String> = eval(
+        &mut c,
+        "redis.call('select', 9) redis.call('set', 'in9', 'x') return redis.call('get', 'in9')",
+        &[],
+        &[],
+    )
+    .unwrap();
+    assert_eq!(v.as_deref(), Some("x"));
+    let v: Option<String> = cmd("GET").arg("in9").query(&mut c).unwrap();
+    assert_eq!(v, None, "the caller's database changed");
     // Read-only forms refuse writes, and run reads.
     let e = err_text(
         cmd("EVAL_RO")

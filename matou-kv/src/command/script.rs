@@ -126,11 +126,17 @@ pub(super) fn parse(name: &str, args: &[Vec<u8>]) -> Result<Command, Reply> {
                 code: code.clone(),
                 replace: true,
             }),
-            [a, _] => Err(Reply::err(format!(
-                "ERR Unknown option given: {}",
-                shown(a, 128)
-            ))),
-            _ => Err(super::wrong_arity("function|load")),
+            [options @ .., code] => match options.iter().find(|o| !is(o, "replace")) {
+                Some(a) => Err(Reply::err(format!(
+                    "ERR Unknown option given: {}",
+                    shown(a, 128)
+                ))),
+                None => conn(ScriptCmd::FunctionLoad {
+                    code: code.clone(),
+                    replace: true,
+                }),
+            },
+            [] => Err(super::wrong_arity("function|load")),
         },
         "function|list" => {
             let mut pattern = None;

@@ -397,7 +397,9 @@ fn redis_call(
         Err(_) => return fail("ERR Unknown Redis command called from script"),
     };
     let flags = spec.flags;
-    if flags.contains(&"noscript") && !flags.contains(&"blocking") {
+    // BLPOP and the like are `noscript` in Redis 7.0 (BLMPOP is not: it
+    // runs non-blocking, see the host).
+    if flags.contains(&"noscript") {
         return fail("ERR This Redis command is not allowed from script");
     }
     if flags.contains(&"write") {

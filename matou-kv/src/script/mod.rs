@@ -172,6 +172,9 @@ pub enum Target<'a> {
 
 /// One library of FUNCTION LOAD.
 struct Library {
+    /// The name as loaded (the map's key is its lowercase form: names are
+    /// case-insensitive, as in Redis).
+    name: String,
     code: Vec<u8>,
     /// Its functions, in registration order.
     functions: Vec<String>,
@@ -315,8 +318,8 @@ impl Engine {
     /// Whether FCALL `name` names a function flagged `no-writes`
     /// (`None`: no such function).
     pub fn function_is_read_only(&self, name: &[u8]) -> Option<bool> {
-        let name = String::from_utf8_lossy(name);
-        self.functions.get(name.as_ref()).map(|f| f.no_writes)
+        let name = String::from_utf8_lossy(name).to_ascii_lowercase();
+        self.functions.get(&name).map(|f| f.no_writes)
     }
 
     /// Runs a script or a function with its KEYS and ARGV; `read_only`
@@ -352,7 +355,7 @@ impl Engine {
             }
             Target::Function(name) => {
                 let name = String::from_utf8_lossy(name).into_owned();
-                match self.functions.get(&name) {
+                match self.functions.get(&name.to_ascii_lowercase()) {
                     Some(func) => (func.callback.clone(), name, true),
                     None => return Reply::err("ERR Function not found"),
                 }
@@ -397,7 +400,8 @@ impl Engine {
     /// that does not compile or registers nothing.
     pub fn function_load(&mut self, code: &[u8], replace: bool) -> Result<String, Reply> {
         let (name, body) = api::shebang(code)?;
-        if self.libraries.contains_key(&name) && !replace {
+        let key = name.to_ascii_lowercase();
+        if self.libraries.contains_key(&key) && !replace {
             return Err(Reply::err(format!("ERR Library '{name}' already exists")));
         }
         let registered = self.api.load_library(&self.lua, body)?;
@@ -405,8 +409,8 @@ impl Engine {
             return Err(Reply::err("ERR No functions registered"));
         }
         for r in &registered {
-            if let Some(f) = self.functions.get(&r.name) {
-                if f.library != name {
+            if let Some(f) = self.functions.get(&r.name.to_ascii_lowercase()) {
+                if f.library != key {
                     return Err(Reply::err(format!(
                         "ERR Function {} already exists",
                         r.name
@@ -419,9 +423,9 @@ impl Engine {
         for r in registered {
             names.push(r.name.clone());
             self.functions.insert(
-                r.name,
+                r.name.to_ascii_lowercase(),
                 Func {
-                    library: name.clone(),
+                    library: key.clone(),
                     callback: r.callback,
                     no_writes: r.flags.iter().any(|f| f == "no-writes"),
                     description: r.description,
@@ -430,8 +434,9 @@ impl Engine {
             );
         }
         self.libraries.insert(
-            name.clone(),
+            key,
             Library {
+                name: name.clone(),
                 code: code.to_vec(),
                 functions: names,
             },
@@ -441,10 +446,10 @@ impl Engine {
 
     /// FUNCTION DELETE: whether the library existed.
     pub fn function_delete(&mut self, name: &str) -> bool {
-        match self.libraries.remove(name) {
+        match self.libraries.remove(&name.to_ascii_lowercase()) {
             Some(lib) => {
                 for f in lib.functions {
-                    self.functions.remove(&f);
+                    self.functions.remove(&f.to_ascii_lowercase());
                 }
                 true
             }
@@ -463,13 +468,18 @@ impl Engine {
         let b = |s: &str| Reply::Bulk(s.as_bytes().to_vec());
         let libs = self
             .libraries
-            .iter()
-            .filter(|(name, _)| pattern.is_none_or(|p| crate::glob::matches(p, name.as_bytes())))
-            .map(|(name, lib)| {
+            .values()
+            .filter(|lib| pattern.is_none_or(|p| crate::glob::matches(p, lib.name.as_bytes())))
+            .map(|lib| {
+                let name = &lib.name;
                 let functions = lib
                     .functions
                     .iter()
-                    .filter_map(|f| self.functions.get(f).map(|func| (f, func)))
+                    .filter_map(|f| {
+                        self.functions
+                            .get(&f.to_ascii_lowercase())
+                            .map(|func| (f, func))
+                    })
                     .map(|(f, func)| {
                         Reply::Map(vec![
                             (b("name"), b(f)),

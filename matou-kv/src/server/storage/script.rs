@@ -114,8 +114,9 @@ pub(super) fn busy_poll(jobs: Receiver<Job>, queue: Pending) -> Poll {
 /// The engine, or why there is none (answered to every script command).
 pub(super) type Scripts = Result<Engine, String>;
 
-/// One run's host: the storage, the database the script is on (SELECT in
-/// it changes the connection's, as in Redis 7), and the records so far.
+/// One run's host: the storage, the database the script is on (a SELECT
+/// in it does not change the connection's, as in Redis 7), and the
+/// records so far.
 struct ScriptHost<'a> {
     s: &'a mut Storage,
     db: &'a mut usize,
@@ -199,9 +200,11 @@ impl Storage {
                         Source::Function(f) => engine.function_is_read_only(f) == Some(true),
                         _ => false,
                     };
+                // A SELECT in the script is the script's only (Redis 7).
+                let mut script_db = *db;
                 let mut host = ScriptHost {
                     s: self,
-                    db,
+                    db: &mut script_db,
                     now,
                     records: Vec::new(),
                 };
