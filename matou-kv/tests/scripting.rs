@@ -389,6 +389,16 @@ fn function_libraries_load_call_list_delete_and_flush() {
         e.contains("Write commands are not allowed from read-only scripts"),
         "{e}"
     );
+    let e = err_text(cmd("FCALL").arg("incr2").arg("x").query(&mut c));
+    assert_eq!(e, "ERR Bad number of keys provided");
+    let n: i64 = cmd("FCALL")
+        .arg("INCR2")
+        .arg(1)
+        .arg("n")
+        .arg(0)
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(n, 5, "function names are case-insensitive");
     let e = err_text(cmd("FCALL").arg("nosuch").arg(0).query(&mut c));
     assert_eq!(e, "ERR Function not found");
     let e = err_text(cmd("FUNCTION").arg("LOAD").arg("return 1").query(&mut c));

@@ -85,7 +85,10 @@ fn flush_mode(args: &[Vec<u8>]) -> Result<(), Reply> {
 pub(super) fn parse(name: &str, args: &[Vec<u8>]) -> Result<Command, Reply> {
     match name {
         "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro" => {
-            let n = parse_i64(&args[2]).ok_or(Reply::err(NOT_INTEGER))?;
+            let n = parse_i64(&args[2]).ok_or(Reply::err(match name.starts_with("fcall") {
+                true => "ERR Bad number of keys provided",
+                false => NOT_INTEGER,
+            }))?;
             let rest = &args[3..];
             if n < 0 {
                 return Err(Reply::err("ERR Number of keys can't be negative"));
