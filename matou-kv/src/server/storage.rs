@@ -10,6 +10,10 @@
 //!   replays half of it; it is answered after the commit like any write.
 //!   Every logged change (and every key a flush or SWAPDB affects) bumps
 //!   the WATCH version table (`txn`), which EXEC checks first.
+//! - **A script is one piece too** (EVAL, FCALL: `script`): its calls run
+//!   back to back, its writes are logged as one record, and a batch that
+//!   holds one runs on a thread of its own while this task awaits it, so
+//!   that a busy script can be answered around (BUSY, SCRIPT KILL).
 //! - **Databases.** Each job runs in its connection's database (a cell
 //!   only this task writes, by SELECT, so that SELECT takes effect in
 //!   request order, inside a transaction too); records of database `n > 0`
