@@ -919,6 +919,12 @@ fn apply(c: &mut Config, name: &str, value: &str) -> Result<(), String> {
                     .join(" "),
                 _ => value.to_string(),
             };
+            // One setting under two names (Redis 7's alias).
+            match name {
+                "lua-time-limit" => drop(c.accepted.insert("busy-reply-threshold", value.clone())),
+                "busy-reply-threshold" => drop(c.accepted.insert("lua-time-limit", value.clone())),
+                _ => {}
+            }
             c.accepted.insert(name, value);
         }
     }

@@ -32,5 +32,6 @@ pub mod databases;
 pub mod glob;
 pub mod record;
 pub mod resp;
+pub mod script;
 pub mod server;
 pub mod store;

@@ -198,7 +198,10 @@ impl Session {
             },
             Conn::ClientGetName => Reply::opt_bulk(self.name.clone()),
             Conn::ClientId => Reply::Integer(i64::try_from(self.id).unwrap_or(i64::MAX)),
-            Conn::ClientSetInfo | Conn::ConfigResetStat | Conn::FunctionFlush => Reply::ok(),
+            Conn::ClientSetInfo | Conn::ConfigResetStat => Reply::ok(),
+            // The connection sends them to the storage task; here only
+            // if something else routes them wrongly.
+            Conn::Script(_) => Reply::err("ERR scripting commands run in the storage task"),
             Conn::Help(what) => help(what),
             Conn::Info(sections) => return Action::Info(sections),
             Conn::ConfigGet(patterns) => config_get_reply(&config.params, &patterns),
@@ -435,6 +438,10 @@ pub struct InfoData {
     pub expired_keys: u64,
     /// Bytes the data costs (`server::memory::used_memory`).
     pub used_memory: usize,
+    /// Bytes the Lua state uses (`script`).
+    pub used_memory_lua: usize,
+    /// Scripts in EVAL's cache.
+    pub cached_scripts: usize,
     /// Keys evicted under `maxmemory` since start.
     pub evicted_keys: u64,
     /// `maxmemory` in force (0: none).
@@ -564,6 +571,9 @@ pub fn info_text(d: &InfoData, sections: &[Vec<u8>]) -> String {
             "memory" => {
                 kv("used_memory", &d.used_memory);
                 kv("used_memory_human", &bytes_to_human(d.used_memory));
+                kv("used_memory_lua", &d.used_memory_lua);
+                kv("used_memory_scripts", &d.used_memory_lua);
+                kv("number_of_cached_scripts", &d.cached_scripts);
                 kv("maxmemory", &d.maxmemory);
                 kv("maxmemory_policy", &d.maxmemory_policy);
             }

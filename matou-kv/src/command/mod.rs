@@ -49,6 +49,7 @@ pub mod ops;
 mod parse;
 pub mod pubsub;
 mod scan;
+pub mod script;
 mod set;
 mod sort;
 mod strings;
@@ -262,7 +263,30 @@ const SLOWLOG_SUBS: &[Spec] = &[
     spec("slowlog|help", 2, CONN, NONE, C),
 ];
 
-const FUNCTION_SUBS: &[Spec] = &[spec("function|flush", -2, &["write", "noscript"], NONE, C)];
+// Scripting (`script`, run by the storage task: server/storage/script.rs).
+const SCRIPTING: &[&str] = &["noscript", "skip_monitor", "may_replicate", "stale"];
+const SCRIPTING_RO: &[&str] = &["noscript", "skip_monitor", "readonly", "stale"];
+const SCRIPT_SUBS: &[Spec] = &[
+    spec("script|load", 3, &["noscript", "stale"], NONE, C),
+    spec("script|exists", -3, &["noscript"], NONE, C),
+    spec("script|flush", -2, &["noscript"], NONE, C),
+    spec("script|kill", 2, &["noscript", "allow_busy"], NONE, C),
+];
+
+const FUNCTION_SUBS: &[Spec] = &[
+    spec("function|flush", -2, &["write", "noscript"], NONE, C),
+    spec(
+        "function|load",
+        -3,
+        &["write", "denyoom", "noscript"],
+        NONE,
+        C,
+    ),
+    spec("function|delete", 3, &["write", "noscript"], NONE, C),
+    spec("function|list", -2, &["noscript"], NONE, C),
+    spec("function|kill", 2, &["noscript", "allow_busy"], NONE, C),
+    spec("function|stats", 2, &["noscript", "allow_busy"], NONE, C),
+];
 
 const OBJECT_SUBS: &[Spec] = &[
     spec("object|encoding", 3, RO_SLOW, (2, 2, 1), R),
@@ -521,6 +545,16 @@ pub const TABLE: &[Spec] = &[
         subcommands: FUNCTION_SUBS,
         ..spec("function", -2, &[], NONE, C)
     },
+    Spec {
+        subcommands: SCRIPT_SUBS,
+        ..spec("script", -2, &[], NONE, C)
+    },
+    spec("eval", -3, SCRIPTING, NONE, C),
+    spec("evalsha", -3, SCRIPTING, NONE, C),
+    spec("eval_ro", -3, SCRIPTING_RO, NONE, C),
+    spec("evalsha_ro", -3, SCRIPTING_RO, NONE, C),
+    spec("fcall", -3, SCRIPTING, NONE, C),
+    spec("fcall_ro", -3, SCRIPTING_RO, NONE, C),
     // Pub/sub (`pubsub`).
     spec("subscribe", -2, PS_SUB, NONE, C),
     spec("psubscribe", -2, PS_SUB, NONE, C),
@@ -1127,9 +1161,8 @@ pub enum Conn {
     Ops(ops::Ops),
     /// CONFIG RESETSTAT.
     ConfigResetStat,
-    /// `FUNCTION FLUSH [ASYNC|SYNC]`: there are no functions (FUNCTION LOAD
-    /// does not exist), so there is nothing to remove.
-    FunctionFlush,
+    /// EVAL, SCRIPT, FUNCTION...: run by the storage task (`script`).
+    Script(script::ScriptCmd),
     /// COMMAND and its subcommands.
     Command(CommandQuery),
     /// A pub/sub command: run by the connection (`pubsub`).

@@ -414,14 +414,11 @@ pub fn parse_spec(
             super::ops::parse(spec.name, args).map(|o| Command::Conn(Conn::Ops(o)))
         }
         "config|resetstat" => conn(Conn::ConfigResetStat),
-        // No function can exist (no FUNCTION LOAD): flushing them is done.
-        "function|flush" => match args.get(2) {
-            None => conn(Conn::FunctionFlush),
-            Some(a) if args.len() == 3 && (is(a, "sync") || is(a, "async")) => {
-                conn(Conn::FunctionFlush)
-            }
-            Some(_) => Err(Reply::err(SYNTAX)),
-        },
+        "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro" | "script|load"
+        | "script|exists" | "script|flush" | "script|kill" | "function|kill" | "function|flush"
+        | "function|delete" | "function|stats" | "function|load" | "function|list" => {
+            super::script::parse(spec.name, args)
+        }
         "config|help" => conn(Conn::Help("CONFIG")),
         "command" => conn(Conn::Command(CommandQuery::All)),
         "command|count" => conn(Conn::Command(CommandQuery::Count)),

@@ -544,6 +544,11 @@ pub(super) async fn handle(stream: TcpStream, shared: Arc<Shared>) -> io::Result
                             outs.push_back(Out::Storage);
                             reqs.push(Req::Select(i));
                         }
+                        // Scripting runs in the storage task (`script`).
+                        Ok(Command::Conn(Conn::Script(cmd))) => {
+                            outs.push_back(Out::Storage);
+                            reqs.push(Req::Script(cmd));
+                        }
                         Ok(Command::Conn(c)) => {
                             let started = Instant::now();
                             let action = conn(c, &mut session, me, &shared, &mut after, &mut mute);
@@ -978,6 +983,10 @@ fn exec_request(exec: Exec, debug_allowed: bool) -> (Out, Req) {
             }
             Queued::Conn(Conn::Ops(Ops::Storage(op))) => {
                 reqs.push(Req::Admin(op));
+                Out::Storage
+            }
+            Queued::Conn(Conn::Script(cmd)) => {
+                reqs.push(Req::Script(cmd));
                 Out::Storage
             }
             Queued::Conn(c) => Out::Conn(c),

@@ -166,6 +166,9 @@ impl Live {
         self.slowlog_max_len
             .store(c.slowlog_max_len, Ordering::Relaxed);
         self.fsync.store(fsync_code(c.fsync), Ordering::Relaxed);
+        if let Some(ms) = c.accepted.get("busy-reply-threshold") {
+            crate::script::set_busy_threshold_ms(ms.parse().unwrap_or(5000));
+        }
         let m = c.memory;
         self.memory.set_maxmemory(m.maxmemory);
         self.memory.set_policy(m.policy);

@@ -10,6 +10,10 @@
 //!   replays half of it; it is answered after the commit like any write.
 //!   Every logged change (and every key a flush or SWAPDB affects) bumps
 //!   the WATCH version table (`txn`), which EXEC checks first.
+//! - **A script is one piece too** (EVAL, FCALL: `script`): its calls run
+//!   back to back, its writes are logged as one record, and a batch that
+//!   holds one runs on a thread of its own while this task awaits it, so
+//!   that a busy script can be answered around (BUSY, SCRIPT KILL).
 //! - **Databases.** Each job runs in its connection's database (a cell
 //!   only this task writes, by SELECT, so that SELECT takes effect in
 //!   request order, inside a transaction too); records of database `n > 0`
@@ -137,6 +141,9 @@ pub(super) enum Req {
     /// SAVE, BGREWRITEAOF, DEBUG RELOAD...: operations on the store or
     /// the log as a whole (`admin`).
     Admin(StorageOp),
+    /// EVAL, FCALL, SCRIPT, FUNCTION (`script`): a script runs in one
+    /// piece like an EXEC, its writes logged as one record.
+    Script(crate::command::script::ScriptCmd),
 }
 
 /// The connection's database, which only the storage task changes (by
@@ -305,6 +312,11 @@ struct Storage {
     /// Keys waited on that may hold a list without the store having
     /// signalled it (a SWAPDB brings a whole database in).
     woken: Vec<(usize, Vec<u8>)>,
+    /// The Lua engine (see `script`).
+    scripts: script::Scripts,
+    /// The batch's jobs not run yet, where a busy script's hook finds
+    /// them too (to answer them BUSY: see `script`).
+    pending: script::Pending,
 }
 
 /// A blocked client served by a pop, its reply held until the commit.
@@ -354,7 +366,11 @@ pub(super) async fn run(
         last_save_unix: now_ms() / 1000,
         changes_since_save: 0,
         fsync,
+        scripts: Err(String::new()),
+        pending: script::Pending::default(),
     };
+    s.scripts = crate::script::Engine::new(script::busy_poll(jobs.clone(), s.pending.clone()))
+        .map_err(|e| e.to_string());
     s.sync_lfu();
     let mut next_tick = Instant::now() + TICK;
     let mut batch = Vec::new();
@@ -366,7 +382,13 @@ pub(super) async fn run(
                 while let Ok(job) = jobs.try_recv() {
                     batch.push(job);
                 }
-                s.execute(&mut batch);
+                if script::runs_script(&batch) {
+                    // Off this worker: see `script` (the storage is the
+                    // thread's until it sends it back).
+                    (s, batch) = script::execute_on_thread(s, batch).await?;
+                } else {
+                    s.execute(&mut batch);
+                }
             }
             Ok(Event::Job(None)) => break,
             Ok(Event::Rewritten(result)) => s.finish_rewrite(result),
@@ -414,7 +436,12 @@ impl Storage {
         let now = self.clock;
         self.sync_lfu();
         self.sync_notify();
-        for job in batch.drain(..) {
+        script::pending(&self.pending).extend(batch.drain(..));
+        loop {
+            // Not borrowed while the job runs: a busy script's hook takes
+            // the jobs behind it from here.
+            let next = script::pending(&self.pending).pop_front();
+            let Some(job) = next else { break };
             let mut answers = Vec::with_capacity(job.reqs.len());
             let mut nanos = Vec::with_capacity(job.reqs.len());
             let mut redo = Vec::with_capacity(job.reqs.len());
@@ -484,6 +511,9 @@ impl Storage {
                             // What it did stands (a rewrite, a sleep):
                             // its answer too.
                             Req::Admin(_) => Redo::NotRun,
+                            // Answered MISCONF like a write if its batch
+                            // is rolled back (it may have written).
+                            Req::Script(_) => Redo::Write,
                             Req::Read(_) | Req::Exec(..) => unreachable!("answered above"),
                         });
                         if matches!(req, Req::Write(_)) {
@@ -739,6 +769,7 @@ impl Storage {
             }
             Req::Exec(..) => (Answer::Reply(exec_in_exec()), None),
             Req::Admin(op) => (Answer::Reply(self.admin(op, *db, now)), None),
+            Req::Script(cmd) => self.script(cmd, db, now),
             Req::Select(i) => match self.db_index(i) {
                 Some(i) => {
                     *db = i;
@@ -1075,7 +1106,10 @@ impl Storage {
 
     /// The storage's part of INFO.
     fn info(&self) -> InfoData {
+        let (used_memory_lua, cached_scripts) = self.script_figures();
         InfoData {
+            used_memory_lua,
+            cached_scripts,
             expired_keys: self.expired_keys,
             used_memory: used_memory(&self.store),
             evicted_keys: self.memory.evicted(),
@@ -1130,5 +1164,6 @@ fn lock(cell: &WatchCell) -> std::sync::MutexGuard<'_, Vec<crate::command::multi
 mod admin;
 mod bgsave;
 mod evict;
+mod script;
 #[cfg(test)]
 mod tests;

@@ -50,6 +50,9 @@ fn storage(name: &str) -> (Storage, std::path::PathBuf) {
         fsync: std::sync::Arc::new(std::sync::atomic::AtomicU8::new(
             crate::server::ops::fsync_code(Fsync::Always),
         )),
+        // No one else sends jobs here: a busy script has no one to answer.
+        scripts: crate::script::Engine::new(Box::new(|_| {})).map_err(|e| e.to_string()),
+        pending: Default::default(),
     };
     (s, d)
 }
