@@ -84,7 +84,43 @@ fn movable<'a>(name: &str, args: &'a [Vec<u8>]) -> Option<Vec<&'a Vec<u8>>> {
             counted(1, &[])
         }
         "blmpop" | "bzmpop" => counted(2, &[]),
+        // `EVAL script numkeys key...`, `FCALL function numkeys key...`.
+        "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro" => counted(2, &[]),
         "zunionstore" | "zinterstore" | "zdiffstore" => counted(2, &[1]),
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(line: &[&str]) -> Reply {
+        let args: Vec<Vec<u8>> = line.iter().map(|a| a.as_bytes().to_vec()).collect();
+        getkeys(&args)
+    }
+
+    fn bulks(ks: &[&str]) -> Reply {
+        Reply::Array(
+            ks.iter()
+                .map(|k| Reply::Bulk(k.as_bytes().to_vec()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn keys_come_from_the_table_or_from_numkeys() {
+        assert_eq!(keys(&["mset", "a", "1", "b", "2"]), bulks(&["a", "b"]));
+        assert_eq!(
+            keys(&["eval", "return 1", "2", "k1", "k2", "arg"]),
+            bulks(&["k1", "k2"])
+        );
+        assert_eq!(keys(&["fcall", "f", "1", "k", "a"]), bulks(&["k"]));
+        assert_eq!(
+            keys(&["zunionstore", "d", "2", "a", "b"]),
+            bulks(&["d", "a", "b"])
+        );
+        assert!(matches!(keys(&["eval", "return 1", "0"]), Reply::Error(_)));
+        assert!(matches!(keys(&["ping"]), Reply::Error(_)));
+    }
 }

@@ -17,7 +17,7 @@
 
 use super::{Answer, Answered, Job, Req, Storage};
 use crate::command::script::{ScriptCmd, Source};
-use crate::command::{parse, Command, Conn, Spec, Write};
+use crate::command::{parse, Command, Conn, Spec};
 use crate::record::LogRecord;
 use crate::resp::Reply;
 use crate::script::{busy_reply, not_busy, Engine, Host, Poll, Target, Watch};
@@ -134,9 +134,7 @@ impl Host for ScriptHost<'_> {
             Ok(Command::Read(r)) => Req::Read(r),
             // Blocking commands run non-blocking in a script: an empty
             // source answers the timeout's null at once (Redis does so).
-            Ok(Command::Write(Write::List(l)))
-                if l.would_block(self.s.store.db(*self.db), self.now) =>
-            {
+            Ok(Command::Write(w)) if w.would_block(self.s.store.db(*self.db), self.now) => {
                 return Reply::NilArray;
             }
             Ok(Command::Write(w)) => Req::Write(w),
