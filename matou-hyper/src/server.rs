@@ -31,6 +31,8 @@ use std::error::Error as StdError;
 use std::io;
 use std::pin::pin;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 /// What [`serve`] did, summed over the workers.
@@ -72,7 +74,10 @@ impl ServeReport {
 /// [`reuse_port`](matou::unix::net::TcpListenOptions::reuse_port): a plain
 /// (exclusive) listener is shared by the workers, and no other socket can
 /// bind its port meanwhile. HTTP/1.1 and HTTP/2 (prior knowledge, i.e.
-/// `h2c`) are told apart by the connection's first bytes.
+/// `h2c`) are told apart by the connection's first bytes. A connection stays
+/// on the worker that accepted it; the accept loops keep their numbers of
+/// live connections within one of each other where they can (a loop over
+/// its share lets the others accept first, for a few milliseconds at most).
 ///
 /// ```no_run
 /// use bytes::Bytes;
@@ -112,15 +117,69 @@ where
     B::Error: Into<Box<dyn StdError + Send + Sync>>,
 {
     let stop = shutdown.clone();
+    let balance = Arc::new(Balance::default());
     let reports = serve_on_every_worker(
         listener,
-        move |listener| serve_here(listener, service.clone(), shutdown.clone()),
+        move |listener| serve_here(listener, service.clone(), shutdown.clone(), balance.clone()),
         move || stop.trigger(),
     )
     .await?;
     Ok(reports
         .into_iter()
         .fold(ServeReport::default(), ServeReport::add))
+}
+
+/// How many consecutive times an accept loop over its share lets the others
+/// take a connection first, [`DEFER_PAUSE`] each, before it accepts anyway
+/// (so a stuck worker cannot leave connections in the backlog).
+const MAX_DEFERS: u32 = 8;
+const DEFER_PAUSE: Duration = Duration::from_millis(1);
+
+/// The live connections of every worker's accept loop.
+///
+/// Every worker waits on the same listening socket and a new connection
+/// wakes them all; whichever accepts first keeps the connection for its
+/// life (matou never migrates tasks). Left to that race, the worker that
+/// happens to be awake takes most of a burst (19 to 49 of 64 on two workers
+/// in the http bench), and the busier one paces every client. So a loop
+/// that holds more than one connection above the least-loaded other loop
+/// defers: it leaves the connection to the others (woken by the same
+/// readiness) for up to [`MAX_DEFERS`] short pauses. Two loops can never
+/// both be over each other's count, so someone always accepts.
+#[derive(Default)]
+struct Balance {
+    loops: Mutex<Vec<Arc<AtomicUsize>>>,
+}
+
+impl Balance {
+    /// A new accept loop's live-connection count.
+    fn join(&self) -> Arc<AtomicUsize> {
+        let mine = Arc::new(AtomicUsize::new(0));
+        self.loops
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(mine.clone());
+        mine
+    }
+
+    /// Whether `mine` holds more than one connection above another loop.
+    fn over_share(&self, mine: &Arc<AtomicUsize>) -> bool {
+        let loops = self.loops.lock().unwrap_or_else(PoisonError::into_inner);
+        let own = mine.load(Ordering::Relaxed);
+        loops
+            .iter()
+            .filter(|l| !Arc::ptr_eq(l, mine))
+            .any(|l| l.load(Ordering::Relaxed) + 1 < own)
+    }
+}
+
+/// Takes one off its loop's live count when a connection task ends.
+struct Live(Arc<AtomicUsize>);
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Counters of one worker's connections (tasks of one worker: `Cell`s).
@@ -171,6 +230,7 @@ async fn serve_here<S, B>(
     listener: TcpListener,
     service: S,
     shutdown: Shutdown,
+    balance: Arc<Balance>,
 ) -> io::Result<ServeReport>
 where
     S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + Sync + 'static,
@@ -180,6 +240,8 @@ where
     B::Data: Send,
     B::Error: Into<Box<dyn StdError + Send + Sync>>,
 {
+    let live = balance.join();
+    let mut defers = 0;
     let scope = Orphans::<()>::new();
     let exec = MatouLocalExecutor::new(&scope).map_err(io::Error::other)?;
     let mut builder = auto::Builder::new(exec);
@@ -193,6 +255,18 @@ where
     let mut stop = pin!(shutdown.triggered());
     let deadline = loop {
         collect_finished(&scope, &tally).await;
+        if defers < MAX_DEFERS && balance.over_share(&live) {
+            defers += 1;
+            let paused = select! {
+                at = stop.as_mut() => Err(at),
+                () = sleep(DEFER_PAUSE) => Ok(()),
+            };
+            match paused {
+                Err(deadline) => break deadline,
+                Ok(()) => continue,
+            }
+        }
+        defers = 0;
         let next = select! {
             at = stop.as_mut() => Err(at),
             conn = listener.accept() => Ok(conn),
@@ -216,6 +290,8 @@ where
         // Small responses go out at once rather than after Nagle's delay.
         let _ = stream.set_nodelay(true);
         accepted += 1;
+        live.fetch_add(1, Ordering::Relaxed);
+        let live = Live(live.clone());
         let (builder, service, shutdown, tally) = (
             builder.clone(),
             service.clone(),
@@ -224,6 +300,7 @@ where
         );
         scope
             .spawn(async move {
+                let _live = live;
                 // Counts the connection as cancelled unless it records an
                 // outcome first: the owner may cancel it at the deadline.
                 let mut outcome = Outcome {

@@ -409,3 +409,59 @@ fn the_connector_resolves_host_names_and_refuses_https_clearly() {
         server.await.unwrap().unwrap();
     });
 }
+
+/// Connections are spread over the workers' accept loops: a loop holding
+/// more than one connection above another lets the others accept first, so
+/// the worker that happens to be awake does not take a whole burst (each
+/// connection stays on the worker that accepted it).
+#[test]
+fn keep_alive_connections_are_spread_over_the_workers() {
+    runtime().run(async {
+        let (l, addr) = listener();
+        let service = service_fn(|_req: Request<Incoming>| async {
+            let me = matou::current_worker().index();
+            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(me.to_string()))))
+        });
+        let stop = Shutdown::new(Duration::from_secs(1));
+        let server = matou::spawn(serve(l, service, stop.clone()));
+        const CONNECTIONS: usize = 36;
+        let clients = std::thread::spawn(move || {
+            use std::io::{Read, Write};
+            let mut open = Vec::new();
+            let mut per_worker = std::collections::BTreeMap::<String, usize>::new();
+            // One after another, each kept open (keep-alive) after its
+            // answer, as a pool of clients connecting in a burst.
+            for _ in 0..CONNECTIONS {
+                let mut s = std::net::TcpStream::connect(addr).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                s.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n").unwrap();
+                let mut got = Vec::new();
+                let mut b = [0u8; 512];
+                let body = loop {
+                    let n = s.read(&mut b).unwrap();
+                    assert!(n > 0, "closed early");
+                    got.extend_from_slice(&b[..n]);
+                    let text = String::from_utf8_lossy(&got).into_owned();
+                    if let Some((_, body)) = text.split_once("\r\n\r\n") {
+                        if !body.is_empty() {
+                            break body.to_owned();
+                        }
+                    }
+                };
+                *per_worker.entry(body).or_default() += 1;
+                open.push(s);
+            }
+            per_worker
+        });
+        while !clients.is_finished() {
+            sleep(Duration::from_millis(10)).await;
+        }
+        let per_worker = clients.join().unwrap();
+        let counts: Vec<usize> = per_worker.values().copied().collect();
+        assert_eq!(counts.len(), 3, "workers that accepted: {per_worker:?}");
+        let (min, max) = (counts.iter().min().unwrap(), counts.iter().max().unwrap());
+        assert!(max - min <= 6, "connections per worker: {per_worker:?}");
+        stop.trigger();
+        server.await.unwrap().unwrap();
+    });
+}
