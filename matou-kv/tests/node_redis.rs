@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{temp_dir, Server};
+use common::{run_client_program, temp_dir, Server};
 use std::path::Path;
 use std::process::Command;
 
@@ -24,16 +24,10 @@ fn node_redis_with_its_defaults() {
     );
     let dir = temp_dir("node-redis");
     let mut server = Server::start(&dir, &["--workers", "2"]);
-    let out = Command::new("node")
-        .arg(here.join("node_redis_defaults.mjs"))
-        .arg(server.port.to_string())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "node-redis: {}{}\nserver: {}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-        server.stderr()
+    run_client_program(
+        &mut server,
+        "node",
+        &here.join("node_redis_defaults.mjs"),
+        "node-redis",
     );
 }

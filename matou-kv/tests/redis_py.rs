@@ -5,32 +5,14 @@
 
 mod common;
 
-use common::{temp_dir, Server};
-use std::process::Command;
+use common::{require_redis_py, run_client_program, temp_dir, Server};
+use std::path::Path;
 
 #[test]
 fn redis_py_with_its_defaults() {
-    let have = Command::new("python3")
-        .args(["-c", "import redis"])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        have,
-        "python3 with redis-py is needed: `python3 -m pip install redis` (scripts/test does it)"
-    );
+    require_redis_py();
     let dir = temp_dir("redis-py");
     let mut server = Server::start(&dir, &[]);
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/redis_py_defaults.py");
-    let out = Command::new("python3")
-        .arg(script)
-        .arg(server.port.to_string())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "redis-py: {}{}\nserver: {}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-        server.stderr()
-    );
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/redis_py_defaults.py");
+    run_client_program(&mut server, "python3", &script, "redis-py");
 }

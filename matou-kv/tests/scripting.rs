@@ -6,9 +6,9 @@
 
 mod common;
 
-use common::{temp_dir, Server};
+use common::{require_redis_py, run_client_program, temp_dir, Server};
 use redis::{cmd, Connection, RedisResult, Value};
-use std::process::Command;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 fn eval<T: redis::FromRedisValue>(
@@ -675,27 +675,9 @@ fn a_busy_script_that_wrote_is_unkillable() {
 
 #[test]
 fn redis_py_lock_works() {
-    let have = Command::new("python3")
-        .args(["-c", "import redis"])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        have,
-        "python3 with redis-py is needed: `python3 -m pip install redis` (scripts/test does it)"
-    );
+    require_redis_py();
     let dir = temp_dir("script-redis-py-lock");
     let mut server = Server::start(&dir, &[]);
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/redis_py_lock.py");
-    let out = Command::new("python3")
-        .arg(script)
-        .arg(server.port.to_string())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "redis-py lock: {}{}\nserver: {}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-        server.stderr()
-    );
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/redis_py_lock.py");
+    run_client_program(&mut server, "python3", &script, "redis-py lock");
 }

@@ -265,3 +265,33 @@ pub fn q_err(c: &mut redis::Connection, args: &[&str]) -> String {
         Ok(v) => panic!("{args:?} answered {v:?}, not an error"),
     }
 }
+
+/// Fails, saying what to install, unless python3 can import redis-py.
+pub fn require_redis_py() {
+    let have = Command::new("python3")
+        .args(["-c", "import redis"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        have,
+        "python3 with redis-py is needed: `python3 -m pip install redis` (scripts/test does it)"
+    );
+}
+
+/// Runs `program script PORT` (a client written in another language
+/// against `server`) and fails with its output and the server's log unless
+/// it exits successfully.
+pub fn run_client_program(server: &mut Server, program: &str, script: &Path, what: &str) {
+    let out = Command::new(program)
+        .arg(script)
+        .arg(server.port.to_string())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{what}: {}{}\nserver: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        server.stderr()
+    );
+}
