@@ -10,7 +10,7 @@
 mod common;
 
 use common::Server;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -20,7 +20,7 @@ const FS_SIZE: u64 = 4 * 1024 * 1024;
 const ROOM: u64 = 512 * 1024;
 
 /// A tmpfs mounted on a fresh directory, unmounted on drop.
-struct Mount(PathBuf);
+struct Mount(common::ScratchDir);
 
 impl Mount {
     fn new(name: &str) -> Option<Mount> {
@@ -48,9 +48,8 @@ impl Mount {
 
 impl Drop for Mount {
     fn drop(&mut self) {
+        // The directory itself goes with the `ScratchDir`, after this.
         let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-        let _ = std::fs::remove_dir(&self.0);
-        let _ = std::fs::remove_file(self.0.with_extension("stderr"));
     }
 }
 

@@ -115,7 +115,8 @@ fn client(server_url: String, c: usize, stop: Arc<AtomicBool>) -> Acked {
 /// Runs the clients against a preloaded server, cuts the power at a random
 /// moment, restarts, and returns (acknowledged writes, what was lost).
 fn power_cut(skip_fsync: bool) -> (usize, Vec<String>) {
-    let dir = temp_dir("power-cut").canonicalize().unwrap();
+    let scratch = temp_dir("power-cut");
+    let dir = scratch.canonicalize().unwrap();
     let lib = preload_library();
     let mut env = vec![
         ("LD_PRELOAD", lib.to_str().unwrap().to_string()),

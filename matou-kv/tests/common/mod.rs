@@ -44,17 +44,117 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// A fresh, empty directory under the system temp dir.
-pub fn temp_dir(name: &str) -> PathBuf {
+/// A fresh, empty directory under the system temp dir, removed (with the
+/// server's `.stderr` file beside it) once this handle and every [`Server`]
+/// started on it are gone, unless the test is panicking: a failed test keeps
+/// its data for a look, and the next test process removes what processes
+/// that no longer run left behind.
+pub fn temp_dir(name: &str) -> ScratchDir {
     static N: AtomicU32 = AtomicU32::new(0);
+    static SWEEP: std::sync::Once = std::sync::Once::new();
+    SWEEP.call_once(sweep_dead_processes_dirs);
     let dir = std::env::temp_dir().join(format!(
-        "matou-kv-test-{name}-{}-{}",
+        "{SCRATCH_PREFIX}{name}-{}-{}",
         std::process::id(),
         N.fetch_add(1, Ordering::SeqCst)
     ));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    dir
+    scratch_holders().lock().unwrap().insert(dir.clone(), 1);
+    ScratchDir { path: dir }
+}
+
+const SCRATCH_PREFIX: &str = "matou-kv-test-";
+
+/// A directory made by [`temp_dir`]; derefs to its path.
+pub struct ScratchDir {
+    path: PathBuf,
+}
+
+impl std::ops::Deref for ScratchDir {
+    type Target = PathBuf;
+    fn deref(&self) -> &PathBuf {
+        &self.path
+    }
+}
+
+impl AsRef<Path> for ScratchDir {
+    fn as_ref(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl AsRef<std::ffi::OsStr> for ScratchDir {
+    fn as_ref(&self) -> &std::ffi::OsStr {
+        self.path.as_os_str()
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        release_scratch(&self.path);
+    }
+}
+
+/// How many holders (the [`ScratchDir`] and the servers running on it) each
+/// live scratch directory has: a test may drop its servers and start new
+/// ones on the same directory, or return a server whose directory handle
+/// went out of scope; the directory goes only with its last holder.
+fn scratch_holders() -> &'static std::sync::Mutex<std::collections::HashMap<PathBuf, usize>> {
+    static HOLDERS: std::sync::OnceLock<
+        std::sync::Mutex<std::collections::HashMap<PathBuf, usize>>,
+    > = std::sync::OnceLock::new();
+    HOLDERS.get_or_init(Default::default)
+}
+
+fn retain_scratch(dir: &Path) {
+    if let Some(n) = scratch_holders().lock().unwrap().get_mut(dir) {
+        *n += 1;
+    }
+}
+
+fn release_scratch(dir: &Path) {
+    let mut holders = scratch_holders().lock().unwrap();
+    let Some(n) = holders.get_mut(dir) else {
+        return;
+    };
+    *n -= 1;
+    if *n > 0 {
+        return;
+    }
+    holders.remove(dir);
+    drop(holders);
+    if !std::thread::panicking() {
+        let _ = std::fs::remove_dir_all(dir);
+        let _ = std::fs::remove_file(dir.with_extension("stderr"));
+    }
+}
+
+/// Removes the scratch directories (and stderr files) of test processes
+/// that no longer run: those a failed test kept.
+fn sweep_dead_processes_dirs() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(SCRATCH_PREFIX)) else {
+            continue;
+        };
+        let rest = rest.strip_suffix(".stderr").unwrap_or(rest);
+        // `{name}-{pid}-{n}`: the pid is the second number from the end.
+        let pid = rest.rsplit('-').nth(1).and_then(|p| p.parse::<u32>().ok());
+        let Some(pid) = pid else { continue };
+        if pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        let path = entry.path();
+        if path.is_dir() {
+            let _ = std::fs::remove_dir_all(&path);
+        } else {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
 }
 
 /// A running server.
@@ -65,6 +165,9 @@ pub struct Server {
     pub args: Vec<String>,
     /// Extra environment of the server process (each spawn).
     pub env: Vec<(String, String)>,
+    /// Constructed only by [`Server::start_with_env`], which counts the
+    /// server as a holder of its scratch directory.
+    _holds_dir: (),
 }
 
 impl Server {
@@ -85,7 +188,9 @@ impl Server {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            _holds_dir: (),
         };
+        retain_scratch(dir);
         s.spawn();
         s
     }
@@ -188,6 +293,7 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.kill();
+        release_scratch(&self.dir);
     }
 }
 
